@@ -1,0 +1,1 @@
+"""custscore features layer (see DESIGN.md)."""

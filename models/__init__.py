@@ -1,0 +1,1 @@
+"""custscore models layer (see DESIGN.md)."""

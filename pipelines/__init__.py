@@ -1,0 +1,1 @@
+"""custscore pipelines layer (see DESIGN.md)."""

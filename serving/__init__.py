@@ -1,0 +1,1 @@
+"""custscore serving layer (see DESIGN.md)."""
