@@ -1,0 +1,194 @@
+"""Build the point-in-time feature table as of a date: one Ibis expression, executed on DuckDB.
+
+`build_features_expr` returns the Ibis expression (run it on any Ibis backend, or stream it
+with `to_pyarrow_batches`); `build_features` executes it into pandas. Families whose table or
+optional column is absent are absent from the output (see `feature_columns`), not zero-filled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from features.attributes import attribute_feature_columns, attribute_features, prospect_ids
+from features.payments import PAYMENT_AMOUNT_COLUMNS, payment_feature_columns, payment_features
+from features.service import service_feature_columns, service_features
+from features.tables import columns_of, to_naive_utc
+from features.transactions import join_on_customer, transaction_feature_columns, transaction_features
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureSpec(BaseModel):
+    """A named, versioned feature set: windows and options that decide the feature columns."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "custscore"
+    version: int = 1
+    # Trailing windows in days for every windowed feature (sorted, duplicates dropped).
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+    # Add revenue_change_pct_{W}d_vs_year_ago for the windows shorter than a year.
+    year_ago: bool = True
+    # dso_days divides open invoices by what was invoiced over this many days.
+    dso_window_days: int = 365
+    # Join the customers table's columns as attr_<column> and days_since_signup.
+    include_attributes: bool = True
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows_positive_unique_sorted(cls, windows: tuple[int, ...]) -> tuple[int, ...]:
+        """Windows must be positive whole days; duplicates are dropped and the order is ascending."""
+        if not windows or any(w <= 0 for w in windows):
+            raise ValueError(f"windows_days must be non-empty positive whole days, got {windows!r}")
+        return tuple(sorted(set(windows)))
+
+
+def feature_set_name(spec: FeatureSpec) -> str:
+    """The name logged with runs, e.g. 'custscore-v1'."""
+    return f"{spec.name}-v{spec.version}"
+
+
+def cost_to_serve_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]]) -> list[str]:
+    """cost_to_serve_{W}d exists whenever transactions do (returns are always measurable)."""
+    return [f"cost_to_serve_{w}d" for w in spec.windows_days] if "transactions" in available else []
+
+
+def feature_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]]) -> list[str]:
+    """Feature columns (without customer_id) produced from the given {table: columns present}."""
+    if "transactions" not in available:
+        raise ValueError(f"feature_columns: the transactions table is required; tables given: {sorted(available)}")
+    windows = spec.windows_days
+    names = transaction_feature_columns(windows, spec.year_ago, available["transactions"])
+    if "invoices" in available:
+        names += payment_feature_columns(windows, available["invoices"])
+    if "interactions" in available:
+        names += service_feature_columns(windows, available["interactions"])
+    names += cost_to_serve_columns(spec, available)
+    if spec.include_attributes and "customers" in available:
+        names += attribute_feature_columns(available["customers"])
+    return names
+
+
+def _cost_to_serve(table: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
+    """cost_to_serve_{W}d = service cost + return amount + discount amount, with what exists."""
+    values = {}
+    for w in spec.windows_days:
+        cost = table[f"return_amount_{w}d"]
+        if f"discount_amount_{w}d" in table.columns:
+            cost = cost + table[f"discount_amount_{w}d"]
+        if f"service_cost_{w}d" in table.columns:
+            cost = cost + table[f"service_cost_{w}d"]
+        values[f"cost_to_serve_{w}d"] = cost
+    return values
+
+
+def _fill_true_zeros(table: ir.Table, columns: list[str]) -> ir.Table:
+    """Customers without invoices or interactions have zero counts and amounts: a true zero."""
+    present = [c for c in columns if c in table.columns]
+    return table.mutate(**{c: table[c].fill_null(0) for c in present}) if present else table
+
+
+def _customer_base(tables: Mapping[str, ir.Table], transaction_table: ir.Table, as_of: datetime, include_prospects: bool) -> ir.Table:
+    """Customers with a transaction row before as_of, plus (if asked) customers who never bought."""
+    if not include_prospects or "customers" not in tables:
+        return transaction_table
+    ids = transaction_table.select("customer_id").union(prospect_ids(tables["customers"], as_of)).distinct()
+    table = join_on_customer(ids, transaction_table)
+    return table.mutate(has_orders=table.has_orders.fill_null(0))
+
+
+def build_features_expr(
+    tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec, *, include_prospects: bool = False
+) -> ir.Table:
+    """The Ibis expression of the feature table as of `as_of` (customer_id + feature columns)."""
+    if "transactions" not in tables:
+        raise ValueError(f"build_features: the transactions table is required; tables given: {sorted(tables)}")
+    as_of = to_naive_utc(as_of)
+    windows = spec.windows_days
+    transaction_table = transaction_features(tables["transactions"], as_of, windows, spec.year_ago)
+    table = _customer_base(tables, transaction_table, as_of, include_prospects)
+    zero_columns: list[str] = []
+    if "invoices" in tables and payment_feature_columns(windows, tables["invoices"].columns):
+        table = join_on_customer(table, payment_features(tables["invoices"], as_of, windows, spec.dso_window_days))
+        zero_columns += list(PAYMENT_AMOUNT_COLUMNS)
+    if "interactions" in tables:
+        table = join_on_customer(table, service_features(tables["interactions"], as_of, windows))
+        zero_columns += service_feature_columns(windows, tables["interactions"].columns)
+    table = _fill_true_zeros(table, zero_columns)
+    table = table.mutate(**_cost_to_serve(table, spec))
+    if spec.include_attributes and "customers" in tables:
+        table = join_on_customer(table, attribute_features(tables["customers"], as_of))
+    columns = feature_columns(spec, columns_of(tables))
+    return table.select("customer_id", *columns).order_by("customer_id")
+
+
+def categorical_columns(frame: pd.DataFrame) -> list[str]:
+    """Attribute columns holding text: they become pandas `category` for LightGBM."""
+    return [
+        c
+        for c in frame.columns
+        if c.startswith("attr_") and not pd.api.types.is_numeric_dtype(frame[c]) and not isinstance(frame[c].dtype, pd.CategoricalDtype)
+    ]
+
+
+SIGNIFICANT_DIGITS = 12
+
+
+def round_float_noise(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """Round to `digits` significant digits.
+
+    DuckDB sums doubles in parallel in no fixed order, so the same data can give sums that
+    differ in the last bits from one run to the next; rounding far below any business
+    precision makes reruns give identical features (and so identical scores).
+    """
+    finite = np.isfinite(values) & (values != 0)
+    magnitude = np.zeros_like(values)
+    magnitude[finite] = np.floor(np.log10(np.abs(values[finite])))
+    scale = np.power(10.0, digits - 1 - magnitude)
+    return np.where(finite, np.round(values * scale) / scale, values)
+
+
+def to_feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give executed features their model dtypes (text attributes as `category`) and stable floats."""
+    for column in categorical_columns(frame):
+        frame[column] = frame[column].astype("category")
+    for column in frame.columns[frame.dtypes == np.float64]:
+        frame[column] = round_float_noise(frame[column].to_numpy())
+    return frame
+
+
+def build_features(
+    tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec, *, include_prospects: bool = False
+) -> pd.DataFrame:
+    """One row per customer with history before `as_of`: customer_id + feature columns."""
+    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects)
+    frame = expr.to_pyarrow().to_pandas()
+    logger.info("built %d features for %d customers as of %s", frame.shape[1] - 1, len(frame), as_of)
+    return to_feature_frame(frame)
+
+
+def iter_feature_batches(
+    tables: Mapping[str, ir.Table],
+    as_of: datetime,
+    spec: FeatureSpec,
+    *,
+    include_prospects: bool = False,
+    batch_rows: int = 100_000,
+) -> Iterator[pd.DataFrame]:
+    """The feature table in chunks of at most `batch_rows` customers, so memory stays flat."""
+    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects)
+    backend = expr._find_backend()
+    if backend.name == "duckdb":
+        # ibis 12's to_pyarrow_batches calls a method DuckDB 2.0 removed; stream from DuckDB directly.
+        reader = backend.con.sql(backend.compile(expr)).to_arrow_reader(batch_rows)
+    else:
+        reader = expr.to_pyarrow_batches(chunk_size=batch_rows)
+    for batch in reader:
+        yield to_feature_frame(batch.to_pandas())

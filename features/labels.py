@@ -1,0 +1,140 @@
+"""Churn and value labels as of a date T, as Ibis expressions executed on DuckDB.
+
+For every customer with at least one order before T (an order id with a positive row, dated by
+its first row, as in `transactions.py`):
+
+- label_churn = 1 when the customer places no order in [T, T + churn horizon): no order id
+  with a positive row whose first row falls in that window (an order begun before T is not new).
+- label_revenue, label_margin: net amount and margin of the rows in [T, T + value horizon).
+- label_cost_to_serve: in the same window, returned money + discounts (when the column
+  exists) + service cost (when interactions with a cost column exist).
+
+A label exists only when its window is fully observed: T + horizon <= data_end. Labels whose
+window is not observed are left out (no column), and asking for labels when none is observed
+is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from features.tables import to_naive_utc
+from features.transactions import join_on_customer
+
+logger = logging.getLogger(__name__)
+
+
+class LabelWindowNotObservedError(ValueError):
+    """No label window [as_of, as_of + horizon) ends on or before the end of the data."""
+
+
+def _between(ts: ir.TimestampValue, start: datetime, end: datetime) -> ir.BooleanValue:
+    """start <= ts < end."""
+    return (ts >= ibis.timestamp(start)) & (ts < ibis.timestamp(end))
+
+
+def customers_with_orders_before(transactions: ir.Table, as_of: datetime) -> ir.Table:
+    """Customer ids with at least one order (an order id with a positive row) before as_of."""
+    rows = transactions.filter((transactions.ts < ibis.timestamp(as_of)) & (transactions.amount > 0))
+    return rows.select("customer_id").distinct()
+
+
+def churn_label(transactions: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
+    """customer_id, label_churn for the customers with an order before as_of."""
+    end = as_of + timedelta(days=horizon_days)
+    rows = transactions.filter(transactions.ts < ibis.timestamp(end))
+    orders = rows.group_by(["customer_id", "order_id"]).aggregate(
+        order_ts=rows.ts.min(), has_purchase=rows.amount.max() > 0
+    )
+    new_orders = orders.filter((orders.order_ts >= ibis.timestamp(as_of)) & orders.has_purchase)
+    buyers = new_orders.select("customer_id").distinct().mutate(_ordered=ibis.literal(1))
+    table = join_on_customer(customers_with_orders_before(transactions, as_of), buyers)
+    return table.select("customer_id", label_churn=ibis.cases((table._ordered.isnull(), 1), else_=0).cast("int8"))
+
+
+def value_labels(tables: Mapping[str, ir.Table], as_of: datetime, horizon_days: int) -> ir.Table:
+    """customer_id, label_revenue, label_margin, label_cost_to_serve for customers with an order before as_of."""
+    transactions = tables["transactions"]
+    end = as_of + timedelta(days=horizon_days)
+    rows = transactions.filter(_between(transactions.ts, as_of, end))
+    money = {
+        "label_revenue": rows.amount.sum(),
+        "label_margin": rows.margin.sum(),
+        "_returned": -rows.amount.sum(where=rows.amount < 0),
+    }
+    if "discount" in rows.columns:
+        money["_discount"] = rows.discount.sum()
+    table = join_on_customer(
+        customers_with_orders_before(transactions, as_of), rows.group_by("customer_id").aggregate(**money)
+    )
+    cost = table._returned.fill_null(0.0) + (table._discount.fill_null(0.0) if "_discount" in table.columns else 0.0)
+    interactions = tables.get("interactions")
+    if interactions is not None and "cost" in interactions.columns:
+        visits = interactions.filter(_between(interactions.ts, as_of, end))
+        service = visits.group_by("customer_id").aggregate(_service_cost=visits.cost.sum())
+        table = join_on_customer(table, service)
+        cost = cost + table._service_cost.fill_null(0.0)
+    return table.select(
+        "customer_id",
+        label_revenue=table.label_revenue.fill_null(0.0),
+        label_margin=table.label_margin.fill_null(0.0),
+        label_cost_to_serve=cost,
+    )
+
+
+def observed_labels(as_of: datetime, churn_horizon_days: int, value_horizon_days: int, data_end: datetime) -> tuple[bool, bool]:
+    """(churn observed, value observed): whether each label window ends on or before data_end."""
+    churn = as_of + timedelta(days=churn_horizon_days) <= data_end
+    value = as_of + timedelta(days=value_horizon_days) <= data_end
+    if not churn and not value:
+        raise LabelWindowNotObservedError(
+            f"no label can be observed as of {as_of:%Y-%m-%d %H:%M}: the churn window ends "
+            f"{as_of + timedelta(days=churn_horizon_days):%Y-%m-%d} and the value window ends "
+            f"{as_of + timedelta(days=value_horizon_days):%Y-%m-%d}, but the data ends {data_end:%Y-%m-%d %H:%M}; "
+            f"choose an as_of on or before {data_end - timedelta(days=min(churn_horizon_days, value_horizon_days)):%Y-%m-%d} "
+            "or shorten the horizons"
+        )
+    return churn, value
+
+
+def build_labels_expr(
+    tables: Mapping[str, ir.Table],
+    as_of: datetime,
+    *,
+    churn_horizon_days: int = 90,
+    value_horizon_days: int = 365,
+    data_end: datetime,
+) -> ir.Table:
+    """The Ibis expression of the observed labels as of `as_of` (customer_id + label columns)."""
+    as_of, data_end = to_naive_utc(as_of), to_naive_utc(data_end)
+    churn_observed, value_observed = observed_labels(as_of, churn_horizon_days, value_horizon_days, data_end)
+    transactions = tables["transactions"]
+    table = customers_with_orders_before(transactions, as_of)
+    if churn_observed:
+        table = join_on_customer(table, churn_label(transactions, as_of, churn_horizon_days))
+    if value_observed:
+        table = join_on_customer(table, value_labels(tables, as_of, value_horizon_days))
+    return table.order_by("customer_id")
+
+
+def build_labels(
+    tables: Mapping[str, ir.Table],
+    as_of: datetime,
+    *,
+    churn_horizon_days: int = 90,
+    value_horizon_days: int = 365,
+    data_end: datetime,
+) -> pd.DataFrame:
+    """Labels as of `as_of` for customers with an order before it; only fully observed labels appear."""
+    expr = build_labels_expr(
+        tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days, data_end=data_end
+    )
+    frame = expr.to_pyarrow().to_pandas()
+    logger.info("built labels %s for %d customers as of %s", [c for c in frame.columns if c != "customer_id"], len(frame), as_of)
+    return frame

@@ -1,0 +1,104 @@
+"""Payment (credit) features from invoices as Ibis expressions, as of a date T.
+
+Definitions (`reference.py` implements the same in pandas):
+
+- An invoice is visible at T when issued_at < T. It is paid at T only when paid_at < T; an
+  invoice paid on or after T is open at T. Paid amount at T is paid_amount (the invoice amount
+  when paid_amount is missing) if paid at T, else 0; open amount = max(amount - paid, 0).
+- An invoice falls due in the window of W days when T - W days <= due_at < T. Every invoice
+  due before T has a known status at T: on time when paid at T with paid_at <= due_at, late
+  otherwise (paid late, or still unpaid past its due date).
+- Days late of an invoice due before T: max(paid_at - due_at, 0) in days when paid at T (early
+  payment counts as 0), T - due_at when still unpaid at T.
+- invoice_on_time_rate_{W}d, days_late_mean_{W}d, days_late_max_{W}d and collection_rate_{W}d
+  (paid / invoiced amount) are taken over the invoices falling due in the window; null when
+  none fell due. days_late_change_90d_vs_prev_90d = mean days late of the invoices due in the
+  last 90 days minus that of those due in the 90 days before (null when either is empty).
+- overdue_open_amount: open amount of invoices due before T; open_invoice_amount: open amount
+  of all visible invoices; dso_days = open_invoice_amount / amount invoiced (issued) in the
+  last `dso_window_days` x `dso_window_days` (null when nothing was invoiced then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import ibis
+import ibis.expr.types as ir
+
+from features.transactions import SECONDS_PER_DAY, as_of_epoch_seconds, in_window, safe_ratio
+
+REQUIRED_COLUMNS = {"customer_id", "issued_at", "due_at", "amount", "paid_at"}
+LATENESS_TREND_DAYS = 90
+# Amounts owed are 0 for a customer without invoices (a true zero); rates stay null.
+PAYMENT_AMOUNT_COLUMNS = ("overdue_open_amount", "open_invoice_amount")
+
+
+def payment_feature_columns(windows: Sequence[int], columns: Collection[str]) -> list[str]:
+    """Names of the payment features, empty when the invoice columns needed are absent."""
+    if not REQUIRED_COLUMNS <= set(columns):
+        return []
+    names: list[str] = []
+    for w in windows:
+        names += [f"invoice_on_time_rate_{w}d", f"days_late_mean_{w}d", f"days_late_max_{w}d", f"collection_rate_{w}d"]
+    names += [
+        f"days_late_change_{LATENESS_TREND_DAYS}d_vs_prev_{LATENESS_TREND_DAYS}d",
+        "overdue_open_amount",
+        "open_invoice_amount",
+        "dso_days",
+    ]
+    return names
+
+
+def invoice_status_at(invoices: ir.Table, as_of: datetime) -> ir.Table:
+    """Visible invoices with their status at as_of: paid and open amounts, on time, days late."""
+    as_of_s = ibis.literal(as_of_epoch_seconds(as_of))
+    visible = invoices.filter(invoices.issued_at < ibis.timestamp(as_of))
+    paid = visible.paid_at.notnull() & (visible.paid_at < ibis.timestamp(as_of))
+    paid_money = visible.paid_amount.fill_null(visible.amount) if "paid_amount" in visible.columns else visible.amount
+    paid_amount = ibis.cases((paid, paid_money), else_=0.0)
+    due_s = visible.due_at.epoch_seconds()
+    due_before = visible.due_at < ibis.timestamp(as_of)
+    days_late_paid = ibis.greatest((visible.paid_at.epoch_seconds() - due_s) / float(SECONDS_PER_DAY), 0.0)
+    days_late_open = (as_of_s - due_s) / float(SECONDS_PER_DAY)
+    return visible.mutate(
+        is_due=due_before,
+        on_time=(paid & (visible.paid_at <= visible.due_at)).cast("float64"),
+        paid_at_as_of=paid_amount,
+        open_at_as_of=ibis.greatest(visible.amount - paid_amount, 0.0),
+        days_late=ibis.cases(
+            (due_before & paid, days_late_paid), (due_before, days_late_open), else_=ibis.null("float64")
+        ),
+    )
+
+
+def payment_features(invoices: ir.Table, as_of: datetime, windows: Sequence[int], dso_window_days: int = 365) -> ir.Table:
+    """One row per customer with a visible invoice: customer_id + payment features."""
+    status = invoice_status_at(invoices, as_of)
+    metrics: dict[str, ir.Scalar] = {
+        "overdue_open_amount": status.open_at_as_of.sum(where=status.is_due).fill_null(0.0),
+        "open_invoice_amount": status.open_at_as_of.sum().fill_null(0.0),
+        "_invoiced_dso": status.amount.sum(where=in_window(status.issued_at, as_of, 0, dso_window_days)).fill_null(0.0),
+        "_late_recent": status.days_late.mean(where=in_window(status.due_at, as_of, 0, LATENESS_TREND_DAYS)),
+        "_late_before": status.days_late.mean(
+            where=in_window(status.due_at, as_of, LATENESS_TREND_DAYS, 2 * LATENESS_TREND_DAYS)
+        ),
+    }
+    for w in windows:
+        due_in_window = in_window(status.due_at, as_of, 0, w)
+        metrics[f"invoice_on_time_rate_{w}d"] = status.on_time.mean(where=due_in_window)
+        metrics[f"days_late_mean_{w}d"] = status.days_late.mean(where=due_in_window)
+        metrics[f"days_late_max_{w}d"] = status.days_late.max(where=due_in_window)
+        metrics[f"_paid_due_{w}d"] = status.paid_at_as_of.sum(where=due_in_window)
+        metrics[f"_amount_due_{w}d"] = status.amount.sum(where=due_in_window)
+    table = status.group_by("customer_id").aggregate(**metrics)
+    derived = {
+        f"days_late_change_{LATENESS_TREND_DAYS}d_vs_prev_{LATENESS_TREND_DAYS}d": table._late_recent - table._late_before,
+        "dso_days": safe_ratio(table.open_invoice_amount, table._invoiced_dso) * float(dso_window_days),
+    }
+    for w in windows:
+        derived[f"collection_rate_{w}d"] = safe_ratio(table[f"_paid_due_{w}d"], table[f"_amount_due_{w}d"])
+    table = table.mutate(**derived)
+    return table.select("customer_id", *payment_feature_columns(windows, invoices.columns))
+

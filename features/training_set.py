@@ -1,0 +1,197 @@
+"""Training sets: features and labels stacked over several snapshot dates before the scoring date.
+
+Snapshots T1 < ... < Tn are spaced `step_days` apart and the latest one is scoring_date -
+horizon, so every label window [Ti, Ti + horizon) ends on or before the scoring date and is
+observed. The latest `n_validation_snapshots` are marked `is_validation` for out-of-time
+validation (never a random split).
+
+Churn (90 days by default) and value (365 days) have different horizons. With
+`targets="all"` (the default) the snapshots use the longer horizon so every row carries every
+label: both models train on the same customers and snapshots and are validated on the same
+out-of-time snapshot, which keeps their scores comparable and the training set single. The
+price is that churn trains on older behaviour than it could; `targets="churn"` builds a set
+with the churn horizon only (snapshots up to scoring_date - 90 days, only label_churn), and
+`targets="value"` one with the value labels only, for when that freshness matters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Literal
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from features.build import FeatureSpec, build_features, to_feature_frame
+from features.labels import build_labels
+from features.tables import to_naive_utc
+
+logger = logging.getLogger(__name__)
+
+CHURN_LABELS = ["label_churn"]
+VALUE_LABELS = ["label_revenue", "label_margin", "label_cost_to_serve"]
+
+
+class InsufficientHistoryError(ValueError):
+    """The data does not reach far enough back for the horizon, the snapshots and the minimum history."""
+
+
+def history_needed_days(horizon_days: int, n_snapshots: int, step_days: int, min_history_days: int) -> int:
+    """Days between data start and scoring date needed for n snapshots with their label windows."""
+    return min_history_days + (n_snapshots - 1) * step_days + horizon_days
+
+
+def snapshot_dates(
+    scoring_date: datetime,
+    *,
+    data_start: datetime,
+    horizon_days: int,
+    n_snapshots: int,
+    step_days: int,
+    min_history_days: int,
+    min_snapshots: int | None = None,
+) -> list[datetime]:
+    """Snapshot dates T1 < ... < Tn (midnights) with Tn + horizon <= scoring_date and T1 >= data_start + min_history_days.
+
+    When fewer than n snapshots fit, the earliest are dropped (with a warning) as long as at
+    least `min_snapshots` (default: all n) remain; otherwise InsufficientHistoryError says how
+    much history is needed and how much there is.
+    """
+    scoring_date, data_start = to_naive_utc(scoring_date), to_naive_utc(data_start)
+    if n_snapshots < 1 or step_days < 1 or horizon_days < 1 or min_history_days < 0:
+        raise ValueError(
+            f"snapshot_dates: n_snapshots ({n_snapshots}), step_days ({step_days}) and horizon_days "
+            f"({horizon_days}) must be >= 1 and min_history_days ({min_history_days}) >= 0"
+        )
+    required = n_snapshots if min_snapshots is None else min(max(min_snapshots, 1), n_snapshots)
+    # Midnight snapshots keep windows on whole days; flooring keeps every label window observed.
+    latest = (scoring_date - timedelta(days=horizon_days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    earliest_allowed = data_start + timedelta(days=min_history_days)
+    candidates = [latest - timedelta(days=step_days * k) for k in range(n_snapshots - 1, -1, -1)]
+    dates = [d for d in candidates if d >= earliest_allowed]
+    if len(dates) < required:
+        needed = history_needed_days(horizon_days, required, step_days, min_history_days)
+        available = (scoring_date - data_start).total_seconds() / 86_400
+        raise InsufficientHistoryError(
+            f"not enough history for {required} snapshot(s): need {needed} days of history before the scoring "
+            f"date {scoring_date:%Y-%m-%d} ({min_history_days} days of minimum history + {required - 1} x "
+            f"{step_days} days between snapshots + a {horizon_days}-day label horizon), but the data has "
+            f"{available:.0f} days (from {data_start:%Y-%m-%d} to {scoring_date:%Y-%m-%d}); provide older "
+            "history, or lower the horizon, min_history_days, step_days or the number of snapshots"
+        )
+    if len(dates) < n_snapshots:
+        logger.warning(
+            "only %d of %d snapshots fit in the history from %s (earliest allowed %s); using %s",
+            len(dates), n_snapshots, data_start, earliest_allowed, [f"{d:%Y-%m-%d}" for d in dates],
+        )
+    return dates
+
+
+def data_start_of(tables: Mapping[str, ir.Table]) -> datetime:
+    """Timestamp of the first transaction."""
+    first = tables["transactions"].ts.min().to_pyarrow().as_py()
+    if first is None:
+        raise ValueError("build_training_set: the transactions table is empty; nothing to train on")
+    return to_naive_utc(first)
+
+
+def label_columns_for(targets: Literal["all", "churn", "value"]) -> list[str]:
+    """Label columns a training set for `targets` carries."""
+    return {"all": CHURN_LABELS + VALUE_LABELS, "churn": CHURN_LABELS, "value": VALUE_LABELS}[targets]
+
+
+def snapshot_rows(
+    tables: Mapping[str, ir.Table],
+    as_of: datetime,
+    *,
+    spec: FeatureSpec,
+    churn_horizon_days: int,
+    value_horizon_days: int,
+    labels: list[str],
+    data_end: datetime,
+) -> pd.DataFrame:
+    """Features and labels of one snapshot: customers with an order before as_of."""
+    features = build_features(tables, as_of, spec)
+    label_frame = build_labels(
+        tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days, data_end=data_end
+    )
+    missing = [c for c in labels if c not in label_frame.columns]
+    if missing:
+        raise ValueError(f"snapshot {as_of:%Y-%m-%d}: labels {missing} are not observed by {data_end:%Y-%m-%d}")
+    rows = features.merge(label_frame[["customer_id", *labels]], on="customer_id", how="inner", validate="one_to_one")
+    rows.insert(1, "as_of", pd.Timestamp(as_of))
+    return rows
+
+
+HASH_BUCKETS = 1_000_000
+
+
+def sample_customers(tables: Mapping[str, ir.Table], max_customers: int) -> dict[str, ir.Table]:
+    """Keep a deterministic hash sample of about `max_customers` customers in every table."""
+    ids = tables["transactions"].select("customer_id").distinct()
+    n_customers = int(ids.count().to_pyarrow().as_py())
+    if n_customers <= max_customers:
+        return dict(tables)
+    cutoff = int(HASH_BUCKETS * max_customers / n_customers)
+    keep = ids.filter((ids.customer_id.hash() % HASH_BUCKETS).abs() < cutoff)
+    logger.info("training on a hash sample of about %d of %d customers", max_customers, n_customers)
+    return {name: table.semi_join(keep, "customer_id") for name, table in tables.items()}
+
+
+def build_training_set(
+    tables: Mapping[str, ir.Table],
+    scoring_date: datetime,
+    *,
+    spec: FeatureSpec,
+    churn_horizon_days: int = 90,
+    value_horizon_days: int = 365,
+    n_snapshots: int = 4,
+    step_days: int = 90,
+    n_validation_snapshots: int = 1,
+    min_history_days: int = 180,
+    targets: Literal["all", "churn", "value"] = "all",
+    data_end: datetime | None = None,
+    max_customers: int | None = None,
+) -> pd.DataFrame:
+    """Stack features + labels over snapshots before `scoring_date`; the latest ones are `is_validation`.
+
+    `data_end` (default: the scoring date) is the end of the observed data; every label window
+    must end on or before it. `max_customers` trains on a fixed hash sample of about that many
+    customers (the same customers in every snapshot and every run), so training cost stops
+    growing with the customer base while scoring still covers everyone.
+    """
+    scoring_date = to_naive_utc(scoring_date)
+    data_end = scoring_date if data_end is None else min(to_naive_utc(data_end), scoring_date)
+    if n_validation_snapshots < 1:
+        raise ValueError(f"build_training_set: n_validation_snapshots must be >= 1, got {n_validation_snapshots}")
+    if max_customers is not None:
+        tables = sample_customers(tables, max_customers)
+    horizon = {"all": max(churn_horizon_days, value_horizon_days), "churn": churn_horizon_days, "value": value_horizon_days}[targets]
+    dates = snapshot_dates(
+        data_end,
+        data_start=data_start_of(tables),
+        horizon_days=horizon,
+        n_snapshots=n_snapshots,
+        step_days=step_days,
+        min_history_days=min_history_days,
+        min_snapshots=n_validation_snapshots + 1,
+    )
+    labels = label_columns_for(targets)
+    frames = [
+        snapshot_rows(
+            tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
+            value_horizon_days=value_horizon_days, labels=labels, data_end=data_end,
+        )
+        for as_of in dates
+    ]
+    training = pd.concat(frames, ignore_index=True).copy()  # one block, not hundreds of fragments
+    training["is_validation"] = training["as_of"] >= pd.Timestamp(dates[-n_validation_snapshots])
+    # Categories differ between snapshots; concat makes them text again, so cast back.
+    training = to_feature_frame(training)
+    logger.info(
+        "training set: %d rows over %d snapshots (%d validation), labels %s", len(training), len(dates),
+        n_validation_snapshots, labels,
+    )
+    return training

@@ -1,0 +1,383 @@
+"""Transaction feature families as Ibis expressions: recency, volume, cadence, trend, breadth,
+returns and discounts, as of a date T.
+
+Definitions (shared by every family; `reference.py` implements the same in plain pandas):
+
+- Only rows with ts < T are visible. A row is in the window of W days when
+  T - W days <= ts < T (exact timestamp bounds). The previous window of W days is
+  T - 2W <= ts < T - W; "a year ago" is the W days ending 365 days before T. Ages and
+  "days since" are (T - ts) in fractional days.
+- Cadence uses distinct order days (UTC dates of the orders): gaps in whole days between
+  consecutive order days; mean and sample standard deviation (null with fewer than 2 / 3
+  order days). recency_over_gap_mean = days_since_last_order / order_gap_mean_days.
+- Buy-till-you-die inputs: order_days_lifetime = number of distinct order days;
+  repeat_revenue_mean_per_order_day_lifetime = net revenue of the rows dated (UTC) after the
+  first order day, divided by order_days_lifetime - 1 (null with one order day). With
+  days_since_first_order and days_since_last_order they are the BG/NBD / Gamma-Gamma inputs
+  (models/btyd.py): x = order days - 1, the mean repeat-day spend, and the ages.
+- Trend: revenue_change_pct_* = 100 x (window revenue - earlier revenue) / earlier revenue,
+  null unless the earlier revenue is positive (at least half a cent, MIN_REVENUE_BASE). The year-ago comparison exists for windows shorter
+  than 365 days (for 365 it would repeat vs-previous). revenue_monthly_slope_12m is the
+  least-squares slope, in money per month, of the net revenue of the last 12 months of
+  30.4375 days each, months without rows counting as 0.
+- Breadth: a category (product) is bought in a window when it has a purchase row
+  (amount > 0) in it; it is new in the window when its first purchase row is in it.
+- Discounts: discount_share = discount / (gross sales + discount), i.e. the share of the list
+  value given away; a discounted order is an order whose rows carry a discount > 0.
+- An order is a distinct (customer_id, order_id) with at least one row of positive amount;
+  its date is the ts of its first visible row. Rows whose order_id has no positive row are
+  returns only and never count as orders.
+- Revenue and margin are net sums of the rows' amount and margin in the window (returns,
+  which are negative rows, reduce them where they happen, not where the order happened).
+- A return is a row with amount < 0; return amount is the positive sum of -amount. Gross
+  sales are the sum of positive amounts.
+- has_orders = 1 when the customer has an order before T (0: returns only, or a prospect).
+- Ratios with an empty (zero) denominator are null, never 0; counts and sums with nothing in
+  the window are 0, which is true for a customer who has history before T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+SECONDS_PER_DAY = 86_400
+# A "month" in the monthly slope is a twelfth of a Julian year: 30.4375 days, exactly 2,629,800 s.
+MONTH_SECONDS = 2_629_800
+SLOPE_MONTHS = 12
+YEAR_DAYS = 365
+# An earlier revenue below half a cent is a window whose sales and returns cancel out; the
+# float noise of that sum (e.g. 1e-14) must not become a base for a percent change.
+MIN_REVENUE_BASE = 0.005
+
+
+# The columns models/btyd.py needs: recency/tenure ages and the order-day counts and spend.
+BTYD_INPUT_COLUMNS = (
+    "days_since_first_order",
+    "days_since_last_order",
+    "order_days_lifetime",
+    "repeat_revenue_mean_per_order_day_lifetime",
+)
+
+
+def as_of_epoch_seconds(as_of: datetime) -> int:
+    """Seconds since 1970-01-01 of the naive UTC `as_of`."""
+    return int((as_of - datetime(1970, 1, 1)).total_seconds())
+
+
+def rows_before(transactions: ir.Table, as_of: datetime) -> ir.Table:
+    """Visible transaction rows (ts < as_of) with their age in seconds (`age_s` > 0)."""
+    visible = transactions.filter(transactions.ts < ibis.timestamp(as_of))
+    return visible.mutate(age_s=ibis.literal(as_of_epoch_seconds(as_of)) - visible.ts.epoch_seconds())
+
+
+def in_window(ts: ir.TimestampValue, as_of: datetime, from_days: int, to_days: int) -> ir.BooleanValue:
+    """True when as_of - to_days days <= ts < as_of - from_days days (exact timestamp bounds)."""
+    start, end = as_of - timedelta(days=to_days), as_of - timedelta(days=from_days)
+    return (ts >= ibis.timestamp(start)) & (ts < ibis.timestamp(end))
+
+
+def year_ago_windows(windows: Sequence[int], year_ago: bool) -> list[int]:
+    """Windows that get a year-ago comparison: shorter than a year (else it equals vs-previous)."""
+    return [w for w in windows if year_ago and w < YEAR_DAYS]
+
+
+def transaction_feature_columns(windows: Sequence[int], year_ago: bool, columns: Collection[str]) -> list[str]:
+    """Names of the transaction features produced for `windows` given the transaction columns present."""
+    names = ["has_orders", "days_since_last_order", "days_since_first_order"]
+    for period in [f"{w}d" for w in windows] + ["lifetime"]:
+        names += [
+            f"order_count_{period}",
+            f"revenue_sum_{period}",
+            f"revenue_mean_per_order_{period}",
+            f"margin_sum_{period}",
+            f"margin_mean_per_order_{period}",
+        ]
+    names += ["order_gap_mean_days", "order_gap_std_days", "recency_over_gap_mean"]
+    names += BTYD_INPUT_COLUMNS[2:]
+    names += [f"revenue_change_pct_{w}d_vs_prev_{w}d" for w in windows]
+    names += [f"revenue_change_pct_{w}d_vs_year_ago" for w in year_ago_windows(windows, year_ago)]
+    names.append(f"revenue_monthly_slope_{SLOPE_MONTHS}m")
+    if "category" in columns:
+        names += [f"distinct_categories_{w}d" for w in windows]
+        names += [f"new_category_count_{w}d" for w in windows]
+    if "product_id" in columns:
+        names += [f"distinct_products_{w}d" for w in windows]
+    for w in windows:
+        names += [f"return_count_{w}d", f"return_amount_{w}d", f"return_share_{w}d"]
+    if "discount" in columns:
+        for w in windows:
+            names += [f"discount_amount_{w}d", f"discount_share_{w}d", f"discounted_order_count_{w}d"]
+    return names
+
+
+def safe_ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    """numerator / denominator, null when the denominator is zero or null."""
+    return ibis.cases((denominator != 0, numerator / denominator), else_=ibis.null("float64"))
+
+
+def join_on_customer(left: ir.Table, right: ir.Table) -> ir.Table:
+    """Left join `right` onto `left` by customer_id, keeping one customer_id column."""
+    joined = left.left_join(right, "customer_id")
+    return joined.drop("customer_id_right") if "customer_id_right" in joined.columns else joined
+
+
+# ---------------------------------------------------------------------------------------------
+# Row-level sums: one grouped pass over the visible rows.
+
+
+def revenue_sum(rows: ir.Table, as_of: datetime, from_days: int, to_days: int) -> ir.FloatingScalar:
+    """Net revenue of the rows with as_of - to_days <= ts < as_of - from_days."""
+    return rows.amount.sum(where=in_window(rows.ts, as_of, from_days, to_days)).fill_null(0.0)
+
+
+def margin_sum(rows: ir.Table, as_of: datetime, window_days: int) -> ir.FloatingScalar:
+    """Net margin of the rows in the last `window_days` days."""
+    return rows.margin.sum(where=in_window(rows.ts, as_of, 0, window_days)).fill_null(0.0)
+
+
+def gross_sales(rows: ir.Table, as_of: datetime, window_days: int) -> ir.FloatingScalar:
+    """Sum of the positive amounts in the last `window_days` days."""
+    return rows.amount.sum(where=in_window(rows.ts, as_of, 0, window_days) & (rows.amount > 0)).fill_null(0.0)
+
+
+def return_count(rows: ir.Table, as_of: datetime, window_days: int) -> ir.IntegerScalar:
+    """Number of return rows (amount < 0) in the last `window_days` days."""
+    return rows.amount.count(where=in_window(rows.ts, as_of, 0, window_days) & (rows.amount < 0))
+
+
+def return_amount(rows: ir.Table, as_of: datetime, window_days: int) -> ir.FloatingScalar:
+    """Money returned (positive) in the last `window_days` days."""
+    returned = rows.amount.sum(where=in_window(rows.ts, as_of, 0, window_days) & (rows.amount < 0))
+    return (-returned).fill_null(0.0)
+
+
+def discount_amount(rows: ir.Table, as_of: datetime, window_days: int) -> ir.FloatingScalar:
+    """Money given away as discounts on the rows of the last `window_days` days."""
+    return rows.discount.sum(where=in_window(rows.ts, as_of, 0, window_days)).fill_null(0.0)
+
+
+def revenue_monthly_slope_numerator(rows: ir.Table) -> ir.FloatingScalar:
+    """Sum of (month index - mean index) x amount over the last 12 months.
+
+    Month k (k = 1 is the latest) holds ages in ((k-1) months, k months]; its index is 12 - k and the mean index is 5.5, so the centred index is 6.5 - k.
+    Months without rows add 0, which is exactly their weight in the least-squares slope.
+    """
+    month = (rows.age_s / MONTH_SECONDS).ceil()
+    in_last_year = rows.age_s <= SLOPE_MONTHS * MONTH_SECONDS
+    return ((6.5 - month) * rows.amount).sum(where=in_last_year).fill_null(0.0)
+
+
+# Sum over x = 0..11 of (x - 5.5)^2: the denominator of the least-squares slope.
+SLOPE_SXX = sum((x - (SLOPE_MONTHS - 1) / 2) ** 2 for x in range(SLOPE_MONTHS))
+
+
+def row_aggregates(rows: ir.Table, as_of: datetime, windows: Sequence[int], year_ago: bool) -> ir.Table:
+    """Per customer: every sum over rows needed by volume, trend, returns and discounts."""
+    metrics: dict[str, ir.Scalar] = {
+        "revenue_sum_lifetime": rows.amount.sum().fill_null(0.0),
+        "margin_sum_lifetime": rows.margin.sum().fill_null(0.0),
+        "_slope_numerator": revenue_monthly_slope_numerator(rows),
+    }
+    for w in windows:
+        metrics[f"revenue_sum_{w}d"] = revenue_sum(rows, as_of, 0, w)
+        metrics[f"margin_sum_{w}d"] = margin_sum(rows, as_of, w)
+        metrics[f"_revenue_prev_{w}d"] = revenue_sum(rows, as_of, w, 2 * w)
+        metrics[f"_gross_sales_{w}d"] = gross_sales(rows, as_of, w)
+        metrics[f"return_count_{w}d"] = return_count(rows, as_of, w)
+        metrics[f"return_amount_{w}d"] = return_amount(rows, as_of, w)
+        if "discount" in rows.columns:
+            metrics[f"discount_amount_{w}d"] = discount_amount(rows, as_of, w)
+    for w in year_ago_windows(windows, year_ago):
+        metrics[f"_revenue_year_ago_{w}d"] = revenue_sum(rows, as_of, YEAR_DAYS, YEAR_DAYS + w)
+    return rows.group_by("customer_id").aggregate(**metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Order-level: orders rolled up first, then one grouped pass per customer.
+
+
+def order_rollup(rows: ir.Table) -> ir.Table:
+    """One row per (customer_id, order_id): ts of its first row, whether it is an order, discount."""
+    metrics: dict[str, ir.Scalar] = {
+        "order_ts": rows.ts.min(),
+        "order_age_s": rows.age_s.max(),
+        "is_order": rows.amount.max() > 0,
+    }
+    if "discount" in rows.columns:
+        metrics["order_discount"] = rows.discount.sum().fill_null(0.0)
+    return rows.group_by(["customer_id", "order_id"]).aggregate(**metrics)
+
+
+def order_aggregates(orders: ir.Table, as_of: datetime, windows: Sequence[int]) -> ir.Table:
+    """Per customer: order counts per window, first and last order age, discounted orders."""
+    is_order = orders.is_order
+    metrics: dict[str, ir.Scalar] = {
+        "order_count_lifetime": orders.order_age_s.count(where=is_order),
+        "_last_order_age_s": orders.order_age_s.min(where=is_order),
+        "_first_order_age_s": orders.order_age_s.max(where=is_order),
+    }
+    for w in windows:
+        recent = is_order & in_window(orders.order_ts, as_of, 0, w)
+        metrics[f"order_count_{w}d"] = orders.order_age_s.count(where=recent)
+        if "order_discount" in orders.columns:
+            metrics[f"discounted_order_count_{w}d"] = orders.order_age_s.count(
+                where=recent & (orders.order_discount > 0)
+            )
+    return orders.group_by("customer_id").aggregate(**metrics)
+
+
+def utc_day_number(as_of: datetime, age_s: ir.IntegerValue) -> ir.IntegerValue:
+    """Days since 1970-01-01 of the UTC date of the moment `age_s` seconds before as_of."""
+    return ((ibis.literal(as_of_epoch_seconds(as_of)) - age_s) / SECONDS_PER_DAY).floor()
+
+
+def cadence_aggregates(orders: ir.Table, as_of: datetime) -> ir.Table:
+    """Per customer: order days, first order day, mean and sample std of the gaps between order days.
+
+    Order days are the distinct UTC dates of the orders. Same-day orders share one order day,
+    so they add no zero gaps; one order day gives no gap.
+    """
+    order_days = orders.filter(orders.is_order).mutate(order_day=utc_day_number(as_of, orders.order_age_s))
+    days = order_days.select("customer_id", "order_day").distinct()
+    window = ibis.window(group_by="customer_id", order_by="order_day")
+    gaps = days.mutate(gap_days=(days.order_day - days.order_day.lag().over(window)).cast("float64"))
+    return gaps.group_by("customer_id").aggregate(
+        order_gap_mean_days=gaps.gap_days.mean(),
+        order_gap_std_days=gaps.gap_days.std(how="sample"),
+        order_days_lifetime=gaps.order_day.count(),
+        _first_order_day=gaps.order_day.min(),
+    )
+
+
+def repeat_revenue_aggregates(rows: ir.Table, cadence: ir.Table, as_of: datetime) -> ir.Table:
+    """Per customer with an order: net revenue of the rows dated (UTC) after the first order day."""
+    first_days = cadence.select("customer_id", "_first_order_day")
+    joined = rows.inner_join(first_days, "customer_id")
+    after_first_day = utc_day_number(as_of, joined.age_s) > joined._first_order_day
+    return joined.group_by("customer_id").aggregate(
+        _repeat_revenue_sum=joined.amount.sum(where=after_first_day).fill_null(0.0)
+    )
+
+
+def order_day_tables(rows: ir.Table, orders: ir.Table, as_of: datetime) -> ir.Table:
+    """Per customer with an order: cadence aggregates joined with the repeat-day revenue."""
+    cadence = cadence_aggregates(orders, as_of)
+    return join_on_customer(cadence, repeat_revenue_aggregates(rows, cadence, as_of))
+
+
+def btyd_input_features(table: ir.Table) -> dict[str, ir.Value]:
+    """order_days_lifetime (0 without orders) and the mean net revenue per repeat order day."""
+    order_days = table.order_days_lifetime.fill_null(0)
+    return {
+        "order_days_lifetime": order_days,
+        "repeat_revenue_mean_per_order_day_lifetime": safe_ratio(table._repeat_revenue_sum, order_days - 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Breadth: one rollup per (customer, category) and (customer, product).
+
+
+def item_first_last(rows: ir.Table, column: str) -> ir.Table:
+    """Per (customer_id, item): ts of the first and the last purchase row (amount > 0)."""
+    bought = rows.filter((rows.amount > 0) & rows[column].notnull())
+    return bought.group_by(["customer_id", column]).aggregate(first_ts=bought.ts.min(), last_ts=bought.ts.max())
+
+
+def breadth_aggregates(
+    rows: ir.Table, as_of: datetime, column: str, windows: Sequence[int], distinct_name: str, new_name: str | None
+) -> ir.Table:
+    """Per customer: items bought in each window (last purchase in it) and new items (first purchase in it)."""
+    items = item_first_last(rows, column)
+    metrics: dict[str, ir.Scalar] = {}
+    for w in windows:
+        metrics[f"{distinct_name}_{w}d"] = items.last_ts.count(where=in_window(items.last_ts, as_of, 0, w))
+        if new_name is not None:
+            metrics[f"{new_name}_{w}d"] = items.first_ts.count(where=in_window(items.first_ts, as_of, 0, w))
+    return items.group_by("customer_id").aggregate(**metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Putting the families together.
+
+
+def revenue_change_pct(current: ir.NumericValue, before: ir.NumericValue) -> ir.FloatingValue:
+    """Percent change of revenue against an earlier window; null unless the earlier revenue is positive."""
+    return ibis.cases((before >= MIN_REVENUE_BASE, (current - before) / before * 100.0), else_=ibis.null("float64"))
+
+
+def derived_features(table: ir.Table, windows: Sequence[int], year_ago: bool) -> dict[str, ir.Value]:
+    """Features computed from the aggregates: means, shares, changes, recency, slope."""
+    t = table
+    days_since_last_order = t._last_order_age_s / float(SECONDS_PER_DAY)
+    derived: dict[str, ir.Value] = {
+        "has_orders": (t.order_count_lifetime > 0).cast("int8"),
+        "days_since_last_order": days_since_last_order,
+        "days_since_first_order": t._first_order_age_s / float(SECONDS_PER_DAY),
+        "revenue_mean_per_order_lifetime": safe_ratio(t.revenue_sum_lifetime, t.order_count_lifetime),
+        "margin_mean_per_order_lifetime": safe_ratio(t.margin_sum_lifetime, t.order_count_lifetime),
+        "recency_over_gap_mean": safe_ratio(days_since_last_order, t.order_gap_mean_days),
+        f"revenue_monthly_slope_{SLOPE_MONTHS}m": t._slope_numerator / SLOPE_SXX,
+        **btyd_input_features(t),
+    }
+    for w in windows:
+        derived[f"revenue_mean_per_order_{w}d"] = safe_ratio(t[f"revenue_sum_{w}d"], t[f"order_count_{w}d"])
+        derived[f"margin_mean_per_order_{w}d"] = safe_ratio(t[f"margin_sum_{w}d"], t[f"order_count_{w}d"])
+        derived[f"revenue_change_pct_{w}d_vs_prev_{w}d"] = revenue_change_pct(
+            t[f"revenue_sum_{w}d"], t[f"_revenue_prev_{w}d"]
+        )
+        derived[f"return_share_{w}d"] = safe_ratio(t[f"return_amount_{w}d"], t[f"_gross_sales_{w}d"])
+        if f"discount_amount_{w}d" in t.columns:
+            derived[f"discount_share_{w}d"] = safe_ratio(
+                t[f"discount_amount_{w}d"], t[f"_gross_sales_{w}d"] + t[f"discount_amount_{w}d"]
+            )
+    for w in year_ago_windows(windows, year_ago):
+        derived[f"revenue_change_pct_{w}d_vs_year_ago"] = revenue_change_pct(
+            t[f"revenue_sum_{w}d"], t[f"_revenue_year_ago_{w}d"]
+        )
+    return derived
+
+
+def transaction_features(
+    transactions: ir.Table, as_of: datetime, windows: Sequence[int], year_ago: bool = True
+) -> ir.Table:
+    """One row per customer with any visible transaction row: customer_id + transaction features."""
+    rows = rows_before(transactions, as_of)
+    orders = order_rollup(rows)
+    table = join_on_customer(row_aggregates(rows, as_of, windows, year_ago), order_aggregates(orders, as_of, windows))
+    table = join_on_customer(table, order_day_tables(rows, orders, as_of))
+    count_columns: list[str] = []
+    if "category" in rows.columns:
+        categories = breadth_aggregates(rows, as_of, "category", windows, "distinct_categories", "new_category_count")
+        table = join_on_customer(table, categories)
+        count_columns += [c for c in categories.columns if c != "customer_id"]
+    if "product_id" in rows.columns:
+        products = breadth_aggregates(rows, as_of, "product_id", windows, "distinct_products", None)
+        table = join_on_customer(table, products)
+        count_columns += [c for c in products.columns if c != "customer_id"]
+    # A customer with no purchase row bought zero categories and products: a true zero.
+    table = table.mutate(**{c: table[c].fill_null(0) for c in count_columns})
+    table = table.mutate(**derived_features(table, windows, year_ago))
+    return table.select("customer_id", *transaction_feature_columns(windows, year_ago, rows.columns))
+
+
+def btyd_inputs_expr(transactions: ir.Table, as_of: datetime) -> ir.Table:
+    """customer_id + BTYD_INPUT_COLUMNS for every customer with a visible row: a cheap query.
+
+    Same definitions and population as `transaction_features`, without the windowed families;
+    for fitting models/btyd.py on a whole population before scoring it in chunks.
+    """
+    rows = rows_before(transactions, as_of)
+    orders = order_rollup(rows)
+    table = join_on_customer(order_aggregates(orders, as_of, ()), order_day_tables(rows, orders, as_of))
+    days_since_last_order = table._last_order_age_s / float(SECONDS_PER_DAY)
+    table = table.mutate(
+        days_since_first_order=table._first_order_age_s / float(SECONDS_PER_DAY),
+        days_since_last_order=days_since_last_order,
+        **btyd_input_features(table),
+    )
+    return table.select("customer_id", *BTYD_INPUT_COLUMNS)

@@ -1,0 +1,977 @@
+"""Read the input tables, check them against the contract, and quarantine bad rows.
+
+Everything row-level runs as DuckDB SQL over the raw text of the source (no Python loop
+over rows), so millions of rows are checked in seconds and every rejected row keeps its
+file, line, column, value and reason.
+
+Row rules, in the order they are tried (a row gets the reason of the first that fires):
+
+1. missing identifiers: ``missing_customer_id``, ``missing_order_id``,
+   ``missing_invoice_id``, ``missing_kind``;
+2. timestamps: ``missing_timestamp`` (required column empty), ``bad_timestamp`` (not
+   ISO 8601); columns in contract order;
+3. amounts: ``missing_amount``, ``non_numeric_amount``, ``non_finite_amount`` (NaN, inf);
+   other numeric columns: ``non_numeric_value``, ``non_finite_value``;
+4. table rules: ``negative_discount`` (transactions), ``negative_cost`` (interactions),
+   ``due_before_issued`` and ``paid_before_issued`` (invoices, compared by calendar day);
+5. ``future_timestamp``: after the run's clock, or after ``data_end`` when given
+   (transactions.ts, interactions.ts, invoices.issued_at and paid_at,
+   customers.signup_date);
+6. ``unknown_customer`` (invoices, interactions): the customer is not in the accepted
+   customers table when there is one, else not among the accepted transactions' customers;
+7. ``exact_duplicate``: same values in every column as an earlier line (the first is kept);
+8. ``conflicting_duplicate``: rows describing the same thing with different values; all
+   rows of such a group are quarantined. Transactions: same order_id, product_id and sign
+   of amount (a return is its own line); without a product_id column only exact
+   duplicates are checked, since several lines of one order are legitimate. Invoices:
+   same invoice_id. Customers: same customer_id. Interactions have no key.
+
+Duplicates are compared after normalisation (trimmed text, parsed numbers and UTC
+timestamps), so the same data gives the same answer from CSV, Parquet or DuckDB.
+Negative amounts are returns, not errors. Naive timestamps are UTC; timestamps with an
+offset or zone are converted to UTC; accepted timestamps are naive UTC. Identifiers are
+text: whitespace trimmed, leading zeros kept. Column names are matched ignoring case and
+surrounding spaces. Empty cells in optional columns stay null, except ``margin``
+(amount x default margin rate) and invoice ``paid_amount`` (amount when paid_at is set).
+
+CSV files need a header line; the delimiter (comma, semicolon, tab or pipe) is taken from
+it, quotes are double quotes. A line with the wrong number of fields, an unreadable file, a
+missing required column, an empty table or two files for one table are file-level errors
+(InputContractError), raised before anything is written.
+
+In the quarantine, ``line`` is the physical line in a CSV file (the header is line 1);
+for Parquet files and DuckDB tables there are no lines and ``line`` is the 1-based row
+number (``ValidatedData.line_kind`` says which).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    CSV_SUFFIXES,
+    DATABASE_SUFFIXES,
+    FILE_SUFFIXES,
+    TABLES,
+    LogicalType,
+    TableSpec,
+)
+
+logger = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "source", "line", "column", "value", "reason", "raw")
+
+# Reason names used outside the per-column rules (see the module docstring for the order).
+EXACT_DUPLICATE = "exact_duplicate"
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+UNKNOWN_CUSTOMER = "unknown_customer"
+FUTURE_TIMESTAMP = "future_timestamp"
+
+# Every reason a row can be quarantined for, in the order rules are tried.
+QUARANTINE_REASONS: tuple[str, ...] = (
+    "missing_customer_id", "missing_order_id", "missing_invoice_id", "missing_kind",
+    "missing_timestamp", "bad_timestamp",
+    "missing_amount", "non_numeric_amount", "non_finite_amount", "non_numeric_value", "non_finite_value",
+    "negative_discount", "negative_cost", "due_before_issued", "paid_before_issued",
+    FUTURE_TIMESTAMP, UNKNOWN_CUSTOMER, EXACT_DUPLICATE, CONFLICTING_DUPLICATE,
+)
+
+_FUTURE_CHECKED: dict[str, tuple[str, ...]] = {
+    "transactions": ("ts",),
+    "interactions": ("ts",),
+    "invoices": ("issued_at", "paid_at"),
+    "customers": ("signup_date",),
+}
+_CHECKED_FOR_UNKNOWN_CUSTOMER = ("invoices", "interactions")
+_CSV_DELIMITERS = (",", ";", "\t", "|")
+_NEWLINE_COUNT_CHUNK = 1 << 24
+
+
+class InputContractError(ValueError):
+    """A file-level problem: the input cannot be read as the contract describes."""
+
+
+class QuarantineThresholdError(ValueError):
+    """Too many rows of a table were quarantined; `.result` still holds report and quarantine."""
+
+    def __init__(self, message: str, result: ValidatedData) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """Counts for one table: rows read = accepted + quarantined."""
+
+    read: int
+    accepted: int
+    quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quarantined_share(self) -> float:
+        """Share of rows read that went to quarantine (0 when nothing was read)."""
+        return self.quarantined / self.read if self.read else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON: read, accepted, quarantined, reasons."""
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "quarantined": self.quarantined,
+            "reasons": dict(self.reasons),
+        }
+
+
+@dataclass
+class ValidatedData:
+    """Accepted tables on an embedded DuckDB (via Ibis), with the report and the quarantine."""
+
+    con: Any  # ibis DuckDB backend
+    tables: dict[str, ibis.Table]
+    report: dict[str, TableReport]
+    quarantine: pd.DataFrame
+    data_hash: str
+    data_start: datetime | None
+    data_end: datetime | None
+    sources: dict[str, str] = field(default_factory=dict)
+    line_kind: dict[str, str] = field(default_factory=dict)  # "line" (CSV) or "row"
+
+    def present_columns(self, table: str) -> tuple[str, ...]:
+        """Columns of an accepted table (empty when the table is absent)."""
+        if table not in self.tables:
+            return ()
+        return tuple(self.tables[table].columns)
+
+    def report_json(self) -> dict[str, dict[str, Any]]:
+        """{table: {read, accepted, quarantined, reasons: {reason: count}}}."""
+        return {name: rep.to_dict() for name, rep in self.report.items()}
+
+    def write_quarantine(self, path: str | Path) -> Path:
+        """Write the quarantined rows to .parquet or .csv (by suffix); returns the path."""
+        path = Path(path)
+        suffixes = "".join(path.suffixes).lower()
+        if suffixes.endswith(".parquet"):
+            self.quarantine.to_parquet(path, index=False)
+        elif suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
+            self.quarantine.to_csv(path, index=False)
+        else:
+            raise ValueError(
+                f"quarantine file {path}: unknown format {path.suffix!r}; use .parquet or .csv"
+            )
+        return path
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one table comes from and how its columns map onto the contract."""
+
+    table: str
+    display: str  # file path, or database path:table
+    kind: str  # "csv", "parquet" or "duckdb"
+    relation: str  # SQL FROM-clause that reads it
+    columns: tuple[str, ...]  # column names as found in the source
+    mapping: dict[str, str]  # contract or attribute name -> source column name
+    database: str = ""  # DuckDB file to attach as __src (kind "duckdb" only)
+
+    @property
+    def line_kind(self) -> str:
+        """'line' for CSV (physical line), 'row' otherwise (1-based row number)."""
+        return "line" if self.kind == "csv" else "row"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ts_lit(moment: datetime) -> str:
+    return f"TIMESTAMP '{moment.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _to_naive_utc(moment: datetime | date) -> datetime:
+    """Naive datetimes are UTC already; aware ones are converted; dates mean midnight UTC."""
+    if not isinstance(moment, datetime):
+        return datetime(moment.year, moment.month, moment.day)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _expected_columns_text(spec: TableSpec) -> str:
+    text = f"required: {', '.join(spec.required_columns)}; optional: {', '.join(spec.optional_columns)}"
+    if spec.allows_extra_columns:
+        text += "; any other attribute"
+    return text
+
+
+def _contract_error(spec: TableSpec, where: str, problem: str, found: Sequence[str] | None) -> InputContractError:
+    found_text = ", ".join(found) if found else "(none)"
+    return InputContractError(
+        f"{spec.name} table, {where}: {problem}. Expected columns ({_expected_columns_text(spec)}). "
+        f"Found columns: {found_text}."
+    )
+
+
+def _table_file_name(path: Path) -> tuple[str, str] | None:
+    """(table, suffix) when the file name is <table><known suffix>, ignoring case."""
+    lower = path.name.lower()
+    for suffix in sorted(FILE_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(suffix):
+            stem = lower[: -len(suffix)]
+            if stem in TABLES:
+                return stem, suffix
+    return None
+
+
+def _discover_directory(directory: Path) -> dict[str, tuple[Path, str]]:
+    """Map table -> (file, suffix) for the files in `directory` named after tables."""
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for path in sorted(directory.iterdir()):
+        match = _table_file_name(path) if path.is_file() else None
+        if match is None:
+            continue
+        found.setdefault(match[0], []).append((path, match[1]))
+    for table, files in found.items():
+        if len(files) > 1:
+            names = ", ".join(str(p) for p, _ in files)
+            raise _contract_error(
+                TABLES[table], f"directory {directory}",
+                f"two or more files for the same table ({names}); keep exactly one", None,
+            )
+    return {table: files[0] for table, files in found.items()}
+
+
+def _describe(probe: duckdb.DuckDBPyConnection, relation: str) -> tuple[list[str], bool]:
+    """Column names of a relation and whether it has at least one row."""
+    cursor = probe.execute(f"SELECT * FROM {relation} LIMIT 1")
+    names = [d[0] for d in cursor.description]
+    has_rows = len(cursor.fetchall()) > 0
+    return names, has_rows
+
+
+def _map_columns(spec: TableSpec, where: str, columns: Sequence[str]) -> dict[str, str]:
+    """Contract (and, for customers, attribute) name -> source column; checks required ones."""
+    normalised: dict[str, str] = {}
+    for col in columns:
+        key = col.strip().lower()
+        if key in normalised:
+            raise _contract_error(
+                spec, where,
+                f"columns {normalised[key]!r} and {col!r} both mean {key!r}; keep one", columns,
+            )
+        normalised[key] = col
+    missing = [c for c in spec.required_columns if c not in normalised]
+    if missing:
+        raise _contract_error(
+            spec, where,
+            f"required column(s) missing: {', '.join(missing)} (names match ignoring case "
+            "and spaces; rename the columns in the source)", columns,
+        )
+    mapping = {c: normalised[c] for c in spec.column_names if c in normalised}
+    extras = [k for k in normalised if k not in mapping]
+    if spec.allows_extra_columns:
+        mapping.update({k: normalised[k] for k in extras if k and not k.startswith("__")})
+    elif extras:
+        logger.info("%s: ignoring columns not in the contract: %s", where, ", ".join(extras))
+    return mapping
+
+
+def _probe_file(probe: duckdb.DuckDBPyConnection, table: str, path: Path, suffix: str) -> _Source:
+    """Open one file, check format, required columns and that it has rows."""
+    spec = TABLES[table]
+    where = f"file {path}"
+    if path.stat().st_size == 0:
+        raise _contract_error(spec, where, "the file is empty (no header, no rows)", None)
+    header: list[str] | None = None
+    if suffix in CSV_SUFFIXES:
+        delimiter, header = _csv_header(spec, path)
+        kind, relation = "csv", _csv_relation(path, delimiter, header)
+        hint = "every line needs as many fields as the header"
+    else:
+        kind, relation = "parquet", f"read_parquet({_lit(str(path))})"
+        hint = f"write it as {' or '.join(FILE_SUFFIXES)}"
+    try:
+        columns, has_rows = _describe(probe, relation)
+    except duckdb.Error as exc:
+        raise _contract_error(
+            spec, where, f"cannot be read as {kind.upper()} ({_first_line(exc, 3)}); {hint}", header,
+        ) from exc
+    mapping = _map_columns(spec, where, columns)
+    if not has_rows:
+        raise _contract_error(spec, where, "the table has no rows", columns)
+    return _Source(table, str(path), kind, relation, tuple(columns), mapping)
+
+
+def _first_line(exc: BaseException, max_lines: int = 1) -> str:
+    """The informative head of a DuckDB error (its 'Possible fixes' are about DuckDB options)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    head = []
+    for line in lines[:max_lines]:
+        if line.startswith("Possible fixes"):
+            break
+        head.append(line)
+    return "; ".join(head) or type(exc).__name__
+
+
+def _csv_header(spec: TableSpec, path: Path) -> tuple[str, list[str]]:
+    """Delimiter and column names, from the header line (the first line of the file)."""
+    try:
+        with _open_text(path) as handle:
+            first = handle.readline().lstrip("\ufeff").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise _contract_error(
+            spec, f"file {path}", f"cannot be read as UTF-8 CSV ({exc}); save it as UTF-8 CSV", None
+        ) from exc
+    delimiter = max(_CSV_DELIMITERS, key=first.count) if first else ","
+    names = next(csv.reader([first], delimiter=delimiter), [])
+    names = [name.strip() or f"column{i}" for i, name in enumerate(names)]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise _contract_error(spec, f"file {path}", f"repeated column name(s) {', '.join(repeated)}", names)
+    return delimiter, names
+
+
+def _csv_relation(path: Path, delimiter: str, names: Sequence[str]) -> str:
+    """read_csv with the dialect fixed from the header: every line is a row, nothing skipped."""
+    # DuckDB's sniffer may skip leading lines or pick the widest row as header; a fixed
+    # dialect instead turns a malformed line into an error that names it.
+    columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
+    return (
+        f"read_csv({_lit(str(path))}, auto_detect=false, header=true, delim={_lit(delimiter)}, "
+        f"quote='\"', escape='\"', columns={columns})"
+    )
+
+
+def _probe_database(probe: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _Source]:
+    """Find the contract tables in a DuckDB file (attached read-only as __src)."""
+    spec = TABLES["transactions"]
+    try:
+        probe.execute(f"ATTACH {_lit(str(path))} AS __src (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise _contract_error(
+            spec, f"database {path}", f"cannot be opened as a DuckDB database ({_first_line(exc)})", None,
+        ) from exc
+    rows = probe.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = '__src' "
+        "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+        "WHERE database_name = '__src' AND NOT internal"
+    ).fetchall()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for schema, name in rows:
+        if name.lower() in TABLES:
+            found.setdefault(name.lower(), []).append((schema, name))
+    sources: dict[str, _Source] = {}
+    for table, candidates in found.items():
+        where = f"database {path}"
+        if len(candidates) > 1:
+            names = ", ".join(f"{s}.{n}" for s, n in candidates)
+            raise _contract_error(TABLES[table], where, f"two or more tables for {table} ({names}); keep one", None)
+        schema, name = candidates[0]
+        relation = f"__src.{_ident(schema)}.{_ident(name)}"
+        columns, has_rows = _describe(probe, relation)
+        where = f"database {path}, table {schema}.{name}"
+        mapping = _map_columns(TABLES[table], where, columns)
+        if not has_rows:
+            raise _contract_error(TABLES[table], where, "the table has no rows", columns)
+        sources[table] = _Source(table, f"{path}:{name}", "duckdb", relation, tuple(columns), mapping, str(path))
+    return sources
+
+
+def _discover_sources(source: Path) -> dict[str, _Source]:
+    """All file-level checks: raises InputContractError before anything is written."""
+    transactions = TABLES["transactions"]
+    if not source.exists():
+        raise _contract_error(transactions, f"source {source}", "the path does not exist", None)
+    probe = duckdb.connect()
+    try:
+        probe.execute("SET TimeZone = 'UTC'")
+        if source.is_dir():
+            files = _discover_directory(source)
+            sources = {t: _probe_file(probe, t, path, suffix) for t, (path, suffix) in files.items()}
+            expected_files = ", ".join(f"transactions{s}" for s in FILE_SUFFIXES)
+            where = f"directory {source}"
+        elif source.suffix.lower() in DATABASE_SUFFIXES:
+            sources = _probe_database(probe, source)
+            expected_files = "a table named transactions"
+            where = f"database {source}"
+        else:
+            raise _contract_error(
+                transactions, f"source {source}",
+                f"not a directory of table files nor a DuckDB file ({', '.join(DATABASE_SUFFIXES)})", None,
+            )
+    finally:
+        probe.close()
+    if "transactions" not in sources:
+        present = sorted(p.name for p in source.iterdir()) if source.is_dir() else []
+        raise _contract_error(
+            transactions, where,
+            f"no transactions table (expected {expected_files}); files present: "
+            f"{', '.join(present) if present else '(none)'}", None,
+        )
+    return {t: sources[t] for t in TABLES if t in sources}
+
+
+# ----------------------------------------------------------------------------- raw loading
+
+
+def _load_raw(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
+    """Copy the source as text into a temp table (insertion order = file order)."""
+    raw = f"__raw_{src.table}"
+    if src.kind == "csv":
+        select = "*"
+    else:
+        select = ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in src.columns)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT {select} FROM {src.relation}")
+    except duckdb.Error as exc:
+        hint = "every line needs as many fields as the header" if src.kind == "csv" else "rewrite it"
+        raise _contract_error(
+            TABLES[src.table], f"source {src.display}", f"cannot be read ({_first_line(exc, 3)}); {hint}",
+            src.columns,
+        ) from exc
+    return raw
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.name.lower().endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+
+
+def _iter_bytes(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        while chunk := handle.read(_NEWLINE_COUNT_CHUNK):
+            yield chunk
+
+
+def _physical_line_count(path: Path) -> int:
+    """Number of lines in the file (a last line without newline counts)."""
+    newlines, last = 0, b""
+    for chunk in _iter_bytes(path):
+        newlines += chunk.count(b"\n")
+        last = chunk[-1:]
+    return newlines + (1 if last not in (b"", b"\n") else 0)
+
+
+def _csv_record_lines(path: Path, delimiter: str, n_columns: int) -> np.ndarray:
+    """Physical line where each data record starts (slow path: quoted newlines, blank lines)."""
+    starts: list[int] = []
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=delimiter, quotechar='"')
+        next(reader, None)  # header
+        previous_end = reader.line_num
+        for row in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not row and n_columns > 1:
+                continue  # DuckDB skips blank lines in multi-column files
+            starts.append(start)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _csv_line_expression(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> tuple[str, str]:
+    """SQL for the physical line of each raw row, and a join clause if a line map is needed."""
+    path = Path(src.display)
+    if _physical_line_count(path) == n_rows + 1:
+        return "r.rowid + 2", ""
+    # Quoted newlines or blank lines: the row number no longer gives the line; map it.
+    delimiter, _ = _csv_header(TABLES[src.table], path)
+    starts = _csv_record_lines(path, delimiter, len(src.columns))
+    if len(starts) != n_rows:
+        logger.warning(
+            "%s: could not map %d rows to physical lines (found %d records); quarantine "
+            "lines are row numbers + 1", src.display, n_rows, len(starts),
+        )
+        return "r.rowid + 2", ""
+    line_map = pd.DataFrame({"rid": np.arange(n_rows, dtype=np.int64), "line": starts})
+    view = f"__lines_{src.table}"
+    con.register(view, line_map)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {view}_t AS SELECT * FROM {view}")
+    con.unregister(view)
+    return "lm.line", f"JOIN {view}_t lm ON lm.rid = r.rowid"
+
+
+def _line_expression(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> tuple[str, str]:
+    """Physical line for CSV; 1-based row number for Parquet and DuckDB (insertion order)."""
+    if src.kind == "csv":
+        return _csv_line_expression(con, src, n_rows)
+    return "r.rowid + 1", ""
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A row rule: reason, the contract column it looks at, and a SQL condition on parsed columns."""
+
+    reason: str
+    column: str
+    condition: str
+
+
+def _trimmed_text(column_sql: str) -> str:
+    """Text without surrounding spaces, empty -> null; trims only when needed (saves a copy)."""
+    return (
+        f"CASE WHEN {column_sql} = '' THEN NULL WHEN starts_with({column_sql}, ' ') OR "
+        f"ends_with({column_sql}, ' ') THEN nullif(trim({column_sql}), '') ELSE {column_sql} END"
+    )
+
+
+def _text(col: str) -> str:
+    """Trimmed text of a column as found (empty -> null)."""
+    return f"{_ident(col + '__s')}"
+
+
+def _column_rules(spec: TableSpec, present: Sequence[str]) -> list[_Rule]:
+    """Rules about single columns, in the documented order: ids, timestamps, numbers."""
+    ids, stamps, numbers = [], [], []
+    for col in spec.column_names:
+        if col not in present:
+            continue
+        c, s = spec.column(col), _text(col)
+        if c.type is LogicalType.STRING and c.required:
+            ids.append(_Rule(f"missing_{col}", col, f"{s} IS NULL"))
+        elif c.type is LogicalType.TIMESTAMP:
+            if c.required:
+                stamps.append(_Rule("missing_timestamp", col, f"{s} IS NULL"))
+            stamps.append(_Rule("bad_timestamp", col, f"{s} IS NOT NULL AND {_ident(col)} IS NULL"))
+        elif c.type is LogicalType.FLOAT:
+            suffix = col if col == "amount" else "value"
+            if c.required:
+                numbers.append(_Rule(f"missing_{suffix}", col, f"{s} IS NULL"))
+            numbers.append(_Rule(f"non_numeric_{suffix}", col, f"{s} IS NOT NULL AND {_ident(col)} IS NULL"))
+            numbers.append(_Rule(f"non_finite_{suffix}", col, f"NOT isfinite({_ident(col)})"))
+    return ids + stamps + numbers
+
+
+def _table_rules(table: str, present: Sequence[str]) -> list[_Rule]:
+    """Rules across columns of one row that only make sense for one table."""
+    rules: list[_Rule] = []
+    if table == "transactions" and "discount" in present:
+        rules.append(_Rule("negative_discount", "discount", "discount < 0"))
+    if table == "interactions" and "cost" in present:
+        rules.append(_Rule("negative_cost", "cost", "cost < 0"))
+    if table == "invoices":
+        rules.append(_Rule("due_before_issued", "due_at", "CAST(due_at AS DATE) < CAST(issued_at AS DATE)"))
+        if "paid_at" in present:
+            rules.append(_Rule("paid_before_issued", "paid_at", "CAST(paid_at AS DATE) < CAST(issued_at AS DATE)"))
+    return rules
+
+
+def _future_rules(table: str, present: Sequence[str], limit: datetime) -> list[_Rule]:
+    return [
+        _Rule(FUTURE_TIMESTAMP, col, f"{_ident(col)} > {_ts_lit(limit)}")
+        for col in _FUTURE_CHECKED.get(table, ())
+        if col in present
+    ]
+
+
+def _timestamp_expression(text_sql: str) -> str:
+    """ISO 8601 text -> naive UTC timestamp; an offset or zone name is applied, none means UTC."""
+    # Casting to TIMESTAMP silently drops an offset, and the zone-aware cast is ~3x slower, so
+    # only text with an offset or a zone (a sign or a letter after 'YYYY-MM-DDT') takes it.
+    after_date = f"substr({text_sql}, 12)"
+    has_zone = (
+        f"(contains({after_date}, '+') OR contains({after_date}, '-') "
+        f"OR upper({after_date}) <> lower({after_date}))"
+    )
+    return (
+        f"CASE WHEN {has_zone} THEN CAST(try_cast({text_sql} AS TIMESTAMPTZ) AS TIMESTAMP) "
+        f"ELSE try_cast({text_sql} AS TIMESTAMP) END"
+    )
+
+
+def _parse_expression(spec: TableSpec, col: str, attribute_types: dict[str, LogicalType]) -> str:
+    """SQL turning the trimmed text of a column into its normalised type."""
+    s = _text(col)
+    logical = spec.column(col).type if col in spec.column_names else attribute_types[col]
+    if logical is LogicalType.TIMESTAMP:
+        return _timestamp_expression(s)
+    if logical is LogicalType.FLOAT:
+        return f"try_cast({s} AS DOUBLE)"
+    if spec.name == "interactions" and col == "kind":
+        return f"lower({s})"
+    return s
+
+
+def _attribute_types(con: duckdb.DuckDBPyConnection, raw: str, src: _Source) -> dict[str, LogicalType]:
+    """Customer attributes outside the contract: float64 when every value is a plain number."""
+    spec = TABLES[src.table]
+    extras = [k for k in src.mapping if k not in spec.column_names]
+    types: dict[str, LogicalType] = {}
+    for name in extras:
+        col = _ident(src.mapping[name])
+        numeric = con.execute(
+            f"SELECT count(v) > 0 AND bool_and(isfinite(try_cast(v AS DOUBLE)) AND NOT "
+            f"regexp_matches(v, '^[+-]?0[0-9]')) FROM (SELECT nullif(trim({col}), '') AS v FROM {raw})"
+        ).fetchall()[0][0]
+        types[name] = LogicalType.FLOAT if numeric else LogicalType.STRING
+    return types
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+@dataclass
+class _Checked:
+    """Intermediate state of one table while it is being checked."""
+
+    src: _Source
+    raw: str
+    checked: str
+    columns: list[str]  # accepted columns, in output order (margin included for transactions)
+    attribute_types: dict[str, LogicalType]
+    rules: list[_Rule]
+    n_read: int
+
+
+def _check_rows(
+    con: duckdb.DuckDBPyConnection,
+    src: _Source,
+    raw: str,
+    limit: datetime,
+    known_customers: str | None,
+    margin_rate: float,
+) -> _Checked:
+    """Parse every column and mark each row with the first row rule it breaks."""
+    spec = TABLES[src.table]
+    n_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0]
+    attribute_types = _attribute_types(con, raw, src)
+    columns = list(src.mapping)
+    line_sql, line_join = _line_expression(con, src, n_read)
+    rules = _column_rules(spec, columns) + _table_rules(spec.name, columns) + _future_rules(spec.name, columns, limit)
+    known_join = ""
+    if known_customers is not None:
+        rules.append(_Rule(UNKNOWN_CUSTOMER, "customer_id", "k.customer_id IS NULL"))
+        known_join = f"LEFT JOIN {known_customers} k ON k.customer_id = p.customer_id"
+    texts = ", ".join(f"{_trimmed_text(f'r.{_ident(src.mapping[c])}')} AS {_text(c)}" for c in columns)
+    parsed = ", ".join(f"{_parse_expression(spec, c, attribute_types)} AS {_ident(c)}" for c in columns)
+    case = " ".join(f"WHEN {rule.condition} THEN {i}" for i, rule in enumerate(rules))
+    rule_sql = f"CASE {case} END" if rules else "NULL"
+    outputs = _finalise_expressions(spec.name, columns, margin_rate, prefix="p.")
+    final_columns = columns + (["margin"] if spec.name == "transactions" and "margin" not in columns else [])
+    key = _duplicate_key(spec, final_columns)
+    # Row and key hashes are taken here, while the values are at hand, for duplicate search.
+    row_hash = f"hash({', '.join(_ident(c) for c in final_columns)})"
+    key_hash = f"hash({', '.join(key)})" if key else "NULL"
+    checked = f"__chk_{src.table}"
+    # A regular table (not TEMP): once the rejected rows are deleted it becomes the accepted
+    # table by a rename, which saves copying every string once more.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {checked} AS
+        WITH t AS (SELECT r.rowid AS __rid, {line_sql} AS __line, {texts} FROM {raw} r {line_join}),
+             p AS (SELECT *, {parsed} FROM t),
+             c AS (SELECT p.__rid, p.__line, {", ".join(outputs)}, CAST({rule_sql} AS INTEGER) AS __rule
+                   FROM p {known_join})
+        SELECT *, CASE WHEN __rule IS NULL THEN {row_hash} END AS __hr,
+                  CASE WHEN __rule IS NULL THEN {key_hash} END AS __hk
+        FROM c
+        """
+    )
+    return _Checked(src, raw, checked, final_columns, attribute_types, rules, n_read)
+
+
+def _duplicate_key(spec: TableSpec, columns: Sequence[str]) -> list[str]:
+    """SQL expressions identifying one logical row, or [] when conflicts cannot be judged."""
+    if not spec.key or not all(k in columns for k in spec.key):
+        return []
+    key = [_ident(k) for k in spec.key]
+    if spec.name == "transactions":
+        key.append('sign("amount")')
+    return key
+
+
+def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
+    """Temp table of rows that are exact or conflicting duplicates among rule-passing rows."""
+    spec = TABLES[chk.src.table]
+    cols = ", ".join(_ident(c) for c in chk.columns)
+    key = _duplicate_key(spec, chk.columns)
+    candidates = _duplicate_candidates(con, chk, key)
+    dups = f"__dup_{chk.src.table}"
+    if key:
+        partition = ", ".join(key)
+        conflict = f"min(__h) OVER (PARTITION BY {partition}) <> max(__h) OVER (PARTITION BY {partition})"
+        key_text = " || '|' || ".join(f"coalesce(CAST({k} AS VARCHAR), '')" for k in key if not k.startswith("sign("))
+        key_names = ",".join(spec.key)
+    else:
+        conflict, key_text, key_names = "false", "''", ""
+    # Exact comparison, but only over the few rows whose hashes collide (see candidates).
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {dups} AS
+        SELECT __rid, __line,
+               CASE WHEN __rn > 1 THEN '{EXACT_DUPLICATE}' ELSE '{CONFLICTING_DUPLICATE}' END AS reason,
+               CASE WHEN __rn > 1 THEN '(whole row)' ELSE {_lit(key_names)} END AS "column",
+               CASE WHEN __rn > 1 THEN 'same as {chk.src.line_kind} ' || __first ELSE __key END AS value
+        FROM (
+            SELECT __rid, __line,
+                   row_number() OVER (PARTITION BY {cols} ORDER BY __line) AS __rn,
+                   min(__line) OVER (PARTITION BY {cols}) AS __first,
+                   {conflict} AS __conflict,
+                   {key_text} AS __key
+            FROM (SELECT c.*, c.__hr AS __h FROM {chk.checked} c
+                  WHERE c.__rid IN (SELECT __rid FROM {candidates}))
+        )
+        WHERE __rn > 1 OR __conflict
+        """
+    )
+    con.execute(f"DROP TABLE IF EXISTS {candidates}")
+    return dups
+
+
+def _duplicate_candidates(con: duckdb.DuckDBPyConnection, chk: _Checked, key: list[str]) -> str:
+    """Rows that may be duplicates: their row hash repeats, or their key group has several hashes."""
+    # Grouping by 64-bit hashes is much cheaper than windows over every column of every row;
+    # a hash collision only adds a candidate, which the exact pass then clears.
+    candidates = f"__cand_{chk.src.table}"
+    conflict_groups = (
+        f"UNION ALL SELECT __rid FROM {chk.checked} WHERE __hk IN "
+        f"(SELECT __hk FROM {chk.checked} WHERE __rule IS NULL GROUP BY __hk HAVING min(__hr) <> max(__hr))"
+        if key else ""
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {candidates} AS
+        SELECT DISTINCT __rid FROM (
+            SELECT __rid FROM {chk.checked} WHERE __hr IN
+                (SELECT __hr FROM {chk.checked} WHERE __rule IS NULL GROUP BY __hr HAVING count(*) > 1)
+            {conflict_groups}
+        )
+        """
+    )
+    return candidates
+
+
+def _finalise_expressions(table: str, columns: Sequence[str], margin_rate: float, prefix: str) -> list[str]:
+    """SELECT list for the accepted columns: normalised columns plus derived defaults."""
+    margin, amount = f'{prefix}"margin"', f'{prefix}"amount"'
+    paid_amount, paid_at = f'{prefix}"paid_amount"', f'{prefix}"paid_at"'
+    exprs = []
+    for col in columns:
+        if table == "transactions" and col == "margin":
+            exprs.append(f'coalesce({margin}, {amount} * {margin_rate!r}) AS "margin"')
+        elif table == "invoices" and col == "paid_amount" and "paid_at" in columns:
+            exprs.append(f'CASE WHEN {paid_amount} IS NULL AND {paid_at} IS NOT NULL THEN {amount} '
+                         f'ELSE {paid_amount} END AS "paid_amount"')
+        else:
+            exprs.append(f"{prefix}{_ident(col)} AS {_ident(col)}")
+    if table == "transactions" and "margin" not in columns:
+        exprs.append(f'{amount} * {margin_rate!r} AS "margin"')
+    return exprs
+
+
+def _keep_accepted(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str) -> int:
+    """Turn the checked table into the accepted table under the table's name; returns its rows."""
+    table = _ident(chk.src.table)
+    con.execute(
+        f"DELETE FROM {chk.checked} WHERE __rule IS NOT NULL OR __rid IN (SELECT __rid FROM {dups})"
+    )
+    for helper in ("__rid", "__line", "__rule", "__hr", "__hk"):
+        con.execute(f"ALTER TABLE {chk.checked} DROP COLUMN {helper}")
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(f"ALTER TABLE {chk.checked} RENAME TO {table}")
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+def _quarantine_frame(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str) -> pd.DataFrame:
+    """Quarantined rows of one table with reason, column, raw value and the raw row as JSON."""
+    src = chk.src
+    reason_case = " ".join(f"WHEN {i} THEN {_lit(r.reason)}" for i, r in enumerate(chk.rules)) or "WHEN -1 THEN NULL"
+    column_case = " ".join(f"WHEN {i} THEN {_lit(r.column)}" for i, r in enumerate(chk.rules)) or "WHEN -1 THEN NULL"
+    value_case = " ".join(
+        f"WHEN {i} THEN r.{_ident(src.mapping[r_.column])}" for i, r_ in enumerate(chk.rules)
+    ) or "WHEN -1 THEN NULL"
+    raw_json = "json_object(" + ", ".join(f"{_lit(c)}, r.{_ident(c)}" for c in src.columns) + ")"
+    frame = con.execute(
+        f"""
+        SELECT {_lit(src.table)} AS "table", {_lit(src.display)} AS source, q.__line AS line,
+               q."column", q.value, q.reason, CAST({raw_json} AS VARCHAR) AS raw
+        FROM (
+            SELECT c.__rid, c.__line, CASE c.__rule {reason_case} END AS reason,
+                   CASE c.__rule {column_case} END AS "column",
+                   CASE c.__rule {value_case} END AS value
+            FROM {chk.checked} c JOIN {chk.raw} r ON r.rowid = c.__rid
+            WHERE c.__rule IS NOT NULL
+            UNION ALL
+            SELECT __rid, __line, reason, "column", value FROM {dups}
+        ) q JOIN {chk.raw} r ON r.rowid = q.__rid
+        ORDER BY q.__line
+        """
+    ).df()
+    frame["line"] = frame["line"].astype("int64")
+    return frame
+
+
+def _drop_scratch(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    for prefix in ("__raw_", "__chk_", "__dup_", "__lines_"):
+        con.execute(f"DROP TABLE IF EXISTS {prefix}{table}")
+    con.execute(f"DROP TABLE IF EXISTS __lines_{table}_t")
+
+
+def _validate_table(
+    con: duckdb.DuckDBPyConnection, src: _Source, limit: datetime, known: str | None, margin_rate: float
+) -> tuple[TableReport, pd.DataFrame]:
+    """Load, check and accept one table; returns its report and its quarantined rows."""
+    raw = _load_raw(con, src)
+    chk = _check_rows(con, src, raw, limit, known, margin_rate)
+    dups = _find_duplicates(con, chk)
+    quarantine = _quarantine_frame(con, chk, dups)
+    accepted = _keep_accepted(con, chk, dups)
+    _drop_scratch(con, src.table)
+    reasons = {str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
+    report = TableReport(chk.n_read, accepted, len(quarantine), reasons)
+    if report.accepted + report.quarantined != report.read:
+        raise RuntimeError(
+            f"{src.display}: internal error, {report.read} rows read but {report.accepted} accepted "
+            f"+ {report.quarantined} quarantined; please report this with the input file"
+        )
+    logger.info("%s: read %d, accepted %d, quarantined %d %s", src.display, report.read,
+                report.accepted, report.quarantined, reasons)
+    return report, quarantine
+
+
+def _known_customers(con: duckdb.DuckDBPyConnection, present: Sequence[str]) -> str:
+    """Create the view of customers that invoices and interactions may refer to."""
+    origin = "customers" if "customers" in present else "transactions"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW __known_customers AS SELECT DISTINCT customer_id FROM {origin}")
+    return "__known_customers"
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _data_hash(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> str:
+    """Order-independent hash of the accepted content (sum of row hashes per table)."""
+    # DuckDB's hash() is deterministic for a given DuckDB version (pinned), not across versions.
+    digest = hashlib.sha256()
+    for table in sorted(tables):
+        described = con.execute(f"DESCRIBE {_ident(table)}").fetchall()
+        cols = ", ".join(_ident(row[0]) for row in described)
+        count, total = con.execute(
+            f"SELECT count(*), coalesce(sum(CAST(hash({cols}) AS HUGEINT)), 0) FROM {_ident(table)}"
+        ).fetchall()[0]
+        schema = ",".join(f"{row[0]}:{row[1]}" for row in described)
+        digest.update(f"{table}|{schema}|{count}|{total}\n".encode())
+    return digest.hexdigest()
+
+
+def _threshold_message(reports: dict[str, TableReport], limit: float) -> str | None:
+    """Message naming each table above the quarantine limit, or None when all are within it."""
+    parts = []
+    for table, rep in reports.items():
+        if rep.quarantined_share <= limit:
+            continue
+        top = sorted(rep.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        parts.append(
+            f"{table}: {rep.quarantined_share:.1%} of rows quarantined ({rep.quarantined:,} of "
+            f"{rep.read:,} read), above the limit of {limit:.1%}; top reasons: "
+            + ", ".join(f"{reason} {count:,}" for reason, count in top)
+        )
+    if not parts:
+        return None
+    return (
+        "too many rows quarantined. " + "; ".join(parts) + ". The quarantine lists each row "
+        "with its source, line (row number for Parquet/DuckDB), column, value and reason: fix "
+        "the source, or raise the limit with max_quarantine_share (a share between 0 and 1, "
+        f"now {limit})."
+    )
+
+
+def _connect(database: str | Path | None) -> Any:
+    """Ibis DuckDB backend in memory, or on disk for data larger than memory."""
+    con = ibis.duckdb.connect() if database is None else ibis.duckdb.connect(database=str(database))
+    con.con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def load_and_validate(
+    source: str | Path,
+    *,
+    clock: datetime,
+    data_end: datetime | None = None,
+    max_quarantine_share: float = 0.05,
+    default_margin_rate: float = 0.3,
+    database: str | Path | None = None,
+) -> ValidatedData:
+    """Read `source` (directory of table files or DuckDB file), validate it and quarantine bad rows.
+
+    Raises InputContractError for file-level problems (before anything is written) and
+    QuarantineThresholdError when a table's quarantined share exceeds
+    `max_quarantine_share` (its `.result` holds the report and the quarantine).
+    """
+    if not 0 <= max_quarantine_share <= 1 or not math.isfinite(max_quarantine_share):
+        raise ValueError(f"max_quarantine_share must be between 0 and 1, got {max_quarantine_share}")
+    source = Path(source)
+    sources = _discover_sources(source)
+    limit = _to_naive_utc(clock)
+    if data_end is not None:
+        limit = min(limit, _to_naive_utc(data_end))
+    database_existed = database is not None and Path(database).exists()
+    con = _connect(database)
+    try:
+        result = _validate_all(con, sources, limit, default_margin_rate)
+    except InputContractError:
+        con.disconnect()
+        if database is not None and not database_existed:
+            Path(database).unlink(missing_ok=True)
+        raise
+    message = _threshold_message(result.report, max_quarantine_share)
+    if message is not None:
+        raise QuarantineThresholdError(message, result)
+    return result
+
+
+def _validate_all(con: Any, sources: dict[str, _Source], limit: datetime, margin_rate: float) -> ValidatedData:
+    """Validate the tables in contract order and assemble the result."""
+    raw_con: duckdb.DuckDBPyConnection = con.con
+    databases = {src.database for src in sources.values() if src.database}
+    for database in databases:  # at most one: a source is one directory or one database
+        raw_con.execute(f"ATTACH {_lit(database)} AS __src (READ_ONLY)")
+    reports: dict[str, TableReport] = {}
+    frames: list[pd.DataFrame] = []
+    done: list[str] = []
+    for table, src in sources.items():
+        known = _known_customers(raw_con, done) if table in _CHECKED_FOR_UNKNOWN_CUSTOMER else None
+        reports[table], frame = _validate_table(raw_con, src, limit, known, margin_rate)
+        frames.append(frame)
+        done.append(table)
+    raw_con.execute("DROP VIEW IF EXISTS __known_customers")
+    if databases:
+        raw_con.execute("DETACH __src")
+    quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    start, end = raw_con.execute("SELECT min(ts), max(ts) FROM transactions").fetchall()[0]
+    return ValidatedData(
+        con=con,
+        tables={t: con.table(t) for t in done},
+        report=reports,
+        quarantine=quarantine[list(QUARANTINE_COLUMNS)],
+        data_hash=_data_hash(raw_con, done),
+        data_start=start,
+        data_end=end,
+        sources={t: s.display for t, s in sources.items()},
+        line_kind={t: s.line_kind for t, s in sources.items()},
+    )

@@ -1,0 +1,85 @@
+"""Churn and value labels: windows [T, T + horizon), observed only when the data covers them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from features.labels import LabelWindowNotObservedError, build_labels
+from features.tables import tables_from_frames
+
+T = datetime(2024, 1, 1)
+DATA_END = datetime(2025, 6, 1)
+
+
+def at(days: float) -> datetime:
+    """A moment `days` days after T (negative: before)."""
+    return T + timedelta(days=days)
+
+
+TRANSACTIONS = pd.DataFrame(
+    [
+        # customer, order, ts, amount, margin, discount
+        ("stays", "s1", at(-30), 100.0, 30.0, 0.0),
+        ("stays", "s2", at(89), 50.0, 10.0, 5.0),  # an order inside the 90-day churn window
+        ("stays", "s2", at(100), -20.0, -4.0, 0.0),  # a return inside the value window
+        ("leaves", "l1", at(-10), 80.0, 20.0, 0.0),
+        ("leaves", "l2", at(90), 60.0, 15.0, 0.0),  # exactly T + 90 days: outside the churn window
+        ("leaves", "l1", at(5), -10.0, -3.0, 0.0),  # a return is not an order
+        ("spans", "x1", at(-1), 40.0, 10.0, 0.0),
+        ("spans", "x1", at(2), 30.0, 8.0, 0.0),  # a line of an order begun before T is not a new order
+        ("new", "n1", at(3), 70.0, 20.0, 0.0),  # no order before T: no label at T
+        ("returns_only", "r1", at(-3), -5.0, -1.0, 0.0),  # a return before T is not an order
+    ],
+    columns=["customer_id", "order_id", "ts", "amount", "margin", "discount"],
+)
+INTERACTIONS = pd.DataFrame(
+    {"customer_id": ["stays", "stays"], "ts": [at(10), at(-5)], "kind": ["ticket", "ticket"], "cost": [25.0, 99.0]}
+)
+
+
+@pytest.fixture(scope="module")
+def tables(con):
+    """Transactions and interactions on the module's DuckDB."""
+    return tables_from_frames({"transactions": TRANSACTIONS, "interactions": INTERACTIONS}, con)[1]
+
+
+@pytest.fixture(scope="module")
+def labels(tables) -> pd.DataFrame:
+    """Both labels observed, indexed by customer."""
+    return build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=DATA_END).set_index("customer_id")
+
+
+def test_labels_only_for_customers_with_an_order_before_t(labels):
+    assert sorted(labels.index) == ["leaves", "spans", "stays"]
+
+
+def test_churn_means_no_new_order_in_the_horizon(labels):
+    assert labels.loc["stays", "label_churn"] == 0
+    assert labels.loc["leaves", "label_churn"] == 1  # its next order is at T + 90 days exactly
+    assert labels.loc["spans", "label_churn"] == 1
+
+
+def test_value_labels_sum_the_value_window(labels):
+    stays = labels.loc["stays"]
+    assert stays["label_revenue"] == 30 and stays["label_margin"] == 6
+    assert stays["label_cost_to_serve"] == pytest.approx(20 + 5 + 25)  # returns + discount + service
+    leaves = labels.loc["leaves"]
+    assert leaves["label_revenue"] == 50 and leaves["label_cost_to_serve"] == 10
+
+
+def test_unobserved_value_window_leaves_the_value_labels_out(tables):
+    frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=at(200))
+    assert list(frame.columns) == ["customer_id", "label_churn"]
+
+
+def test_window_ending_exactly_at_data_end_is_observed(tables):
+    frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=at(90))
+    assert "label_churn" in frame.columns and "label_revenue" not in frame.columns
+
+
+def test_no_observed_window_is_a_clear_error(tables):
+    with pytest.raises(LabelWindowNotObservedError, match=r"data ends 2024-02-15.*on or before 2023-11-17"):
+        build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=at(45))
