@@ -1,0 +1,73 @@
+"""Rule baselines that every model must beat: cadence-relative recency and trailing revenue."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_REVENUE_WINDOW = re.compile(r"^revenue_sum_(\d+)d$")
+NO_HISTORY_CHURN_SCORE = 0.5
+
+
+def _required_column(X: pd.DataFrame, column: str, where: str) -> pd.Series:
+    """Return a column as float or raise naming the missing column."""
+    if column not in X.columns:
+        raise KeyError(
+            f"{where}: feature column '{column}' is missing; it is needed by the rule "
+            "baseline (see docs/ARCHITECTURE.md feature names)"
+        )
+    return X[column].astype(float)
+
+
+def fallback_gap_days(gaps: pd.Series) -> float:
+    """Typical cadence used for single-order customers: median observed gap, else 90 days."""
+    observed = gaps[gaps > 0].dropna()
+    return float(observed.median()) if not observed.empty else 90.0
+
+
+def churn_baseline(X: pd.DataFrame) -> np.ndarray:
+    """Churn score r / (1 + r) with r = days since last order / the customer's mean order gap.
+
+    r = 1 (as long since the last order as the customer's usual gap) scores 0.5; the
+    score rises towards 1 as the silence outgrows the cadence. A customer with one order
+    has no gap: the population's median gap (from the same matrix, no labels) stands in.
+    Customers with no order at all score 0.5.
+    """
+    recency = _required_column(X, "days_since_last_order", "churn_baseline")
+    gaps = _required_column(X, "order_gap_mean_days", "churn_baseline")
+    gap = gaps.where(gaps > 0, fallback_gap_days(gaps))
+    ratio = (recency.clip(lower=0) / gap).to_numpy()
+    score = ratio / (1.0 + ratio)
+    return np.where(np.isnan(score), NO_HISTORY_CHURN_SCORE, score)
+
+
+def revenue_windows(columns: pd.Index | list[str]) -> dict[int, str]:
+    """Map window length in days to its `revenue_sum_{W}d` column."""
+    found = (_REVENUE_WINDOW.match(str(c)) for c in columns)
+    return {int(m.group(1)): m.group(0) for m in found if m}
+
+
+def value_baseline(X: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """Revenue of the trailing window as long as the horizon (`revenue_sum_{H}d`).
+
+    If that window is not a feature, the nearest window is scaled by H / W (ties go to
+    the longer window, which is less noisy). Missing window revenue counts as 0.
+    """
+    windows = revenue_windows(X.columns)
+    if not windows:
+        raise KeyError(
+            "value_baseline: no 'revenue_sum_{W}d' column in the feature matrix; "
+            "include a revenue window feature set"
+        )
+    window = min(windows, key=lambda w: (abs(w - horizon_days), -w))
+    if window != horizon_days:
+        logger.info(
+            "value baseline: scaling revenue_sum_%dd to a %d-day horizon", window, horizon_days
+        )
+    revenue = X[windows[window]].astype(float).fillna(0.0).to_numpy()
+    return revenue * (horizon_days / window)

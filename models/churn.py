@@ -1,0 +1,172 @@
+"""Churn model: LightGBM probability of no order within the churn horizon, calibrated."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import StratifiedKFold
+
+from models.boosting import check_feature_matrix, check_target, lightgbm_params, train_early_stopped
+from models.metrics import expected_calibration_error
+from models.params import ChurnParams
+
+logger = logging.getLogger(__name__)
+
+
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    """Logistic function of log-odds."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(raw, dtype=float)))
+
+
+def fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> Any:
+    """Fit an isotonic or Platt (sigmoid) map from raw log-odds to probability."""
+    if method == "isotonic":
+        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
+    if method == "sigmoid":
+        return LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
+    raise ValueError(f"calibration method '{method}' unknown; use isotonic or sigmoid")
+
+
+def apply_calibrator(calibrator: Any, raw: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities from raw log-odds."""
+    if isinstance(calibrator, IsotonicRegression):
+        return np.clip(calibrator.predict(raw), 0.0, 1.0)
+    return calibrator.predict_proba(raw.reshape(-1, 1))[:, 1]
+
+
+def cross_fitted_calibration(
+    method: str, raw: np.ndarray, y: np.ndarray, folds: int, seed: int
+) -> np.ndarray:
+    """Calibrated probability of each validation row from a calibrator fit on the other folds."""
+    out = np.empty_like(raw, dtype=float)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_idx, held_idx in splitter.split(raw.reshape(-1, 1), y):
+        calibrator = fit_calibrator(method, raw[fit_idx], y[fit_idx])
+        out[held_idx] = apply_calibrator(calibrator, raw[held_idx])
+    return out
+
+
+class ChurnModel:
+    """LightGBM binary classifier of churn with early stopping and honest calibration.
+
+    Calibration is decided and measured on the out-of-time validation snapshot by
+    cross-fitting: each validation row gets a probability from a calibrator fitted on
+    the other folds, so `calibration_report_` and `validation_proba_` are honest;
+    the calibrator used for scoring is then refit on the whole validation snapshot.
+    Early stopping also uses that snapshot, so validation AUC is mildly optimistic.
+    """
+
+    def __init__(self, params: ChurnParams | None = None) -> None:
+        self.params = params or ChurnParams()
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        X_val: pd.DataFrame,
+        y_val: Any,
+        feature_names: list[str],
+    ) -> "ChurnModel":
+        """Train on earlier snapshots, early-stop and calibrate on the out-of-time ones."""
+        matrix = check_feature_matrix(X, feature_names, "ChurnModel.fit X")
+        matrix_val = check_feature_matrix(X_val, feature_names, "ChurnModel.fit X_val")
+        target = self._binary_target(y, len(matrix), "y")
+        target_val = self._binary_target(y_val, len(matrix_val), "y_val")
+        extra = {"is_unbalance": True} if self.params.class_weighting else {}
+        lgb_params = lightgbm_params(self.params, "binary", self._early_stopping_metric(), **extra)
+        self.booster_: lgb.Booster = train_early_stopped(
+            lgb_params, self.params.n_estimators, self.params.early_stopping_rounds,
+            matrix, target, matrix_val, target_val,
+        )
+        self.feature_names_ = list(feature_names)
+        self.best_iteration_ = int(self.booster_.best_iteration)
+        self._calibrate(self.predict_raw(matrix_val), target_val)
+        return self
+
+    def _early_stopping_metric(self) -> str:
+        """Log-loss, or AUC when classes are reweighted (their log-loss stops far too early)."""
+        if self.params.early_stopping_metric != "auto":
+            return self.params.early_stopping_metric
+        return "auc" if self.params.class_weighting else "binary_logloss"
+
+    @staticmethod
+    def _binary_target(y: Any, n_rows: int, name: str) -> np.ndarray:
+        """Check a 0/1 target with both classes present."""
+        arr = check_target(y, n_rows, f"ChurnModel.fit {name}")
+        values = np.unique(arr)
+        if not np.isin(values, [0.0, 1.0]).all() or values.size < 2:
+            raise ValueError(
+                f"ChurnModel.fit {name}: churn labels must be 0/1 with both classes present, "
+                f"found values {values[:5].tolist()}"
+            )
+        return arr
+
+    def _calibrate(self, raw_val: np.ndarray, y_val: np.ndarray) -> None:
+        """Choose, measure (cross-fitted) and fit the calibration map on validation data."""
+        p = self.params
+        raw_proba = sigmoid(raw_val)
+        report: dict[str, Any] = {
+            "ece_before": expected_calibration_error(y_val, raw_proba, p.ece_bins),
+            "brier_before": float(brier_score_loss(y_val, raw_proba)),
+            "cross_fit_folds": p.calibration_folds,
+        }
+        candidates = ["isotonic", "sigmoid"] if p.calibration == "auto" else [p.calibration]
+        smallest_class = int(min(y_val.sum(), y_val.size - y_val.sum()))
+        if smallest_class < p.calibration_folds:
+            # too few rows of one class to cross-fit: an unmeasured calibration is not applied
+            logger.warning(
+                "churn calibration skipped: validation has %d rows of its smaller class, "
+                "fewer than calibration_folds=%d", smallest_class, p.calibration_folds,
+            )
+            candidates = []
+        fitted = {
+            m: cross_fitted_calibration(m, raw_val, y_val, p.calibration_folds, p.seed)
+            for m in candidates if m != "none"
+        }
+        for m, proba in fitted.items():
+            report[f"ece_{m}"] = expected_calibration_error(y_val, proba, p.ece_bins)
+            report[f"brier_{m}"] = float(brier_score_loss(y_val, proba))
+        method = self._choose_method(report, list(fitted))
+        self.calibration_applied_ = method != "none"
+        self.calibration_method_ = method
+        self.calibrator_ = (
+            fit_calibrator(method, raw_val, y_val) if self.calibration_applied_ else None
+        )
+        self.validation_proba_ = fitted[method] if self.calibration_applied_ else raw_proba
+        report.update(
+            method=method,
+            ece_after=expected_calibration_error(y_val, self.validation_proba_, p.ece_bins),
+            brier_after=float(brier_score_loss(y_val, self.validation_proba_)),
+        )
+        self.calibration_report_ = report
+        logger.info("churn calibration: %s", report)
+
+    def _choose_method(self, report: dict[str, Any], fitted: list[str]) -> str:
+        """auto: the lowest cross-fitted Brier, kept only if it lowers Brier and ECE enough."""
+        if not fitted:
+            return "none"
+        if self.params.calibration != "auto":
+            return self.params.calibration
+        best = min(fitted, key=lambda m: report[f"brier_{m}"])
+        better_brier = report[f"brier_{best}"] < report["brier_before"]
+        ece_gain = report["ece_before"] - report[f"ece_{best}"]
+        return best if better_brier and ece_gain >= self.params.calibration_min_ece_gain else "none"
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw log-odds of churn from the booster (what contributions add up to)."""
+        matrix = check_feature_matrix(X, self.feature_names_, "ChurnModel.predict_raw")
+        return np.asarray(self.booster_.predict(matrix, raw_score=True))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of churn, one value per row (not an n x 2 array)."""
+        raw = self.predict_raw(X)
+        if self.calibrator_ is None:
+            return sigmoid(raw)
+        return apply_calibrator(self.calibrator_, raw)

@@ -1,0 +1,93 @@
+"""Level anchoring of value predictions: rescale their total to an anchor's total when that helps.
+
+A LightGBM value model learns the level of spend from training snapshots; when the customers
+scored are older (or younger) than the ones it learned from, its total drifts although its
+ranking holds. A buy-till-you-die model (models/btyd.py) fitted on the scored population itself
+gets the level from that population. `LevelAnchor` decides on out-of-time validation data,
+never on the period being scored, whether to trust the anchor's level:
+
+Rule: on validation, bias_model = 100 (sum pred - sum y) / sum y and bias_anchored =
+100 (sum anchor - sum y) / sum y (the anchored total equals the anchor's total). The anchor is
+used only if |bias_anchored| <= |bias_model| - min_gain_pct, i.e. it lowers the absolute
+aggregate bias by at least `min_gain_pct` percentage points. When used, every prediction of the
+scored population is multiplied by one factor = sum anchor / sum pred over that population's rows
+where both are finite; ranks are unchanged, and the same factor applies to margin and to the
+interval bounds. When it is not used, the factor is 1.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def aggregate_bias_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """100 x (total predicted - total actual) / total actual; NaN when the actual total is not positive."""
+    total = float(np.sum(actual))
+    return 100.0 * (float(np.sum(predicted)) - total) / total if total > 0 else float("nan")
+
+
+def anchor_factor(pred: np.ndarray, anchor: np.ndarray) -> float:
+    """sum(anchor) / sum(pred) over rows where both are finite; NaN when either total is not positive."""
+    ok = np.isfinite(pred) & np.isfinite(anchor)
+    pred_total, anchor_total = float(pred[ok].sum()), float(anchor[ok].sum())
+    return anchor_total / pred_total if pred_total > 0 and anchor_total > 0 else float("nan")
+
+
+def _as_float_array(values: object, name: str) -> np.ndarray:
+    """values as a 1-d float array, or a ValueError naming the argument."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"LevelAnchor: {name} must be one-dimensional, got shape {array.shape}")
+    return array
+
+
+class LevelAnchor:
+    """Decide on validation data whether to rescale value predictions to an anchor's total."""
+
+    def __init__(self, min_gain_pct: float = 2.0) -> None:
+        if min_gain_pct < 0:
+            raise ValueError(f"LevelAnchor: min_gain_pct must be >= 0 percentage points, got {min_gain_pct}")
+        self.min_gain_pct = min_gain_pct
+
+    def fit(self, y_val: object, pred_val: object, anchor_val: object) -> LevelAnchor:
+        """Measure both aggregate biases on validation and set use_anchor_ by the module's rule."""
+        y, pred, anchor = (_as_float_array(v, n) for v, n in
+                           ((y_val, "y_val"), (pred_val, "pred_val"), (anchor_val, "anchor_val")))
+        if not len(y) == len(pred) == len(anchor):
+            raise ValueError(f"LevelAnchor.fit: y_val, pred_val, anchor_val have lengths "
+                             f"{len(y)}, {len(pred)}, {len(anchor)}; give one value per validation customer")
+        self.factor_val_ = anchor_factor(pred, anchor)
+        self.bias_model_pct_ = aggregate_bias_pct(y, pred)
+        anchored = pred * self.factor_val_ if np.isfinite(self.factor_val_) else np.full_like(pred, np.nan)
+        self.bias_anchored_pct_ = aggregate_bias_pct(y, anchored)
+        measurable = np.isfinite(self.bias_model_pct_) and np.isfinite(self.bias_anchored_pct_)
+        self.use_anchor_ = bool(measurable and abs(self.bias_anchored_pct_)
+                                <= abs(self.bias_model_pct_) - self.min_gain_pct)
+        if not measurable:
+            logger.warning("LevelAnchor.fit: aggregate bias not measurable on validation (actual total %.4g, "
+                           "anchor factor %.4g); the anchor is not used", float(np.sum(y)), self.factor_val_)
+        logger.info("LevelAnchor: validation bias %.2f%% (model) vs %.2f%% (anchored): anchor %s",
+                    self.bias_model_pct_, self.bias_anchored_pct_, "used" if self.use_anchor_ else "not used")
+        return self
+
+    def transform(self, pred: object, anchor: object) -> tuple[np.ndarray, float]:
+        """(pred x factor, factor): factor = sum(anchor) / sum(pred) when the anchor is used, else 1."""
+        if not hasattr(self, "use_anchor_"):
+            raise RuntimeError("LevelAnchor.transform called before fit; call fit(y_val, pred_val, anchor_val) first")
+        values = _as_float_array(pred, "pred")
+        if not self.use_anchor_:
+            return values, 1.0
+        anchors = _as_float_array(anchor, "anchor")
+        if len(anchors) != len(values):
+            raise ValueError(f"LevelAnchor.transform: pred has {len(values)} rows, anchor {len(anchors)}; "
+                             "give one anchor value per scored customer")
+        factor = anchor_factor(values, anchors)
+        if not np.isfinite(factor):
+            logger.warning("LevelAnchor.transform: anchor or prediction total is not positive; predictions "
+                           "are left unscaled (factor 1)")
+            return values, 1.0
+        return values * factor, factor

@@ -1,0 +1,228 @@
+"""Value model: expected revenue, margin and cost to serve in the horizon, with a P10-P90 band."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold
+
+from models.boosting import check_feature_matrix, check_target, lightgbm_params, train_early_stopped
+from models.metrics import interval_coverage
+from models.params import ValueParams
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = [
+    "expected_revenue", "expected_margin", "cost_to_serve", "value_p10", "value_p90"
+]
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Finite-sample conformal quantile: the ceil((n + 1) level) / n empirical quantile."""
+    n = scores.size
+    return float(np.quantile(scores, min(1.0, np.ceil((n + 1) * level) / n), method="higher"))
+
+
+def conformal_adjustments(
+    y: np.ndarray, low: np.ndarray, high: np.ndarray, quantiles: tuple[float, float]
+) -> tuple[float, float]:
+    """Asymmetric CQR shifts (a, b): P(y < low - a) <= q_low and P(y > high + b) <= 1 - q_high.
+
+    Each end is conformalised on its own (Romano et al. 2019, asymmetric variant):
+    spend is skewed, so a symmetric shift would fix one tail by breaking the other.
+    """
+    q_low, q_high = quantiles
+    return conformal_quantile(low - y, 1.0 - q_low), conformal_quantile(y - high, q_high)
+
+
+class PointRegressor:
+    """One LightGBM regressor of a non-negative-mean target, with the chosen loss.
+
+    tweedie / log_l2 need y >= 0, so the target is clipped at 0 (returns can make revenue
+    or margin negative) and predictions are multiplied by `scale_` = sum(y) / sum(clip(y, 0))
+    of the training labels, which restores the negative mass on aggregate. log_l2 fits
+    log1p(y) with L2 and maps back with expm1 times Duan's smearing factor.
+    """
+
+    def __init__(self, params: ValueParams, name: str) -> None:
+        self.params = params
+        self.name = name
+
+    def fit(
+        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray
+    ) -> "PointRegressor":
+        """Fit with early stopping on the validation snapshot."""
+        p = self.params
+        clip = p.objective in ("tweedie", "log_l2")
+        y_fit, y_val_fit = (np.clip(y, 0, None), np.clip(y_val, 0, None)) if clip else (y, y_val)
+        positive_total = y_fit.sum()
+        self.scale_ = float(y.sum() / positive_total) if clip and positive_total > 0 else 1.0
+        self.clipped_rows_ = int((y < 0).sum()) if clip else 0
+        if p.objective == "tweedie":
+            lgb_params = lightgbm_params(
+                p, "tweedie", "tweedie", tweedie_variance_power=p.tweedie_variance_power
+            )
+        else:
+            lgb_params = lightgbm_params(p, "regression", "l2")
+        if p.objective == "log_l2":
+            y_fit, y_val_fit = np.log1p(y_fit), np.log1p(y_val_fit)
+        self.booster_ = train_early_stopped(
+            lgb_params, p.n_estimators, p.early_stopping_rounds, X, y_fit, X_val, y_val_fit
+        )
+        self.smearing_ = 1.0
+        if p.objective == "log_l2":
+            residuals = y_fit - self.booster_.predict(X, raw_score=True)
+            self.smearing_ = float(np.mean(np.exp(residuals)))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Expected target on the original money scale."""
+        if self.params.objective == "log_l2":
+            raw = self.booster_.predict(X, raw_score=True)
+            return np.expm1(raw) * self.smearing_ * self.scale_
+        return np.asarray(self.booster_.predict(X)) * self.scale_
+
+
+class ValueModel:
+    """Revenue, margin and (optional) cost-to-serve regressors plus a revenue P10-P90 band.
+
+    Point models use a Tweedie loss by default (zero-inflated, heavy-tailed spend).
+    Negative labels (returns) are clipped at 0 for the Tweedie fit and the aggregate is
+    rescaled (see PointRegressor), so expected_margin is >= 0 per customer; negative net
+    value arises from cost_to_serve. The band comes from small LightGBM quantile models,
+    conformalised (asymmetric CQR) on the validation snapshot; coverage and the two miss
+    rates are measured by cross-fitting the conformal step, so they are honest. Where
+    many customers spend exactly 0, P10 is 0 for them and covers that point mass:
+    coverage then exceeds nominal and the share above P90 is the sharper check.
+    """
+
+    def __init__(self, params: ValueParams | None = None) -> None:
+        self.params = params or ValueParams()
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Any,
+        X_val: pd.DataFrame,
+        y_val: Any,
+        feature_names: list[str],
+        *,
+        margin: Any,
+        margin_val: Any,
+        cost_to_serve: Any = None,
+        cost_to_serve_val: Any = None,
+    ) -> "ValueModel":
+        """Fit every target: y is horizon revenue; cost models are fit only when given."""
+        matrix = check_feature_matrix(X, feature_names, "ValueModel.fit X")
+        matrix_val = check_feature_matrix(X_val, feature_names, "ValueModel.fit X_val")
+        targets = {"revenue": (y, y_val), "margin": (margin, margin_val)}
+        if (cost_to_serve is None) != (cost_to_serve_val is None):
+            raise ValueError(
+                "ValueModel.fit: give both cost_to_serve and cost_to_serve_val, or neither"
+            )
+        if cost_to_serve is not None:
+            targets["cost_to_serve"] = (cost_to_serve, cost_to_serve_val)
+        self.feature_names_ = list(feature_names)
+        self.regressors_: dict[str, PointRegressor] = {}
+        for name, (train_y, val_y) in targets.items():
+            train_arr = check_target(train_y, len(matrix), f"ValueModel.fit {name}")
+            val_arr = check_target(val_y, len(matrix_val), f"ValueModel.fit {name}_val")
+            self.regressors_[name] = PointRegressor(self.params, name).fit(
+                matrix, train_arr, matrix_val, val_arr
+            )
+        revenue = check_target(y, len(matrix), "ValueModel.fit y")
+        revenue_val = check_target(y_val, len(matrix_val), "ValueModel.fit y_val")
+        self._fit_interval(matrix, revenue, matrix_val, revenue_val)
+        self.boosters_: dict[str, lgb.Booster] = {
+            **{name: reg.booster_ for name, reg in self.regressors_.items()},
+            "value_p10": self.quantile_boosters_[0],
+            "value_p90": self.quantile_boosters_[1],
+        }
+        return self
+
+    def _fit_interval(
+        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray
+    ) -> None:
+        """Quantile models for the band, then conformal adjustment with cross-fitted coverage."""
+        p = self.params
+        small = p.model_copy(
+            update={"num_leaves": p.interval_num_leaves, "n_estimators": p.interval_n_estimators}
+        )
+        self.quantile_boosters_ = [
+            train_early_stopped(
+                lightgbm_params(small, "quantile", "quantile", alpha=q),
+                small.n_estimators, small.early_stopping_rounds, X, y, X_val, y_val,
+            )
+            for q in p.interval_quantiles
+        ]
+        low, high = self._raw_band(X_val)
+        nominal = p.interval_quantiles[1] - p.interval_quantiles[0]
+        self.interval_nominal_ = nominal
+        self.interval_coverage_raw_ = interval_coverage(y_val, low, high)
+        self.interval_adjustment_ = (0.0, 0.0)
+        below, above = y_val < low, y_val > high
+        if p.conformalize_interval:
+            below, above = self._cross_fitted_misses(y_val, low, high)
+            self.interval_adjustment_ = conformal_adjustments(
+                y_val, low, high, p.interval_quantiles
+            )
+        self.interval_coverage_ = float(1.0 - below.mean() - above.mean())
+        self.interval_below_rate_ = float(below.mean())
+        self.interval_above_rate_ = float(above.mean())
+        logger.info(
+            "value band: nominal %.2f, raw coverage %.3f, reported coverage %.3f "
+            "(below %.3f, above %.3f, shifts %s)", nominal, self.interval_coverage_raw_,
+            self.interval_coverage_, self.interval_below_rate_, self.interval_above_rate_,
+            self.interval_adjustment_,
+        )
+
+    def _raw_band(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Quantile-model bounds, ordered so low <= high."""
+        low, high = (np.asarray(b.predict(X)) for b in self.quantile_boosters_)
+        return np.minimum(low, high), np.maximum(low, high)
+
+    def _cross_fitted_misses(
+        self, y: np.ndarray, low: np.ndarray, high: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows below / above the band, each fold shifted by adjustments fit on the other folds."""
+        below = np.zeros(y.size, dtype=bool)
+        above = np.zeros(y.size, dtype=bool)
+        splitter = KFold(
+            n_splits=self.params.interval_folds, shuffle=True, random_state=self.params.seed
+        )
+        for fit_idx, held_idx in splitter.split(y):
+            a, b = conformal_adjustments(
+                y[fit_idx], low[fit_idx], high[fit_idx], self.params.interval_quantiles
+            )
+            below[held_idx] = y[held_idx] < low[held_idx] - a
+            above[held_idx] = y[held_idx] > high[held_idx] + b
+        return below, above
+
+    def predict_raw(self, X: pd.DataFrame, target: str = "revenue") -> np.ndarray:
+        """Raw score of one booster (log scale for tweedie/log_l2): what contributions add up to."""
+        if target not in self.boosters_:
+            raise KeyError(
+                f"ValueModel.predict_raw: target '{target}' unknown; use {sorted(self.boosters_)}"
+            )
+        matrix = check_feature_matrix(X, self.feature_names_, "ValueModel.predict_raw")
+        return np.asarray(self.boosters_[target].predict(matrix, raw_score=True))
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Frame of PREDICTION_COLUMNS; cost_to_serve is 0 when it was not modelled."""
+        matrix = check_feature_matrix(X, self.feature_names_, "ValueModel.predict")
+        out = pd.DataFrame(index=X.index)
+        out["expected_revenue"] = self.regressors_["revenue"].predict(matrix)
+        out["expected_margin"] = self.regressors_["margin"].predict(matrix)
+        cost = self.regressors_.get("cost_to_serve")
+        out["cost_to_serve"] = cost.predict(matrix) if cost is not None else 0.0
+        low, high = self._raw_band(matrix)
+        # a negative adjustment narrows the band; keep its ends ordered if it would cross
+        a, b = self.interval_adjustment_
+        lo, hi = low - a, high + b
+        out["value_p10"] = np.minimum(lo, hi)
+        out["value_p90"] = np.maximum(lo, hi)
+        return out[PREDICTION_COLUMNS]

@@ -1,0 +1,90 @@
+"""Value model on zero-inflated synthetic spend: beats trailing revenue, honest coverage."""
+
+import numpy as np
+import pytest
+
+from models.baselines import value_baseline
+from models.explain import check_additivity, contributions
+from models.metrics import interval_coverage, value_metrics
+from models.params import ValueParams
+from models.splits import out_of_time_split
+from models.value import PREDICTION_COLUMNS, ValueModel
+from tests.models.synthetic import feature_columns, make_training_set
+
+COVERAGE_TOLERANCE = 0.07
+
+
+def _fit(train, valid, features, **kwargs):
+    return ValueModel(ValueParams(num_threads=1)).fit(
+        train, train["label_revenue"], valid, valid["label_revenue"], features,
+        margin=train["label_margin"], margin_val=valid["label_margin"], **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def value_model(training_split):
+    train, valid, features = training_split
+    return _fit(train, valid, features, cost_to_serve=train["label_cost_to_serve"],
+                cost_to_serve_val=valid["label_cost_to_serve"])
+
+
+def test_model_beats_trailing_revenue_baseline_out_of_time(value_model, training_split):
+    _, valid, _ = training_split
+    model = value_metrics(valid["label_revenue"], value_model.predict(valid)["expected_revenue"])
+    baseline = value_metrics(valid["label_revenue"], value_baseline(valid, 90))
+    assert model["normalized_gini"] >= baseline["normalized_gini"] + 0.05
+    assert model["spearman"] > baseline["spearman"]
+    assert abs(model["aggregate_bias_pct"]) < 15
+
+
+def test_prediction_columns_and_signs(value_model, training_split):
+    _, valid, _ = training_split
+    pred = value_model.predict(valid)
+    assert list(pred.columns) == PREDICTION_COLUMNS
+    assert pred.index.equals(valid.index)
+    assert (pred["value_p10"] <= pred["value_p90"]).all()
+    assert (pred["cost_to_serve"] > 0).all()
+    total_margin = valid["label_margin"].sum()
+    assert abs(pred["expected_margin"].sum() - total_margin) / total_margin < 0.15
+
+
+def test_band_misses_upper_tail_at_nominal_rate_despite_zero_mass(value_model, training_split):
+    # half the customers spend exactly 0: P10 = 0 covers them, so coverage exceeds 0.8;
+    # the share above P90 is the sharp check
+    q_low, q_high = ValueParams().interval_quantiles
+    assert abs(value_model.interval_above_rate_ - (1 - q_high)) < 0.03
+    assert value_model.interval_below_rate_ <= q_low + 0.03
+    assert value_model.interval_coverage_ >= (q_high - q_low) - COVERAGE_TOLERANCE
+
+
+def test_band_coverage_near_nominal_when_few_customers_spend_nothing():
+    frame = make_training_set(3000, seed=5, churn_shift=-3.0)
+    train, valid = out_of_time_split(frame)
+    model = _fit(train, valid, feature_columns(frame))
+    assert abs(model.interval_coverage_ - 0.8) <= COVERAGE_TOLERANCE
+    pred = model.predict(valid)  # the shift fitted on all of validation: an in-sample check
+    covered = interval_coverage(valid["label_revenue"], pred["value_p10"], pred["value_p90"])
+    assert abs(covered - 0.8) <= COVERAGE_TOLERANCE
+
+
+def test_cost_to_serve_is_zero_when_not_modelled(training_split):
+    train, valid, features = training_split
+    model = _fit(train.iloc[:3000], valid.iloc[:1500], features)
+    assert "cost_to_serve" not in model.boosters_
+    assert (model.predict(valid.iloc[:10])["cost_to_serve"] == 0).all()
+
+
+def test_revenue_contributions_add_up_to_log_scale_prediction(value_model, training_split):
+    _, valid, _ = training_split
+    raw = value_model.predict_raw(valid.iloc[:500], "revenue")
+    contrib = contributions(value_model.boosters_["revenue"], valid.iloc[:500])
+    check_additivity(contrib, raw, atol=1e-6)
+    expected = np.exp(raw) * value_model.regressors_["revenue"].scale_
+    predicted = value_model.predict(valid.iloc[:500])["expected_revenue"]
+    np.testing.assert_allclose(predicted, expected, rtol=1e-9)
+
+
+def test_cost_targets_must_come_in_pairs(training_split):
+    train, valid, features = training_split
+    with pytest.raises(ValueError, match="cost_to_serve_val"):
+        _fit(train, valid, features, cost_to_serve=train["label_cost_to_serve"])
