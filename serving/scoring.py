@@ -1,0 +1,306 @@
+"""Score customers chunk by chunk: predictions, exact TreeSHAP reasons, valuation.
+
+Each chunk of the feature table is predicted, explained and written to part files in a
+work folder before the next one is read, so memory stays flat however many customers there
+are. Only a few numeric columns per customer stay in memory: segmentation needs the whole
+run (tiers are cumulative shares), and it runs on those after the last chunk.
+
+Speed (measured in benchmarks/scoring_bench.py): reasons stay Arrow tables from selection to
+the part files (sentences dictionary-encoded, no pandas round trip), and while one chunk's
+reasons are formatted and written on a second thread, the next chunk is predicted and
+explained on the first (LightGBM and Arrow release the GIL), so both cores stay busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from models.baselines import value_baseline
+from models.explain import check_additivity, contributions
+from models.valuation import clv, net_value
+from serving.reasons import REASON_COLUMNS, reason_columns_table, reasons_table
+
+log = logging.getLogger(__name__)
+
+NEW_CUSTOMER_TEXT_EN = "No order before the scoring date: a new customer, not scored yet."
+NEW_CUSTOMER_TEXT_ZH = "评分日前尚无订单：新客户，暂不评分。"
+# Columns kept in memory for the whole run (segmentation and the summary need them).
+SEGMENT_INPUT_COLUMNS = [
+    "customer_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve", "net_value", "clv",
+    "value_p10", "value_p90", "current_value", "tenure_days", "is_new",
+]
+
+
+@dataclass(frozen=True)
+class ScoringModels:
+    """The champion models used for one scoring run and their registry versions."""
+
+    churn: Any
+    value: Any
+    churn_version: str
+    value_version: str
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """What a scoring run needs besides the models."""
+
+    value_horizon_days: int
+    annual_discount_rate: float
+    reasons_per_direction: int = 3
+    additivity_atol: float = 1e-6
+
+
+@dataclass
+class ScoringResult:
+    """Numbers of a whole run (small) and the part files holding its texts (large)."""
+
+    numbers: pd.DataFrame
+    score_parts: list[Path]
+    explanation_parts: list[Path]
+    # Busy seconds per scoring stage, summed over chunks (stages on two threads overlap in wall time).
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class StageClock:
+    """Thread-safe busy seconds per named stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to `name`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class _ExplainedChunk:
+    """One chunk after prediction and SHAP: what formatting and writing the part files need."""
+
+    index: int
+    numbers: pd.DataFrame  # SEGMENT_INPUT_COLUMNS (model order), customers with history first, then prospects
+    history_ids: np.ndarray
+    prospect_ids: np.ndarray
+    shap: list[tuple[str, np.ndarray, pd.DataFrame, list[str]]]  # (score, actionable contributions, X, names)
+
+
+def has_history(features: pd.DataFrame) -> np.ndarray:
+    """True where the customer ordered before the as-of date (prospects have no history)."""
+    if "has_orders" in features.columns:
+        return features["has_orders"].fillna(0).to_numpy() > 0
+    return features["days_since_last_order"].notna().to_numpy()
+
+
+def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
+    """Predicted churn probability, value, interval, net value and CLV of customers with history."""
+    X_churn = features[models.churn.feature_names_]
+    X_value = features[models.value.feature_names_]
+    out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    out["p_churn"] = models.churn.predict_proba(X_churn)
+    value = models.value.predict(X_value).reset_index(drop=True)
+    out = pd.concat([out, value], axis=1)
+    out["net_value"] = net_value(out["expected_margin"].to_numpy(), out["cost_to_serve"].to_numpy())
+    out["clv"] = clv(out["net_value"].to_numpy(), settings.value_horizon_days, settings.annual_discount_rate)
+    out["current_value"] = value_baseline(features, settings.value_horizon_days)
+    out["tenure_days"] = features["days_since_first_order"].to_numpy(dtype=float)
+    out["is_new"] = False
+    return out
+
+
+def explain_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
+    """Top reasons raising and lowering each score, checked to add up to the raw predictions."""
+    tables = [reasons_table(c, X, names, score=kind, k=settings.reasons_per_direction)
+              for kind, c, X, names in checked_contributions(features, models, settings)]
+    return _plain_strings(pa.concat_tables(tables)).to_pandas()
+
+
+def checked_contributions(
+    features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings
+) -> list[tuple[str, np.ndarray, pd.DataFrame, list[str]]]:
+    """(score, actionable contributions, X, feature names) of both models, additivity checked."""
+    out = []
+    for kind, model, booster, raw in (
+        ("churn", models.churn, models.churn.booster_, models.churn.predict_raw),
+        ("value", models.value, models.value.boosters_["revenue"], models.value.predict_raw),
+    ):
+        X = features[model.feature_names_]
+        contrib = contributions(booster, X)
+        check_additivity(contrib, raw(X), atol=settings.additivity_atol * max(1.0, float(np.abs(contrib).max())))
+        out.append((kind, actionable(contrib, X), X, list(model.feature_names_)))
+    return out
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns decoded to their plain values (as the part files store them)."""
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(columns, names=table.column_names)
+
+
+def actionable(contrib: np.ndarray, X: pd.DataFrame) -> np.ndarray:
+    """Contributions for choosing reasons: a feature with no value is no reason a person can act on.
+
+    Missing values do move LightGBM's score (e.g. no spend, so no discount share), and the
+    stored contributions keep that; the reasons shown are the strongest among known facts.
+    """
+    chosen = contrib.copy()
+    chosen[:, :-1][X.isna().to_numpy()] = 0.0
+    return chosen
+
+
+def prospects_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """Rows for customers without orders: no model output, marked new, with a reason in words."""
+    n = len(features)
+    nothing = np.full(n, np.nan)
+    # One constructor call: inserting columns one by one re-copies the (Arrow string) column index each time.
+    columns = {"customer_id": features["customer_id"].to_numpy()}
+    columns |= {column: nothing for column in SEGMENT_INPUT_COLUMNS[1:-3]}
+    columns |= {"current_value": np.zeros(n), "tenure_days": nothing, "is_new": np.ones(n, dtype=bool),
+                "reasons": "{}", "reason_text_en": NEW_CUSTOMER_TEXT_EN, "reason_text_zh": NEW_CUSTOMER_TEXT_ZH}
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def score_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores (with reason texts) and long explanations for one chunk of the feature table."""
+    explained = predict_and_explain(features, models, settings, 0, StageClock())
+    texts, explanations = format_reasons(explained, settings, StageClock())
+    scores = pd.concat([explained.numbers, texts.drop(columns="customer_id")], axis=1)
+    return scores, explanations.to_pandas() if explanations.num_rows else pd.DataFrame()
+
+
+def predict_and_explain(
+    features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings, index: int, clock: StageClock
+) -> _ExplainedChunk:
+    """Numbers and checked contributions of one chunk (the CPU-heavy half, LightGBM threads)."""
+    features = features.reset_index(drop=True)
+    known = has_history(features)
+    scored = features.loc[known].reset_index(drop=True) if not known.all() else features
+    frames, shap = [], []
+    if len(scored):
+        with clock.stage("predict"):
+            frames.append(predict_chunk(scored, models, settings))
+        with clock.stage("shap"):
+            shap = checked_contributions(scored, models, settings)
+    prospect_ids = features.loc[~known, "customer_id"].to_numpy()
+    if len(prospect_ids):
+        frames.append(prospects_frame(features.loc[~known])[SEGMENT_INPUT_COLUMNS])
+    numbers = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SEGMENT_INPUT_COLUMNS)
+    return _ExplainedChunk(index, numbers, scored["customer_id"].to_numpy(), prospect_ids, shap)
+
+
+def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock: StageClock) -> tuple[pd.DataFrame, pa.Table]:
+    """Reason texts per customer (history rows, then prospects) and the long explanations table."""
+    k = settings.reasons_per_direction
+    n = len(explained.history_ids)
+    with clock.stage("reasons"):
+        tables = [reasons_table(c, X, names, score=kind, k=k) for kind, c, X, names in explained.shap]
+    with clock.stage("reason_columns"):
+        texts = reason_columns_table(tables, n, k=k).to_pandas() if n else pd.DataFrame(
+            {"reasons": [], "reason_text_en": [], "reason_text_zh": []})
+        texts.insert(0, "customer_id", explained.history_ids)
+        if len(explained.prospect_ids):
+            texts = pd.concat([texts, _prospect_texts(explained.prospect_ids)], ignore_index=True)
+    with clock.stage("explanations_table"):
+        explanations = _long_explanations(tables, explained.history_ids)
+    return texts, explanations
+
+
+def _prospect_texts(ids: np.ndarray) -> pd.DataFrame:
+    """Reason columns of customers without orders: no reasons, a sentence saying they are new."""
+    return pd.DataFrame({"customer_id": ids, "reasons": "{}", "reason_text_en": NEW_CUSTOMER_TEXT_EN,
+                         "reason_text_zh": NEW_CUSTOMER_TEXT_ZH})
+
+
+def _long_explanations(tables: list[pa.Table], history_ids: np.ndarray) -> pa.Table:
+    """Reason rows of both scores with customer_id in place of the chunk row position."""
+    if not tables:
+        return pa.table({})
+    table = _plain_strings(pa.concat_tables(tables))
+    ids = pa.array(history_ids).take(table.column("row"))
+    return table.drop_columns(["row"]).add_column(0, "customer_id", ids).select(
+        ["customer_id", *[c for c in REASON_COLUMNS if c != "row"]])
+
+
+def score_all(
+    chunks: Iterable[pd.DataFrame],
+    models: ScoringModels,
+    settings: ScoringSettings,
+    workdir: Path,
+    progress: Callable[[int], None] | None = None,
+) -> ScoringResult:
+    """Score every chunk, writing texts to part files and keeping only the numbers in memory.
+
+    Predicting and explaining chunk i+1 overlaps formatting and writing chunk i on a second
+    thread; at most two chunks are in flight, so memory stays flat.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    clock = StageClock()
+    numbers: list[pd.DataFrame] = []
+    score_parts: list[Path] = []
+    explanation_parts: list[Path] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="custscore-reasons") as writer:
+        pending: Future | None = None
+        for i, features in enumerate(chunks):
+            explained = predict_and_explain(features, models, settings, i, clock)
+            if pending is not None:
+                _collect(pending.result(), numbers, score_parts, explanation_parts, progress)
+            pending = writer.submit(_finish_chunk, explained, settings, workdir, clock)
+        if pending is not None:
+            _collect(pending.result(), numbers, score_parts, explanation_parts, progress)
+    all_numbers = pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame(columns=SEGMENT_INPUT_COLUMNS)
+    if all_numbers["customer_id"].duplicated().any():
+        dup = all_numbers.loc[all_numbers["customer_id"].duplicated(), "customer_id"].iloc[0]
+        raise ValueError(f"customer {dup!r} was scored twice: the feature table must have one row per customer")
+    return ScoringResult(all_numbers, score_parts, explanation_parts, dict(clock.seconds))
+
+
+def _finish_chunk(explained: _ExplainedChunk, settings: ScoringSettings, workdir: Path,
+                  clock: StageClock) -> tuple[pd.DataFrame, Path, Path]:
+    """Format one chunk's reasons and write its part files (runs on the writer thread)."""
+    texts, explanations = format_reasons(explained, settings, clock)
+    with clock.stage("write_parts"):
+        i = explained.index
+        score_part = _write_part(texts, workdir / f"scores-{i:05d}.parquet")
+        explanation_part = _write_part(explanations, workdir / f"explanations-{i:05d}.parquet")
+    return explained.numbers[SEGMENT_INPUT_COLUMNS], score_part, explanation_part
+
+
+def _collect(finished: tuple[pd.DataFrame, Path, Path], numbers: list, score_parts: list, explanation_parts: list,
+             progress: Callable[[int], None] | None) -> None:
+    chunk_numbers, score_part, explanation_part = finished
+    numbers.append(chunk_numbers)
+    score_parts.append(score_part)
+    explanation_parts.append(explanation_part)
+    if progress:
+        progress(len(chunk_numbers))
+
+
+def _write_part(frame: pd.DataFrame | pa.Table, path: Path) -> Path:
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, path)
+    return path
+
+
+def iter_parts(paths: list[Path]) -> Iterator[pd.DataFrame]:
+    """Read part files back one at a time."""
+    for path in paths:
+        yield pq.read_table(path).to_pandas()

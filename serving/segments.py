@@ -1,0 +1,312 @@
+"""Value tiers (Pareto A/B/C) and strategy classes (DOMAIN.md) from typed rules.
+
+Rules live in configs/segments.yaml; the caller validates them into `SegmentRules`
+(`SegmentRules.model_validate(dict)`). Shares ("top 5%") are ranks over the whole scoring
+run, so `assign_segments` needs the whole score frame (a few columns per customer), not a
+chunk.
+
+Strategy classes are tried in `rules.order`; the first that matches wins and its
+`segment_reason` says which numbers met which thresholds, e.g.
+"clv 12,400 in top 0.3% (<= 5%)" (money with three significant figures). `regular`
+matches everyone and is always last.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+logger = logging.getLogger(__name__)
+
+SEGMENTS: tuple[str, ...] = ("most_valuable", "growth", "at_risk", "negative_value", "new", "regular")
+SegmentName = Literal["most_valuable", "growth", "at_risk", "negative_value", "new", "regular"]
+ValueColumn = Literal["clv", "net_value", "expected_margin", "expected_revenue"]
+TIERS: tuple[str, ...] = ("A", "B", "C")
+SCORE_INPUT_COLUMNS: tuple[str, ...] = (
+    "customer_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve",
+    "net_value", "clv", "current_value", "is_new",
+)  # fmt: skip
+Share = Annotated[float, Field(gt=0, le=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Label(_Frozen):
+    """Display label of a class in English and Chinese."""
+
+    en: str
+    zh: str
+
+
+DEFAULT_LABELS: dict[str, Label] = {
+    "most_valuable": Label(en="most valuable", zh="最有价值客户"),
+    "growth": Label(en="growth", zh="成长客户（二级客户）"),
+    "at_risk": Label(en="at risk (churn warning)", zh="流失预警客户"),
+    "negative_value": Label(en="negative value", zh="负值客户"),
+    "new": Label(en="new", zh="新客户"),
+    "regular": Label(en="regular", zh="普通客户"),
+}
+TIER_LABELS: dict[str, Label] = {
+    "A": Label(en="tier A", zh="A类客户"),
+    "B": Label(en="tier B", zh="B类客户"),
+    "C": Label(en="tier C", zh="C类客户"),
+}
+
+
+class SegmentRules(_Frozen):
+    """Thresholds for value tiers and strategy classes (configs/segments.yaml)."""
+
+    value_column: ValueColumn = "clv"  # predicted value used for tiers and "top x%" ranks
+    tier_a_cumulative_share: Share = 0.80  # A: customers making up the first 80% of positive value
+    tier_b_cumulative_share: Share = 0.95  # B: the next 15%; C: the rest
+    order: tuple[SegmentName, ...] = ("new", "negative_value", "at_risk", "most_valuable", "growth", "regular")
+    new_max_tenure_days: Annotated[int, Field(ge=0)] = 90  # used when the frame has tenure_days
+    negative_value_below: float = 0.0  # net_value below this is negative_value
+    at_risk_min_p_churn: Share = 0.5
+    at_risk_value_column: Literal["current_value", "clv", "net_value", "expected_revenue"] = "current_value"
+    at_risk_top_share: Share = 0.20  # "valuable": at_risk_value_column in the top 20%
+    at_risk_min_value: float = 0.0  # ... and at least this much
+    most_valuable_top_share: Share = 0.05  # value_column in the top 5%
+    growth_ratio: Annotated[float, Field(gt=0)] = 1.5  # expected_revenue >= 1.5 x current_value
+    growth_top_share: Share = 0.30  # and value_column in the top 30%
+    labels: dict[SegmentName, Label] = DEFAULT_LABELS
+
+    @model_validator(mode="after")
+    def _check(self) -> SegmentRules:
+        if self.tier_a_cumulative_share >= self.tier_b_cumulative_share:
+            raise ValueError(
+                f"tier_a_cumulative_share ({self.tier_a_cumulative_share}) must be below "
+                f"tier_b_cumulative_share ({self.tier_b_cumulative_share})"
+            )
+        if len(set(self.order)) != len(self.order):
+            raise ValueError(f"order lists a segment twice: {list(self.order)}")
+        if not self.order or self.order[-1] != "regular":
+            raise ValueError(f"order must end with 'regular' (the class that takes everyone left), got {list(self.order)}")
+        return self
+
+    def label(self, segment: str) -> Label:
+        """Return the display label of a segment (configured, else the default)."""
+        return self.labels.get(segment) or DEFAULT_LABELS[segment]
+
+
+# --------------------------------------------------------------------------- value tiers
+
+
+def value_tiers(values: pd.Series | np.ndarray, a_share: float = 0.80, b_share: float = 0.95, *, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Return tier A/B/C per customer by cumulative share of positive value (Pareto).
+
+    Customers are sorted by value descending (ties by `tiebreak`, e.g. customer_id, so runs
+    are reproducible). A = those whose cumulative share *before* them is below a_share (the
+    customers making up the first a_share of value), B up to b_share, C the rest; a value
+    that is zero, negative or missing is C.
+    """
+    v = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
+    positive = np.clip(v, 0.0, None)
+    total = positive.sum()
+    tiers = np.full(len(v), "C", dtype=object)
+    if total <= 0:
+        return tiers
+    if tiebreak is not None:
+        order = pd.DataFrame({"v": -v, "t": np.asarray(tiebreak)}).sort_values(["v", "t"], kind="stable").index.to_numpy()
+    else:
+        order = np.argsort(-v, kind="stable")
+    before = (np.cumsum(positive[order]) - positive[order]) / total
+    sorted_tiers = np.where(before < a_share, "A", np.where(before < b_share, "B", "C"))
+    sorted_tiers[positive[order] <= 0] = "C"
+    tiers[order] = sorted_tiers
+    return tiers
+
+
+def top_share(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Return each customer's rank as a share from the top: 0.01 = in the top 1% (ties share the best rank)."""
+    s = pd.Series(np.asarray(values, dtype=float))
+    ranks = s.rank(ascending=False, method="min", na_option="bottom").to_numpy()
+    return ranks / max(len(s), 1)
+
+
+# --------------------------------------------------------------------------- strategy classes
+
+
+def assign_segments(scores: pd.DataFrame, rules: SegmentRules) -> pd.DataFrame:
+    """Return `scores` with value_tier, segment, segment_label_en, segment_label_zh, segment_reason."""
+    _check_input(scores, rules)
+    out = scores.copy()
+    value = out[rules.value_column].to_numpy(dtype=float)
+    ids = out["customer_id"].astype(str).to_numpy()
+    out["value_tier"] = value_tiers(value, rules.tier_a_cumulative_share, rules.tier_b_cumulative_share, tiebreak=ids)
+    tests = _segment_tests(out, rules)
+    chosen = np.full(len(out), -1, dtype=np.int64)
+    for position, name in enumerate(rules.order):  # first match wins
+        chosen[(chosen < 0) & tests[name][0]] = position
+    names = np.array(rules.order, dtype=object)
+    reasons = pc.choose(pa.array(chosen, type=pa.int64()), *[tests[name][1] for name in rules.order])
+    out["segment"] = names[chosen]
+    out["segment_label_en"] = np.array([rules.label(s).en for s in rules.order], dtype=object)[chosen]
+    out["segment_label_zh"] = np.array([rules.label(s).zh for s in rules.order], dtype=object)[chosen]
+    out["segment_reason"] = reasons.to_pandas().set_axis(out.index)
+    return out
+
+
+def _check_input(scores: pd.DataFrame, rules: SegmentRules) -> None:
+    needed = set(SCORE_INPUT_COLUMNS) | {rules.value_column, rules.at_risk_value_column}
+    missing = sorted(needed - set(scores.columns))
+    if missing:
+        raise ValueError(
+            f"assign_segments: score frame lacks column(s) {missing}; it needs {sorted(needed)} "
+            f"(current_value = trailing revenue over the same horizon as expected_revenue)"
+        )
+    if scores["customer_id"].duplicated().any():
+        dup = scores.loc[scores["customer_id"].duplicated(), "customer_id"].head(3).tolist()
+        raise ValueError(f"assign_segments: customer_id values occur more than once, e.g. {dup}; segment one row per customer")
+
+
+def _round_sig3(v: np.ndarray) -> np.ndarray:
+    """Round to three significant figures: reasons read "clv 12,400", and few distinct texts format fast."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        finite = np.isfinite(v) & (v != 0)
+        mag = np.where(finite, 10.0 ** (np.floor(np.log10(np.abs(np.where(finite, v, 1.0)))) - 2), 1.0)
+        return np.where(finite, np.round(v / mag) * mag, v)
+
+
+def _money(x: np.ndarray) -> np.ndarray:
+    return _fmt(_round_sig3(np.asarray(x, dtype=float)))
+
+
+def _fmt(x: np.ndarray, decimals: int = 0) -> pa.Array:
+    """Format numbers with thousands separators, once per distinct value."""
+    codes, uniques = pd.factorize(np.round(np.asarray(x, dtype=float), decimals), use_na_sentinel=False)
+    text = ["n/a" if np.isnan(u) else f"{u:,.{decimals}f}" for u in uniques]
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string())).dictionary_decode()
+
+
+def _pct(share: np.ndarray) -> pa.Array:
+    """Format shares as percentages with at most one decimal ('0.3%')."""
+    codes, uniques = pd.factorize(np.round(np.asarray(share, dtype=float) * 100, 1), use_na_sentinel=False)
+    text = [f"{u:g}%" for u in uniques]
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string())).dictionary_decode()
+
+
+def _share_text(share: float) -> str:
+    return f"{share * 100:g}%"
+
+
+def _cat(*pieces: pa.Array | str) -> pa.Array:
+    """Concatenate text arrays and constants element-wise (Arrow kernel, no per-row Python)."""
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _where(mask: np.ndarray, yes: pa.Array | str, no: pa.Array | str) -> pa.Array:
+    return pc.if_else(pa.array(mask, type=pa.bool_()), yes, no)
+
+
+def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.ndarray, pa.Array]]:
+    """For each class: (matches, reason text) over all rows."""
+    n = len(df)
+    vcol = rules.value_column
+    value = df[vcol].to_numpy(dtype=float)
+    value_top = top_share(value)
+    value_txt = _cat(f"{vcol} ", _money(value), " in top ", _pct(value_top))
+    p = df["p_churn"].to_numpy(dtype=float)
+    p_txt = _cat("p_churn ", _fmt(p, 2))
+    net = df["net_value"].to_numpy(dtype=float)
+    current = df["current_value"].to_numpy(dtype=float)
+    expected = df["expected_revenue"].to_numpy(dtype=float)
+    risk_col = rules.at_risk_value_column
+    risk_value = df[risk_col].to_numpy(dtype=float)
+    risk_top = top_share(risk_value)
+    tests: dict[str, tuple[np.ndarray, pa.Array]] = {}
+
+    is_new = df["is_new"].fillna(False).to_numpy(dtype=bool)
+    new_why = _where(is_new, "no orders before as_of", "")
+    if "tenure_days" in df.columns:
+        tenure = df["tenure_days"].to_numpy(dtype=float)
+        new_why = _where(is_new, new_why, _cat("tenure ", _fmt(tenure), f" days < {rules.new_max_tenure_days}"))
+        is_new = is_new | (tenure < rules.new_max_tenure_days)
+    tests["new"] = (is_new, new_why)
+
+    neg = net < rules.negative_value_below
+    tests["negative_value"] = (neg, _cat("net_value ", _money(net), f" < {rules.negative_value_below:,g}"))
+
+    at_risk = (p >= rules.at_risk_min_p_churn) & (risk_top <= rules.at_risk_top_share) & (risk_value >= rules.at_risk_min_value)
+    risk_txt = _cat(f"{risk_col} ", _money(risk_value), " in top ", _pct(risk_top), f" (<= {_share_text(rules.at_risk_top_share)}); ")
+    tests["at_risk"] = (at_risk, _cat(risk_txt, p_txt, f" >= {rules.at_risk_min_p_churn:g}"))
+
+    top = value_top <= rules.most_valuable_top_share
+    tests["most_valuable"] = (top, _cat(value_txt, f" (<= {_share_text(rules.most_valuable_top_share)})"))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(current > 0, expected / current, np.inf)
+    growth = (expected >= rules.growth_ratio * np.clip(current, 0, None)) & (expected > 0) & (value_top <= rules.growth_top_share)
+    ratio_txt = _where(np.isfinite(ratio), _cat("(", _fmt(np.where(np.isfinite(ratio), ratio, 0), 1), f"x >= {rules.growth_ratio:g}x)"), "(up from zero)")
+    growth_why = _cat(
+        "expected_revenue ", _money(expected), " vs current_value ", _money(current), " ", ratio_txt,
+        "; ", value_txt, f" (<= {_share_text(rules.growth_top_share)})",
+    )  # fmt: skip
+    tests["growth"] = (growth, growth_why)
+
+    tests["regular"] = (np.ones(n, dtype=bool), _cat("no other class matched: ", value_txt, "; ", p_txt))
+    return tests
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def segment_summary(scored: pd.DataFrame, rules: SegmentRules | None = None) -> pd.DataFrame:
+    """Per segment and per value tier: customers, their shares of customers, current and predicted value, mean p_churn.
+
+    Shares are of plain sums (a negative predicted value lowers its group's share), so each
+    share column sums to 1 over the segments and again over the tiers. Every class and
+    tier appears, with zeros where nobody falls in it. Columns: serving.score_table.SUMMARY_COLUMNS minus run_id.
+    """
+    rules = rules or SegmentRules()
+    missing = sorted({"segment", "value_tier", "p_churn", "current_value", rules.value_column} - set(scored.columns))
+    if missing:
+        raise ValueError(f"segment_summary: scored frame lacks column(s) {missing}; run assign_segments first")
+    by_segment = _summarise(scored, "segment", list(rules.order), {s: rules.label(s) for s in SEGMENTS}, rules.value_column)
+    by_tier = _summarise(scored, "value_tier", list(TIERS), TIER_LABELS, rules.value_column)
+    return pd.concat([by_segment, by_tier], ignore_index=True)
+
+
+def _summarise(scored: pd.DataFrame, column: str, groups: list[str], labels: dict[str, Label], value_column: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "group": scored[column].astype(str).to_numpy(),
+            "current_value": scored["current_value"].to_numpy(dtype=float),
+            "predicted_value": scored[value_column].to_numpy(dtype=float),
+            "p_churn": scored["p_churn"].to_numpy(dtype=float),
+        }
+    )
+    agg = frame.groupby("group").agg(
+        customers=("group", "size"),
+        current_value=("current_value", "sum"),
+        predicted_value=("predicted_value", "sum"),
+        mean_p_churn=("p_churn", "mean"),
+    )
+    order = groups + sorted(set(agg.index) - set(groups))
+    agg = agg.reindex(order)
+    agg["customers"] = agg["customers"].fillna(0).astype("int64")
+    agg[["current_value", "predicted_value"]] = agg[["current_value", "predicted_value"]].fillna(0.0)
+    out = agg.reset_index()
+    out.insert(0, "group_by", column)
+    out["label_en"] = [labels[g].en if g in labels else g for g in out["group"]]
+    out["label_zh"] = [labels[g].zh if g in labels else g for g in out["group"]]
+    out["share_customers"] = _share(out["customers"].to_numpy(dtype=float))
+    out["share_current_value"] = _share(out["current_value"].to_numpy())
+    out["share_predicted_value"] = _share(out["predicted_value"].to_numpy())
+    return out[
+        ["group_by", "group", "label_en", "label_zh", "customers", "share_customers", "current_value",
+         "share_current_value", "predicted_value", "share_predicted_value", "mean_p_churn"]
+    ]  # fmt: skip
+
+
+def _share(x: np.ndarray) -> np.ndarray:
+    total = x.sum()
+    return x / total if total != 0 else np.full(len(x), np.nan)

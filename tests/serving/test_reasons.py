@@ -1,0 +1,217 @@
+"""Reason sentences an account manager reads, and the top-k reasons picked from SHAP contributions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.reasons import (
+    humanise,
+    reason_columns,
+    reasons_for_chunk,
+    reasons_table,
+    sentence,
+    top_k_contributions,
+)
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "context", "en", "zh"),
+    [
+        ("revenue_change_pct_90d_vs_prev_90d", -62.0, None,
+         "spend in the last 90 days fell 62% against the 90 days before", "近90天消费额比前90天下降62%"),
+        ("revenue_change_pct_30d_vs_prev_30d", 40.0, None,
+         "spend in the last 30 days rose 40% against the 30 days before", "近30天消费额比前30天上升40%"),
+        ("revenue_change_pct_90d_vs_year_ago", -10.0, None,
+         "spend in the last 90 days fell 10% against the same period a year earlier", "近90天消费额比去年同期下降10%"),
+        ("days_since_last_order", 120, 3.14,
+         "no order for 120 days, 3.1x the usual gap between orders", "已120天未下单，是平时下单间隔的3.1倍"),
+        ("days_since_last_order", 1, None, "no order for 1 day", "已1天未下单"),
+        ("order_days_lifetime", 7, None, "ordered on 7 different days in total", "累计在7个不同日期下单"),
+        ("repeat_revenue_mean_per_order_day_lifetime", 2123.4, None,
+         "average spend of 2,120 per repeat order day", "复购日平均消费额2,120"),
+        ("days_since_first_order", 840, None,
+         "customer for 2.3 years (first order 840 days ago)", "合作2.3年（首单于840天前）"),
+        ("order_count_90d", 3, None, "3 orders in the last 90 days", "近90天下单3次"),
+        ("order_count_lifetime", 1, None, "1 order in total", "累计下单1次"),
+        ("revenue_sum_90d", 12437.3, None, "spend of 12,400 in the last 90 days", "近90天消费额12,400"),
+        ("distinct_categories_180d", 4, None, "bought from 4 categories in the last 180 days", "近180天购买了4个品类"),
+        ("return_share_90d", 0.153, None, "returns were 15% of spend in the last 90 days", "近90天退货额占消费额15%"),
+        ("discount_share_365d", 0.12, None, "discounts were 12% of spend in the last 365 days", "近365天折扣占消费额12%"),
+        ("invoice_on_time_rate_365d", 0.75, None,
+         "paid 75% of invoices on time in the last 365 days", "近365天按时付款的发票占75%"),
+        ("days_late_mean_90d", 12.4, None, "paid 12 days late on average in the last 90 days", "近90天平均逾期12天付款"),
+        ("overdue_open_amount", 5000, None, "overdue unpaid invoices of 5,000", "逾期未付发票金额5,000"),
+        ("complaint_count_90d", 2, None, "2 complaints in the last 90 days", "近90天投诉2次"),
+        ("complaint_change_90d_vs_prev_90d", -1, None,
+         "1 fewer complaint in the last 90 days than in the 90 days before", "近90天投诉比前90天少1次"),
+        ("return_amount_90d", -1200, None, "returns worth 1,200 in the last 90 days", "近90天退货金额1,200"),
+        ("attr_industry", "retail", None, "industry: retail", "行业：retail"),
+        ("attr_region", None, None, "region: unknown", "地区：未知"),
+    ],
+)  # fmt: skip
+def test_sentence_states_the_fact_in_both_languages(feature, value, context, en, zh):
+    assert sentence(feature, value, context=context) == (en, zh)
+
+
+FAMILY_EXAMPLES = [
+    "days_since_signup", "revenue_mean_per_order_90d", "margin_sum_lifetime", "margin_mean_per_order_30d",
+    "order_gap_mean_days", "order_gap_std_days", "recency_over_gap_mean", "revenue_monthly_slope_12m",
+    "distinct_products_90d", "new_category_count_365d", "return_count_30d", "discount_amount_90d",
+    "discounted_order_count_90d", "days_late_max_180d", "days_late_change_90d_vs_prev_90d",
+    "open_invoice_amount", "collection_rate_90d", "dso_days", "ticket_count_30d", "service_cost_90d",
+    "interaction_count_90d", "cost_to_serve_365d",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("feature", FAMILY_EXAMPLES)
+def test_every_catalogue_family_reads_as_words_not_codes(feature):
+    en, zh = sentence(feature, 7.0)
+    assert feature not in en and feature not in zh
+    assert "_" not in en and "_" not in zh
+    assert "7" in en and "7" in zh
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in zh)  # the Chinese sentence has Chinese words
+
+
+def test_missing_values_say_no_data_instead_of_nan():
+    en, zh = sentence("complaint_count_90d", float("nan"))
+    assert en == "complaints in the last 90 days: no data"
+    assert zh == "近90天投诉次数：无数据"
+    assert sentence("days_since_last_order", None) == ("no orders before the scoring date", "评分日前无订单")
+
+
+def test_unknown_feature_falls_back_to_readable_name_and_value():
+    en, zh = sentence("loyalty_points_90d", 1234.5)
+    assert en == "loyalty points (90 days): 1,230"
+    assert zh == "loyalty points (90 days)：1,230"
+    assert humanise("net_promoter_score") == "net promoter score"
+
+
+def _hand_made_chunk():
+    names = ["revenue_sum_90d", "order_count_90d", "complaint_count_90d", "attr_industry"]
+    X = pd.DataFrame(
+        {
+            "revenue_sum_90d": [1000.0, 2500.0, 300.0],
+            "order_count_90d": [2.0, 0.0, 5.0],
+            "complaint_count_90d": [0.0, 3.0, 1.0],
+            "attr_industry": pd.Categorical(["retail", None, "retail"]),
+        }
+    )
+    contrib = np.array(
+        [
+            # revenue, orders, complaints, industry, bias
+            [0.5, -0.2, 0.1, 0.0, -1.0],
+            [-0.3, 0.9, 0.4, -0.05, -1.0],
+            [0.0, 0.0, 0.0, 0.0, -1.0],  # nothing pushes either way
+        ]
+    )
+    return names, X, contrib
+
+
+def test_top_k_selection_on_a_hand_made_matrix():
+    _, _, contrib = _hand_made_chunk()
+    raise_idx, raise_val, lower_idx, lower_val = top_k_contributions(contrib[:, :-1], 2)
+    assert raise_idx.tolist() == [[0, 2], [1, 2], [-1, -1]]
+    assert raise_val.tolist() == [[0.5, 0.1], [0.9, 0.4], [0.0, 0.0]]
+    assert lower_idx.tolist() == [[1, -1], [0, 3], [-1, -1]]
+    assert lower_val.tolist() == [[-0.2, 0.0], [-0.3, -0.05], [0.0, 0.0]]
+
+
+def test_reasons_for_chunk_gives_data_and_sentences_per_row():
+    names, X, contrib = _hand_made_chunk()
+    reasons = reasons_for_chunk(contrib, X, names, score="churn", k=2)
+    row1 = reasons[reasons["row"] == 1]
+    assert row1[["direction", "rank", "feature"]].values.tolist() == [
+        ["raises", 1, "order_count_90d"],
+        ["raises", 2, "complaint_count_90d"],
+        ["lowers", 1, "revenue_sum_90d"],
+        ["lowers", 2, "attr_industry"],
+    ]
+    assert row1["contribution"].tolist() == [0.9, 0.4, -0.3, -0.05]
+    assert row1["value"].tolist()[:3] == ["0", "3", "2500"]
+    assert pd.isna(row1["value"].tolist()[3])  # missing attribute: no value text
+    assert row1["sentence_en"].tolist() == [
+        "no orders in the last 90 days",
+        "3 complaints in the last 90 days",
+        "spend of 2,500 in the last 90 days",
+        "industry: unknown",
+    ]
+    assert row1["sentence_zh"].tolist()[0] == "近90天无订单"
+    assert set(reasons["score"]) == {"churn"}
+    assert 2 not in set(reasons["row"])  # all-zero contributions give no reasons
+
+
+def test_reasons_for_chunk_rejects_contributions_without_bias_column():
+    names, X, contrib = _hand_made_chunk()
+    with pytest.raises(ValueError, match="bias"):
+        reasons_for_chunk(contrib[:, :-1], X, names, score="churn")
+
+
+def test_recency_sentence_uses_the_gap_ratio_of_the_same_row():
+    names = ["days_since_last_order"]
+    X = pd.DataFrame({"days_since_last_order": [120.0, 10.0], "recency_over_gap_mean": [3.1, np.nan]})
+    reasons = reasons_for_chunk(np.array([[1.0, 0.0], [1.0, 0.0]]), X, names, score="churn", k=1)
+    assert reasons["sentence_en"].tolist() == [
+        "no order for 120 days, 3.1x the usual gap between orders",
+        "no order for 10 days",
+    ]
+
+
+def test_reason_columns_json_and_text_per_row():
+    names, X, contrib = _hand_made_chunk()
+    churn = reasons_table(contrib, X, names, score="churn", k=2)
+    value = reasons_table(-contrib, X, names, score="value", k=2)
+    cols = reason_columns([churn, value], 3)
+    assert len(cols) == 3
+    parsed = json.loads(cols.loc[1, "reasons"])
+    assert [r["feature"] for r in parsed["churn"]["raises"]] == ["order_count_90d", "complaint_count_90d"]
+    assert [r["feature"] for r in parsed["value"]["raises"]] == ["revenue_sum_90d", "attr_industry"]
+    assert parsed["churn"]["lowers"][1] == {
+        "rank": 2, "feature": "attr_industry", "value": None, "contribution": -0.05,
+        "sentence_en": "industry: unknown", "sentence_zh": "行业：未知",
+    }  # fmt: skip
+    assert cols.loc[1, "reason_text_en"].startswith(
+        "Raises churn risk: no orders in the last 90 days; 3 complaints in the last 90 days. Lowers churn risk: "
+    )
+    assert cols.loc[1, "reason_text_zh"].startswith("推高流失风险：近90天无订单；近90天投诉3次。降低流失风险：")
+    # a row without any reason still gets valid JSON and empty texts (no row is lost)
+    assert json.loads(cols.loc[2, "reasons"]) == {"churn": {"raises": [], "lowers": []}, "value": {"raises": [], "lowers": []}}
+    assert cols.loc[2, "reason_text_en"] == ""
+
+
+def test_json_escapes_quotes_in_attribute_values():
+    X = pd.DataFrame({"attr_company": ['Acme "Best" \\ Co']})
+    table = reasons_table(np.array([[1.0, 0.0]]), X, ["attr_company"], score="value", k=1)
+    parsed = json.loads(reason_columns(table, 1).loc[0, "reasons"])
+    assert parsed["value"]["raises"][0]["value"] == 'Acme "Best" \\ Co'
+
+
+def test_many_rows_match_one_by_one_sentences():
+    rng = np.random.default_rng(3)
+    names = ["revenue_sum_90d", "return_share_90d", "days_late_mean_90d"]
+    X = pd.DataFrame({n: rng.gamma(2.0, 300.0, 500) for n in names})
+    X.loc[::7, "return_share_90d"] = np.nan
+    contrib = rng.normal(size=(500, 4))
+    reasons = reasons_for_chunk(contrib, X, names, score="value", k=3)
+    for row in reasons.sample(40, random_state=1).itertuples():
+        assert (row.sentence_en, row.sentence_zh) == sentence(row.feature, X.loc[row.row, row.feature])
+
+
+def test_json_without_sentences_keeps_the_data():
+    names, X, contrib = _hand_made_chunk()
+    churn = reasons_table(contrib, X, names, score="churn", k=2)
+    parsed = json.loads(reason_columns([churn], 3, json_sentences=False).loc[1, "reasons"])
+    assert parsed["churn"]["raises"][0] == {"rank": 1, "value": "0", "contribution": 0.9, "feature": "order_count_90d"}
+
+
+def test_reason_columns_same_from_pandas_frames_and_arrow_tables():
+    names, X, contrib = _hand_made_chunk()
+    frames = pd.concat(
+        [reasons_for_chunk(contrib, X, names, score="churn", k=2), reasons_for_chunk(-contrib, X, names, score="value", k=2)],
+        ignore_index=True,
+    )
+    tables = [reasons_table(contrib, X, names, score="churn", k=2), reasons_table(-contrib, X, names, score="value", k=2)]
+    pd.testing.assert_frame_equal(reason_columns(frames, 3, k=2), reason_columns(tables, 3, k=2))

@@ -1,0 +1,148 @@
+"""Value tiers and strategy classes on hand-made customers with hand-checked answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from serving.segments import SEGMENTS, SegmentRules, assign_segments, segment_summary, value_tiers
+
+SEGMENTS_YAML = Path(__file__).resolve().parents[2] / "configs" / "segments.yaml"
+
+RULES = SegmentRules(most_valuable_top_share=0.2, at_risk_top_share=0.3, growth_top_share=0.5)
+
+
+def _customers() -> pd.DataFrame:
+    rows = [
+        # id, clv, p_churn, net_value, current_value, expected_revenue, is_new
+        ("c01", 5000, 0.10, 3000, 4000, 4500, False),  # top clv -> most_valuable
+        ("c02", 4000, 0.80, 2000, 6000, 3000, False),  # top current value, leaving -> at_risk (before most_valuable)
+        ("c03", 3000, 0.20, 1500, 500, 2000, False),  # 4x current, clv top 30% -> growth
+        ("c04", 2500, 0.30, -100, 100, 1000, False),  # would be growth, but net value < 0 comes first
+        ("c05", 2000, 0.90, 500, 0, 800, True),  # no orders before as_of -> new
+        ("c06", 1000, 0.60, 700, 3000, 900, False),  # current value rank 3 of 10 (top 30%) and p 0.6 -> at_risk
+        ("c07", 800, 0.40, 400, 900, 900, False),  # nothing special -> regular
+        ("c08", 500, 0.70, 300, 200, 300, False),  # likely to churn but not valuable -> regular
+        ("c09", 0, 0.20, 0, 100, 0, False),
+        ("c10", -200, 0.50, -300, 50, 100, False),  # negative value
+    ]
+    df = pd.DataFrame(rows, columns=["customer_id", "clv", "p_churn", "net_value", "current_value", "expected_revenue", "is_new"])
+    df["expected_margin"] = df["expected_revenue"] * 0.3
+    df["cost_to_serve"] = 10.0
+    return df
+
+
+def test_hand_checked_segments_and_reasons():
+    out = assign_segments(_customers(), RULES).set_index("customer_id")
+    assert out["segment"].to_dict() == {
+        "c01": "most_valuable", "c02": "at_risk", "c03": "growth", "c04": "negative_value", "c05": "new",
+        "c06": "at_risk", "c07": "regular", "c08": "regular", "c09": "regular", "c10": "negative_value",
+    }  # fmt: skip
+    assert out.loc["c01", "segment_reason"] == "clv 5,000 in top 10% (<= 20%)"
+    assert out.loc["c02", "segment_reason"] == "current_value 6,000 in top 10% (<= 30%); p_churn 0.80 >= 0.5"
+    assert out.loc["c03", "segment_reason"] == (
+        "expected_revenue 2,000 vs current_value 500 (4.0x >= 1.5x); clv 3,000 in top 30% (<= 50%)"
+    )
+    assert out.loc["c04", "segment_reason"] == "net_value -100 < 0"
+    assert out.loc["c05", "segment_reason"] == "no orders before as_of"
+    assert out.loc["c07", "segment_reason"].startswith("no other class matched: clv 800 in top 70%")
+    assert out.loc["c02", "segment_label_zh"] == "流失预警客户"
+    assert out.loc["c01", "segment_label_zh"] == "最有价值客户"
+    assert out.loc["c07", "segment_label_en"] == "regular"
+
+
+def test_order_of_evaluation_is_the_configured_one():
+    rules = RULES.model_copy(update={"order": ("most_valuable", "at_risk", "new", "negative_value", "growth", "regular")})
+    out = assign_segments(_customers(), rules).set_index("customer_id")
+    assert out.loc["c02", "segment"] == "most_valuable"  # at_risk first by default, most_valuable first here
+    assert out.loc["c05", "segment"] == "new"
+
+
+def test_value_tiers_follow_cumulative_share_of_value():
+    out = assign_segments(_customers(), RULES).set_index("customer_id")
+    # positive clv total 18,800; share before each customer: 0, .27, .48, .64, .77 | .88, .93 | .97
+    assert out["value_tier"].to_dict() == {
+        "c01": "A", "c02": "A", "c03": "A", "c04": "A", "c05": "A",
+        "c06": "B", "c07": "B", "c08": "C", "c09": "C", "c10": "C",
+    }  # fmt: skip
+    # shares before: 50 -> 0, 30 -> .5, 10 -> .8 (not < .8: B), first 5 -> .9 (B), second 5 -> .95 (C)
+    assert value_tiers(np.array([5, 50, 10, 30, 5])).tolist() == ["B", "A", "B", "A", "C"]
+
+
+def test_tenure_below_threshold_counts_as_new():
+    df = _customers()
+    df["tenure_days"] = [400, 400, 30, 400, 0, 400, 400, 400, 400, 400]
+    out = assign_segments(df, RULES).set_index("customer_id")
+    assert out.loc["c03", "segment"] == "new"
+    assert out.loc["c03", "segment_reason"] == "tenure 30 days < 90"
+
+
+def test_every_customer_gets_exactly_one_segment_and_tier():
+    rng = np.random.default_rng(5)
+    n = 2000
+    df = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "clv": rng.normal(1000, 2000, n),
+            "p_churn": rng.uniform(0, 1, n),
+            "net_value": rng.normal(300, 500, n),
+            "current_value": rng.gamma(1.0, 1000.0, n),
+            "expected_revenue": rng.gamma(1.0, 1000.0, n),
+            "expected_margin": 0.0,
+            "cost_to_serve": 0.0,
+            "is_new": rng.uniform(size=n) < 0.05,
+        }
+    )
+    df.loc[::50, "clv"] = np.nan
+    out = assign_segments(df, SegmentRules())
+    assert len(out) == n
+    assert out["segment"].isin(SEGMENTS).all()
+    assert out["value_tier"].isin(["A", "B", "C"]).all()
+    assert out["segment_reason"].str.len().gt(0).all()
+    assert (out["segment"] == "most_valuable").mean() <= 0.05
+
+
+def test_summary_shares_sum_to_one_and_count_customers():
+    scored = assign_segments(_customers(), RULES)
+    summary = segment_summary(scored, RULES)
+    for group_by in ("segment", "value_tier"):
+        part = summary[summary["group_by"] == group_by]
+        for column in ("share_customers", "share_current_value", "share_predicted_value"):
+            assert part[column].sum() == pytest.approx(1.0)
+        assert part["customers"].sum() == 10
+    seg = summary[summary["group_by"] == "segment"].set_index("group")
+    assert seg.loc["at_risk", "customers"] == 2
+    assert seg.loc["at_risk", "share_current_value"] == pytest.approx(9000 / 14850)
+    assert seg.loc["at_risk", "mean_p_churn"] == pytest.approx(0.7)
+    assert seg.loc["most_valuable", "label_zh"] == "最有价值客户"
+    tiers = summary[summary["group_by"] == "value_tier"].set_index("group")
+    assert tiers.loc["A", "share_predicted_value"] == pytest.approx(16500 / 18600)
+
+
+def test_default_yaml_is_valid_and_matches_the_defaults():
+    rules = SegmentRules.model_validate(yaml.safe_load(SEGMENTS_YAML.read_text(encoding="utf-8")))
+    assert rules == SegmentRules()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"order": ["new", "regular", "growth"]}, "must end with 'regular'"),
+        ({"tier_a_cumulative_share": 0.96}, "must be below"),
+        ({"p_churn_threshold": 0.5}, "Extra inputs are not permitted"),
+        ({"order": ["most_valuable", "vip", "regular"]}, "order"),
+    ],
+)
+def test_bad_rules_are_rejected_with_the_key(change, message):
+    with pytest.raises(ValidationError, match=message):
+        SegmentRules.model_validate(change)
+
+
+def test_missing_input_column_is_named():
+    with pytest.raises(ValueError, match="current_value"):
+        assign_segments(_customers().drop(columns=["current_value"]), RULES)
