@@ -1,0 +1,389 @@
+"""The `custscore` command line (Typer + Rich). Presentation only: the work is in flows and layers.
+
+Prefect reads its settings when first imported, so every command prepares the home folder
+and the environment before it imports anything that imports prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+app = typer.Typer(help="custscore: customer value, churn and segments with reasons.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+scores_app = typer.Typer(help="Read published score tables.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models: champions and rollback.", no_args_is_help=True)
+app.add_typer(scores_app, name="scores")
+app.add_typer(models_app, name="models")
+
+# Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: day after the last transaction).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config (default: configs/default.yaml).")]
+ChurnH = Annotated[Optional[int], typer.Option("--churn-horizon-days", help="Churn = no order within this many days.")]
+ValueH = Annotated[Optional[int], typer.Option("--value-horizon-days", help="Value horizon in days.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False) -> None:
+    """custscore: point-in-time features, LightGBM churn and value models, explained segments."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    for name in ("features", "models", "serving", "pipelines"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    # Library chatter (MLflow's pickling notes, Prefect's per-task lines) hides the summary.
+    for name in ("mlflow", "prefect", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    logging.captureWarnings(not verbose)
+    # Prefect reads this when first imported (after this callback): a failed flow's traceback
+    # would bury the one-line error the CLI prints; --verbose shows it.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+
+
+def _prepare():
+    from pipelines.environment import prepare_environment
+
+    return prepare_environment()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from features.validation import InputContractError, QuarantineThresholdError
+    from pipelines.config import ConfigError
+
+    from pipelines.publishing import NoChampionError
+
+    errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError]
+    try:
+        from features.training_set import InsufficientHistoryError
+
+        errors.append(InsufficientHistoryError)
+    except ImportError:  # pragma: no cover - the module always exists once installed
+        pass
+    return tuple(errors)
+
+
+def _run_guarded(fn, *args, **kwargs):
+    """Run a flow or step; known user errors become a clear message and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except _known_errors() as exc:
+        _fail(str(exc))
+
+
+@app.command("demo-data")
+def demo_data(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")] = 5000,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-data"),
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    end: Annotated[Optional[str], typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
+) -> None:
+    """Write a realistic demo world (transactions, customers, invoices, interactions)."""
+    from features.demo_data import generate_demo_data, write_demo_data
+
+    kwargs = {"seed": seed} | ({"end": date.fromisoformat(end)} if end else {})
+    with console.status(f"generating {customers:,} customers"):
+        tables = generate_demo_data(customers, **kwargs)
+        paths = write_demo_data(tables, out, fmt)
+    grid = Table("table", "rows", "file", title="demo data")
+    for name, path in paths.items():
+        grid.add_row(name, f"{len(tables[name]):,}", str(path))
+    console.print(grid)
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quarantine_out: Annotated[Optional[Path], typer.Option("--quarantine-out", help="Where to write rejected rows.")] = None,
+    data_end: Annotated[Optional[str], typer.Option("--data-end", help="Rows after this date are future.")] = None,
+    max_quarantine_share: Annotated[float, typer.Option("--max-quarantine-share")] = 0.05,
+) -> None:
+    """Check the input tables; print rows read, accepted and quarantined by reason."""
+    from features.validation import QuarantineThresholdError, load_and_validate
+    from pipelines.tasks import utc_now
+
+    paths = _prepare()
+    clock = utc_now()
+    end = datetime.combine(date.fromisoformat(data_end), datetime.min.time()) if data_end else None
+    failure = None
+    try:
+        result = _run_guarded_validation(load_and_validate, data, clock, end, max_quarantine_share)
+    except QuarantineThresholdError as exc:
+        result, failure = exc.result, str(exc)
+    target = quarantine_out or paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
+    written = None
+    if not result.quarantine.empty:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = result.write_quarantine(target)
+    if as_json:
+        print(json.dumps(result.report_json(), indent=2))
+    else:
+        _print_report(result.report_json(), written)
+    if failure:
+        _fail(failure, code=1)
+
+
+def _run_guarded_validation(load, data, clock, end, share):
+    from features.validation import InputContractError
+
+    try:
+        return load(data, clock=clock, data_end=end, max_quarantine_share=share)
+    except InputContractError as exc:
+        _fail(str(exc))
+
+
+def _print_report(report: dict, written: Path | None) -> None:
+    grid = Table("table", "read", "accepted", "quarantined", "reasons", title="validation")
+    for table, row in report.items():
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(row["reasons"].items(), key=lambda kv: -kv[1]))
+        grid.add_row(table, f"{row['read']:,}", f"{row['accepted']:,}", f"{row['quarantined']:,}", reasons or "-")
+    console.print(grid)
+    console.print(f"quarantined rows written to {written}" if written else "no row quarantined")
+
+
+@app.command()
+def features(
+    data: Annotated[Path, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: features see only rows before it.")],
+    output: Annotated[Path, typer.Option("--output", help=".parquet or .csv")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write the point-in-time feature table (one row per customer) for inspection."""
+    _prepare()
+    from pipelines.publishing import write_frame
+    from pipelines.runs import RunRequest, resolve_config
+    from pipelines.tasks import feature_spec, utc_now
+    from features.build import build_features
+    from features.validation import load_and_validate
+
+    if output.suffix not in (".parquet", ".csv"):
+        _fail(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
+    cfg = _run_guarded(resolve_config, RunRequest(data=str(data), config=str(config) if config else None))
+    day = _date(as_of)
+    with console.status("validating and building features"):
+        loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
+                              default_margin_rate=cfg.data.default_margin_rate)
+        frame = build_features(loaded.tables, datetime.combine(day, datetime.min.time()), feature_spec(cfg))
+        written = _run_guarded(write_frame, frame, output)
+    console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
+
+
+@app.command()
+def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
+          churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None) -> None:
+    """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
+    paths = _prepare()
+    from pipelines.flows import train_flow
+
+    with console.status("training (validate, build snapshots, fit, evaluate, register)"):
+        result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
+                              churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days)
+    _print_training(result["training"])
+    _print_where(paths)
+
+
+@app.command()
+def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH = None,
+        value_horizon_days: ValueH = None, config: ConfigOpt = None,
+        retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False) -> None:
+    """The main job: validate, train when needed, score, explain, segment and publish."""
+    paths = _prepare()
+    from pipelines.flows import retrain_and_score_flow
+
+    with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
+        result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
+                              churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+                              retrain=retrain)
+    _print_validation_line(result["report"])
+    if result["training"]:
+        _print_training(result["training"])
+    _print_published(result["published"])
+    _print_where(paths)
+
+
+def _s(value) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _print_validation_line(report: dict) -> None:
+    parts = [f"{t}: {r['accepted']:,}/{r['read']:,} accepted" + (f" ({r['quarantined']:,} quarantined)" if r["quarantined"] else "")
+             for t, r in report.items()]
+    console.print("[bold]data[/] " + "; ".join(parts))
+
+
+def _print_training(training: dict) -> None:
+    grid = Table("model", "metric", "model", "baseline", "grade", "champion", title="models (out of time)")
+    for kind, o in training.items():
+        metric = "roc_auc" if kind == "churn" else "normalized_gini"
+        champion = f"v{o['version']} promoted" if o["promoted"] else f"v{o['version']} kept: {o['reason']}"
+        grid.add_row(kind, metric, f"{o['metrics'][metric]:.3f}", f"{o['baseline_metrics'][metric]:.3f}", o["grade"], champion)
+        keys = ("brier", "ece", "pr_auc", "top_decile_lift") if kind == "churn" else ("spearman", "top_10pct_capture", "aggregate_bias_pct", "interval_coverage")
+        for key in keys:
+            if key in o["metrics"]:
+                base = o["baseline_metrics"].get(key)
+                grid.add_row("", key, f"{o['metrics'][key]:.3f}", f"{base:.3f}" if base is not None else "-", "", "")
+    console.print(grid)
+
+
+def _print_published(published: dict) -> None:
+    summary = Table("segment", "label", "customers", "share", "share of current value", "share of predicted value",
+                    "mean p_churn", title=f"segments as of {published['as_of']} (run {published['run_id']})")
+    for row in published["summary"]:
+        if row["group_by"] != "segment":
+            continue
+        summary.add_row(row["group"], f"{row['label_en']} / {row['label_zh']}", f"{row['customers']:,}",
+                        f"{row['share_customers']:.1%}", f"{row['share_current_value']:.1%}",
+                        f"{row['share_predicted_value']:.1%}", "-" if row["mean_p_churn"] is None else f"{row['mean_p_churn']:.2f}")
+    console.print(summary)
+    versions = published["models"]
+    console.print(f"[bold]models[/] churn v{versions['churn']['version']} (grade {versions['churn'].get('grade', '?')}), "
+                  f"value v{versions['value']['version']} (grade {versions['value'].get('grade', '?')})")
+    console.print(f"[bold]scores[/] {published['rows']:,} customers published to {published['store']}")
+
+
+def _print_where(paths) -> None:
+    console.print(
+        f"[bold]MLflow UI[/]  mlflow ui --backend-store-uri {paths.tracking_uri}  (then http://127.0.0.1:5000)\n"
+        f"[bold]Prefect UI[/] PREFECT_HOME={paths.prefect} prefect server start  (then http://127.0.0.1:4200)\n"
+        f"[bold]export[/]     custscore scores export --output scores.csv",
+        highlight=False,
+    )
+
+
+@scores_app.command("export")
+def scores_export(
+    output: Annotated[Path, typer.Option("--output", help=".csv or .parquet")],
+    as_of: AsOfOpt = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id")] = None,
+) -> None:
+    """Write a published score table (latest run by default)."""
+    paths = _prepare()
+    from serving.store import ScoreStore
+
+    store = ScoreStore(paths.store)
+    try:
+        run = store.export_scores(output, run_id=run_id, as_of=_date(as_of))
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"{run.score_rows:,} rows of run {run.run_id} (as of {run.as_of}) written to {output}")
+
+
+@scores_app.command("show")
+def scores_show(
+    segment: Annotated[Optional[str], typer.Option("--segment")] = None,
+    customer: Annotated[Optional[str], typer.Option("--customer")] = None,
+    as_of: AsOfOpt = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    lang: Annotated[str, typer.Option("--lang", help="en or zh")] = "en",
+) -> None:
+    """Print scores readably, by segment or for one customer."""
+    paths = _prepare()
+    from serving.store import ScoreStore
+
+    store = ScoreStore(paths.store)
+    try:
+        frame = store.read_scores(run_id=run_id, as_of=_date(as_of), segment=segment, customer_id=customer)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    if frame.empty:
+        _fail("no matching customer in that run", code=1)
+    frame = frame.sort_values("clv", ascending=False, na_position="last").head(limit)
+    label = "segment_label_zh" if lang == "zh" else "segment_label_en"
+    text = "reason_text_zh" if lang == "zh" else "reason_text_en"
+    grid = Table("customer", "segment", "tier", "p_churn", "exp. revenue", "net value", "CLV", "P10-P90", "reasons",
+                 title=f"scores as of {frame['as_of'].iloc[0]} (run {frame['run_id'].iloc[0]})", show_lines=True)
+    for r in frame.itertuples():
+        grid.add_row(r.customer_id, getattr(r, label), r.value_tier or "-", _num(r.p_churn, "{:.2f}"),
+                     _num(r.expected_revenue), _num(r.net_value), _num(r.clv),
+                     f"{_num(r.value_p10)} - {_num(r.value_p90)}", getattr(r, text))
+    console.print(grid)
+
+
+def _num(x, fmt: str = "{:,.0f}") -> str:
+    return "-" if x is None or x != x else fmt.format(x)
+
+
+def _date(text: str | None) -> date | None:
+    """A YYYY-MM-DD flag as a date, or a clear error."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"--as-of {text!r} is not a date; use YYYY-MM-DD")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the champion and previous champion of each model kind."""
+    paths = _prepare()
+    from pipelines import tracking
+
+    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
+    grid = Table("model", "alias", "version", "run id")
+    for kind in tracking.MODEL_KINDS:
+        for alias, mv in tracking.aliased_versions(kind).items():
+            grid.add_row(tracking.model_name(kind), alias, mv.version if mv else "-", mv.run_id if mv else "-")
+    console.print(grid)
+
+
+@models_app.command("rollback")
+def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")]) -> None:
+    """Give the champion alias back to the previous champion."""
+    paths = _prepare()
+    from pipelines import tracking
+
+    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
+    try:
+        version = tracking.rollback_champion(kind)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"{tracking.model_name(kind)}: champion is now version {version}")
+
+
+@app.command()
+def deploy(
+    serve: Annotated[bool, typer.Option("--serve", help="Also serve the deployments (blocks; needs a Prefect server).")] = False,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+) -> None:
+    """Register deployments with the cron schedules of configs/ (retrain monthly, score daily)."""
+    paths = _prepare()
+    from pipelines.deployments import build_deployments, register_deployments, serve_deployments
+
+    deployments = _run_guarded(build_deployments, config=_s(config), data=_s(data))
+    if serve:
+        console.print(f"serving {len(deployments)} deployments; stop with Ctrl-C")
+        serve_deployments(deployments)
+        return
+    ids = register_deployments(deployments)
+    grid = Table("deployment", "schedule", "id", title="registered deployments")
+    for dep, dep_id in zip(deployments, ids, strict=True):
+        grid.add_row(dep.name, ", ".join(str(s.schedule.cron) for s in dep.schedules), str(dep_id))
+    console.print(grid)
+    console.print(f"Run them on a schedule: PREFECT_HOME={paths.prefect} prefect server start, then "
+                  f"`custscore deploy --serve` in another shell (PREFECT_API_URL=http://127.0.0.1:4200/api).")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

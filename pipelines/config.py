@@ -1,0 +1,143 @@
+"""Configuration: YAML under configs/ validated into frozen typed objects at the entry point.
+
+Business code receives these objects, never raw dicts. Unknown keys are errors, so a typo
+in a config file stops the run with the key's path instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.params import ChurnParams, ValueParams
+from serving.segments import SegmentRules
+
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
+HOME_ENV = "CUSTSCORE_HOME"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    source: Path | None = None
+    data_end: date | None = None
+    max_quarantine_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    default_margin_rate: Annotated[float, Field(ge=-1, le=1)] = 0.30
+
+
+class DemoConfig(_Frozen):
+    customers: Annotated[int, Field(gt=0)] = 5000
+    seed: int = 7
+    end: date = date(2026, 9, 30)
+
+
+class FeatureConfig(_Frozen):
+    windows_days: tuple[Annotated[int, Field(gt=0)], ...] = (30, 90, 180, 365)
+
+
+class LabelConfig(_Frozen):
+    churn_horizon_days: Annotated[int, Field(gt=0)] = 90
+    value_horizon_days: Annotated[int, Field(gt=0)] = 365
+
+
+class TrainingConfig(_Frozen):
+    n_snapshots: Annotated[int, Field(ge=2)] = 6
+    step_days: Annotated[int, Field(gt=0)] = 30
+    n_validation_snapshots: Annotated[int, Field(ge=1)] = 2
+    min_history_days: Annotated[int, Field(ge=0)] = 180
+    max_customers: Annotated[int, Field(gt=0)] | None = 200_000
+
+
+class ModelsConfig(_Frozen):
+    churn: ChurnParams = ChurnParams()
+    value: ValueParams = ValueParams()
+
+
+class ValuationConfig(_Frozen):
+    annual_discount_rate: Annotated[float, Field(ge=0, lt=1)] = 0.10
+
+
+class ScoringConfig(_Frozen):
+    chunk_size: Annotated[int, Field(gt=0)] = 100_000
+    reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class ScheduleConfig(_Frozen):
+    retrain_cron: str = "0 2 1 * *"
+    score_cron: str = "0 6 * * *"
+    timezone: str = "UTC"
+
+
+class CustscoreConfig(_Frozen):
+    data: DataConfig = DataConfig()
+    demo: DemoConfig = DemoConfig()
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    training: TrainingConfig = TrainingConfig()
+    models: ModelsConfig = ModelsConfig()
+    valuation: ValuationConfig = ValuationConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    segments: SegmentRules
+    schedules: ScheduleConfig = ScheduleConfig()
+
+    def with_overrides(self, **sections: dict) -> CustscoreConfig:
+        """Return a copy with some fields of some sections replaced (CLI flags)."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section].update({k: v for k, v in values.items() if v is not None})
+        return CustscoreConfig.model_validate(data)
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or does not match the schema."""
+
+
+def load_config(path: Path | None = None) -> CustscoreConfig:
+    """Read and validate a YAML config (default: configs/default.yaml)."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    raw = _read_yaml(path)
+    segments_file = raw.pop("segments_file", "segments.yaml")
+    if "segments" not in raw:
+        raw["segments"] = _read_yaml(_resolve(path, segments_file))
+    try:
+        return CustscoreConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: configuration does not match the schema:\n{_explain(exc)}") from exc
+
+
+def _resolve(config_path: Path, relative: str) -> Path:
+    candidate = config_path.parent / relative
+    return candidate if candidate.exists() else CONFIGS_DIR / relative
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  - {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def custscore_home() -> Path:
+    """The custscore home folder: $CUSTSCORE_HOME, else ./.custscore."""
+    return Path(os.environ.get(HOME_ENV, ".custscore")).resolve()

@@ -1,0 +1,68 @@
+"""Prefect flows: build features, train, score, and retrain-and-score (the main job).
+
+Flows are thin: they resolve the run, call tasks that wrap the pure layers, and return a
+plain summary. Parameters are plain strings and numbers so deployments can schedule them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from pipelines import publishing, tasks
+from pipelines.runs import RunRequest, resolve_run
+
+
+@flow(name="custscore-build-features")
+def build_features_flow(output: str, data: str | None = None, as_of: str | None = None,
+                        config: str | None = None) -> dict:
+    """Write the point-in-time feature table as of a date to a Parquet or CSV file."""
+    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config))
+    frame = tasks.features_as_of(run.data, run.as_of, run.cfg)
+    written = publishing.write_frame(frame, Path(output))
+    return {"output": str(written), "customers": len(frame), "features": frame.shape[1] - 1,
+            "as_of": run.as_of.isoformat(), "report": run.data.report_json()}
+
+
+@flow(name="custscore-train")
+def train_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
+               churn_horizon_days: int | None = None, value_horizon_days: int | None = None) -> dict:
+    """Train churn and value models on point-in-time snapshots, track them and gate the champion."""
+    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
+                                 value_horizon_days=value_horizon_days))
+    sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+    outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label)
+                for kind in ("churn", "value")}
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "training": {k: o.as_dict() for k, o in outcomes.items()}}
+
+
+@flow(name="custscore-score")
+def score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
+               churn_horizon_days: int | None = None, value_horizon_days: int | None = None) -> dict:
+    """Score every customer with the champion models, explain, segment and publish all or nothing."""
+    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
+                                 value_horizon_days=value_horizon_days))
+    champions = tasks.load_champions()
+    published = publishing.score_and_publish(run, champions)
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "published": published}
+
+
+@flow(name="custscore-retrain-and-score")
+def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
+                           churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
+                           retrain: bool = True) -> dict:
+    """The main job: validate, train (always, or only when there is no champion), score, publish."""
+    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
+                                 value_horizon_days=value_horizon_days))
+    champions = tasks.load_champions()
+    training = {}
+    if retrain or any(c is None for c in champions.values()):
+        sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+        training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label)
+                    .as_dict() for kind in ("churn", "value")}
+        champions = tasks.load_champions()
+    published = publishing.score_and_publish(run, champions, training)
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "training": training,
+            "published": published}

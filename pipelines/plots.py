@@ -1,0 +1,82 @@
+"""Evaluation plots logged with every training run (matplotlib, Agg backend, no screen)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> Figure:
+    """Observed churn rate against mean predicted probability, by equal-frequency bin."""
+    order = np.argsort(p)
+    bins = np.array_split(order, n_bins)
+    mean_p = [p[b].mean() for b in bins if len(b)]
+    rate = [y[b].mean() for b in bins if len(b)]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect")
+    ax.plot(mean_p, rate, marker="o", label="model")
+    ax.set(xlabel="mean predicted p_churn", ylabel="observed churn rate", title="Calibration (out of time)")
+    ax.legend()
+    return fig
+
+
+def gain_chart(y: np.ndarray, scores: dict[str, np.ndarray], what: str) -> Figure:
+    """Cumulative share of the target captured by the top x% of customers, per scorer."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    share = np.linspace(0, 1, 101)
+    total = y.sum() or 1.0
+    for name, s in scores.items():
+        captured = np.concatenate([[0.0], np.cumsum(y[np.argsort(-s, kind="stable")]) / total])
+        idx = np.round(share * len(y)).astype(int)
+        ax.plot(share, captured[idx], label=name)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="random")
+    ax.set(xlabel="share of customers (highest score first)", ylabel=f"share of {what} captured",
+           title=f"Gain chart: {what}")
+    ax.legend()
+    return fig
+
+
+def decile_chart(actual: np.ndarray, predicted: np.ndarray, what: str) -> Figure:
+    """Mean predicted against mean actual per decile of the prediction."""
+    frame = pd.DataFrame({"actual": actual, "predicted": predicted})
+    frame["decile"] = pd.qcut(frame["predicted"].rank(method="first"), 10, labels=range(1, 11))
+    means = frame.groupby("decile", observed=True)[["actual", "predicted"]].mean()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(means))
+    ax.bar(x - 0.2, means["predicted"], width=0.4, label="predicted")
+    ax.bar(x + 0.2, means["actual"], width=0.4, label="actual")
+    ax.set_xticks(x, [str(d) for d in means.index])
+    ax.set(xlabel="decile of prediction (10 = highest)", ylabel=f"mean {what}", title=f"Deciles: {what}")
+    ax.legend()
+    return fig
+
+
+def feature_importance(names: list[str], gains: np.ndarray, top: int = 20) -> Figure:
+    """Total split gain per feature, largest first."""
+    order = np.argsort(gains)[::-1][:top]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(order))))
+    ax.barh([names[i] for i in order][::-1], gains[order][::-1])
+    ax.set(xlabel="total gain", title="Feature importance")
+    fig.tight_layout()
+    return fig
+
+
+def shap_beeswarm(contrib: np.ndarray, X: pd.DataFrame, max_rows: int = 5000) -> Figure:
+    """SHAP beeswarm of per-customer contributions (last column of `contrib` is the bias)."""
+    import shap
+
+    rows = np.random.default_rng(0).permutation(len(X))[:max_rows]
+    values = contrib[rows, :-1]
+    data = X.iloc[rows].apply(lambda c: c.cat.codes if isinstance(c.dtype, pd.CategoricalDtype) else c)
+    explanation = shap.Explanation(values=values, data=data.to_numpy(dtype=float), feature_names=list(X.columns))
+    plt.figure(figsize=(8, 6))
+    shap.plots.beeswarm(explanation, max_display=15, show=False)
+    fig = plt.gcf()
+    fig.tight_layout()
+    return fig

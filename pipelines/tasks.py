@@ -1,0 +1,132 @@
+"""Prefect tasks: thin wrappers over the pure layers. Retries only where IO can fail transiently.
+
+Tasks pass live objects (a DuckDB connection, models) between each other in one process,
+so Prefect's input-hash caching is switched off (NO_CACHE): those inputs cannot be hashed
+and a cached model would be a wrong model.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from features.build import FeatureSpec, build_features, feature_set_name
+from features.demo_data import generate_demo_data, write_demo_data
+from features.training_set import build_training_set
+from features.validation import QuarantineThresholdError, ValidatedData, load_and_validate
+from pipelines import tracking
+from pipelines.config import CustscoreConfig
+from pipelines.environment import HomePaths
+from pipelines.training import RunContext, TrainingOutcome, train_churn, train_value
+
+log = logging.getLogger(__name__)
+
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
+
+
+def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
+    """The feature set the configuration asks for."""
+    return FeatureSpec(windows_days=cfg.features.windows_days)
+
+
+@task(name="ensure-demo-data", cache_policy=NO_CACHE, **IO_RETRIES)
+def ensure_demo_data(paths: HomePaths, cfg: CustscoreConfig) -> Path:
+    """Generate the bundled demo data into the home folder once per (customers, seed, end)."""
+    folder = paths.demo_data / f"n{cfg.demo.customers}-s{cfg.demo.seed}-{cfg.demo.end.isoformat()}"
+    if not (folder / "transactions.parquet").exists():
+        tables = generate_demo_data(cfg.demo.customers, seed=cfg.demo.seed, end=cfg.demo.end)
+        staging = folder.with_name(folder.name + ".partial")
+        write_demo_data(tables, staging, "parquet")
+        staging.replace(folder)
+    return folder
+
+
+@task(name="load-and-validate", cache_policy=NO_CACHE, **IO_RETRIES)
+def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datetime) -> ValidatedData:
+    """Validate the input tables; quarantined rows go to a file under the home folder."""
+    data_end = datetime.combine(cfg.data.data_end, datetime.min.time()) if cfg.data.data_end else None
+    try:
+        data = load_and_validate(
+            source, clock=clock, data_end=data_end,
+            max_quarantine_share=cfg.data.max_quarantine_share,
+            default_margin_rate=cfg.data.default_margin_rate,
+        )
+    except QuarantineThresholdError as exc:
+        write_quarantine_file(exc.result, paths, clock)
+        raise
+    write_quarantine_file(data, paths, clock)
+    return data
+
+
+def write_quarantine_file(data: ValidatedData, paths: HomePaths, clock: datetime) -> Path | None:
+    """Keep every rejected row with its reason; returns the file, or None if nothing was rejected."""
+    if data.quarantine.empty:
+        return None
+    path = paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data.write_quarantine(path)
+    log.warning("%d rows quarantined; written to %s", len(data.quarantine), path)
+    return path
+
+
+def default_as_of(data: ValidatedData) -> date:
+    """The day after the last accepted transaction: score on everything the data has."""
+    return (data.data_end + timedelta(days=1)).date()
+
+
+@task(name="build-training-sets", cache_policy=NO_CACHE)
+def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig) -> dict[str, Any]:
+    """One point-in-time training set per model kind, each with snapshots as fresh as its horizon allows."""
+    return {
+        kind: build_training_set(
+            data.tables, _midnight(scoring_date), spec=feature_spec(cfg),
+            churn_horizon_days=cfg.labels.churn_horizon_days, value_horizon_days=cfg.labels.value_horizon_days,
+            n_snapshots=cfg.training.n_snapshots, step_days=cfg.training.step_days,
+            n_validation_snapshots=cfg.training.n_validation_snapshots,
+            min_history_days=cfg.training.min_history_days, targets=kind, data_end=_day_after(data.data_end),
+            max_customers=cfg.training.max_customers,
+        )
+        for kind in ("churn", "value")
+    }
+
+
+def _day_after(moment: datetime) -> datetime:
+    """Labels are observed up to the end of the last day with data."""
+    return datetime.combine(moment.date() + timedelta(days=1), datetime.min.time())
+
+
+@task(name="train-and-gate", cache_policy=NO_CACHE)
+def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scoring_date: date,
+               source: str) -> TrainingOutcome:
+    """Fit one model kind, evaluate it out of time, log it to MLflow and apply the champion gate."""
+    horizon = cfg.labels.churn_horizon_days if kind == "churn" else cfg.labels.value_horizon_days
+    ctx = RunContext(feature_set_name(feature_spec(cfg)), data.data_hash, scoring_date.isoformat(), horizon, source)
+    if kind == "churn":
+        return train_churn(frame, cfg.models.churn, ctx)
+    return train_value(frame, cfg.models.value, ctx)
+
+
+@task(name="features-as-of", cache_policy=NO_CACHE)
+def features_as_of(data: ValidatedData, as_of: date, cfg: CustscoreConfig, include_prospects: bool = False):
+    """The feature table as of a date, one row per customer."""
+    return build_features(data.tables, _midnight(as_of), feature_spec(cfg), include_prospects=include_prospects)
+
+
+@task(name="load-champions", cache_policy=NO_CACHE, **IO_RETRIES)
+def load_champions() -> dict[str, tracking.Champion | None]:
+    """The champion model of each kind from the registry (None where there is none)."""
+    return {kind: tracking.load_champion(kind) for kind in tracking.MODEL_KINDS}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
+
+
+def utc_now() -> datetime:
+    """The run's clock (naive UTC, as every timestamp inside custscore)."""
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,274 @@
+"""MLflow tracking and the model registry: runs, registered models and the champion gate.
+
+One experiment per model kind (`custscore-churn`, `custscore-value`), registered models of
+the same names, and two aliases: `champion` (what scoring loads) and `previous-champion`
+(for rollback). A new version becomes champion only when it beats both the rule baseline
+and the current champion on the same out-of-time data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+PREVIOUS_CHAMPION = "previous-champion"
+MODEL_KINDS = ("churn", "value")
+# The headline metric decides grades and promotion; both are "higher is better".
+HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini"}
+# A challenger must beat the champion by more than noise to take its place.
+MIN_IMPROVEMENT = 0.0
+_PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1"]
+
+
+def model_name(kind: str) -> str:
+    """Registered model and experiment name for a model kind."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    return f"custscore-{kind}"
+
+
+def configure_tracking(tracking_uri: str, artifact_root: Path) -> None:
+    """Point MLflow at the tracking store and create one experiment per model kind."""
+    mlflow.set_tracking_uri(tracking_uri)
+    for kind in MODEL_KINDS:
+        ensure_experiment(model_name(kind), artifact_root / kind)
+
+
+def ensure_experiment(name: str, artifact_location: Path) -> str:
+    """Return the id of the named experiment, creating it with a local artifact folder."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    artifact_location.mkdir(parents=True, exist_ok=True)
+    return mlflow.create_experiment(name, artifact_location=artifact_location.resolve().as_uri())
+
+
+class CustscoreModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper whose predict returns scores, not class labels.
+
+    The pyfunc flavour of an LGBMClassifier would return labels (STACK.md); this wrapper
+    returns p_churn for the churn model and the value frame for the value model. String
+    columns arrive as text at the pyfunc boundary and go back to categoricals here.
+    """
+
+    def __init__(self, model: Any, kind: str):
+        self.model = model
+        self.kind = kind
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        X = as_model_matrix(model_input, self.model.feature_names_)
+        if self.kind == "churn":
+            return pd.DataFrame({"p_churn": self.model.predict_proba(X)}, index=model_input.index)
+        return self.model.predict(X)
+
+
+def as_model_matrix(frame: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
+    """Select the model's features in order; text columns become categoricals."""
+    missing = [c for c in feature_names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"input lacks {len(missing)} feature(s) the model needs: {missing[:10]}")
+    X = frame[feature_names].copy()
+    for col in X.columns:
+        if X[col].dtype == object or pd.api.types.is_string_dtype(X[col]):
+            X[col] = X[col].astype("category")
+    return X
+
+
+def _signature_frame(X: pd.DataFrame) -> pd.DataFrame:
+    out = X.head(5).copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None).astype(str)
+        elif pd.api.types.is_integer_dtype(out[col]):
+            out[col] = out[col].astype("float64")  # integers cannot carry the missing values scoring may see
+    return out
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version in the registry and the run that produced it."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+def log_model_version(kind: str, model: Any, X_example: pd.DataFrame) -> RegisteredVersion:
+    """Log the model in the active run and register it with signature and input example."""
+    example = _signature_frame(X_example)
+    wrapper = CustscoreModel(model, kind)
+    output = wrapper.predict(None, example)
+    chatter = io.StringIO()
+    with contextlib.redirect_stderr(chatter):  # MLflow prints registry progress to stderr
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=wrapper,
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=_PIP_REQUIREMENTS,
+            registered_model_name=model_name(kind),
+        )
+    log.debug("mlflow: %s", chatter.getvalue().strip())
+    run_id = mlflow.active_run().info.run_id
+    return RegisteredVersion(model_name(kind), str(info.registered_model_version), run_id)
+
+
+def log_json(obj: Any, artifact_file: str) -> None:
+    """Log a JSON-serialisable object as an artifact of the active run."""
+    mlflow.log_text(json.dumps(obj, indent=2, default=str, ensure_ascii=False), artifact_file)
+
+
+def log_metrics_beside_baseline(model_metrics: dict[str, float], baseline_metrics: dict[str, float]) -> None:
+    """Log every metric as `model_<m>` and `baseline_<m>` so they sit side by side in the UI."""
+    values = {}
+    for key, value in model_metrics.items():
+        if _is_number(value):
+            values[f"model_{key}"] = float(value)
+    for key, value in baseline_metrics.items():
+        if _is_number(value):
+            values[f"baseline_{key}"] = float(value)
+    mlflow.log_metrics(values)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value)
+
+
+def log_figures(figures: dict[str, Any]) -> None:
+    """Log matplotlib figures as PNG artifacts under plots/."""
+    import matplotlib.pyplot as plt
+
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}.png")
+        plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The current champion of a model kind, loaded from the registry."""
+
+    model: Any
+    version: str
+    run_id: str
+
+
+def load_champion(kind: str, client: MlflowClient | None = None) -> Champion | None:
+    """Load `models:/custscore-<kind>@champion`, or None when there is no champion yet."""
+    client = client or MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(model_name(kind), CHAMPION)
+    except MlflowException:
+        return None
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}@{CHAMPION}")
+    return Champion(pyfunc.unwrap_python_model().model, str(mv.version), mv.run_id)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether a challenger takes the champion alias, and why (logged either way)."""
+
+    promote: bool
+    reason: str
+
+
+def decide_promotion(
+    metric: str,
+    challenger: float,
+    baseline: float,
+    champion: float | None,
+    min_improvement: float = MIN_IMPROVEMENT,
+) -> PromotionDecision:
+    """The champion gate: beat the baseline, and the current champion when there is one."""
+    if not np.isfinite(challenger):
+        return PromotionDecision(False, f"challenger {metric} is not a number")
+    if not challenger > baseline:
+        return PromotionDecision(
+            False, f"challenger {metric} {challenger:.4f} does not beat the baseline {baseline:.4f}"
+        )
+    if champion is None:
+        return PromotionDecision(
+            True, f"first model to beat the baseline: {metric} {challenger:.4f} > baseline {baseline:.4f}"
+        )
+    if champion == float("-inf"):
+        return PromotionDecision(
+            True, f"the champion cannot score this data (its features are missing); challenger {metric} "
+            f"{challenger:.4f} beats the baseline {baseline:.4f}"
+        )
+    if not challenger > champion + min_improvement:
+        return PromotionDecision(
+            False,
+            f"challenger {metric} {challenger:.4f} does not beat the champion {champion:.4f} "
+            f"on the same out-of-time data",
+        )
+    return PromotionDecision(
+        True,
+        f"challenger {metric} {challenger:.4f} beats the champion {champion:.4f} "
+        f"and the baseline {baseline:.4f} on the same out-of-time data",
+    )
+
+
+def apply_promotion(kind: str, version: str, decision: PromotionDecision, client: MlflowClient | None = None) -> None:
+    """Move `champion` to the version (keeping the old one as `previous-champion`) if promoted."""
+    client = client or MlflowClient()
+    name = model_name(kind)
+    client.set_model_version_tag(name, version, "promotion_decision", "promoted" if decision.promote else "kept")
+    client.set_model_version_tag(name, version, "promotion_reason", decision.reason)
+    if not decision.promote:
+        return
+    try:
+        old = client.get_model_version_by_alias(name, CHAMPION)
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, old.version)
+    except MlflowException:
+        pass
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def rollback_champion(kind: str, client: MlflowClient | None = None) -> str:
+    """Give `champion` back to `previous-champion`; returns the version now champion."""
+    client = client or MlflowClient()
+    name = model_name(kind)
+    try:
+        previous = client.get_model_version_by_alias(name, PREVIOUS_CHAMPION)
+    except MlflowException as exc:
+        raise ValueError(f"{name} has no '{PREVIOUS_CHAMPION}' alias to roll back to") from exc
+    current = client.get_model_version_by_alias(name, CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, previous.version)
+    client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current.version)
+    return str(previous.version)
+
+
+def aliased_versions(kind: str, client: MlflowClient | None = None) -> dict[str, RegisteredVersion | None]:
+    """The versions behind `champion` and `previous-champion` (None where the alias is unset)."""
+    client = client or MlflowClient()
+    out: dict[str, RegisteredVersion | None] = {}
+    for alias in (CHAMPION, PREVIOUS_CHAMPION):
+        try:
+            mv = client.get_model_version_by_alias(model_name(kind), alias)
+            out[alias] = RegisteredVersion(model_name(kind), str(mv.version), mv.run_id)
+        except MlflowException:
+            out[alias] = None
+    return out
+
+
+def grade_of(run_id: str, client: MlflowClient | None = None) -> str | None:
+    """The grade a training run gave its model (tag `grade`), None if it has none."""
+    client = client or MlflowClient()
+    try:
+        return client.get_run(run_id).data.tags.get("grade")
+    except MlflowException:
+        return None

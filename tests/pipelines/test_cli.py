@@ -1,0 +1,84 @@
+"""The command line as a user meets it: demo data, validate (table and JSON), features, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUSTSCORE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = runner.invoke(app, ["demo-data", "--customers", "150", "--out", str(out), "--seed", "5", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_demo_data_writes_all_four_tables(demo_dir):
+    assert {p.name for p in demo_dir.iterdir()} >= {"transactions.csv", "customers.csv", "invoices.csv", "interactions.csv"}
+
+
+def test_validate_json_reports_counts_per_table(demo_dir, home):
+    result = runner.invoke(app, ["validate", "--data", str(demo_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) == {"transactions", "customers", "invoices", "interactions"}
+    for row in report.values():
+        assert row["read"] == row["accepted"] + row["quarantined"]
+        assert set(row) == {"read", "accepted", "quarantined", "reasons"}
+
+
+def test_validate_writes_quarantined_rows_with_reasons(demo_dir, home, tmp_path):
+    data = tmp_path / "messy"
+    data.mkdir()
+    tx = pd.read_csv(demo_dir / "transactions.csv", dtype=str)
+    tx.loc[0, "amount"] = "lots"
+    tx.to_csv(data / "transactions.csv", index=False)
+    out = tmp_path / "q.csv"
+    result = runner.invoke(app, ["validate", "--data", str(data), "--quarantine-out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "non_numeric_amount" in result.output and str(out) in result.output.replace("\n", "")
+    quarantined = pd.read_csv(out)
+    assert quarantined.loc[0, "reason"] == "non_numeric_amount" and quarantined.loc[0, "line"] == 2
+    assert quarantined.loc[0, "value"] == "lots" and quarantined.loc[0, "column"] == "amount"
+
+
+def test_validate_missing_column_names_file_and_columns(tmp_path, home):
+    (tmp_path / "transactions.csv").write_text("customer_id,order_id,amount\n1,2,3\n")
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "transactions.csv" in result.output and "ts" in result.output and "Found columns" in result.output
+
+
+def test_features_command_writes_one_row_per_customer(demo_dir, home, tmp_path):
+    out = tmp_path / "features.parquet"
+    result = runner.invoke(app, ["features", "--data", str(demo_dir), "--as-of", "2026-06-01", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    tx = pd.read_csv(demo_dir / "transactions.csv", dtype={"customer_id": str}, parse_dates=["ts"])
+    expected = set(tx.loc[tx["ts"] < "2026-06-01", "customer_id"])
+    assert set(frame["customer_id"]) == expected and frame["customer_id"].is_unique
+    assert {"days_since_last_order", "revenue_sum_90d", "invoice_on_time_rate_365d", "complaint_count_90d"} <= set(frame.columns)
+
+
+def test_features_rejects_unknown_output_format(demo_dir, home, tmp_path):
+    result = runner.invoke(app, ["features", "--data", str(demo_dir), "--as-of", "2026-06-01", "--output", str(tmp_path / "f.xlsx")])
+    assert result.exit_code == 2 and ".xlsx" in result.output
+
+
+def test_scores_export_without_any_run_says_so(home, tmp_path):
+    result = runner.invoke(app, ["scores", "export", "--output", str(tmp_path / "s.csv")])
+    assert result.exit_code == 2 and "run" in result.output.lower()

@@ -1,0 +1,40 @@
+"""Configuration: the shipped files load, and mistakes stop the run with the key's path."""
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import ConfigError, load_config
+
+
+def test_default_config_loads_into_typed_frozen_objects():
+    cfg = load_config()
+    assert cfg.labels.churn_horizon_days == 90 and cfg.labels.value_horizon_days == 365
+    assert cfg.features.windows_days == (30, 90, 180, 365)
+    with pytest.raises(Exception):
+        cfg.labels.churn_horizon_days = 10  # frozen: business code cannot mutate its config
+
+
+def test_unknown_key_is_rejected_with_its_path(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("labels:\n  churn_horizon_dayz: 30\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "labels.churn_horizon_dayz" in str(err.value) and str(path) in str(err.value)
+
+
+def test_wrong_type_is_rejected_with_value(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("labels:\n  value_horizon_days: soon\n")
+    with pytest.raises(ConfigError, match=r"labels.value_horizon_days.*'soon'"):
+        load_config(path)
+
+
+def test_overrides_apply_and_are_validated():
+    cfg = load_config().with_overrides(labels={"churn_horizon_days": 182, "value_horizon_days": None})
+    assert cfg.labels.churn_horizon_days == 182 and cfg.labels.value_horizon_days == 365
+
+
+def test_missing_file_is_named(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")

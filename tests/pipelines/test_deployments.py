@@ -1,0 +1,33 @@
+"""Scheduled deployments: the crons of configs/ reach Prefect's API, so runs happen unattended."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_deployments_register_with_configured_cron_schedules(prefect_harness, tmp_path, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    from pipelines.config import load_config
+    from pipelines.deployments import build_deployments, register_deployments
+
+    monkeypatch.setenv("CUSTSCORE_HOME", str(tmp_path / "home"))
+    deployments = build_deployments(data=str(tmp_path / "data"))
+    ids = register_deployments(deployments)
+    cfg = load_config()
+
+    async def read_back():
+        async with get_client() as client:
+            return [await client.read_deployment(i) for i in ids]
+
+    registered = {d.name: d for d in asyncio.run(read_back())}
+    assert set(registered) == {"custscore-monthly-retrain", "custscore-daily-score"}
+    retrain, score = registered["custscore-monthly-retrain"], registered["custscore-daily-score"]
+    assert retrain.schedules[0].schedule.cron == cfg.schedules.retrain_cron
+    assert score.schedules[0].schedule.cron == cfg.schedules.score_cron
+    assert retrain.parameters["retrain"] is True and retrain.parameters["data"] == str(tmp_path / "data")
+    assert score.parameters["data"] == str(tmp_path / "data")

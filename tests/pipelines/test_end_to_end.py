@@ -1,0 +1,146 @@
+"""The main job end to end on small generated data, under Prefect's test harness, MLflow in a temp folder."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.demo_data import generate_demo_data, write_demo_data
+from serving.score_table import SCORE_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+N_CUSTOMERS = 1500
+AS_OF = "2026-07-01"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Demo data and an empty custscore home; MLflow and the store live in that home."""
+    root = tmp_path_factory.mktemp("e2e")
+    tables = generate_demo_data(N_CUSTOMERS, seed=11, end=date(2026, 6, 30))
+    write_demo_data(tables, root / "data", "parquet")
+    return root, tables
+
+
+@pytest.fixture(scope="module")
+def home(world, prefect_harness):
+    root, _ = world
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CUSTSCORE_HOME", str(root / "home"))
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield root / "home"
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def first_run(world, home):
+    from pipelines.flows import retrain_and_score_flow
+
+    root, _ = world
+    return retrain_and_score_flow(data=str(root / "data"), as_of=AS_OF, config=str(_small_config(root)), retrain=False)
+
+
+def _small_config(root):
+    """The default config with a smaller scoring chunk, so the chunked path runs several chunks."""
+    from pipelines.config import DEFAULT_CONFIG
+
+    text = DEFAULT_CONFIG.read_text().replace("chunk_size: 100000", "chunk_size: 400")
+    path = root / "config.yaml"
+    path.write_text(text)
+    (root / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
+    return path
+
+
+def _store(home):
+    from serving.store import ScoreStore
+
+    return ScoreStore(home / "store")
+
+
+def test_models_trained_beat_their_baselines_and_became_champions(first_run):
+    training = first_run["training"]
+    churn, value = training["churn"], training["value"]
+    # Out of time on generated data: a real margin over the rule baselines.
+    assert churn["metrics"]["roc_auc"] >= churn["baseline_metrics"]["roc_auc"] + 0.03
+    assert value["metrics"]["normalized_gini"] >= value["baseline_metrics"]["normalized_gini"] + 0.02
+    assert churn["promoted"] and value["promoted"]
+    # Calibrated within a stated tolerance, and the value band near its nominal 80%.
+    assert churn["metrics"]["ece"] <= 0.05
+    assert 0.70 <= value["metrics"]["interval_coverage"] <= 0.95
+
+
+def test_every_eligible_customer_scored_exactly_once(first_run, world, home):
+    _, tables = world
+    scores = _store(home).read_scores()
+    cutoff = pd.Timestamp(AS_OF)
+    tx = tables["transactions"]
+    with_history = set(tx.loc[tx["ts"] < cutoff, "customer_id"])
+    customers = tables["customers"]
+    prospects = set(customers.loc[customers["signup_date"] < cutoff, "customer_id"]) - set(tx.loc[tx["ts"] < cutoff, "customer_id"])
+    assert not scores["customer_id"].duplicated().any()
+    assert with_history <= set(scores["customer_id"])
+    assert set(scores["customer_id"]) <= with_history | prospects | set(customers["customer_id"])
+    scored = scores[scores["customer_id"].isin(with_history)]
+    assert scored["p_churn"].between(0, 1).all()
+    assert (scored["value_p10"] <= scored["value_p90"] + 1e-9).all()
+    assert first_run["published"]["rows"] == len(scores)
+
+
+def test_every_row_has_a_segment_and_reasons_in_both_languages(first_run, home):
+    scores = _store(home).read_scores()
+    assert scores["segment"].notna().all() and scores["value_tier"].isin(["A", "B", "C"]).all()
+    assert scores["segment_label_en"].str.len().gt(0).all() and scores["segment_label_zh"].str.len().gt(0).all()
+    assert scores["reason_text_en"].str.len().gt(0).all() and scores["reason_text_zh"].str.len().gt(0).all()
+    scored = scores[scores["p_churn"].notna()]
+    parsed = scored["reasons"].map(json.loads)
+    assert parsed.map(lambda r: {"churn", "value"} <= set(r)).all()
+    assert scored["reason_text_zh"].str.contains(r"[\u4e00-\u9fff]").all()
+
+
+def test_contributions_add_up_to_the_champion_raw_predictions(first_run, world, home):
+    from features.build import FeatureSpec, build_features
+    from features.tables import tables_from_frames
+    from models.explain import contributions
+    from pipelines import tracking
+
+    _, tables = world
+    churn = tracking.load_champion("churn").model
+    _, ibis_tables = tables_from_frames(tables)
+    feats = build_features(ibis_tables, datetime.fromisoformat(AS_OF), FeatureSpec()).head(200)
+    X = feats[churn.feature_names_]
+    contrib = contributions(churn.booster_, X)
+    np.testing.assert_allclose(contrib.sum(axis=1), churn.predict_raw(X), atol=1e-6)
+    # The published explanation for a customer carries those same contributions.
+    explanations = _store(home).read_explanations(customer_id=feats["customer_id"].iloc[0], score="churn")
+    by_feature = dict(zip(churn.feature_names_, contrib[0, :-1], strict=True))
+    for row in explanations.itertuples():
+        assert row.contribution == pytest.approx(by_feature[row.feature], abs=1e-6)
+
+
+def test_export_has_the_contract_columns(first_run, home, tmp_path):
+    out = tmp_path / "scores.csv"
+    _store(home).export_scores(out)
+    exported = pd.read_csv(out, dtype={"customer_id": str})
+    assert tuple(exported.columns) == SCORE_COLUMNS
+    required = {"customer_id", "as_of", "run_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve",
+                "net_value", "clv", "value_p10", "value_p90", "value_tier", "segment", "segment_label_en",
+                "segment_label_zh", "reasons", "reason_text_en", "reason_text_zh"}
+    assert required <= set(exported.columns)
+
+
+def test_rerun_same_as_of_replaces_the_run_with_identical_scores(first_run, world, home):
+    from pipelines.flows import score_flow
+
+    root, _ = world
+    before = _store(home).read_scores().sort_values("customer_id").reset_index(drop=True)
+    again = score_flow(data=str(root / "data"), as_of=AS_OF, config=str(root / "config.yaml"))
+    assert again["published"]["run_id"] == first_run["published"]["run_id"]
+    runs = _store(home).list_runs()
+    assert len(runs) == 1
+    after = _store(home).read_scores().sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)

@@ -1,0 +1,103 @@
+"""The champion gate and the registry aliases, on a real MLflow store in a temporary folder."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines import tracking
+
+
+class ConstantChurnModel:
+    """A stand-in churn model: the gate does not care what is inside, only its metric."""
+
+    def __init__(self, p: float):
+        self.p = p
+        self.feature_names_ = ["days_since_last_order", "attr_region"]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.full(len(X), self.p)
+
+
+@pytest.fixture()
+def mlflow_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracking.configure_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+    yield MlflowClient()
+    mlflow.set_tracking_uri(None)
+
+
+def _example() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"days_since_last_order": [3.0, 40.0], "attr_region": pd.Categorical(["north", "south"])}
+    )
+
+
+def _train_and_gate(client, p: float, challenger_auc: float, baseline_auc: float):
+    champion = tracking.load_champion("churn", client)
+    champion_auc = champion.model.p if champion else None  # the stand-in's "metric" is its p
+    exp = mlflow.get_experiment_by_name("custscore-churn")
+    with mlflow.start_run(experiment_id=exp.experiment_id):
+        version = tracking.log_model_version("churn", ConstantChurnModel(p), _example())
+        decision = tracking.decide_promotion("roc_auc", challenger_auc, baseline_auc, champion_auc)
+        tracking.apply_promotion("churn", version.version, decision, client)
+    return version, decision
+
+
+def test_gate_first_better_model_promoted_worse_kept_better_moves_alias(mlflow_home):
+    client = mlflow_home
+    # v1 loses to the baseline: kept, no champion.
+    v1, d1 = _train_and_gate(client, p=0.55, challenger_auc=0.55, baseline_auc=0.60)
+    assert not d1.promote and "does not beat the baseline" in d1.reason
+    assert tracking.load_champion("churn", client) is None
+
+    # v2 is the first to beat the baseline: champion.
+    v2, d2 = _train_and_gate(client, p=0.70, challenger_auc=0.70, baseline_auc=0.60)
+    assert d2.promote and "first model" in d2.reason
+    assert str(client.get_model_version_by_alias("custscore-churn", "champion").version) == v2.version
+
+    # v3 beats the baseline but not the champion: the alias stays, the reason is recorded.
+    v3, d3 = _train_and_gate(client, p=0.65, challenger_auc=0.65, baseline_auc=0.60)
+    assert not d3.promote and "does not beat the champion" in d3.reason
+    assert str(client.get_model_version_by_alias("custscore-churn", "champion").version) == v2.version
+    tags = client.get_model_version("custscore-churn", v3.version).tags
+    assert tags["promotion_decision"] == "kept" and "champion" in tags["promotion_reason"]
+
+    # v4 beats both: it becomes champion and v2 is kept as previous-champion for rollback.
+    v4, d4 = _train_and_gate(client, p=0.80, challenger_auc=0.80, baseline_auc=0.60)
+    assert d4.promote
+    assert str(client.get_model_version_by_alias("custscore-churn", "champion").version) == v4.version
+    assert str(client.get_model_version_by_alias("custscore-churn", "previous-champion").version) == v2.version
+
+    # Scoring loads the champion through the alias, and it returns probabilities, not labels.
+    champion = tracking.load_champion("churn", client)
+    assert champion.version == v4.version
+    pyfunc = mlflow.pyfunc.load_model("models:/custscore-churn@champion")
+    out = pyfunc.predict(tracking._signature_frame(_example()))
+    assert list(out.columns) == ["p_churn"] and np.allclose(out["p_churn"], 0.80)
+
+    # Rollback swaps the two aliases.
+    assert tracking.rollback_champion("churn", client) == v2.version
+    assert str(client.get_model_version_by_alias("custscore-churn", "previous-champion").version) == v4.version
+
+
+@pytest.mark.parametrize(
+    ("challenger", "baseline", "champion", "promote"),
+    [(0.7, 0.6, None, True), (0.6, 0.6, None, False), (0.7, 0.6, 0.7, False), (0.71, 0.6, 0.7, True),
+     (float("nan"), 0.6, None, False)],
+)
+def test_decide_promotion_rule(challenger, baseline, champion, promote):
+    assert tracking.decide_promotion("roc_auc", challenger, baseline, champion).promote is promote
+
+
+def test_no_champion_error_explains_the_gate_decision():
+    from pipelines.publishing import NoChampionError, scoring_models
+
+    training = {"value": {"version": "1", "reason": "challenger normalized_gini 0.64 does not beat the baseline 0.65"}}
+    with pytest.raises(NoChampionError, match=r"custscore-value v1 was trained but not promoted: .*does not beat the baseline"):
+        scoring_models({"churn": object(), "value": None}, training)
+    with pytest.raises(NoChampionError, match="Train first"):
+        scoring_models({"churn": None, "value": None})
