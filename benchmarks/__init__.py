@@ -1,0 +1,1 @@
+"""Reproducible quality and speed measurements with their recorded results."""

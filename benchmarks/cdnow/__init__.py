@@ -1,0 +1,1 @@
+"""CDNOW real-data benchmark: custscore against BG/NBD + Gamma-Gamma and a naive reference."""

@@ -1,0 +1,341 @@
+"""One command for the CDNOW benchmark: convert, score with custscore and the references, compare.
+
+    python -m benchmarks.cdnow.run                      # full CDNOW, custscore vs references
+    python -m benchmarks.cdnow.run --references-only    # BG/NBD + GG and naive only
+    python -m benchmarks.cdnow.run --sample --candidate naive   # harness check on the sample
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.cdnow.btyd import BetaGeoModel, rfm_summary
+from benchmarks.cdnow.data import (
+    SHIPPED_SAMPLE,
+    ConversionSummary,
+    convert_cdnow,
+    fetch_cdnow_master,
+    load_transactions,
+    read_cdnow,
+    to_transactions,
+)
+from benchmarks.cdnow.evaluation import (
+    HEADLINE_METRICS,
+    align_scores,
+    ground_truth,
+    headline_metrics,
+    paired_bootstrap,
+)
+from benchmarks.cdnow.scorers import (
+    BgNbdGammaGammaScorer,
+    CustscoreCliScorer,
+    NaiveScorer,
+    Scorer,
+    ScoringTask,
+)
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_NAME = "bgnbd_gg"
+# Fader, Hardie & Lee (2005), 2,357-customer sample, 39-week calibration ending 1997-09-30.
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+CALIBRATION_AS_OF = pd.Timestamp("1997-10-01")
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Everything one benchmark run needs; built from the command line or by tests."""
+
+    source: Path | None  # a CDNOW text file; None: download CDNOW_master.txt
+    work_dir: Path
+    out_dir: Path
+    as_of: pd.Timestamp = pd.Timestamp("1998-01-01")
+    churn_horizon_days: int = 182
+    value_horizon_days: int = 182
+    n_resamples: int = 1000
+    seed: int = 0
+    command: str = ""
+    dataset_label: str = "CDNOW"
+
+
+@dataclass
+class ModelResult:
+    """One scorer's metrics and how long it took."""
+
+    name: str
+    metrics: dict[str, float]
+    seconds: float
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def machine_description() -> dict[str, object]:
+    """nproc, RAM, CPU model, OS and Python of the machine running the benchmark."""
+    ram_gb = float("nan")
+    cpu = platform.processor() or platform.machine()
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+        ram_gb = round(total_kb / 1024 / 1024, 1)
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
+                    if line.startswith("model name")), cpu)
+    except (OSError, StopIteration):
+        pass
+    return {"nproc": os.cpu_count(), "ram_gb": ram_gb, "cpu": cpu,
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def check_published_bgnbd(sample_path: Path = SHIPPED_SAMPLE) -> dict[str, object]:
+    """Refit BG/NBD on the 2,357-customer sample, 39-week calibration, next to FHL 2005's values."""
+    transactions = load_transactions_from_text(sample_path)
+    summary = rfm_summary(transactions, CALIBRATION_AS_OF)
+    model = BetaGeoModel().fit(summary["frequency"], summary["recency"], summary["T"])
+    fitted = {k: round(v, 4) for k, v in model.params_.items()}
+    matches = all(abs(fitted[k] - v) < 1.5e-3 for k, v in PUBLISHED_BGNBD.items())
+    return {"published": PUBLISHED_BGNBD, "fitted": fitted,
+            "log_likelihood": round(model.log_likelihood_, 2), "matches": matches}
+
+
+def load_transactions_from_text(path: Path) -> pd.DataFrame:
+    """Read a CDNOW text file straight into contract transactions (no file written)."""
+    frame = to_transactions(read_cdnow(path))
+    frame["ts"] = pd.to_datetime(frame["ts"])
+    return frame
+
+
+def score_and_evaluate(scorer: Scorer, task: ScoringTask, truth: pd.DataFrame):
+    """Run one scorer, align it with the truth and compute its headline metrics."""
+    started = time.perf_counter()
+    scores = scorer.score(task)
+    seconds = time.perf_counter() - started
+    aligned = align_scores(scorer.name, truth, scores)
+    metrics = headline_metrics(truth["churned"].to_numpy(), truth["revenue"].to_numpy(), aligned)
+    details: dict[str, object] = {"n_scored": int(len(scores))}
+    if isinstance(scorer, BgNbdGammaGammaScorer):
+        details["bgnbd_params"] = scorer.purchase_model_.params_
+        details["gamma_gamma_params"] = scorer.spend_model_.params_
+    if isinstance(scorer, CustscoreCliScorer):
+        details["commands"] = [shlex.join(cmd) for cmd in scorer.commands_]
+    logger.info("%s scored %d customers in %.1f s", scorer.name, len(scores), seconds)
+    return ModelResult(scorer.name, metrics, round(seconds, 2), details), aligned
+
+
+def prepare_data(config: BenchmarkConfig) -> tuple[Path, ConversionSummary]:
+    """Resolve the CDNOW file (download if needed) and convert it into work_dir/data."""
+    source = config.source or fetch_cdnow_master(config.work_dir / "cache")
+    return source, convert_cdnow(source, config.work_dir / "data")
+
+
+def run_benchmark(config: BenchmarkConfig, candidate: Scorer | None) -> dict[str, object]:
+    """Convert, score (candidate if any, BG/NBD + GG, naive), evaluate, bootstrap; return results."""
+    started = time.perf_counter()
+    source, conversion = prepare_data(config)
+    transactions = load_transactions(conversion.transactions_path)
+    task = ScoringTask(transactions, conversion.transactions_path.parent, config.as_of,
+                       config.churn_horizon_days, config.value_horizon_days)
+    truth = ground_truth(transactions, config.as_of, config.churn_horizon_days)
+    if config.value_horizon_days != config.churn_horizon_days:
+        value_truth = ground_truth(transactions, config.as_of, config.value_horizon_days)
+        truth["revenue"] = truth["customer_id"].map(value_truth.set_index("customer_id")["revenue"])
+
+    scorers: list[Scorer] = [BgNbdGammaGammaScorer(), NaiveScorer()]
+    if candidate is not None:
+        scorers.insert(0, candidate)
+    results, aligned = {}, {}
+    for scorer in scorers:
+        results[scorer.name], aligned[scorer.name] = score_and_evaluate(scorer, task, truth)
+
+    churned, revenue = truth["churned"].to_numpy(), truth["revenue"].to_numpy()
+    others = [scores for name, scores in aligned.items() if name != REFERENCE_NAME]
+    tables = paired_bootstrap(churned, revenue, others, aligned[REFERENCE_NAME],
+                              n_resamples=config.n_resamples, seed=config.seed)
+    intervals = {name: {metric: {k: _json_float(v) for k, v in row.items()}
+                        for metric, row in table.iterrows()} for name, table in tables.items()}
+
+    return {
+        "dataset": {
+            "label": config.dataset_label, "source": str(source),
+            "n_customers": conversion.n_customers, "n_transactions": conversion.n_transactions,
+            "first_date": str(conversion.first_date.date()), "last_date": str(conversion.last_date.date()),
+            "population": int(len(truth)), "churn_rate": round(float(churned.mean()), 4),
+            "actual_revenue_total": round(float(revenue.sum()), 2),
+        },
+        "as_of": str(config.as_of.date()),
+        "churn_horizon_days": config.churn_horizon_days,
+        "value_horizon_days": config.value_horizon_days,
+        "candidate": candidate.name if candidate is not None else None,
+        "reference": REFERENCE_NAME,
+        "models": {name: {"metrics": {k: _json_float(v) for k, v in r.metrics.items()},
+                          "seconds": r.seconds, **r.details} for name, r in results.items()},
+        "paired_bootstrap_vs_reference": intervals,
+        "bootstrap": {"n_resamples": config.n_resamples, "seed": config.seed, "confidence": 0.95},
+        "reference_check_fhl2005": check_published_bgnbd(),
+        "machine": machine_description(),
+        "command": config.command,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _json_float(value: object) -> object:
+    """Floats rounded for reading, NaN as None (JSON has no NaN)."""
+    if isinstance(value, (float, np.floating)):
+        return None if not np.isfinite(value) else round(float(value), 4)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+METRIC_LABELS = {
+    "roc_auc": "churn ROC-AUC", "pr_auc": "churn PR-AUC", "brier": "churn Brier",
+    "spearman": "value Spearman", "normalized_gini": "value normalized Gini",
+    "top10_capture": "top-10% revenue capture", "top20_capture": "top-20% revenue capture",
+    "mae": "value MAE ($)", "aggregate_bias_pct": "aggregate bias %",
+    "p10_p90_coverage": "P10-P90 coverage", "predicted_total_revenue": "predicted total revenue ($)",
+}
+
+
+def _cell(value: object) -> str:
+    """One table cell: 'n/a' for missing, 3 decimals, thousands for large numbers."""
+    if value is None:
+        return "n/a"
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+
+
+def render_markdown(results: dict[str, object]) -> str:
+    """Results as a markdown page: data, models side by side, intervals, reference check, machine."""
+    data, models = results["dataset"], results["models"]
+    names = list(models)
+    lines = [
+        f"# CDNOW benchmark: as-of {results['as_of']}, "
+        f"{results['churn_horizon_days']}-day churn / {results['value_horizon_days']}-day value horizon",
+        "",
+        f"Data: {data['label']} ({data['n_customers']:,} customers, {data['n_transactions']:,} "
+        f"transactions, {data['first_date']} to {data['last_date']}); population scored: "
+        f"{data['population']:,} customers with a purchase before as-of; churn rate "
+        f"{data['churn_rate']:.3f}; actual revenue in the window ${data['actual_revenue_total']:,.0f}.",
+        "",
+        "| metric | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for metric, label in METRIC_LABELS.items():
+        lines.append(f"| {label} | " + " | ".join(_cell(models[n]["metrics"].get(metric)) for n in names) + " |")
+    lines.append("| seconds to score | " + " | ".join(f"{models[n]['seconds']:.1f}" for n in names) + " |")
+    for name, table in results["paired_bootstrap_vs_reference"].items():
+        boot = results["bootstrap"]
+        lines += ["", f"Paired bootstrap, {name} minus {results['reference']} "
+                  f"({boot['n_resamples']} customer resamples, seed {boot['seed']}, 95% percentile interval):",
+                  "", "| metric | difference | 95% interval |", "|---|---|---|"]
+        for metric in HEADLINE_METRICS:
+            row = table[metric]
+            lines.append(f"| {METRIC_LABELS[metric]} | {_cell(row['observed_difference'])} | "
+                         f"[{_cell(row['ci_low'])}, {_cell(row['ci_high'])}] |")
+    check = results["reference_check_fhl2005"]
+    ref = models.get(results["reference"], {})
+    lines += [
+        "", "Reference check (BG/NBD on the 2,357-customer sample, 39-week calibration): fitted "
+        + ", ".join(f"{k}={v}" for k, v in check["fitted"].items())
+        + f" (LL {check['log_likelihood']}); published (Fader, Hardie & Lee 2005) "
+        + ", ".join(f"{k}={v}" for k, v in check["published"].items())
+        + f": {'match' if check['matches'] else 'MISMATCH'}.",
+        "", "Reference fitted at as-of: BG/NBD " + ", ".join(
+            f"{k}={v:.4f}" for k, v in ref.get("bgnbd_params", {}).items())
+        + "; Gamma-Gamma " + ", ".join(f"{k}={v:.4f}" for k, v in ref.get("gamma_gamma_params", {}).items()) + ".",
+        "", f"Command: `{results['command']}` (total {results['total_seconds']} s).",
+        "", "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()) + ".", "",
+    ]
+    if results["models"].get("custscore", {}).get("commands"):
+        lines += ["custscore commands:", "", *[f"    {c}" for c in models["custscore"]["commands"]], ""]
+    return "\n".join(lines)
+
+
+def write_results(results: dict[str, object], out_dir: Path) -> tuple[Path, Path]:
+    """Write results.json and results.md into out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md_path.write_text(render_markdown(results))
+    return json_path, md_path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cdnow.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sample", action="store_true",
+                        help="use the shipped 2,357-customer sample instead of the full file")
+    parser.add_argument("--cdnow-path", type=Path, help="a CDNOW_master.txt (or sample) you already have")
+    parser.add_argument("--out", type=Path, help="folder for results.md/results.json "
+                        "(default benchmarks/cdnow for the full data, benchmarks/.work/cdnow-sample/ for --sample)")
+    parser.add_argument("--work", type=Path, help="folder for converted data, downloads, CUSTSCORE_HOME "
+                        "(default benchmarks/.work/cdnow[-sample])")
+    parser.add_argument("--references-only", action="store_true",
+                        help="score only BG/NBD + Gamma-Gamma and the naive reference")
+    parser.add_argument("--candidate", choices=["custscore", "naive"], default="custscore",
+                        help="the model compared with the references; 'naive' stands in to check the harness")
+    parser.add_argument("--custscore-config", type=Path, default=Path(__file__).with_name("custscore.yaml"),
+                        help="YAML passed to `custscore run --config` (default: benchmarks/cdnow/custscore.yaml)")
+    parser.add_argument("--as-of", default="1998-01-01")
+    parser.add_argument("--horizon-days", type=int, default=182, help="churn and value horizon")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchmarkConfig:
+    """Defaults for the folders depend on --sample; the command is recorded as typed."""
+    suffix = "cdnow-sample" if args.sample else "cdnow"
+    work = args.work or REPO_ROOT / "benchmarks" / ".work" / suffix
+    out = args.out or (work if args.sample else REPO_ROOT / "benchmarks" / "cdnow")
+    source = args.cdnow_path or (SHIPPED_SAMPLE if args.sample else None)
+    if source is not None and not Path(source).exists():
+        raise FileNotFoundError(f"--cdnow-path {source} does not exist")
+    return BenchmarkConfig(
+        source=source, work_dir=work, out_dir=out, as_of=pd.Timestamp(args.as_of),
+        churn_horizon_days=args.horizon_days, value_horizon_days=args.horizon_days,
+        n_resamples=args.bootstrap, seed=args.seed,
+        command=shlex.join(["python", "-m", "benchmarks.cdnow.run", *argv]),
+        dataset_label="CDNOW 2,357-customer sample" if args.sample or source == SHIPPED_SAMPLE else "CDNOW",
+    )
+
+
+def candidate_from_args(args: argparse.Namespace, config: BenchmarkConfig) -> Scorer | None:
+    """The scorer compared with the references, or None for --references-only."""
+    if args.references_only:
+        return None
+    if args.candidate == "naive":
+        return NaiveScorer(name="naive_standin")
+    if args.custscore_config is not None and not args.custscore_config.exists():
+        raise FileNotFoundError(f"--custscore-config {args.custscore_config} does not exist")
+    return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.custscore_config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the benchmark and write results.md/results.json."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    config = config_from_args(args, argv)
+    results = run_benchmark(config, candidate_from_args(args, config))
+    json_path, md_path = write_results(results, config.out_dir)
+    print(render_markdown(results))
+    print(f"wrote {md_path} and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
