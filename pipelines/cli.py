@@ -171,7 +171,7 @@ def features(
     _prepare()
     from pipelines.publishing import write_frame
     from pipelines.runs import RunRequest, resolve_config
-    from pipelines.tasks import feature_spec, utc_now
+    from pipelines.tasks import feature_spec, midnight, utc_now
     from features.build import build_features
     from features.validation import load_and_validate
 
@@ -182,7 +182,7 @@ def features(
     with console.status("validating and building features"):
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
                               default_margin_rate=cfg.data.default_margin_rate)
-        frame = build_features(loaded.tables, datetime.combine(day, datetime.min.time()), feature_spec(cfg))
+        frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 

@@ -22,7 +22,7 @@ from models.valuation import clv, net_value
 from pipelines import tracking
 from pipelines.runs import Run
 from pipelines.training import BTYD_FIT_ROWS
-from pipelines.tasks import IO_RETRIES, _midnight, feature_spec
+from pipelines.tasks import IO_RETRIES, midnight, feature_spec
 from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, iter_parts, score_all
 from serving.segments import assign_segments, segment_summary
 from serving.store import RunMetadata, ScoreStore
@@ -77,7 +77,7 @@ def run_id_for(run: Run, models: ScoringModels) -> str:
 
 def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
     """The feature table as of the run's date, streamed from DuckDB in chunks of customers."""
-    return iter_feature_batches(run.data.tables, _midnight(run.as_of), feature_spec(run.cfg),
+    return iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
                                 include_prospects=True, batch_rows=chunk_size)
 
 
@@ -107,7 +107,7 @@ def anchored_to_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringS
     reasons are unchanged; revenue, margin and the interval scale by one factor.
     """
     horizon = run.cfg.labels.value_horizon_days
-    inputs = btyd_inputs_expr(run.data.tables["transactions"], _midnight(run.as_of)).to_pyarrow().to_pandas()
+    inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
     btyd = BtydFeatures(horizon, max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
     expected = pd.Series(btyd.transform(inputs)[f"btyd_expected_revenue_{horizon}d"].to_numpy(),
                          index=inputs["customer_id"].to_numpy())

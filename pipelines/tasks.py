@@ -84,7 +84,7 @@ def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig)
     """One point-in-time training set per model kind, each with snapshots as fresh as its horizon allows."""
     return {
         kind: build_training_set(
-            data.tables, _midnight(scoring_date), spec=feature_spec(cfg),
+            data.tables, midnight(scoring_date), spec=feature_spec(cfg),
             churn_horizon_days=cfg.labels.churn_horizon_days, value_horizon_days=cfg.labels.value_horizon_days,
             n_snapshots=cfg.training.n_snapshots, step_days=cfg.training.step_days,
             n_validation_snapshots=cfg.training.n_validation_snapshots,
@@ -114,7 +114,7 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
 @task(name="features-as-of", cache_policy=NO_CACHE)
 def features_as_of(data: ValidatedData, as_of: date, cfg: CustscoreConfig, include_prospects: bool = False):
     """The feature table as of a date, one row per customer."""
-    return build_features(data.tables, _midnight(as_of), feature_spec(cfg), include_prospects=include_prospects)
+    return build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects)
 
 
 @task(name="load-champions", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -123,7 +123,8 @@ def load_champions() -> dict[str, tracking.Champion | None]:
     return {kind: tracking.load_champion(kind) for kind in tracking.MODEL_KINDS}
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The start of a day: features as of it see everything dated before that day."""
     return datetime.combine(day, datetime.min.time())
 
 
