@@ -2,13 +2,20 @@
 
     python benchmarks/features_bench.py --customers 200000 [--rows-per-customer 20] [--repeats 2] [--out DIR]
 
+    python benchmarks/features_bench.py --demo benchmarks/.work/demo-100000-s7 [--max-customers 20000] [--repeats 1]
+
 Generates transactions for N customers with numpy (order lines, returns, discounts, categories,
 products over three years), writes them to Parquet, and then, each in a fresh process so that
 peak memory is its own, (1) loads the Parquet into an embedded DuckDB and runs build_features
 for every transaction feature family, (2) loads the same Parquet and runs one hand-written
 DuckDB SQL query computing the same families. Reports wall time, CPU time (all threads),
 peak RSS, the ratios and the machine's load average, and checks that both give the same
-numbers. Run manually; not part of the test suite.
+numbers. With --demo it instead times the committed (HEAD, read with `git show`) feature
+modules against the working tree on a demo-data folder, each in a fresh process: the streamed
+scoring feature query (with prospects, as scoring runs it) and both training sets of
+configs/default.yaml (churn and value, 6 snapshots 30 days apart, a hash sample of
+--max-customers), and checks that both give the same frames. Run manually; not part of the
+test suite.
 """
 
 from __future__ import annotations
@@ -214,6 +221,123 @@ print(json.dumps({"build_s": time.perf_counter() - started, "build_cpu_s": time.
 """
 
 
+# ---------------------------------------------------------------------------------------------
+# Before / after on the demo data: the committed (HEAD) feature modules against the working tree.
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAD_MODULES = ("__init__", "attributes", "build", "labels", "payments", "service", "tables", "training_set", "transactions")
+
+
+def head_package(target: Path) -> Path:
+    """Write the HEAD versions of the feature modules as package `features_head` under target."""
+    package = target / "features_head"
+    package.mkdir(parents=True, exist_ok=True)
+    for module in HEAD_MODULES:
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:features/{module}.py"], check=True,
+                                capture_output=True, text=True).stdout
+        (package / f"{module}.py").write_text(source.replace("from features.", "from features_head."))
+    return target
+
+
+def load_demo(demo_dir: Path):
+    """An ibis DuckDB backend with the demo Parquet tables loaded as they are (already normalised)."""
+    import ibis
+
+    con = ibis.duckdb.connect()
+    tables = {}
+    for name in ("transactions", "invoices", "interactions", "customers"):
+        con.con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{demo_dir / name}.parquet')")
+        tables[name] = con.table(name)
+    return con, tables
+
+
+def run_demo_phase(phase: str, implementation: str, demo_dir: Path, as_of: datetime, max_customers: int | None,
+                   result: Path) -> dict:
+    """Time the streamed feature query (with prospects) or both training sets, with HEAD or working-tree code."""
+    import importlib
+
+    import pandas as pd
+
+    package = "features_head" if implementation == "head" else "features"
+    build = importlib.import_module(f"{package}.build")
+    con, tables = load_demo(demo_dir)
+    load_rss = peak_rss_mb()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if phase == "query":
+        expr = build.build_features_expr(tables, as_of, build.FeatureSpec(), include_prospects=True)
+        reader = con.con.sql(str(con.compile(expr))).to_arrow_reader(100_000)
+        frame = pd.concat([build.to_feature_frame(batch.to_pandas()) for batch in reader], ignore_index=True)
+    else:
+        training = importlib.import_module(f"{package}.training_set")
+        frames = []
+        for kind in ("churn", "value"):  # as pipelines.tasks.training_sets with configs/default.yaml
+            part = training.build_training_set(
+                tables, as_of, spec=build.FeatureSpec(), churn_horizon_days=90, value_horizon_days=365,
+                n_snapshots=6, step_days=30, n_validation_snapshots=2, min_history_days=180, targets=kind,
+                data_end=as_of, max_customers=max_customers,
+            )
+            frames.append(part.assign(kind=kind))
+        frame = pd.concat(frames, ignore_index=True)
+    build_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    frame.to_parquet(result)
+    return {"phase": phase, "code": implementation, "wall_s": round(build_s, 1), "cpu_s": round(cpu_s, 1),
+            "peak_rss_mb": round(peak_rss_mb()), "rss_after_load_mb": round(load_rss), "rows": len(frame),
+            "columns": frame.shape[1], "load_average_1m": round(os.getloadavg()[0], 1)}
+
+
+def frames_equal(before: Path, after: Path, rtol: float = 1e-9, atol: float = 1e-9) -> dict:
+    """Same columns, dtypes, rows and null patterns; numbers within rtol (atol for sums that cancel to ~0)."""
+    import pandas as pd
+
+    a, b = pd.read_parquet(before), pd.read_parquet(after)
+    report: dict = {"same_columns": list(a.columns) == list(b.columns), "same_rows": len(a) == len(b),
+                    "dtype_mismatches": [c for c in a.columns if c in b.columns and str(a[c].dtype) != str(b[c].dtype)]}
+    if not (report["same_columns"] and report["same_rows"]):
+        return report
+    worst, differing = 0.0, {}
+    for column in a.columns:
+        x, y = a[column], b[column]
+        if x.dtype.kind not in "fiub":
+            if not x.astype(object).equals(y.astype(object)):
+                differing[column] = "values"
+            continue
+        x, y = x.to_numpy(float), y.to_numpy(float)
+        if not np.array_equal(np.isnan(x), np.isnan(y)):
+            differing[column] = "null pattern"
+            continue
+        ok = ~np.isnan(x)
+        if not np.allclose(x[ok], y[ok], rtol=rtol, atol=atol):
+            differing[column] = float(np.max(np.abs(x[ok] - y[ok])))
+        close = ok & (np.abs(y) > atol)
+        if close.any():
+            worst = max(worst, float(np.max(np.abs(x[close] - y[close]) / np.abs(y[close]))))
+    report.update({"differing_columns": differing, "max_rel_diff_above_atol": worst, "rtol": rtol, "atol": atol})
+    return report
+
+
+def demo_main(args: argparse.Namespace) -> None:
+    """HEAD against working tree on the demo data: CPU, wall, peak RSS and equality, in fresh processes."""
+    head_dir = head_package(args.out / "head_code")
+    results: dict = {}
+    for phase in args.demo_phases:
+        for implementation in args.codes * args.repeats:
+            command = [sys.executable, __file__, "--demo-phase", phase, "--code", implementation, "--demo", str(args.demo),
+                       "--as-of", args.as_of, "--out", str(args.out)]
+            if args.max_customers:
+                command += ["--max-customers", str(args.max_customers)]
+            env = {**os.environ, "PYTHONPATH": f"{head_dir}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+            output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+            run = json.loads(output.strip().splitlines()[-1])
+            print(json.dumps(run), file=sys.stderr)
+            results.setdefault(phase, []).append(run)
+        if set(args.codes) != {"head", "work"}:
+            continue
+        best = {code: min((r for r in results[phase] if r["code"] == code), key=lambda r: r["cpu_s"]) for code in args.codes}
+        results[f"{phase}_cpu_ratio_work_over_head"] = round(best["work"]["cpu_s"] / best["head"]["cpu_s"], 3)
+        results[f"{phase}_check"] = frames_equal(args.out / f"demo_{phase}_head.parquet", args.out / f"demo_{phase}_work.parquet")
+    print(json.dumps(results, indent=2))
+
+
 def main() -> None:
     """Generate data, run both phases in child processes, print the comparison as JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,7 +350,26 @@ def main() -> None:
     parser.add_argument("--lifetimes-python", type=Path, default=None,
                         help="a Python with lifetimes installed (its own venv: lifetimes needs pandas<3); "
                              "times summary_data_from_transaction_data on the same file in the same run")
+    parser.add_argument("--demo", type=Path, default=None,
+                        help="a demo-data folder (custscore demo-data / benchmarks/.work/demo-N-s7): time the committed "
+                             "(HEAD) feature code against the working tree on it, and check they give the same numbers")
+    parser.add_argument("--as-of", default="2026-10-01", help="with --demo: scoring date")
+    parser.add_argument("--max-customers", type=int, default=200_000, help="with --demo: training-set sample size")
+    parser.add_argument("--demo-phases", nargs="+", choices=["query", "training"], default=["query", "training"])
+    parser.add_argument("--codes", nargs="+", choices=["head", "work"], default=["head", "work"],
+                        help="with --demo: which code to time (both: also the ratio and the equality check)")
+    parser.add_argument("--demo-phase", choices=["query", "training"], help=argparse.SUPPRESS)
+    parser.add_argument("--code", choices=["head", "work"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.demo_phase:
+        result = args.out / f"demo_{args.demo_phase}_{args.code}.parquet"
+        print(json.dumps(run_demo_phase(args.demo_phase, args.code, args.demo, datetime.fromisoformat(args.as_of),
+                                        args.max_customers, result)))
+        return
+    if args.demo:
+        args.out.mkdir(parents=True, exist_ok=True)
+        demo_main(args)
+        return
     parquet = args.out / f"transactions_{args.customers}_{args.rows_per_customer:g}_{args.seed}.parquet"
     if args.phase:
         print(json.dumps(run_phase(args.phase, parquet, args.out / f"result_{args.phase}.parquet")))

@@ -235,7 +235,7 @@ def run_stages(folder: Path, chunk_size: int | None, out: Path, retrain: bool = 
                                            cfg.scoring.reasons_per_direction)
         with stages.stage("score_all (features + predict + SHAP + reasons + parts)", chunk_size=cfg.scoring.chunk_size) as row:
             chunks = TimedChunks(publishing.feature_chunks(run, cfg.scoring.chunk_size))
-            scored = scoring.score_all(chunks, models, settings, workdir)
+            scored = scoring.score_all(chunks, models, settings, workdir, run_id=run_id)
             row["customers"] = len(scored.numbers)
             row["with_history"] = int((~scored.numbers["is_new"].astype(bool)).sum())
         score_row = stages.rows[-1]
@@ -243,14 +243,14 @@ def run_stages(folder: Path, chunk_size: int | None, out: Path, retrain: bool = 
         score_row["features_cpu_s"] = round(chunks.cpu, 2)
         score_row["batches"] = chunks.batches
         score_row["sub_stages_s"] = {k: round(v, 2) for k, v in getattr(scored, "timings", {}).items()}
+        score_row["sub_stages_thread_cpu_s"] = {k: round(v, 2) for k, v in getattr(scored, "cpu_timings", {}).items()}
         with stages.stage("segmentation (assign_segments + segment_summary)"):
             segmented = assign_segments(scored.numbers, cfg.segments)
             summary = segment_summary(segmented, cfg.segments)
-        with stages.stage("publishing (ScoreStore.publish, atomic)") as row:
+        with stages.stage("publishing (ScoreStore.publish_parts: links the part files, writes the numbers; atomic)") as row:
             metadata = publishing.run_metadata(run, champions, run_id)
-            published = ScoreStore(paths.store).publish(
-                metadata, scores=publishing._score_batches(scored, segmented),
-                explanations=publishing._explanation_batches(scored), summary=summary,
+            published = ScoreStore(paths.store).publish_parts(
+                metadata, segmented, scored.score_parts, scored.explanation_parts, summary,
             )
             row["score_rows"], row["explanation_rows"] = published.score_rows, published.explanation_rows
         shutil.rmtree(workdir, ignore_errors=True)
@@ -364,7 +364,9 @@ def write_markdown(result: dict, path: Path) -> None:
             lines += ["", (f"Inside score_all ({score.get('customers')} customers, {score.get('with_history')} with history, "
                       f"{score.get('batches')} batches of {score.get('chunk_size')}): feature streaming "
                       f"{score.get('features_wall_s')} s wall / {score.get('features_cpu_s')} s CPU; "
-                      f"sub-stages (busy seconds, summed over threads where they overlap): {score.get('sub_stages_s')}")]
+                      f"sub-stages (busy seconds, summed over threads where they overlap): {score.get('sub_stages_s')}; "
+                      f"CPU seconds of the thread running each sub-stage (LightGBM's worker threads not included): "
+                      f"{score.get('sub_stages_thread_cpu_s')}")]
         lines += ["", (f"Process peak RSS (ru_maxrss): {stages.get('peak_rss_gib_ru_maxrss')} GiB; "
                   f"baseline after imports {stages.get('baseline_rss_gib')} GiB."), "",
                   f"Reference (same process, one chunk with history): {stages.get('reference')}", ""]

@@ -16,11 +16,24 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from features.attributes import attribute_feature_columns, attribute_features, prospect_ids
-from features.payments import PAYMENT_AMOUNT_COLUMNS, payment_feature_columns, payment_features
+from features.attributes import (
+    attribute_feature_columns,
+    attribute_features,
+    prospect_ids,
+)
+from features.payments import (
+    PAYMENT_AMOUNT_COLUMNS,
+    payment_feature_columns,
+    payment_features,
+)
 from features.service import service_feature_columns, service_features
 from features.tables import columns_of, to_naive_utc
-from features.transactions import join_on_customer, transaction_feature_columns, transaction_features
+from features.tenure_ratios import TENURE_RATIO_COLUMNS, tenure_ratio_features
+from features.transactions import (
+    join_on_customer,
+    transaction_feature_columns,
+    transaction_features,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +53,8 @@ class FeatureSpec(BaseModel):
     dso_window_days: int = 365
     # Join the customers table's columns as attr_<column> and days_since_signup.
     include_attributes: bool = True
+    # Add recency and lifetime volume relative to tenure (features/tenure_ratios.py).
+    tenure_ratios: bool = False
 
     @field_validator("windows_days")
     @classmethod
@@ -66,6 +81,7 @@ def feature_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]])
         raise ValueError(f"feature_columns: the transactions table is required; tables given: {sorted(available)}")
     windows = spec.windows_days
     names = transaction_feature_columns(windows, spec.year_ago, available["transactions"])
+    names += list(TENURE_RATIO_COLUMNS) if spec.tenure_ratios else []
     if "invoices" in available:
         names += payment_feature_columns(windows, available["invoices"])
     if "interactions" in available:
@@ -99,20 +115,34 @@ def _customer_base(tables: Mapping[str, ir.Table], transaction_table: ir.Table, 
     """Customers with a transaction row before as_of, plus (if asked) customers who never bought."""
     if not include_prospects or "customers" not in tables:
         return transaction_table
-    ids = transaction_table.select("customer_id").union(prospect_ids(tables["customers"], as_of)).distinct()
-    table = join_on_customer(ids, transaction_table)
+    # An outer join, not a union of ids joined back: the union made DuckDB run the transaction
+    # aggregates a second time just for their customer ids.
+    prospects = prospect_ids(tables["customers"], as_of).rename(_prospect_id="customer_id")
+    joined = transaction_table.outer_join(prospects, transaction_table.customer_id == prospects._prospect_id)
+    table = joined.mutate(customer_id=joined.customer_id.fill_null(joined._prospect_id)).drop("_prospect_id")
     return table.mutate(has_orders=table.has_orders.fill_null(0))
 
 
 def build_features_expr(
-    tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec, *, include_prospects: bool = False
+    tables: Mapping[str, ir.Table],
+    as_of: datetime,
+    spec: FeatureSpec,
+    *,
+    include_prospects: bool = False,
+    moments: ir.Table | None = None,
 ) -> ir.Table:
-    """The Ibis expression of the feature table as of `as_of` (customer_id + feature columns)."""
+    """The Ibis expression of the feature table as of `as_of` (customer_id + feature columns).
+
+    `moments` is `features.transactions.order_moments` of the whole transactions table, when
+    the caller has it already (a training set materialises it once for all its snapshots).
+    """
     if "transactions" not in tables:
         raise ValueError(f"build_features: the transactions table is required; tables given: {sorted(tables)}")
     as_of = to_naive_utc(as_of)
     windows = spec.windows_days
-    transaction_table = transaction_features(tables["transactions"], as_of, windows, spec.year_ago)
+    transaction_table = transaction_features(tables["transactions"], as_of, windows, spec.year_ago, moments=moments)
+    if spec.tenure_ratios:
+        transaction_table = transaction_table.mutate(**tenure_ratio_features(transaction_table))
     table = _customer_base(tables, transaction_table, as_of, include_prospects)
     zero_columns: list[str] = []
     if "invoices" in tables and payment_feature_columns(windows, tables["invoices"].columns):
@@ -165,10 +195,15 @@ def to_feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_features(
-    tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec, *, include_prospects: bool = False
+    tables: Mapping[str, ir.Table],
+    as_of: datetime,
+    spec: FeatureSpec,
+    *,
+    include_prospects: bool = False,
+    moments: ir.Table | None = None,
 ) -> pd.DataFrame:
     """One row per customer with history before `as_of`: customer_id + feature columns."""
-    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects)
+    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, moments=moments)
     frame = expr.to_pyarrow().to_pandas()
     logger.info("built %d features for %d customers as of %s", frame.shape[1] - 1, len(frame), as_of)
     return to_feature_frame(frame)

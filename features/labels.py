@@ -25,7 +25,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features.tables import to_naive_utc
-from features.transactions import join_on_customer
+from features.transactions import join_on_customer, order_moments
 
 logger = logging.getLogger(__name__)
 
@@ -39,39 +39,38 @@ def _between(ts: ir.TimestampValue, start: datetime, end: datetime) -> ir.Boolea
     return (ts >= ibis.timestamp(start)) & (ts < ibis.timestamp(end))
 
 
-def customers_with_orders_before(transactions: ir.Table, as_of: datetime) -> ir.Table:
+def customers_with_orders_before(moments: ir.Table, as_of: datetime) -> ir.Table:
     """Customer ids with at least one order (an order id with a positive row) before as_of."""
-    rows = transactions.filter((transactions.ts < ibis.timestamp(as_of)) & (transactions.amount > 0))
+    rows = moments.filter((moments.ts < ibis.timestamp(as_of)) & (moments.max_amount > 0))
     return rows.select("customer_id").distinct()
 
 
-def churn_label(transactions: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
+def churn_label(moments: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
     """customer_id, label_churn for the customers with an order before as_of."""
     end = as_of + timedelta(days=horizon_days)
-    rows = transactions.filter(transactions.ts < ibis.timestamp(end))
+    rows = moments.filter(moments.ts < ibis.timestamp(end))
     orders = rows.group_by(["customer_id", "order_id"]).aggregate(
-        order_ts=rows.ts.min(), has_purchase=rows.amount.max() > 0
+        order_ts=rows.ts.min(), has_purchase=rows.max_amount.max() > 0
     )
     new_orders = orders.filter((orders.order_ts >= ibis.timestamp(as_of)) & orders.has_purchase)
     buyers = new_orders.select("customer_id").distinct().mutate(_ordered=ibis.literal(1))
-    table = join_on_customer(customers_with_orders_before(transactions, as_of), buyers)
+    table = join_on_customer(customers_with_orders_before(moments, as_of), buyers)
     return table.select("customer_id", label_churn=ibis.cases((table._ordered.isnull(), 1), else_=0).cast("int8"))
 
 
-def value_labels(tables: Mapping[str, ir.Table], as_of: datetime, horizon_days: int) -> ir.Table:
+def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
     """customer_id, label_revenue, label_margin, label_cost_to_serve for customers with an order before as_of."""
-    transactions = tables["transactions"]
     end = as_of + timedelta(days=horizon_days)
-    rows = transactions.filter(_between(transactions.ts, as_of, end))
+    rows = moments.filter(_between(moments.ts, as_of, end))
     money = {
         "label_revenue": rows.amount.sum(),
         "label_margin": rows.margin.sum(),
-        "_returned": -rows.amount.sum(where=rows.amount < 0),
+        "_returned": -rows.returned.sum(),
     }
     if "discount" in rows.columns:
         money["_discount"] = rows.discount.sum()
     table = join_on_customer(
-        customers_with_orders_before(transactions, as_of), rows.group_by("customer_id").aggregate(**money)
+        customers_with_orders_before(moments, as_of), rows.group_by("customer_id").aggregate(**money)
     )
     cost = table._returned.fill_null(0.0) + (table._discount.fill_null(0.0) if "_discount" in table.columns else 0.0)
     interactions = tables.get("interactions")
@@ -110,16 +109,21 @@ def build_labels_expr(
     churn_horizon_days: int = 90,
     value_horizon_days: int = 365,
     data_end: datetime,
+    moments: ir.Table | None = None,
 ) -> ir.Table:
-    """The Ibis expression of the observed labels as of `as_of` (customer_id + label columns)."""
+    """The Ibis expression of the observed labels as of `as_of` (customer_id + label columns).
+
+    `moments` is `order_moments` of the whole transactions table when the caller has it
+    (a training set reuses one for every snapshot); by default it is computed here.
+    """
     as_of, data_end = to_naive_utc(as_of), to_naive_utc(data_end)
     churn_observed, value_observed = observed_labels(as_of, churn_horizon_days, value_horizon_days, data_end)
-    transactions = tables["transactions"]
-    table = customers_with_orders_before(transactions, as_of)
+    moments = order_moments(tables["transactions"]) if moments is None else moments
+    table = customers_with_orders_before(moments, as_of)
     if churn_observed:
-        table = join_on_customer(table, churn_label(transactions, as_of, churn_horizon_days))
+        table = join_on_customer(table, churn_label(moments, as_of, churn_horizon_days))
     if value_observed:
-        table = join_on_customer(table, value_labels(tables, as_of, value_horizon_days))
+        table = join_on_customer(table, value_labels(tables, moments, as_of, value_horizon_days))
     return table.order_by("customer_id")
 
 
@@ -130,10 +134,12 @@ def build_labels(
     churn_horizon_days: int = 90,
     value_horizon_days: int = 365,
     data_end: datetime,
+    moments: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Labels as of `as_of` for customers with an order before it; only fully observed labels appear."""
     expr = build_labels_expr(
-        tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days, data_end=data_end
+        tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+        data_end=data_end, moments=moments,
     )
     frame = expr.to_pyarrow().to_pandas()
     logger.info("built labels %s for %d customers as of %s", [c for c in frame.columns if c != "customer_id"], len(frame), as_of)

@@ -27,7 +27,13 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-from features.transactions import SECONDS_PER_DAY, as_of_epoch_seconds, in_window, safe_ratio
+from features.transactions import (
+    SECONDS_PER_DAY,
+    as_of_epoch_seconds,
+    in_window,
+    safe_ratio,
+    sum_where,
+)
 
 REQUIRED_COLUMNS = {"customer_id", "issued_at", "due_at", "amount", "paid_at"}
 LATENESS_TREND_DAYS = 90
@@ -77,21 +83,21 @@ def payment_features(invoices: ir.Table, as_of: datetime, windows: Sequence[int]
     """One row per customer with a visible invoice: customer_id + payment features."""
     status = invoice_status_at(invoices, as_of)
     metrics: dict[str, ir.Scalar] = {
-        "overdue_open_amount": status.open_at_as_of.sum(where=status.is_due).fill_null(0.0),
+        "overdue_open_amount": sum_where(status.open_at_as_of, status.is_due).fill_null(0.0),
         "open_invoice_amount": status.open_at_as_of.sum().fill_null(0.0),
-        "_invoiced_dso": status.amount.sum(where=in_window(status.issued_at, as_of, 0, dso_window_days)).fill_null(0.0),
-        "_late_recent": status.days_late.mean(where=in_window(status.due_at, as_of, 0, LATENESS_TREND_DAYS)),
-        "_late_before": status.days_late.mean(
-            where=in_window(status.due_at, as_of, LATENESS_TREND_DAYS, 2 * LATENESS_TREND_DAYS)
-        ),
+        "_invoiced_dso": sum_where(status.amount, in_window(status.issued_at, as_of, 0, dso_window_days)).fill_null(0.0),
+        "_late_recent": ibis.cases((in_window(status.due_at, as_of, 0, LATENESS_TREND_DAYS), status.days_late)).mean(),
+        "_late_before": ibis.cases(
+            (in_window(status.due_at, as_of, LATENESS_TREND_DAYS, 2 * LATENESS_TREND_DAYS), status.days_late)
+        ).mean(),
     }
     for w in windows:
         due_in_window = in_window(status.due_at, as_of, 0, w)
-        metrics[f"invoice_on_time_rate_{w}d"] = status.on_time.mean(where=due_in_window)
-        metrics[f"days_late_mean_{w}d"] = status.days_late.mean(where=due_in_window)
-        metrics[f"days_late_max_{w}d"] = status.days_late.max(where=due_in_window)
-        metrics[f"_paid_due_{w}d"] = status.paid_at_as_of.sum(where=due_in_window)
-        metrics[f"_amount_due_{w}d"] = status.amount.sum(where=due_in_window)
+        metrics[f"invoice_on_time_rate_{w}d"] = ibis.cases((due_in_window, status.on_time)).mean()
+        metrics[f"days_late_mean_{w}d"] = ibis.cases((due_in_window, status.days_late)).mean()
+        metrics[f"days_late_max_{w}d"] = ibis.cases((due_in_window, status.days_late)).max()
+        metrics[f"_paid_due_{w}d"] = sum_where(status.paid_at_as_of, due_in_window)
+        metrics[f"_amount_due_{w}d"] = sum_where(status.amount, due_in_window)
     table = status.group_by("customer_id").aggregate(**metrics)
     derived = {
         f"days_late_change_{LATENESS_TREND_DAYS}d_vs_prev_{LATENESS_TREND_DAYS}d": table._late_recent - table._late_before,

@@ -16,7 +16,7 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-from features.transactions import in_window
+from features.transactions import count_where, in_window, sum_where
 
 
 def service_feature_columns(windows: Sequence[int], columns: Collection[str]) -> list[str]:
@@ -41,12 +41,12 @@ def service_features(interactions: ir.Table, as_of: datetime, windows: Sequence[
     metrics: dict[str, ir.Scalar] = {}
     for w in windows:
         recent, before = in_window(rows.ts, as_of, 0, w), in_window(rows.ts, as_of, w, 2 * w)
-        metrics[f"ticket_count_{w}d"] = rows.ts.count(where=recent & is_ticket)
-        metrics[f"complaint_count_{w}d"] = rows.ts.count(where=recent & is_complaint)
-        metrics[f"complaint_change_{w}d_vs_prev_{w}d"] = rows.ts.count(where=recent & is_complaint) - rows.ts.count(
-            where=before & is_complaint
+        metrics[f"ticket_count_{w}d"] = count_where(rows.ts, recent & is_ticket)
+        metrics[f"complaint_count_{w}d"] = count_where(rows.ts, recent & is_complaint)
+        metrics[f"complaint_change_{w}d_vs_prev_{w}d"] = count_where(rows.ts, recent & is_complaint) - count_where(
+            rows.ts, before & is_complaint
         )
-        metrics[f"interaction_count_{w}d"] = rows.ts.count(where=recent)
+        metrics[f"interaction_count_{w}d"] = count_where(rows.ts, recent)
         if "cost" in rows.columns:
-            metrics[f"service_cost_{w}d"] = rows.cost.sum(where=recent).fill_null(0.0)
+            metrics[f"service_cost_{w}d"] = sum_where(rows.cost, recent).fill_null(0.0)
     return rows.group_by("customer_id").aggregate(**metrics)

@@ -12,12 +12,17 @@ out-of-time snapshot, which keeps their scores comparable and the training set s
 price is that churn trains on older behaviour than it could; `targets="churn"` builds a set
 with the churn horizon only (snapshots up to scoring_date - 90 days, only label_churn), and
 `targets="value"` one with the value labels only, for when that freshness matters.
+
+On DuckDB the customer sample and the order moments of its transactions are computed once, as
+temp tables dropped at the end, and every snapshot's feature and label queries read them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -27,6 +32,7 @@ import pandas as pd
 from features.build import FeatureSpec, build_features, to_feature_frame
 from features.labels import build_labels
 from features.tables import to_naive_utc
+from features.transactions import order_moments
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +117,13 @@ def snapshot_rows(
     value_horizon_days: int,
     labels: list[str],
     data_end: datetime,
+    moments: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Features and labels of one snapshot: customers with an order before as_of."""
-    features = build_features(tables, as_of, spec)
+    features = build_features(tables, as_of, spec, moments=moments)
     label_frame = build_labels(
-        tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days, data_end=data_end
+        tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+        data_end=data_end, moments=moments,
     )
     missing = [c for c in labels if c not in label_frame.columns]
     if missing:
@@ -138,6 +146,74 @@ def sample_customers(tables: Mapping[str, ir.Table], max_customers: int) -> dict
     keep = ids.filter((ids.customer_id.hash() % HASH_BUCKETS).abs() < cutoff)
     logger.info("training on a hash sample of about %d of %d customers", max_customers, n_customers)
     return {name: table.semi_join(keep, "customer_id") for name, table in tables.items()}
+
+
+@contextmanager
+def materialised(
+    tables: Mapping[str, ir.Table], *, copy_tables: bool
+) -> Iterator[tuple[dict[str, ir.Table], ir.Table]]:
+    """The order moments of the transactions (and the tables, when `copy_tables`) as DuckDB temp tables, made once.
+
+    Every snapshot of a training set reads the same (sampled) tables; computing the sample and
+    the moments once instead of inside every snapshot's query is most of the training-set cost.
+    Copy the tables only when they are a sample (an expression, not stored data). The temp
+    tables get unique names and are dropped on exit. On other backends nothing is
+    materialised and the expressions are returned as they are.
+    """
+    backend = tables["transactions"]._find_backend()
+    if backend.name != "duckdb":
+        yield dict(tables), order_moments(tables["transactions"])
+        return
+    run = uuid.uuid4().hex[:12]
+    created: list[str] = []
+
+    def create(name: str, expr: ir.Table) -> ir.Table:
+        table_name = f"_custscore_training_{run}_{name}"
+        backend.con.execute(f'CREATE TEMP TABLE "{table_name}" AS {backend.compile(expr)}')
+        created.append(table_name)
+        return backend.table(table_name)
+
+    try:
+        kept = {name: create(name, table) for name, table in tables.items()} if copy_tables else dict(tables)
+        yield kept, create("moments", order_moments(kept["transactions"]))
+    finally:
+        for table_name in created:
+            backend.con.execute(f'DROP TABLE IF EXISTS temp.main."{table_name}"')
+
+
+def _snapshot_frames(
+    tables: Mapping[str, ir.Table],
+    moments: ir.Table,
+    *,
+    scoring_date: datetime,
+    spec: FeatureSpec,
+    churn_horizon_days: int,
+    value_horizon_days: int,
+    n_snapshots: int,
+    step_days: int,
+    n_validation_snapshots: int,
+    min_history_days: int,
+    targets: Literal["all", "churn", "value"],
+) -> tuple[list[datetime], list[pd.DataFrame]]:
+    """The snapshot dates that fit before `scoring_date` (the end of the data), and their features and labels."""
+    horizon = {"all": max(churn_horizon_days, value_horizon_days), "churn": churn_horizon_days, "value": value_horizon_days}[targets]
+    dates = snapshot_dates(
+        scoring_date,
+        data_start=data_start_of(tables),
+        horizon_days=horizon,
+        n_snapshots=n_snapshots,
+        step_days=step_days,
+        min_history_days=min_history_days,
+        min_snapshots=n_validation_snapshots + 1,
+    )
+    labels = label_columns_for(targets)
+    return dates, [
+        snapshot_rows(
+            tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
+            value_horizon_days=value_horizon_days, labels=labels, data_end=scoring_date, moments=moments,
+        )
+        for as_of in dates
+    ]
 
 
 def build_training_set(
@@ -166,32 +242,20 @@ def build_training_set(
     data_end = scoring_date if data_end is None else min(to_naive_utc(data_end), scoring_date)
     if n_validation_snapshots < 1:
         raise ValueError(f"build_training_set: n_validation_snapshots must be >= 1, got {n_validation_snapshots}")
-    if max_customers is not None:
-        tables = sample_customers(tables, max_customers)
-    horizon = {"all": max(churn_horizon_days, value_horizon_days), "churn": churn_horizon_days, "value": value_horizon_days}[targets]
-    dates = snapshot_dates(
-        data_end,
-        data_start=data_start_of(tables),
-        horizon_days=horizon,
-        n_snapshots=n_snapshots,
-        step_days=step_days,
-        min_history_days=min_history_days,
-        min_snapshots=n_validation_snapshots + 1,
-    )
-    labels = label_columns_for(targets)
-    frames = [
-        snapshot_rows(
-            tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
-            value_horizon_days=value_horizon_days, labels=labels, data_end=data_end,
+    sampled = sample_customers(tables, max_customers) if max_customers is not None else dict(tables)
+    is_sample = sampled["transactions"] is not tables["transactions"]
+    with materialised(sampled, copy_tables=is_sample) as (kept, moments):
+        dates, frames = _snapshot_frames(
+            kept, moments, scoring_date=data_end, spec=spec, churn_horizon_days=churn_horizon_days,
+            value_horizon_days=value_horizon_days, n_snapshots=n_snapshots, step_days=step_days,
+            n_validation_snapshots=n_validation_snapshots, min_history_days=min_history_days, targets=targets,
         )
-        for as_of in dates
-    ]
     training = pd.concat(frames, ignore_index=True).copy()  # one block, not hundreds of fragments
     training["is_validation"] = training["as_of"] >= pd.Timestamp(dates[-n_validation_snapshots])
     # Categories differ between snapshots; concat makes them text again, so cast back.
     training = to_feature_frame(training)
     logger.info(
         "training set: %d rows over %d snapshots (%d validation), labels %s", len(training), len(dates),
-        n_validation_snapshots, labels,
+        n_validation_snapshots, label_columns_for(targets),
     )
     return training

@@ -1,8 +1,9 @@
 """Read the input tables, check them against the contract, and quarantine bad rows.
 
-Everything row-level runs as DuckDB SQL over the raw text of the source (no Python loop
-over rows), so millions of rows are checked in seconds and every rejected row keeps its
-file, line, column, value and reason.
+Everything row-level runs as DuckDB SQL (no Python loop over rows): one pass per table
+parses every column, finds the first rule each row breaks and hashes the row; duplicates
+are then searched among the few rows whose hashes repeat. Millions of rows are checked in
+seconds and every rejected row keeps its file, line, column, value and reason.
 
 Row rules, in the order they are tried (a row gets the reason of the first that fires):
 
@@ -42,6 +43,15 @@ missing required column, an empty table or two files for one table are file-leve
 In the quarantine, ``line`` is the physical line in a CSV file (the header is line 1);
 for Parquet files and DuckDB tables there are no lines and ``line`` is the 1-based row
 number (``ValidatedData.line_kind`` says which).
+
+Where the accepted rows live: CSV files and DuckDB tables are read as text and the
+accepted rows stored as DuckDB tables. Parquet files are read in place with their native
+types (timestamps and doubles skip parsing; types whose conversion could differ from their
+text, such as REAL, DECIMAL or nanosecond timestamps, take the text route); when every
+timestamp and number column is native, the accepted table is a view over the file that
+leaves out the quarantined rows, so no copy of the data is held in memory and the result is
+the same as the stored table would be. With ``work_dir`` the files are copied first, so the
+view cannot see a later rewrite of the source.
 """
 
 from __future__ import annotations
@@ -52,8 +62,12 @@ import hashlib
 import io
 import logging
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -168,7 +182,7 @@ class ValidatedData:
         suffixes = "".join(path.suffixes).lower()
         if suffixes.endswith(".parquet"):
             self.quarantine.to_parquet(path, index=False)
-        elif suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
+        elif suffixes.endswith((".csv", ".csv.gz")):
             self.quarantine.to_csv(path, index=False)
         else:
             raise ValueError(
@@ -191,6 +205,7 @@ class _Source:
     columns: tuple[str, ...]  # column names as found in the source
     mapping: dict[str, str]  # contract or attribute name -> source column name
     database: str = ""  # DuckDB file to attach as __src (kind "duckdb" only)
+    file: str = ""  # the file read (kind "csv" or "parquet"): the source or its snapshot
 
     @property
     def line_kind(self) -> str:
@@ -315,13 +330,14 @@ def _probe_file(probe: duckdb.DuckDBPyConnection, table: str, path: Path, suffix
     try:
         columns, has_rows = _describe(probe, relation)
     except duckdb.Error as exc:
+        _not_out_of_memory(exc)
         raise _contract_error(
             spec, where, f"cannot be read as {kind.upper()} ({_first_line(exc, 3)}); {hint}", header,
         ) from exc
     mapping = _map_columns(spec, where, columns)
     if not has_rows:
         raise _contract_error(spec, where, "the table has no rows", columns)
-    return _Source(table, str(path), kind, relation, tuple(columns), mapping)
+    return _Source(table, str(path), kind, relation, tuple(columns), mapping, file=str(path))
 
 
 def _first_line(exc: BaseException, max_lines: int = 1) -> str:
@@ -370,6 +386,7 @@ def _probe_database(probe: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _
     try:
         probe.execute(f"ATTACH {_lit(str(path))} AS __src (READ_ONLY)")
     except duckdb.Error as exc:
+        _not_out_of_memory(exc)
         raise _contract_error(
             spec, f"database {path}", f"cannot be opened as a DuckDB database ({_first_line(exc)})", None,
         ) from exc
@@ -433,10 +450,44 @@ def _discover_sources(source: Path) -> dict[str, _Source]:
     return {t: sources[t] for t in TABLES if t in sources}
 
 
-# ----------------------------------------------------------------------------- raw loading
+# ----------------------------------------------------------------------------- reading rows
+
+# Native types whose values convert to the normalised type exactly as their text would, so
+# that Parquet columns of these types skip the round trip through text. Others (DECIMAL,
+# REAL, TIMESTAMP_NS, DATE...) go through their text, as CSV does, to keep identical results.
+_DIRECT_FLOAT_TYPES = frozenset({
+    "DOUBLE", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT",
+})
+_DIRECT_TIMESTAMP_TYPES = frozenset({"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"})
+_PARQUET_ROW_NUMBER = "file_row_number"
 
 
-def _load_raw(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
+@dataclass(frozen=True)
+class _Rows:
+    """How the checks read one table: a FROM clause aliased r, its row id, and native column types."""
+
+    relation: str
+    rid: str  # SQL for the 0-based row position in the source (file order)
+    types: dict[str, str]  # source column -> native DuckDB type
+    in_place: bool  # True: read from the Parquet file itself, no copy of the rows was made
+
+
+def _not_out_of_memory(exc: duckdb.Error) -> duckdb.Error:
+    """Re-raise DuckDB running out of its memory cap: that is the machine's limit, not a bad file."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        raise exc
+    return exc
+
+
+def _read_error(src: _Source, exc: duckdb.Error) -> InputContractError:
+    _not_out_of_memory(exc)
+    hint = "every line needs as many fields as the header" if src.kind == "csv" else "rewrite it"
+    return _contract_error(
+        TABLES[src.table], f"source {src.display}", f"cannot be read ({_first_line(exc, 3)}); {hint}", src.columns,
+    )
+
+
+def _load_raw(con: duckdb.DuckDBPyConnection, src: _Source) -> _Rows:
     """Copy the source as text into a temp table (insertion order = file order)."""
     raw = f"__raw_{src.table}"
     if src.kind == "csv":
@@ -446,18 +497,26 @@ def _load_raw(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT {select} FROM {src.relation}")
     except duckdb.Error as exc:
-        hint = "every line needs as many fields as the header" if src.kind == "csv" else "rewrite it"
-        raise _contract_error(
-            TABLES[src.table], f"source {src.display}", f"cannot be read ({_first_line(exc, 3)}); {hint}",
-            src.columns,
-        ) from exc
-    return raw
+        raise _read_error(src, exc) from exc
+    return _Rows(f"{raw} r", "r.rowid", {c: "VARCHAR" for c in src.columns}, in_place=False)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, src: _Source) -> _Rows:
+    """Parquet is read in place with its native types; CSV and DuckDB tables are copied as text."""
+    if src.kind != "parquet" or _PARQUET_ROW_NUMBER in (c.lower() for c in src.columns):
+        return _load_raw(con, src)
+    try:
+        types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {src.relation})").fetchall())
+    except duckdb.Error as exc:
+        raise _read_error(src, exc) from exc
+    relation = f"read_parquet({_lit(src.file)}, file_row_number=true) r"
+    return _Rows(relation, f"r.{_PARQUET_ROW_NUMBER}", types, in_place=True)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
     if path.name.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+    return open(path, encoding="utf-8", newline="")
 
 
 def _iter_bytes(path: Path) -> Iterator[bytes]:
@@ -491,11 +550,11 @@ def _csv_record_lines(path: Path, delimiter: str, n_columns: int) -> np.ndarray:
     return np.asarray(starts, dtype=np.int64)
 
 
-def _csv_line_expression(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> tuple[str, str]:
-    """SQL for the physical line of each raw row, and a join clause if a line map is needed."""
-    path = Path(src.display)
+def _csv_line_function(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> str:
+    """SQL template ({rid} -> physical line) for a CSV file; maps rows to lines when they differ."""
+    path = Path(src.file)
     if _physical_line_count(path) == n_rows + 1:
-        return "r.rowid + 2", ""
+        return "({rid} + 2)"
     # Quoted newlines or blank lines: the row number no longer gives the line; map it.
     delimiter, _ = _csv_header(TABLES[src.table], path)
     starts = _csv_record_lines(path, delimiter, len(src.columns))
@@ -504,20 +563,21 @@ def _csv_line_expression(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: i
             "%s: could not map %d rows to physical lines (found %d records); quarantine "
             "lines are row numbers + 1", src.display, n_rows, len(starts),
         )
-        return "r.rowid + 2", ""
+        return "({rid} + 2)"
     line_map = pd.DataFrame({"rid": np.arange(n_rows, dtype=np.int64), "line": starts})
     view = f"__lines_{src.table}"
     con.register(view, line_map)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {view}_t AS SELECT * FROM {view}")
     con.unregister(view)
-    return "lm.line", f"JOIN {view}_t lm ON lm.rid = r.rowid"
+    return f"(SELECT lm.line FROM {view}_t lm WHERE lm.rid = {{rid}})"
 
 
-def _line_expression(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> tuple[str, str]:
-    """Physical line for CSV; 1-based row number for Parquet and DuckDB (insertion order)."""
+def _line_function(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> str:
+    """Physical line for CSV; 1-based row number for Parquet and DuckDB (file order)."""
+    # Only called when rows were quarantined: counting CSV lines reads the whole file.
     if src.kind == "csv":
-        return _csv_line_expression(con, src, n_rows)
-    return "r.rowid + 1", ""
+        return _csv_line_function(con, src, n_rows)
+    return "({rid} + 1)"
 
 
 # ----------------------------------------------------------------------------- rules
@@ -541,7 +601,7 @@ def _trimmed_text(column_sql: str) -> str:
 
 
 def _text(col: str) -> str:
-    """Trimmed text of a column as found (empty -> null)."""
+    """The column as found: trimmed text (empty -> null), or the native value on the direct route."""
     return f"{_ident(col + '__s')}"
 
 
@@ -604,10 +664,32 @@ def _timestamp_expression(text_sql: str) -> str:
     )
 
 
-def _parse_expression(spec: TableSpec, col: str, attribute_types: dict[str, LogicalType]) -> str:
-    """SQL turning the trimmed text of a column into its normalised type."""
+def _logical_type(spec: TableSpec, col: str, attribute_types: dict[str, LogicalType]) -> LogicalType:
+    return spec.column(col).type if col in spec.column_names else attribute_types[col]
+
+
+def _is_direct(logical: LogicalType, native: str) -> bool:
+    """True when a native column converts to its logical type without going through text."""
+    if logical is LogicalType.FLOAT:
+        return native in _DIRECT_FLOAT_TYPES
+    if logical is LogicalType.TIMESTAMP:
+        return native in _DIRECT_TIMESTAMP_TYPES
+    return False
+
+
+def _found_expression(column_sql: str, logical: LogicalType, native: str) -> str:
+    """The value as found: native on the direct route, else trimmed text (empty -> null)."""
+    if _is_direct(logical, native):
+        return column_sql
+    return _trimmed_text(column_sql if native == "VARCHAR" else f"CAST({column_sql} AS VARCHAR)")
+
+
+def _parse_expression(spec: TableSpec, col: str, logical: LogicalType, native: str) -> str:
+    """SQL turning the found value of a column into its normalised type."""
     s = _text(col)
-    logical = spec.column(col).type if col in spec.column_names else attribute_types[col]
+    if _is_direct(logical, native):
+        # Under TimeZone UTC this gives the UTC wall time, as the text route does.
+        return f"CAST({s} AS {'DOUBLE' if logical is LogicalType.FLOAT else 'TIMESTAMP'})"
     if logical is LogicalType.TIMESTAMP:
         return _timestamp_expression(s)
     if logical is LogicalType.FLOAT:
@@ -617,16 +699,16 @@ def _parse_expression(spec: TableSpec, col: str, attribute_types: dict[str, Logi
     return s
 
 
-def _attribute_types(con: duckdb.DuckDBPyConnection, raw: str, src: _Source) -> dict[str, LogicalType]:
+def _attribute_types(con: duckdb.DuckDBPyConnection, rows: _Rows, src: _Source) -> dict[str, LogicalType]:
     """Customer attributes outside the contract: float64 when every value is a plain number."""
     spec = TABLES[src.table]
     extras = [k for k in src.mapping if k not in spec.column_names]
     types: dict[str, LogicalType] = {}
     for name in extras:
-        col = _ident(src.mapping[name])
+        col = f"CAST(r.{_ident(src.mapping[name])} AS VARCHAR)"
         numeric = con.execute(
             f"SELECT count(v) > 0 AND bool_and(isfinite(try_cast(v AS DOUBLE)) AND NOT "
-            f"regexp_matches(v, '^[+-]?0[0-9]')) FROM (SELECT nullif(trim({col}), '') AS v FROM {raw})"
+            f"regexp_matches(v, '^[+-]?0[0-9]')) FROM (SELECT nullif(trim({col}), '') AS v FROM {rows.relation})"
         ).fetchall()[0][0]
         types[name] = LogicalType.FLOAT if numeric else LogicalType.STRING
     return types
@@ -640,59 +722,139 @@ class _Checked:
     """Intermediate state of one table while it is being checked."""
 
     src: _Source
-    raw: str
-    checked: str
+    rows: _Rows
+    checked: str  # table: __rid, __rule, __hr, __hk (+ the accepted columns when materialised)
+    normalised: str  # SQL WITH-clause defining p: __rid plus the parsed columns of every row
+    served: str  # the same, trimming only the columns that need it (for the view)
+    outputs: list[str]  # SELECT list over p giving the accepted columns
     columns: list[str]  # accepted columns, in output order (margin included for transactions)
-    attribute_types: dict[str, LogicalType]
     rules: list[_Rule]
-    n_read: int
+    materialised: bool  # accepted columns stored in `checked` (else a view reads the Parquet file)
+    n_read: int = 0
+    n_rejected: int = 0
+
+
+def _in_place(rows: _Rows, spec: TableSpec, columns: Sequence[str], attribute_types: dict[str, LogicalType],
+              mapping: dict[str, str]) -> bool:
+    """Serve the accepted rows as a view over the Parquet file when reading it again is cheap."""
+    # Parsing timestamps or numbers from text on every feature query costs more than storing
+    # the parsed table once; native timestamps and numbers cost nothing to read again.
+    if not rows.in_place:
+        return False
+    for col in columns:
+        logical = _logical_type(spec, col, attribute_types)
+        if logical is not LogicalType.STRING and not _is_direct(logical, rows.types[mapping[col]]):
+            return False
+    return True
 
 
 def _check_rows(
     con: duckdb.DuckDBPyConnection,
     src: _Source,
-    raw: str,
+    rows: _Rows,
     limit: datetime,
     known_customers: str | None,
     margin_rate: float,
 ) -> _Checked:
-    """Parse every column and mark each row with the first row rule it breaks."""
+    """One pass: parse every column, mark each row with the first rule it breaks, hash it."""
     spec = TABLES[src.table]
-    n_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0]
-    attribute_types = _attribute_types(con, raw, src)
+    attribute_types = _attribute_types(con, rows, src)
     columns = list(src.mapping)
-    line_sql, line_join = _line_expression(con, src, n_read)
     rules = _column_rules(spec, columns) + _table_rules(spec.name, columns) + _future_rules(spec.name, columns, limit)
     known_join = ""
     if known_customers is not None:
         rules.append(_Rule(UNKNOWN_CUSTOMER, "customer_id", "k.customer_id IS NULL"))
         known_join = f"LEFT JOIN {known_customers} k ON k.customer_id = p.customer_id"
-    texts = ", ".join(f"{_trimmed_text(f'r.{_ident(src.mapping[c])}')} AS {_text(c)}" for c in columns)
-    parsed = ", ".join(f"{_parse_expression(spec, c, attribute_types)} AS {_ident(c)}" for c in columns)
+    materialised = not _in_place(rows, spec, columns, attribute_types, src.mapping)
+    normalised = _normalised_sql(src, rows, attribute_types, flag_untrimmed=not materialised)
     case = " ".join(f"WHEN {rule.condition} THEN {i}" for i, rule in enumerate(rules))
     rule_sql = f"CASE {case} END" if rules else "NULL"
     outputs = _finalise_expressions(spec.name, columns, margin_rate, prefix="p.")
     final_columns = columns + (["margin"] if spec.name == "transactions" and "margin" not in columns else [])
     key = _duplicate_key(spec, final_columns)
-    # Row and key hashes are taken here, while the values are at hand, for duplicate search.
+    # Row and key hashes are taken here, while the values are at hand: they find duplicates
+    # and their sum over accepted rows is the data hash.
     row_hash = f"hash({', '.join(_ident(c) for c in final_columns)})"
     key_hash = f"hash({', '.join(key)})" if key else "NULL"
     checked = f"__chk_{src.table}"
-    # A regular table (not TEMP): once the rejected rows are deleted it becomes the accepted
-    # table by a rename, which saves copying every string once more.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE {checked} AS
-        WITH t AS (SELECT r.rowid AS __rid, {line_sql} AS __line, {texts} FROM {raw} r {line_join}),
-             p AS (SELECT *, {parsed} FROM t),
-             c AS (SELECT p.__rid, p.__line, {", ".join(outputs)}, CAST({rule_sql} AS INTEGER) AS __rule
-                   FROM p {known_join})
-        SELECT *, CASE WHEN __rule IS NULL THEN {row_hash} END AS __hr,
-                  CASE WHEN __rule IS NULL THEN {key_hash} END AS __hk
-        FROM c
-        """
+    # Materialised: a regular table (not TEMP); once the rejected rows are deleted it becomes
+    # the accepted table by a rename, which saves copying every string once more.
+    kept = "*" if materialised else "__rid, __rule, __untrimmed"
+    kind = "TABLE" if materialised else "TEMP TABLE"
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE {kind} {checked} AS
+            {normalised},
+                 c AS (SELECT p.__rid, {", ".join(outputs)}, CAST({rule_sql} AS INTEGER) AS __rule{
+                              "" if materialised else ", p.__untrimmed"}
+                       FROM p {known_join})
+            SELECT {kept}, CASE WHEN __rule IS NULL THEN {row_hash} END AS __hr,
+                      CASE WHEN __rule IS NULL THEN {key_hash} END AS __hk
+            FROM c
+            """
+        )
+    except duckdb.Error as exc:
+        if rows.in_place:
+            raise _read_error(src, exc) from exc
+        raise
+    n_read, n_rejected = con.execute(f"SELECT count(*), count(__rule) FROM {checked}").fetchall()[0]
+    served = normalised
+    if not materialised:
+        served = _normalised_sql(src, rows, attribute_types, trimmed=_untrimmed_columns(con, checked, columns))
+    return _Checked(src, rows, checked, normalised, served, outputs, final_columns, rules, materialised,
+                    n_read, n_rejected)
+
+
+# Text columns tracked one bit each in __untrimmed (a BIGINT); further ones are always trimmed.
+_MAX_TRACKED_TEXT_COLUMNS = 62
+
+
+def _needs_trimming(text_sql: str) -> str:
+    return f"coalesce({text_sql} = '' OR starts_with({text_sql}, ' ') OR ends_with({text_sql}, ' '), false)"
+
+
+def _normalised_sql(
+    src: _Source,
+    rows: _Rows,
+    attribute_types: dict[str, LogicalType],
+    *,
+    flag_untrimmed: bool = False,
+    trimmed: Collection[str] | None = None,
+) -> str:
+    """WITH-clause defining p: __rid, each column as found (__s) and parsed to its type.
+
+    `trimmed`: the text columns that hold empty or space-padded values (None: assume all do);
+    the others are taken as they are, which gives the same values for less work on every
+    read of a view. `flag_untrimmed` adds __untrimmed, a bit per text column that needs it.
+    """
+    spec = TABLES[src.table]
+    found, parsed, flags = [], [], []
+    for i, c in enumerate(src.mapping):
+        logical, native = _logical_type(spec, c, attribute_types), rows.types[src.mapping[c]]
+        column_sql = f"r.{_ident(src.mapping[c])}"
+        text_sql = column_sql if native == "VARCHAR" else f"CAST({column_sql} AS VARCHAR)"
+        direct = _is_direct(logical, native)
+        tracked = not direct and i < _MAX_TRACKED_TEXT_COLUMNS
+        if trimmed is not None and tracked and c not in trimmed:
+            found.append(f"{text_sql} AS {_text(c)}")
+        else:
+            found.append(f"{_found_expression(column_sql, logical, native)} AS {_text(c)}")
+        parsed.append(f"{_parse_expression(spec, c, logical, native)} AS {_ident(c)}")
+        if flag_untrimmed and tracked:
+            flags.append(f"(CAST({_needs_trimming(text_sql)} AS BIGINT) << {i})")
+    if flag_untrimmed:
+        found.append(f"{' | '.join(flags) if flags else 'CAST(0 AS BIGINT)'} AS __untrimmed")
+    return (
+        f"WITH t AS (SELECT {rows.rid} AS __rid, {', '.join(found)} FROM {rows.relation}), "
+        f"p AS (SELECT *, {', '.join(parsed)} FROM t)"
     )
-    return _Checked(src, raw, checked, final_columns, attribute_types, rules, n_read)
+
+
+def _untrimmed_columns(con: duckdb.DuckDBPyConnection, checked: str, columns: Sequence[str]) -> set[str]:
+    """Text columns where some value is empty or space-padded (from the __untrimmed bits)."""
+    mask = con.execute(f"SELECT coalesce(bit_or(__untrimmed), 0) FROM {checked}").fetchall()[0][0]
+    return {c for i, c in enumerate(columns) if i < _MAX_TRACKED_TEXT_COLUMNS and (mask >> i) & 1}
 
 
 def _duplicate_key(spec: TableSpec, columns: Sequence[str]) -> list[str]:
@@ -703,6 +865,17 @@ def _duplicate_key(spec: TableSpec, columns: Sequence[str]) -> list[str]:
     if spec.name == "transactions":
         key.append('sign("amount")')
     return key
+
+
+def _candidate_rows(chk: _Checked, candidates: str) -> str:
+    """FROM clause: accepted columns and row hash (__h) of the candidate rows only."""
+    if chk.materialised:
+        return f"(SELECT c.*, c.__hr AS __h FROM {chk.checked} c WHERE c.__rid IN (SELECT __rid FROM {candidates}))"
+    # Read the Parquet file again, but only when some rows may be duplicates.
+    return (
+        f"({chk.normalised} SELECT p.__rid, {', '.join(chk.outputs)}, c.__hr AS __h FROM p "
+        f"JOIN {chk.checked} c ON c.__rid = p.__rid WHERE p.__rid IN (SELECT __rid FROM {candidates}))"
+    )
 
 
 def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
@@ -719,22 +892,30 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
         key_names = ",".join(spec.key)
     else:
         conflict, key_text, key_names = "false", "''", ""
+    if not con.execute(f"SELECT count(*) FROM {candidates}").fetchall()[0][0]:
+        con.execute(
+            f'CREATE OR REPLACE TEMP TABLE {dups} (__rid BIGINT, reason VARCHAR, "column" VARCHAR, '
+            "value VARCHAR, __first BIGINT)"
+        )
+        con.execute(f"DROP TABLE IF EXISTS {candidates}")
+        return dups
     # Exact comparison, but only over the few rows whose hashes collide (see candidates).
+    # __first is the row id of the first copy; it becomes a line number in the quarantine.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {dups} AS
-        SELECT __rid, __line,
+        SELECT __rid,
                CASE WHEN __rn > 1 THEN '{EXACT_DUPLICATE}' ELSE '{CONFLICTING_DUPLICATE}' END AS reason,
                CASE WHEN __rn > 1 THEN '(whole row)' ELSE {_lit(key_names)} END AS "column",
-               CASE WHEN __rn > 1 THEN 'same as {chk.src.line_kind} ' || __first ELSE __key END AS value
+               CASE WHEN __rn > 1 THEN NULL ELSE __key END AS value,
+               CASE WHEN __rn > 1 THEN __first END AS __first
         FROM (
-            SELECT __rid, __line,
-                   row_number() OVER (PARTITION BY {cols} ORDER BY __line) AS __rn,
-                   min(__line) OVER (PARTITION BY {cols}) AS __first,
+            SELECT __rid,
+                   row_number() OVER (PARTITION BY {cols} ORDER BY __rid) AS __rn,
+                   min(__rid) OVER (PARTITION BY {cols}) AS __first,
                    {conflict} AS __conflict,
                    {key_text} AS __key
-            FROM (SELECT c.*, c.__hr AS __h FROM {chk.checked} c
-                  WHERE c.__rid IN (SELECT __rid FROM {candidates}))
+            FROM {_candidate_rows(chk, candidates)}
         )
         WHERE __rn > 1 OR __conflict
         """
@@ -744,26 +925,33 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
 
 
 def _duplicate_candidates(con: duckdb.DuckDBPyConnection, chk: _Checked, key: list[str]) -> str:
-    """Rows that may be duplicates: their row hash repeats, or their key group has several hashes."""
+    """Rows that may be duplicates: their key (or, without a key, their row hash) repeats."""
     # Grouping by 64-bit hashes is much cheaper than windows over every column of every row;
-    # a hash collision only adds a candidate, which the exact pass then clears.
+    # a hash collision only adds a candidate, which the exact pass then clears. Two copies of
+    # a row share its key, so with a key one grouping finds exact and conflicting duplicates.
     candidates = f"__cand_{chk.src.table}"
-    conflict_groups = (
-        f"UNION ALL SELECT __rid FROM {chk.checked} WHERE __hk IN "
-        f"(SELECT __hk FROM {chk.checked} WHERE __rule IS NULL GROUP BY __hk HAVING min(__hr) <> max(__hr))"
-        if key else ""
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {candidates} AS
-        SELECT DISTINCT __rid FROM (
-            SELECT __rid FROM {chk.checked} WHERE __hr IN
-                (SELECT __hr FROM {chk.checked} WHERE __rule IS NULL GROUP BY __hr HAVING count(*) > 1)
-            {conflict_groups}
+    by = "__hk" if key else "__hr"
+    repeated = _repeated_hashes(con, chk.checked, by)
+    if len(repeated):
+        hashes = f"__rep_{chk.src.table}"
+        con.register(hashes, pd.DataFrame({"h": repeated}))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {candidates} AS SELECT __rid FROM {chk.checked} "
+            f"WHERE {by} IN (SELECT h FROM {hashes})"
         )
-        """
-    )
+        con.unregister(hashes)
+    else:  # the usual case: no repeated hash, no need to scan the rows again
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {candidates} (__rid BIGINT)")
     return candidates
+
+
+def _repeated_hashes(con: duckdb.DuckDBPyConnection, checked: str, by: str) -> np.ndarray:
+    """Hash values that occur more than once among the rule-passing rows."""
+    # Sorting the 64-bit hashes in numpy takes about a seventh of the CPU of DuckDB's
+    # GROUP BY over millions of distinct values, and less memory than its hash table.
+    hashes = np.asarray(con.execute(f"SELECT {by} FROM {checked} WHERE __rule IS NULL").fetchnumpy()[by])
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
 def _finalise_expressions(table: str, columns: Sequence[str], margin_rate: float, prefix: str) -> list[str]:
@@ -784,42 +972,74 @@ def _finalise_expressions(table: str, columns: Sequence[str], margin_rate: float
     return exprs
 
 
-def _keep_accepted(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str) -> int:
-    """Turn the checked table into the accepted table under the table's name; returns its rows."""
+def _accepted_hash_sum(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str) -> tuple[int, int]:
+    """Rows accepted and the sum of their row hashes (the table's part of the data hash)."""
+    count, total = con.execute(
+        f"SELECT count(*), coalesce(sum(CAST(__hr AS HUGEINT)), 0) FROM {chk.checked} "
+        f"WHERE __rule IS NULL AND __rid NOT IN (SELECT __rid FROM {dups})"
+    ).fetchall()[0]
+    return int(count), int(total)
+
+
+def _keep_accepted(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str, n_dups: int) -> None:
+    """Make the accepted rows available under the table's name (a table, or a view on the file)."""
     table = _ident(chk.src.table)
-    con.execute(
-        f"DELETE FROM {chk.checked} WHERE __rule IS NOT NULL OR __rid IN (SELECT __rid FROM {dups})"
-    )
-    for helper in ("__rid", "__line", "__rule", "__hr", "__hk"):
-        con.execute(f"ALTER TABLE {chk.checked} DROP COLUMN {helper}")
     con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute(f"ALTER TABLE {chk.checked} RENAME TO {table}")
-    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    con.execute(f"DROP VIEW IF EXISTS {table}")
+    if chk.materialised:
+        if chk.n_rejected or n_dups:
+            con.execute(
+                f"DELETE FROM {chk.checked} WHERE __rule IS NOT NULL OR __rid IN (SELECT __rid FROM {dups})"
+            )
+        for helper in ("__rid", "__rule", "__hr", "__hk"):
+            con.execute(f"ALTER TABLE {chk.checked} DROP COLUMN {helper}")
+        con.execute(f"ALTER TABLE {chk.checked} RENAME TO {table}")
+        return
+    rejected = f"__rejected_{chk.src.table}"
+    con.execute(f"DROP TABLE IF EXISTS {rejected}")
+    where = ""
+    if chk.n_rejected or n_dups:
+        con.execute(
+            f"CREATE TABLE {rejected} AS SELECT __rid FROM {chk.checked} WHERE __rule IS NOT NULL "
+            f"UNION ALL SELECT __rid FROM {dups}"
+        )
+        where = f"WHERE p.__rid NOT IN (SELECT __rid FROM {rejected})"
+    con.execute(f"CREATE VIEW {table} AS {chk.served} SELECT {', '.join(chk.outputs)} FROM p {where}")
 
 
-def _quarantine_frame(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str) -> pd.DataFrame:
+def _quarantine_frame(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str, n_dups: int) -> pd.DataFrame:
     """Quarantined rows of one table with reason, column, raw value and the raw row as JSON."""
     src = chk.src
+    empty = not chk.n_rejected and not n_dups
+    # With nothing quarantined the source is not read (LIMIT 0) and lines are not counted,
+    # yet the frame keeps the columns and types of a non-empty one.
+    line = "({rid} + 1)" if empty else _line_function(con, src, chk.n_read)
+    source_rows = f"(SELECT {chk.rows.rid} AS __src_rid, r.* FROM {chk.rows.relation}{' LIMIT 0' if empty else ''}) r"
     reason_case = " ".join(f"WHEN {i} THEN {_lit(r.reason)}" for i, r in enumerate(chk.rules)) or "WHEN -1 THEN NULL"
     column_case = " ".join(f"WHEN {i} THEN {_lit(r.column)}" for i, r in enumerate(chk.rules)) or "WHEN -1 THEN NULL"
     value_case = " ".join(
-        f"WHEN {i} THEN r.{_ident(src.mapping[r_.column])}" for i, r_ in enumerate(chk.rules)
+        f"WHEN {i} THEN CAST(r.{_ident(src.mapping[r_.column])} AS VARCHAR)" for i, r_ in enumerate(chk.rules)
     ) or "WHEN -1 THEN NULL"
-    raw_json = "json_object(" + ", ".join(f"{_lit(c)}, r.{_ident(c)}" for c in src.columns) + ")"
+    raw_json = "json_object(" + ", ".join(f"{_lit(c)}, CAST(r.{_ident(c)} AS VARCHAR)" for c in src.columns) + ")"
+    first_line = line.format(rid="q.__first")
+    # The raw text is taken after the join, so only the quarantined rows are cast to text.
     frame = con.execute(
         f"""
-        SELECT {_lit(src.table)} AS "table", {_lit(src.display)} AS source, q.__line AS line,
-               q."column", q.value, q.reason, CAST({raw_json} AS VARCHAR) AS raw
+        SELECT {_lit(src.table)} AS "table", {_lit(src.display)} AS source, {line.format(rid="q.__rid")} AS line,
+               coalesce(q.dup_column, CASE q.__rule {column_case} END) AS "column",
+               CASE WHEN q.dup_reason IS NULL THEN CASE q.__rule {value_case} END
+                    WHEN q.__first IS NOT NULL THEN 'same as {src.line_kind} ' || {first_line}
+                    ELSE q.dup_value END AS value,
+               coalesce(q.dup_reason, CASE q.__rule {reason_case} END) AS reason,
+               CAST({raw_json} AS VARCHAR) AS raw
         FROM (
-            SELECT c.__rid, c.__line, CASE c.__rule {reason_case} END AS reason,
-                   CASE c.__rule {column_case} END AS "column",
-                   CASE c.__rule {value_case} END AS value
-            FROM {chk.checked} c JOIN {chk.raw} r ON r.rowid = c.__rid
-            WHERE c.__rule IS NOT NULL
+            SELECT __rid, __rule, NULL AS dup_reason, NULL AS dup_column, NULL AS dup_value,
+                   CAST(NULL AS BIGINT) AS __first
+            FROM {chk.checked} WHERE __rule IS NOT NULL
             UNION ALL
-            SELECT __rid, __line, reason, "column", value FROM {dups}
-        ) q JOIN {chk.raw} r ON r.rowid = q.__rid
-        ORDER BY q.__line
+            SELECT __rid, NULL, reason, "column", value, __first FROM {dups}
+        ) q JOIN {source_rows} ON r.__src_rid = q.__rid
+        ORDER BY q.__rid
         """
     ).df()
     frame["line"] = frame["line"].astype("int64")
@@ -834,13 +1054,15 @@ def _drop_scratch(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 def _validate_table(
     con: duckdb.DuckDBPyConnection, src: _Source, limit: datetime, known: str | None, margin_rate: float
-) -> tuple[TableReport, pd.DataFrame]:
-    """Load, check and accept one table; returns its report and its quarantined rows."""
-    raw = _load_raw(con, src)
-    chk = _check_rows(con, src, raw, limit, known, margin_rate)
+) -> tuple[TableReport, pd.DataFrame, int]:
+    """Check and accept one table; returns its report, its quarantined rows and its row-hash sum."""
+    rows = _rows(con, src)
+    chk = _check_rows(con, src, rows, limit, known, margin_rate)
     dups = _find_duplicates(con, chk)
-    quarantine = _quarantine_frame(con, chk, dups)
-    accepted = _keep_accepted(con, chk, dups)
+    n_dups = con.execute(f"SELECT count(*) FROM {dups}").fetchall()[0][0]
+    quarantine = _quarantine_frame(con, chk, dups, n_dups)
+    accepted, hash_sum = _accepted_hash_sum(con, chk, dups)
+    _keep_accepted(con, chk, dups, n_dups)
     _drop_scratch(con, src.table)
     reasons = {str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
     report = TableReport(chk.n_read, accepted, len(quarantine), reasons)
@@ -851,7 +1073,7 @@ def _validate_table(
         )
     logger.info("%s: read %d, accepted %d, quarantined %d %s", src.display, report.read,
                 report.accepted, report.quarantined, reasons)
-    return report, quarantine
+    return report, quarantine, hash_sum
 
 
 def _known_customers(con: duckdb.DuckDBPyConnection, present: Sequence[str]) -> str:
@@ -864,16 +1086,14 @@ def _known_customers(con: duckdb.DuckDBPyConnection, present: Sequence[str]) -> 
 # ----------------------------------------------------------------------------- results
 
 
-def _data_hash(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> str:
+def _data_hash(con: duckdb.DuckDBPyConnection, counts_and_sums: dict[str, tuple[int, int]]) -> str:
     """Order-independent hash of the accepted content (sum of row hashes per table)."""
     # DuckDB's hash() is deterministic for a given DuckDB version (pinned), not across versions.
+    # The row hashes were summed while checking, so the accepted rows are not read again.
     digest = hashlib.sha256()
-    for table in sorted(tables):
+    for table in sorted(counts_and_sums):
         described = con.execute(f"DESCRIBE {_ident(table)}").fetchall()
-        cols = ", ".join(_ident(row[0]) for row in described)
-        count, total = con.execute(
-            f"SELECT count(*), coalesce(sum(CAST(hash({cols}) AS HUGEINT)), 0) FROM {_ident(table)}"
-        ).fetchall()[0]
+        count, total = counts_and_sums[table]
         schema = ",".join(f"{row[0]}:{row[1]}" for row in described)
         digest.update(f"{table}|{schema}|{count}|{total}\n".encode())
     return digest.hexdigest()
@@ -901,10 +1121,68 @@ def _threshold_message(reports: dict[str, TableReport], limit: float) -> str | N
     )
 
 
-def _connect(database: str | Path | None) -> Any:
+# ----------------------------------------------------------------------------- the run's work folder
+
+_WORK_PREFIX = "validated-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_work(work_dir: Path) -> None:
+    """Remove work folders left by runs whose process is gone (killed, crashed)."""
+    for folder in work_dir.glob(f"{_WORK_PREFIX}*"):
+        pid_text = folder.name[len(_WORK_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _make_work_folder(work_dir: Path) -> Path:
+    """A fresh folder for this validation, named after the process so stale ones can be found."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_work(work_dir)
+    return Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-", dir=work_dir))
+
+
+def _close_and_remove(raw_con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Close the validated database and delete the work folder (its database, spill and snapshots)."""
+    try:
+        raw_con.close()
+    except duckdb.Error:  # already closed
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _snapshot_files(sources: dict[str, _Source], folder: Path) -> dict[str, _Source]:
+    """Copy Parquet sources into the work folder: views read the copy, so a rewrite cannot leak in."""
+    # The accepted rows of a Parquet file are a view over it (see _in_place); reading a copy
+    # keeps the validated data fixed for the run even if the source is rewritten meanwhile.
+    snapped = {}
+    for table, src in sources.items():
+        if src.kind == "parquet":
+            copy = folder / "sources" / f"{table}.parquet"
+            copy.parent.mkdir(exist_ok=True)
+            shutil.copyfile(src.file, copy)
+            src = replace(src, file=str(copy), relation=f"read_parquet({_lit(str(copy))})")
+        snapped[table] = src
+    return snapped
+
+
+def _connect(database: str | Path | None, memory_limit: str | None, spill: Path | None) -> Any:
     """Ibis DuckDB backend in memory, or on disk for data larger than memory."""
     con = ibis.duckdb.connect() if database is None else ibis.duckdb.connect(database=str(database))
     con.con.execute("SET TimeZone = 'UTC'")
+    if memory_limit is not None:
+        con.con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+    if spill is not None:
+        con.con.execute(f"SET temp_directory = {_lit(str(spill))}")
     return con
 
 
@@ -916,8 +1194,19 @@ def load_and_validate(
     max_quarantine_share: float = 0.05,
     default_margin_rate: float = 0.3,
     database: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    memory_limit: str | None = None,
 ) -> ValidatedData:
     """Read `source` (directory of table files or DuckDB file), validate it and quarantine bad rows.
+
+    Accepted Parquet tables with native timestamp and number columns are views over the file
+    (no copy in memory); other tables are stored in DuckDB: in memory, or in `database`.
+    `work_dir`: a fresh folder is made inside it for this run's DuckDB file (unless `database`
+    is given), spill files and a copy of the Parquet sources; it is removed when the
+    connection is released or the process exits, and folders of dead processes are removed
+    on the next call. Without it Parquet files are read in place and must not change while
+    the result is in use. `memory_limit` (e.g. "2GB") caps DuckDB's memory for validation
+    and for the feature queries run later on the same connection.
 
     Raises InputContractError for file-level problems (before anything is written) and
     QuarantineThresholdError when a table's quarantined share exceeds
@@ -930,14 +1219,23 @@ def load_and_validate(
     limit = _to_naive_utc(clock)
     if data_end is not None:
         limit = min(limit, _to_naive_utc(data_end))
+    folder = _make_work_folder(Path(work_dir)) if work_dir is not None else None
+    if folder is not None:
+        sources = _snapshot_files(sources, folder)
+        database = database if database is not None else folder / "validated.duckdb"
     database_existed = database is not None and Path(database).exists()
-    con = _connect(database)
+    con = _connect(database, memory_limit, folder / "spill" if folder is not None else None)
+    if folder is not None:
+        # Bound to the backend, which every Ibis table of the result references.
+        weakref.finalize(con, _close_and_remove, con.con, folder)
     try:
         result = _validate_all(con, sources, limit, default_margin_rate)
     except InputContractError:
         con.disconnect()
         if database is not None and not database_existed:
             Path(database).unlink(missing_ok=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     message = _threshold_message(result.report, max_quarantine_share)
     if message is not None:
@@ -953,10 +1251,12 @@ def _validate_all(con: Any, sources: dict[str, _Source], limit: datetime, margin
         raw_con.execute(f"ATTACH {_lit(database)} AS __src (READ_ONLY)")
     reports: dict[str, TableReport] = {}
     frames: list[pd.DataFrame] = []
+    sums: dict[str, tuple[int, int]] = {}
     done: list[str] = []
     for table, src in sources.items():
         known = _known_customers(raw_con, done) if table in _CHECKED_FOR_UNKNOWN_CUSTOMER else None
-        reports[table], frame = _validate_table(raw_con, src, limit, known, margin_rate)
+        reports[table], frame, hash_sum = _validate_table(raw_con, src, limit, known, margin_rate)
+        sums[table] = (reports[table].accepted, hash_sum)
         frames.append(frame)
         done.append(table)
     raw_con.execute("DROP VIEW IF EXISTS __known_customers")
@@ -969,7 +1269,7 @@ def _validate_all(con: Any, sources: dict[str, _Source], limit: datetime, margin
         tables={t: con.table(t) for t in done},
         report=reports,
         quarantine=quarantine[list(QUARANTINE_COLUMNS)],
-        data_hash=_data_hash(raw_con, done),
+        data_hash=_data_hash(raw_con, sums),
         data_start=start,
         data_end=end,
         sources={t: s.display for t, s in sources.items()},

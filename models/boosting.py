@@ -55,45 +55,95 @@ def check_target(y: Any, n_rows: int, where: str) -> np.ndarray:
     return arr
 
 
+# LightGBM parameters that shape the binned matrix; a booster reusing it must agree on them.
+DATASET_KEYS = ("max_bin", "bin_construct_sample_cnt", "min_child_samples", "num_threads", "seed",
+                "deterministic", "verbosity")
+
+
+def dataset_params(params: TreeParams) -> dict[str, Any]:
+    """How LightGBM bins the matrix: shared by every booster trained on one binned matrix."""
+    return {
+        "max_bin": params.max_bin,
+        "bin_construct_sample_cnt": params.bin_construct_sample_cnt,
+        # pre-filtering of unsplittable features depends on the leaf minimum
+        "min_child_samples": params.min_child_samples,
+        "num_threads": params.num_threads,
+        "seed": params.seed,  # also seeds the rows sampled to find bin edges
+        "deterministic": True,
+        "verbosity": -1,
+    }
+
+
 def lightgbm_params(
     params: TreeParams, objective: str, metric: str, **extra: Any
 ) -> dict[str, Any]:
     """LightGBM parameter dict from a typed parameter object."""
     return {
+        **dataset_params(params),
         "objective": objective,
         "metric": metric,
         "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves,
         "max_depth": params.max_depth,
-        "min_child_samples": params.min_child_samples,
         "bagging_fraction": params.subsample,
         "bagging_freq": params.subsample_freq,
         "feature_fraction": params.colsample_bytree,
         "lambda_l2": params.reg_lambda,
-        "num_threads": params.num_threads,
-        "seed": params.seed,
-        "deterministic": True,
-        "verbosity": -1,
         **extra,
     }
+
+
+class BinnedMatrices:
+    """Training and validation matrices binned once by LightGBM, for every booster fit on them.
+
+    Binning (finding bin edges, then bucketing every value) costs about as much as 50-100
+    boosting rounds of a 7-leaf tree, and the value model fits five boosters on the same
+    rows: binning once and swapping only the labels gives the same trees (the bins depend
+    on the features, not on the target) for a fifth of the cost. `train_subset` keeps the bins.
+    """
+
+    def __init__(self, X: pd.DataFrame, X_val: pd.DataFrame, ds_params: dict[str, Any]) -> None:
+        # A placeholder label: LightGBM needs one to construct; every fit sets its own.
+        self.train = lgb.Dataset(X, label=np.zeros(len(X)), categorical_feature="auto",
+                                 params=ds_params, free_raw_data=True).construct()
+        self.valid = lgb.Dataset(X_val, label=np.zeros(len(X_val)), reference=self.train,
+                                 params=ds_params, free_raw_data=True).construct()
+
+    def with_labels(self, y: np.ndarray, y_val: np.ndarray) -> tuple[lgb.Dataset, lgb.Dataset]:
+        """The binned pair carrying these labels (the previous labels are replaced)."""
+        self.train.set_label(y)
+        self.valid.set_label(y_val)
+        return self.train, self.valid
+
+    def train_subset(self, rows: np.ndarray) -> lgb.Dataset:
+        """A binned subset of the training rows (same bins), with the labels last set."""
+        return self.train.subset(np.sort(np.asarray(rows, dtype=np.int32))).construct()
 
 
 def train_early_stopped(
     lgb_params: dict[str, Any],
     n_estimators: int,
     early_stopping_rounds: int,
-    X: pd.DataFrame,
+    X: pd.DataFrame | None,
     y: np.ndarray,
-    X_val: pd.DataFrame,
+    X_val: pd.DataFrame | None,
     y_val: np.ndarray,
+    *,
+    binned: BinnedMatrices | None = None,
+    train_rows: np.ndarray | None = None,
 ) -> lgb.Booster:
     """Train with early stopping on the validation set and return a booster cut at the best round.
 
     Cutting the model (rather than only remembering best_iteration) keeps explanation
-    cost and saved models at the size that was actually chosen.
+    cost and saved models at the size that was actually chosen. With `binned`, X and X_val
+    are not read: the matrices binned once are reused with these labels; `train_rows`
+    then trains on those rows of the training matrix only.
     """
-    train_set = lgb.Dataset(X, label=y, categorical_feature="auto", free_raw_data=False)
-    valid_set = lgb.Dataset(X_val, label=y_val, reference=train_set)
+    if binned is None:
+        binned = BinnedMatrices(X, X_val, {k: lgb_params[k] for k in DATASET_KEYS if k in lgb_params})
+    train_set, valid_set = binned.with_labels(y, y_val)
+    if train_rows is not None:
+        train_set = binned.train_subset(train_rows)
     booster = lgb.train(
         lgb_params,
         train_set,

@@ -13,7 +13,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
 
-from models.boosting import check_feature_matrix, check_target, lightgbm_params, train_early_stopped
+from models.boosting import (
+    check_feature_matrix,
+    check_target,
+    lightgbm_params,
+    train_early_stopped,
+)
 from models.metrics import expected_calibration_error
 from models.params import ChurnParams
 
@@ -73,7 +78,7 @@ class ChurnModel:
         X_val: pd.DataFrame,
         y_val: Any,
         feature_names: list[str],
-    ) -> "ChurnModel":
+    ) -> ChurnModel:
         """Train on earlier snapshots, early-stop and calibrate on the out-of-time ones."""
         matrix = check_feature_matrix(X, feature_names, "ChurnModel.fit X")
         matrix_val = check_feature_matrix(X_val, feature_names, "ChurnModel.fit X_val")
@@ -166,7 +171,11 @@ class ChurnModel:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of churn, one value per row (not an n x 2 array)."""
-        raw = self.predict_raw(X)
+        return self.proba_from_raw(self.predict_raw(X))
+
+    def proba_from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probability from raw log-odds of `predict_raw` (scoring reuses the raw for SHAP checks)."""
+        raw = np.asarray(raw, dtype=float)
         if self.calibrator_ is None:
             return sigmoid(raw)
         return apply_calibrator(self.calibrator_, raw)

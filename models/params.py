@@ -13,7 +13,9 @@ ValueObjective = Literal["tweedie", "l2", "log_l2"]
 class TreeParams(BaseModel):
     """LightGBM size and training settings shared by every model.
 
-    Defaults keep exact TreeSHAP cheap: its cost grows with trees x leaves x depth^2.
+    Defaults keep exact TreeSHAP cheap: models/treeshap.py explains trees of at most 10 splits
+    from per-tree tables (cost ~ trees x (splits + features) per row); bigger trees fall back to
+    LightGBM's pred_contrib, whose cost grows with trees x leaves x depth^2 (~18x more here).
     Measured on a synthetic 100k x 60 matrix (tests/models/bench_models.py sizes):
     depth 4 / 7 leaves / learning rate 0.2 / cap 150 explained 100k rows in about 7.5
     CPU-seconds (churn, 101 trees) against 53 for depth 4 / 15 leaves / 0.05 / 300,
@@ -26,7 +28,7 @@ class TreeParams(BaseModel):
     n_estimators: int = Field(150, ge=1, description="cap on boosting rounds")
     learning_rate: float = Field(0.2, gt=0, le=1)
     num_leaves: int = Field(7, ge=2)
-    max_depth: int = Field(4, ge=1, description="hard depth limit; TreeSHAP cost ~ depth^2")
+    max_depth: int = Field(4, ge=1, description="hard depth limit; keeps trees within the fast TreeSHAP path")
     min_child_samples: int = Field(50, ge=1)
     subsample: float = Field(0.8, gt=0, le=1)
     subsample_freq: int = Field(1, ge=0)
@@ -35,9 +37,15 @@ class TreeParams(BaseModel):
     early_stopping_rounds: int = Field(20, ge=1)
     num_threads: int = Field(2, ge=1)
     seed: int = 42
+    max_bin: int = Field(255, ge=2, description="histogram bins per feature (LightGBM max_bin)")
+    # LightGBM's default samples 200k rows to find bin edges; 50k cost less and moved
+    # validation AUC and Gini by < 0.0003 on the demo data (benchmarks/results/training.md).
+    bin_construct_sample_cnt: int = Field(
+        50_000, ge=1000, description="rows sampled to find bin edges (LightGBM)"
+    )
 
     @model_validator(mode="after")
-    def _leaves_fit_depth(self) -> "TreeParams":
+    def _leaves_fit_depth(self) -> TreeParams:
         """Reject a leaf count the depth limit can never reach."""
         if self.num_leaves > 2**self.max_depth:
             raise ValueError(
@@ -80,9 +88,15 @@ class ValueParams(TreeParams):
     interval_folds: int = Field(2, ge=2, description="cross-fitting folds for honest coverage")
     interval_num_leaves: int = Field(7, ge=2, description="quantile models are never explained")
     interval_n_estimators: int = Field(150, ge=1)
+    # Quantile boosters cost ~2x a Tweedie booster per row and are conformalised on the full
+    # validation snapshot afterwards; on 214k training rows a 100k sample saved 6 of 55 CPU s
+    # and moved the honest coverage from 0.854 to 0.856 (benchmarks/results/training.md).
+    interval_max_rows: int | None = Field(
+        100_000, ge=1000, description="train the quantile models on a seeded sample of this many rows"
+    )
 
     @model_validator(mode="after")
-    def _quantiles_ordered(self) -> "ValueParams":
+    def _quantiles_ordered(self) -> ValueParams:
         """Reject an interval whose bounds are not 0 < low < high < 1."""
         low, high = self.interval_quantiles
         if not 0 < low < high < 1:

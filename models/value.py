@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from models.boosting import check_feature_matrix, check_target, lightgbm_params, train_early_stopped
+from models.boosting import (
+    BinnedMatrices,
+    check_feature_matrix,
+    check_target,
+    dataset_params,
+    lightgbm_params,
+    train_early_stopped,
+)
 from models.metrics import interval_coverage
 from models.params import ValueParams
 
@@ -53,9 +60,10 @@ class PointRegressor:
         self.name = name
 
     def fit(
-        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray
-    ) -> "PointRegressor":
-        """Fit with early stopping on the validation snapshot."""
+        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
+        binned: BinnedMatrices | None = None,
+    ) -> PointRegressor:
+        """Fit with early stopping on the validation snapshot (on `binned` X / X_val when given)."""
         p = self.params
         clip = p.objective in ("tweedie", "log_l2")
         y_fit, y_val_fit = (np.clip(y, 0, None), np.clip(y_val, 0, None)) if clip else (y, y_val)
@@ -71,7 +79,8 @@ class PointRegressor:
         if p.objective == "log_l2":
             y_fit, y_val_fit = np.log1p(y_fit), np.log1p(y_val_fit)
         self.booster_ = train_early_stopped(
-            lgb_params, p.n_estimators, p.early_stopping_rounds, X, y_fit, X_val, y_val_fit
+            lgb_params, p.n_estimators, p.early_stopping_rounds, X, y_fit, X_val, y_val_fit,
+            binned=binned,
         )
         self.smearing_ = 1.0
         if p.objective == "log_l2":
@@ -81,10 +90,16 @@ class PointRegressor:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected target on the original money scale."""
+        return self.predict_from_raw(self.booster_.predict(X, raw_score=True))
+
+    def predict_from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Expected target from the booster's raw score (log scale for tweedie and log_l2)."""
+        raw = np.asarray(raw, dtype=float)
         if self.params.objective == "log_l2":
-            raw = self.booster_.predict(X, raw_score=True)
             return np.expm1(raw) * self.smearing_ * self.scale_
-        return np.asarray(self.booster_.predict(X)) * self.scale_
+        if self.params.objective == "tweedie":
+            return np.exp(raw) * self.scale_
+        return raw * self.scale_
 
 
 class ValueModel:
@@ -115,7 +130,7 @@ class ValueModel:
         margin_val: Any,
         cost_to_serve: Any = None,
         cost_to_serve_val: Any = None,
-    ) -> "ValueModel":
+    ) -> ValueModel:
         """Fit every target: y is horizon revenue; cost models are fit only when given."""
         matrix = check_feature_matrix(X, feature_names, "ValueModel.fit X")
         matrix_val = check_feature_matrix(X_val, feature_names, "ValueModel.fit X_val")
@@ -127,16 +142,18 @@ class ValueModel:
         if cost_to_serve is not None:
             targets["cost_to_serve"] = (cost_to_serve, cost_to_serve_val)
         self.feature_names_ = list(feature_names)
+        # Five boosters on the same rows: bin the matrices once.
+        binned = BinnedMatrices(matrix, matrix_val, dataset_params(self.params))
         self.regressors_: dict[str, PointRegressor] = {}
         for name, (train_y, val_y) in targets.items():
             train_arr = check_target(train_y, len(matrix), f"ValueModel.fit {name}")
             val_arr = check_target(val_y, len(matrix_val), f"ValueModel.fit {name}_val")
             self.regressors_[name] = PointRegressor(self.params, name).fit(
-                matrix, train_arr, matrix_val, val_arr
+                matrix, train_arr, matrix_val, val_arr, binned
             )
         revenue = check_target(y, len(matrix), "ValueModel.fit y")
         revenue_val = check_target(y_val, len(matrix_val), "ValueModel.fit y_val")
-        self._fit_interval(matrix, revenue, matrix_val, revenue_val)
+        self._fit_interval(matrix, revenue, matrix_val, revenue_val, binned)
         self.boosters_: dict[str, lgb.Booster] = {
             **{name: reg.booster_ for name, reg in self.regressors_.items()},
             "value_p10": self.quantile_boosters_[0],
@@ -145,17 +162,21 @@ class ValueModel:
         return self
 
     def _fit_interval(
-        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray
+        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
+        binned: BinnedMatrices | None = None,
     ) -> None:
         """Quantile models for the band, then conformal adjustment with cross-fitted coverage."""
         p = self.params
         small = p.model_copy(
             update={"num_leaves": p.interval_num_leaves, "n_estimators": p.interval_n_estimators}
         )
+        binned = binned or BinnedMatrices(X, X_val, dataset_params(p))
+        rows = self._interval_rows(len(X))
         self.quantile_boosters_ = [
             train_early_stopped(
                 lightgbm_params(small, "quantile", "quantile", alpha=q),
-                small.n_estimators, small.early_stopping_rounds, X, y, X_val, y_val,
+                small.n_estimators, small.early_stopping_rounds, None, y, None, y_val,
+                binned=binned, train_rows=rows,
             )
             for q in p.interval_quantiles
         ]
@@ -179,6 +200,18 @@ class ValueModel:
             self.interval_coverage_, self.interval_below_rate_, self.interval_above_rate_,
             self.interval_adjustment_,
         )
+
+    def _interval_rows(self, n_rows: int) -> np.ndarray | None:
+        """A seeded sample of training rows for the quantile models (None: all rows).
+
+        A quantile booster re-sorts the residuals of every leaf at every round, so it costs
+        several times a Tweedie booster per row; the band is conformalised on the full
+        validation snapshot afterwards, so a sample moves its width, not its honesty.
+        """
+        cap = self.params.interval_max_rows
+        if cap is None or n_rows <= cap:
+            return None
+        return np.random.default_rng(self.params.seed).choice(n_rows, size=cap, replace=False)
 
     def _raw_band(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Quantile-model bounds, ordered so low <= high."""
@@ -211,11 +244,17 @@ class ValueModel:
         matrix = check_feature_matrix(X, self.feature_names_, "ValueModel.predict_raw")
         return np.asarray(self.boosters_[target].predict(matrix, raw_score=True))
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Frame of PREDICTION_COLUMNS; cost_to_serve is 0 when it was not modelled."""
+    def predict(self, X: pd.DataFrame, revenue_raw: np.ndarray | None = None) -> pd.DataFrame:
+        """Frame of PREDICTION_COLUMNS; cost_to_serve is 0 when it was not modelled.
+
+        `revenue_raw`: the revenue booster's raw score of these rows (`predict_raw`), when the
+        caller already has it, so it is not computed twice.
+        """
         matrix = check_feature_matrix(X, self.feature_names_, "ValueModel.predict")
         out = pd.DataFrame(index=X.index)
-        out["expected_revenue"] = self.regressors_["revenue"].predict(matrix)
+        revenue = self.regressors_["revenue"]
+        out["expected_revenue"] = (revenue.predict(matrix) if revenue_raw is None
+                                   else revenue.predict_from_raw(revenue_raw))
         out["expected_margin"] = self.regressors_["margin"].predict(matrix)
         cost = self.regressors_.get("cost_to_serve")
         out["cost_to_serve"] = cost.predict(matrix) if cost is not None else 0.0

@@ -12,12 +12,14 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+
+from pipelines.local_api import start_local_api_early
 
 app = typer.Typer(help="custscore: customer value, churn and segments with reasons.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -30,11 +32,11 @@ app.add_typer(models_app, name="models")
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
-DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")]
-AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: day after the last transaction).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config (default: configs/default.yaml).")]
-ChurnH = Annotated[Optional[int], typer.Option("--churn-horizon-days", help="Churn = no order within this many days.")]
-ValueH = Annotated[Optional[int], typer.Option("--value-horizon-days", help="Value horizon in days.")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Scoring date YYYY-MM-DD (default: day after the last transaction).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config (default: configs/default.yaml).")]
+ChurnH = Annotated[int | None, typer.Option("--churn-horizon-days", help="Churn = no order within this many days.")]
+ValueH = Annotated[int | None, typer.Option("--value-horizon-days", help="Value horizon in days.")]
 
 
 @app.callback()
@@ -67,7 +69,6 @@ def _fail(message: str, code: int = 2) -> None:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from features.validation import InputContractError, QuarantineThresholdError
     from pipelines.config import ConfigError
-
     from pipelines.publishing import NoChampionError
 
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError]
@@ -82,10 +83,16 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def _run_guarded(fn, *args, **kwargs):
     """Run a flow or step; known user errors become a clear message and exit code 2."""
+    import duckdb
+
     try:
         return fn(*args, **kwargs)
     except _known_errors() as exc:
         _fail(str(exc))
+    except duckdb.OutOfMemoryException as exc:
+        first_line = str(exc).splitlines()[0]
+        _fail(f"DuckDB reached its memory cap: {first_line}. Raise data.duckdb_memory_limit in the config "
+              "(default 2GB; pass it with --config FILE) on a machine with more memory.")
 
 
 @app.command("demo-data")
@@ -94,7 +101,7 @@ def demo_data(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-data"),
     seed: Annotated[int, typer.Option("--seed")] = 7,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
-    end: Annotated[Optional[str], typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
 ) -> None:
     """Write a realistic demo world (transactions, customers, invoices, interactions)."""
     from features.demo_data import generate_demo_data, write_demo_data
@@ -113,8 +120,8 @@ def demo_data(
 def validate(
     data: Annotated[Path, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    quarantine_out: Annotated[Optional[Path], typer.Option("--quarantine-out", help="Where to write rejected rows.")] = None,
-    data_end: Annotated[Optional[str], typer.Option("--data-end", help="Rows after this date are future.")] = None,
+    quarantine_out: Annotated[Path | None, typer.Option("--quarantine-out", help="Where to write rejected rows.")] = None,
+    data_end: Annotated[str | None, typer.Option("--data-end", help="Rows after this date are future.")] = None,
     max_quarantine_share: Annotated[float, typer.Option("--max-quarantine-share")] = 0.05,
 ) -> None:
     """Check the input tables; print rows read, accepted and quarantined by reason."""
@@ -169,11 +176,11 @@ def features(
 ) -> None:
     """Write the point-in-time feature table (one row per customer) for inspection."""
     _prepare()
+    from features.build import build_features
+    from features.validation import load_and_validate
     from pipelines.publishing import write_frame
     from pipelines.runs import RunRequest, resolve_config
     from pipelines.tasks import feature_spec, midnight, utc_now
-    from features.build import build_features
-    from features.validation import load_and_validate
 
     if output.suffix not in (".parquet", ".csv"):
         _fail(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
@@ -192,9 +199,11 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     paths = _prepare()
+    api_up = start_local_api_early()
     from pipelines.flows import train_flow
 
     with console.status("training (validate, build snapshots, fit, evaluate, register)"):
+        api_up()
         result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                               churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days)
     _print_training(result["training"])
@@ -207,9 +216,11 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
         retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     paths = _prepare()
+    api_up = start_local_api_early()
     from pipelines.flows import retrain_and_score_flow
 
     with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
+        api_up()
         result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
                               churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                               retrain=retrain)
@@ -273,7 +284,7 @@ def _print_where(paths) -> None:
 def scores_export(
     output: Annotated[Path, typer.Option("--output", help=".csv or .parquet")],
     as_of: AsOfOpt = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
 ) -> None:
     """Write a published score table (latest run by default)."""
     paths = _prepare()
@@ -289,10 +300,10 @@ def scores_export(
 
 @scores_app.command("show")
 def scores_show(
-    segment: Annotated[Optional[str], typer.Option("--segment")] = None,
-    customer: Annotated[Optional[str], typer.Option("--customer")] = None,
+    segment: Annotated[str | None, typer.Option("--segment")] = None,
+    customer: Annotated[str | None, typer.Option("--customer")] = None,
     as_of: AsOfOpt = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 20,
     lang: Annotated[str, typer.Option("--lang", help="en or zh")] = "en",
 ) -> None:
@@ -369,7 +380,11 @@ def deploy(
 ) -> None:
     """Register deployments with the cron schedules of configs/ (retrain monthly, score daily)."""
     paths = _prepare()
-    from pipelines.deployments import build_deployments, register_deployments, serve_deployments
+    from pipelines.deployments import (
+        build_deployments,
+        register_deployments,
+        serve_deployments,
+    )
 
     deployments = _run_guarded(build_deployments, config=_s(config), data=_s(data))
     if serve:

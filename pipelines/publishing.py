@@ -10,22 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from features.build import iter_feature_batches
+from features.build import feature_columns, iter_feature_batches
+from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from models.btyd import BtydFeatures
+from models.btyd_columns import BTYD_COLUMNS_FIT_ROWS
 from models.valuation import clv, net_value
 from pipelines import tracking
 from pipelines.runs import Run
+from pipelines.tasks import IO_RETRIES, btyd_horizons, feature_spec, midnight
 from pipelines.training import BTYD_FIT_ROWS
-from pipelines.tasks import IO_RETRIES, midnight, feature_spec
-from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, iter_parts, score_all
-from serving.segments import assign_segments, segment_summary
-from serving.store import RunMetadata, ScoreStore
+from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, score_all
+from serving.segments import SegmentRules, assign_segments, segment_summary
+from serving.store import PublishedRun, RunMetadata, ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,26 @@ def scoring_models(champions: dict[str, tracking.Champion | None], training: dic
                          champions["churn"].version, champions["value"].version)
 
 
+class ChampionFeaturesMissingError(NoChampionError):
+    """The champions use feature columns this run's data and configuration do not build."""
+
+
+def check_champion_features(run: Run, models: ScoringModels) -> None:
+    """Stop before scoring when a champion needs columns the feature table will not have."""
+    built = set(feature_columns(feature_spec(run.cfg), columns_of(run.data.tables)))
+    for kind, model, version in (("churn", models.churn, models.churn_version),
+                                 ("value", models.value, models.value_version)):
+        # BTYD columns are added to each chunk after the feature query (features.btyd).
+        missing = [c for c in model.feature_names_ if c not in built and not c.startswith("btyd_")]
+        if missing:
+            raise ChampionFeaturesMissingError(
+                f"the champion {tracking.model_name(kind)} v{version} uses {len(missing)} feature columns this "
+                f"run does not build, e.g. {missing[:5]}: the data's tables or the feature settings "
+                "(features.windows_days, tenure_ratios, btyd) changed since it was trained. Retrain with "
+                "`custscore run --retrain`, or score with the settings it was trained with."
+            )
+
+
 def run_id_for(run: Run, models: ScoringModels) -> str:
     """Same as-of, data, models and settings give the same run id, so a rerun replaces its run."""
     key = {
@@ -77,12 +97,19 @@ def run_id_for(run: Run, models: ScoringModels) -> str:
 
 def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
     """The feature table as of the run's date, streamed from DuckDB in chunks of customers."""
-    return iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
-                                include_prospects=True, batch_rows=chunk_size)
+    chunks = iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
+                                  include_prospects=True, batch_rows=chunk_size)
+    horizons = btyd_horizons(run.cfg)
+    if not horizons:
+        return chunks
+    # Fitted once on the whole scored population, as each training snapshot was on its own rows.
+    inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
+    models = [BtydFeatures(h, max_fit_rows=BTYD_COLUMNS_FIT_ROWS).fit(inputs) for h in horizons]
+    return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
 
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)
-def score_task(run: Run, models: ScoringModels, workdir: Path) -> ScoringResult:
+def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | None = None) -> ScoringResult:
     """Predict, explain and value every customer, chunk by chunk."""
     settings = ScoringSettings(run.cfg.labels.value_horizon_days, run.cfg.valuation.annual_discount_rate,
                                run.cfg.scoring.reasons_per_direction)
@@ -92,7 +119,7 @@ def score_task(run: Run, models: ScoringModels, workdir: Path) -> ScoringResult:
         done["n"] += n
         log.info("scored %d customers", done["n"])
 
-    result = score_all(feature_chunks(run, run.cfg.scoring.chunk_size), models, settings, workdir, progress)
+    result = score_all(feature_chunks(run, run.cfg.scoring.chunk_size), models, settings, workdir, progress, run_id=run_id)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
     anchor = getattr(models.value, "level_anchor_", None)
     if anchor is not None and anchor.use_anchor_:
@@ -126,15 +153,8 @@ def anchored_to_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringS
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
 def publish_task(run: Run, models: ScoringModels, champions, result: ScoringResult, run_id: str) -> dict:
     """Segment the run and publish scores, explanations, summary and metadata in one atomic step."""
-    segmented = assign_segments(result.numbers, run.cfg.segments)
-    summary = segment_summary(segmented, run.cfg.segments)
     metadata = run_metadata(run, champions, run_id)
-    published = ScoreStore(run.paths.store).publish(
-        metadata,
-        scores=_score_batches(result, segmented),
-        explanations=_explanation_batches(result),
-        summary=summary,
-    )
+    published, summary = segment_and_publish(ScoreStore(run.paths.store), metadata, result, run.cfg.segments)
     return {
         "run_id": run_id, "as_of": run.as_of.isoformat(), "rows": published.score_rows,
         "explanation_rows": published.explanation_rows, "store": str(run.paths.store),
@@ -143,14 +163,26 @@ def publish_task(run: Run, models: ScoringModels, champions, result: ScoringResu
     }
 
 
+def segment_and_publish(store: ScoreStore, metadata: RunMetadata, result: ScoringResult,
+                        rules: SegmentRules) -> tuple[PublishedRun, pd.DataFrame]:
+    """Segment the scored run and publish it with its summary (the published run and the summary)."""
+    segmented = assign_segments(result.numbers, rules)
+    summary = segment_summary(segmented, rules)
+    # The part files hold the texts in the order of result.numbers (which segmentation keeps):
+    # the store links them and writes only the numbers.
+    published = store.publish_parts(metadata, segmented, result.score_parts, result.explanation_parts, summary)
+    return published, summary
+
+
 def score_and_publish(run: Run, champions: dict, training: dict | None = None) -> dict:
     """Score every customer with the champions and publish the run (the scoring half of a flow)."""
     models = scoring_models(champions, training)
+    check_champion_features(run, models)
     run_id = run_id_for(run, models)
     workdir = run.paths.root / "work" / run_id
     shutil.rmtree(workdir, ignore_errors=True)
     try:
-        result = score_task(run, models, workdir)
+        result = score_task(run, models, workdir, run_id)
         return publish_task(run, models, champions, result, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -174,18 +206,3 @@ def run_metadata(run: Run, champions: dict, run_id: str) -> RunMetadata:
             "config": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "features"}),
         },
     )
-
-
-def _score_batches(result: ScoringResult, segmented: pd.DataFrame) -> Iterator[pd.DataFrame]:
-    """Score part files joined with the run-wide segment columns, one chunk at a time."""
-    numbers = segmented.drop(columns=["current_value", "is_new", "tenure_days"], errors="ignore").set_index("customer_id")
-    for part in iter_parts(result.score_parts):
-        yield part.join(numbers, on="customer_id")
-
-
-def _explanation_batches(result: ScoringResult) -> Iterator[pa.Table]:
-    """Explanation part files as Arrow: millions of rows need no trip through pandas."""
-    for path in result.explanation_parts:
-        part = pq.read_table(path)
-        if part.num_rows:
-            yield part

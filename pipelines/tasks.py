@@ -18,7 +18,12 @@ from prefect.cache_policies import NO_CACHE
 from features.build import FeatureSpec, build_features, feature_set_name
 from features.demo_data import generate_demo_data, write_demo_data
 from features.training_set import build_training_set
-from features.validation import QuarantineThresholdError, ValidatedData, load_and_validate
+from features.validation import (
+    QuarantineThresholdError,
+    ValidatedData,
+    load_and_validate,
+)
+from models.btyd_columns import add_btyd_features
 from pipelines import tracking
 from pipelines.config import CustscoreConfig
 from pipelines.environment import HomePaths
@@ -31,7 +36,7 @@ IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
 
 def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
     """The feature set the configuration asks for."""
-    return FeatureSpec(windows_days=cfg.features.windows_days)
+    return FeatureSpec(windows_days=cfg.features.windows_days, tenure_ratios=cfg.features.tenure_ratios)
 
 
 @task(name="ensure-demo-data", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -48,13 +53,18 @@ def ensure_demo_data(paths: HomePaths, cfg: CustscoreConfig) -> Path:
 
 @task(name="load-and-validate", cache_policy=NO_CACHE, **IO_RETRIES)
 def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datetime) -> ValidatedData:
-    """Validate the input tables; quarantined rows go to a file under the home folder."""
+    """Validate the input tables; quarantined rows go to a file under the home folder.
+
+    The validated tables live in a work folder under the home (removed when the run's data
+    is released or the process ends), not in memory.
+    """
     data_end = datetime.combine(cfg.data.data_end, datetime.min.time()) if cfg.data.data_end else None
     try:
         data = load_and_validate(
             source, clock=clock, data_end=data_end,
             max_quarantine_share=cfg.data.max_quarantine_share,
             default_margin_rate=cfg.data.default_margin_rate,
+            work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
         )
     except QuarantineThresholdError as exc:
         write_quarantine_file(exc.result, paths, clock)
@@ -83,16 +93,28 @@ def default_as_of(data: ValidatedData) -> date:
 def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig) -> dict[str, Any]:
     """One point-in-time training set per model kind, each with snapshots as fresh as its horizon allows."""
     return {
-        kind: build_training_set(
+        kind: with_btyd_features(build_training_set(
             data.tables, midnight(scoring_date), spec=feature_spec(cfg),
             churn_horizon_days=cfg.labels.churn_horizon_days, value_horizon_days=cfg.labels.value_horizon_days,
             n_snapshots=cfg.training.n_snapshots, step_days=cfg.training.step_days,
             n_validation_snapshots=cfg.training.n_validation_snapshots,
             min_history_days=cfg.training.min_history_days, targets=kind, data_end=_day_after(data.data_end),
             max_customers=cfg.training.max_customers,
-        )
+        ), cfg)
         for kind in ("churn", "value")
     }
+
+
+def btyd_horizons(cfg: CustscoreConfig) -> list[int]:
+    """Horizons of the BTYD feature columns: both label horizons when features.btyd is on, else none."""
+    return sorted({cfg.labels.churn_horizon_days, cfg.labels.value_horizon_days}) if cfg.features.btyd else []
+
+
+def with_btyd_features(frame, cfg: CustscoreConfig):
+    """The training set with BTYD columns fitted per snapshot on its own rows (features.btyd)."""
+    for horizon in btyd_horizons(cfg):
+        frame = add_btyd_features(frame, horizon)
+    return frame
 
 
 def _day_after(moment: datetime) -> datetime:
@@ -105,7 +127,8 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
                source: str) -> TrainingOutcome:
     """Fit one model kind, evaluate it out of time, log it to MLflow and apply the champion gate."""
     horizon = cfg.labels.churn_horizon_days if kind == "churn" else cfg.labels.value_horizon_days
-    ctx = RunContext(feature_set_name(feature_spec(cfg)), data.data_hash, scoring_date.isoformat(), horizon, source)
+    ctx = RunContext(feature_set_name(feature_spec(cfg)), data.data_hash, scoring_date.isoformat(), horizon, source,
+                     model_features=cfg.features.model_features, level_anchor=cfg.training.level_anchor)
     if kind == "churn":
         return train_churn(frame, cfg.models.churn, ctx)
     return train_value(frame, cfg.models.value, ctx)
@@ -114,7 +137,10 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
 @task(name="features-as-of", cache_policy=NO_CACHE)
 def features_as_of(data: ValidatedData, as_of: date, cfg: CustscoreConfig, include_prospects: bool = False):
     """The feature table as of a date, one row per customer."""
-    return build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects)
+    frame = build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects)
+    for horizon in btyd_horizons(cfg):
+        frame = add_btyd_features(frame, horizon)
+    return frame
 
 
 @task(name="load-champions", cache_policy=NO_CACHE, **IO_RETRIES)

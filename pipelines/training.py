@@ -31,9 +31,16 @@ NON_FEATURE_COLUMNS = {"customer_id", "as_of", "is_validation"}
 TARGETS = {"churn": "label_churn", "value": "label_revenue"}
 
 
-def feature_names_of(training_set: pd.DataFrame) -> list[str]:
-    """Feature columns of a training set: everything but ids, snapshot, flags and labels."""
-    return [c for c in training_set.columns if c not in NON_FEATURE_COLUMNS and not c.startswith("label_")]
+def feature_names_of(training_set: pd.DataFrame, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """Feature columns of a training set: everything but ids, snapshot, flags and labels; only `allowed` if given."""
+    names = [c for c in training_set.columns if c not in NON_FEATURE_COLUMNS and not c.startswith("label_")]
+    if allowed is None:
+        return names
+    unknown = sorted(set(allowed) - set(names))
+    if unknown:
+        raise ValueError(f"features.model_features names columns the feature table does not have: {unknown}; "
+                         f"check the spelling and the windows_days / tenure_ratios / btyd settings that make them")
+    return [c for c in names if c in allowed]
 
 
 @dataclass
@@ -66,19 +73,24 @@ class RunContext:
     scoring_date: str
     horizon_days: int
     source: str
+    # Only these feature columns reach the models (config features.model_features; None: all).
+    model_features: tuple[str, ...] | None = None
+    # Level anchor mode of models/level.py (config training.level_anchor).
+    level_anchor: str = "auto"
 
 
 def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> TrainingOutcome:
     """Fit the churn model on earlier snapshots, evaluate on the latest, log and gate it."""
     train, valid = split_by_flag(frame)
-    names = feature_names_of(frame)
+    names = feature_names_of(frame, ctx.model_features)
     model = ChurnModel(params).fit(train[names], train["label_churn"], valid[names], valid["label_churn"], names)
-    X_val, y_val = valid[names], valid["label_churn"].to_numpy(dtype=float)
+    y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
-    baseline = churn_baseline(X_val)
+    # Baselines and the champion read the whole validation frame: their columns need not be model features.
+    baseline = churn_baseline(valid)
     metrics = churn_metrics(y_val, p)
     baseline_metrics = churn_metrics(y_val, baseline)
-    champion_metric = _champion_metric("churn", X_val, y_val)
+    champion_metric = _champion_metric("churn", valid, y_val)
     figures = {
         "calibration_curve": plots.calibration_curve(y_val, p),
         "gain_chart": plots.gain_chart(y_val, {"model": p, "baseline": baseline}, "churners"),
@@ -92,7 +104,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
 def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> TrainingOutcome:
     """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them."""
     train, valid = split_by_flag(frame)
-    names = feature_names_of(frame)
+    names = feature_names_of(frame, ctx.model_features)
     # With transactions alone there may be no cost to serve at all; a model of zeros is no model.
     has_cost = "label_cost_to_serve" in frame.columns and bool(train["label_cost_to_serve"].abs().sum() > 0)
     model = ValueModel(params).fit(
@@ -103,15 +115,16 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
     )
     X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
     pred = model.predict(X_val)
-    model.level_anchor_ = fit_level_anchor(X_val, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days)
-    baseline = value_baseline(X_val, ctx.horizon_days)
+    model.level_anchor_ = fit_level_anchor(valid, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days,
+                                           ctx.level_anchor)
+    baseline = value_baseline(valid, ctx.horizon_days)  # its revenue window need not be a model feature
     metrics = value_metrics(y_val, pred["expected_revenue"].to_numpy())
     metrics["bias_pct_level_anchored"] = model.level_anchor_.bias_anchored_pct_
     metrics["level_anchor_used"] = float(model.level_anchor_.use_anchor_)
     metrics["interval_coverage"] = model.interval_coverage_
     metrics["interval_coverage_in_sample_band"] = interval_coverage(y_val, pred["value_p10"], pred["value_p90"])
     baseline_metrics = value_metrics(y_val, baseline)
-    champion_metric = _champion_metric("value", X_val, y_val)
+    champion_metric = _champion_metric("value", valid, y_val)
     figures = {
         "gain_chart": plots.gain_chart(y_val, {"model": pred["expected_revenue"].to_numpy(), "baseline": baseline},
                                        "revenue"),
@@ -125,17 +138,25 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
                   baseline_metrics, champion_metric, figures, extra, ctx)
 
 
-def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int) -> LevelAnchor:
+def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int,
+                     mode: str = "auto") -> LevelAnchor:
     """Decide on out-of-time data whether scoring rescales total revenue to the BG/NBD total.
 
     Tree models cannot extrapolate when the scored population is older (or younger) than the
     training snapshots; BG/NBD + Gamma-Gamma, fitted on the population being scored, carries
     ageing in its structure. The anchor is kept only where it lowers the aggregate bias on the
-    validation snapshot (models/level.py), so the choice never looks past the as-of date.
+    validation snapshot (models/level.py), so the choice never looks past the as-of date; mode
+    "always" / "never" is a configured choice (training.level_anchor). X_val is the whole validation
+    frame: the BTYD inputs are read even when the model does not use them (features.model_features).
     """
     btyd = BtydFeatures(horizon_days, max_fit_rows=BTYD_FIT_ROWS).fit(X_val)
     anchor = btyd.transform(X_val)[f"btyd_expected_revenue_{horizon_days}d"].to_numpy()
-    return LevelAnchor().fit(y_val, pred_val, anchor)
+    return LevelAnchor(mode=mode).fit(y_val, pred_val, anchor)
+
+
+def snapshot_list(frame: pd.DataFrame) -> str:
+    """Comma-separated snapshot dates of a training frame (from its distinct as_of values only)."""
+    return ",".join(sorted({str(d)[:10] for d in frame["as_of"].unique()}))
 
 
 def _champion_metric(kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> float | None:
@@ -167,8 +188,8 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         mlflow.log_params({
             "feature_set": ctx.feature_set, "n_features": len(names), "data_hash": ctx.data_hash,
             "scoring_date": ctx.scoring_date, "horizon_days": ctx.horizon_days, "data_source": ctx.source,
-            "train_snapshots": ",".join(sorted({str(d)[:10] for d in train["as_of"]})),
-            "validation_snapshots": ",".join(sorted({str(d)[:10] for d in valid["as_of"]})),
+            "train_snapshots": snapshot_list(train),
+            "validation_snapshots": snapshot_list(valid),
         })
         rows = {"train_rows": len(train), "validation_rows": len(valid), "train_customers": train["customer_id"].nunique()}
         mlflow.log_metrics({k: float(v) for k, v in rows.items()})

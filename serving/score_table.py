@@ -43,6 +43,10 @@ SCORE_SCHEMA = pa.schema(
     ]
 )
 SCORE_COLUMNS: tuple[str, ...] = tuple(SCORE_SCHEMA.names)
+# The score table as the store keeps it: texts per scoring chunk, everything else in one file.
+SCORE_TEXT_COLUMNS: tuple[str, ...] = ("reasons", "reason_text_en", "reason_text_zh")
+SCORE_TEXTS_SCHEMA = pa.schema([SCORE_SCHEMA.field("customer_id"), *(SCORE_SCHEMA.field(c) for c in SCORE_TEXT_COLUMNS)])
+SCORE_NUMBERS_SCHEMA = pa.schema([f for f in SCORE_SCHEMA if f.name not in SCORE_TEXT_COLUMNS])
 
 EXPLANATION_SCHEMA = pa.schema(
     [

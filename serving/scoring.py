@@ -8,7 +8,12 @@ run (tiers are cumulative shares), and it runs on those after the last chunk.
 Speed (measured in benchmarks/scoring_bench.py): reasons stay Arrow tables from selection to
 the part files (sentences dictionary-encoded, no pandas round trip), and while one chunk's
 reasons are formatted and written on a second thread, the next chunk is predicted and
-explained on the first (LightGBM and Arrow release the GIL), so both cores stay busy.
+explained on the first (LightGBM, numpy and Arrow release the GIL), so both cores stay busy.
+Exact TreeSHAP comes from per-tree tables (models/treeshap.py, ~18x less CPU than LightGBM's
+pred_contrib for these small trees) and is checked against LightGBM's own raw predictions,
+which are computed once per chunk and shared with the predictions.
+Given the run_id, the part files are written in the store's contract schemas (zstd), so
+publishing links them into the run instead of reading and rewriting millions of texts.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from models.baselines import value_baseline
 from models.explain import check_additivity, contributions
 from models.valuation import clv, net_value
 from serving.reasons import REASON_COLUMNS, reason_columns_table, reasons_table
+from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
+
+# Part files are published as they are (hard links), so they are written as the store keeps them.
+PART_COMPRESSION = "zstd"
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +82,28 @@ class ScoringResult:
     explanation_parts: list[Path]
     # Busy seconds per scoring stage, summed over chunks (stages on two threads overlap in wall time).
     timings: dict[str, float] = field(default_factory=dict)
+    # CPU seconds of the thread running each stage (LightGBM's worker threads in predict/shap not included).
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
 
 class StageClock:
-    """Thread-safe busy seconds per named stage."""
+    """Thread-safe busy seconds (wall) and thread CPU seconds per named stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Add the wall time of the block to `name`."""
-        started = time.perf_counter()
+        """Add the wall time and the calling thread's CPU time of the block to `name`."""
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             with self._lock:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.thread_time() - cpu
 
 
 @dataclass
@@ -111,13 +124,20 @@ def has_history(features: pd.DataFrame) -> np.ndarray:
     return features["days_since_last_order"].notna().to_numpy()
 
 
-def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
+def raw_scores(features: pd.DataFrame, models: ScoringModels) -> dict[str, np.ndarray]:
+    """Raw scores of the two explained boosters: predictions start from them, SHAP is checked against them."""
+    return {"churn": models.churn.predict_raw(features[models.churn.feature_names_]),
+            "value": models.value.predict_raw(features[models.value.feature_names_])}
+
+
+def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings,
+                  raw: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Predicted churn probability, value, interval, net value and CLV of customers with history."""
-    X_churn = features[models.churn.feature_names_]
+    raw = raw if raw is not None else raw_scores(features, models)
     X_value = features[models.value.feature_names_]
     out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
-    out["p_churn"] = models.churn.predict_proba(X_churn)
-    value = models.value.predict(X_value).reset_index(drop=True)
+    out["p_churn"] = models.churn.proba_from_raw(raw["churn"])
+    value = models.value.predict(X_value, revenue_raw=raw["value"]).reset_index(drop=True)
     out = pd.concat([out, value], axis=1)
     out["net_value"] = net_value(out["expected_margin"].to_numpy(), out["cost_to_serve"].to_numpy())
     out["clv"] = clv(out["net_value"].to_numpy(), settings.value_horizon_days, settings.annual_discount_rate)
@@ -135,17 +155,23 @@ def explain_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scori
 
 
 def checked_contributions(
-    features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings
+    features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings,
+    raw: dict[str, np.ndarray] | None = None,
 ) -> list[tuple[str, np.ndarray, pd.DataFrame, list[str]]]:
-    """(score, actionable contributions, X, feature names) of both models, additivity checked."""
+    """(score, actionable contributions, X, feature names) of both models, additivity checked.
+
+    The check compares against LightGBM's own raw prediction (`raw`, or computed here), so an
+    error in the TreeSHAP tables of models/treeshap.py cannot pass unnoticed.
+    """
+    raw = raw if raw is not None else raw_scores(features, models)
     out = []
-    for kind, model, booster, raw in (
-        ("churn", models.churn, models.churn.booster_, models.churn.predict_raw),
-        ("value", models.value, models.value.boosters_["revenue"], models.value.predict_raw),
+    for kind, model, booster in (
+        ("churn", models.churn, models.churn.booster_),
+        ("value", models.value, models.value.boosters_["revenue"]),
     ):
         X = features[model.feature_names_]
         contrib = contributions(booster, X)
-        check_additivity(contrib, raw(X), atol=settings.additivity_atol * max(1.0, float(np.abs(contrib).max())))
+        check_additivity(contrib, raw[kind], atol=settings.additivity_atol * max(1.0, float(np.abs(contrib).max())))
         out.append((kind, actionable(contrib, X), X, list(model.feature_names_)))
     return out
 
@@ -183,7 +209,7 @@ def score_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scoring
     """Scores (with reason texts) and long explanations for one chunk of the feature table."""
     explained = predict_and_explain(features, models, settings, 0, StageClock())
     texts, explanations = format_reasons(explained, settings, StageClock())
-    scores = pd.concat([explained.numbers, texts.drop(columns="customer_id")], axis=1)
+    scores = pd.concat([explained.numbers, texts.drop_columns(["customer_id"]).to_pandas()], axis=1)
     return scores, explanations.to_pandas() if explanations.num_rows else pd.DataFrame()
 
 
@@ -197,9 +223,10 @@ def predict_and_explain(
     frames, shap = [], []
     if len(scored):
         with clock.stage("predict"):
-            frames.append(predict_chunk(scored, models, settings))
+            raw = raw_scores(scored, models)
+            frames.append(predict_chunk(scored, models, settings, raw))
         with clock.stage("shap"):
-            shap = checked_contributions(scored, models, settings)
+            shap = checked_contributions(scored, models, settings, raw)
     prospect_ids = features.loc[~known, "customer_id"].to_numpy()
     if len(prospect_ids):
         frames.append(prospects_frame(features.loc[~known])[SEGMENT_INPUT_COLUMNS])
@@ -207,27 +234,43 @@ def predict_and_explain(
     return _ExplainedChunk(index, numbers, scored["customer_id"].to_numpy(), prospect_ids, shap)
 
 
-def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock: StageClock) -> tuple[pd.DataFrame, pa.Table]:
-    """Reason texts per customer (history rows, then prospects) and the long explanations table."""
+def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock: StageClock,
+                   run_id: str | None = None) -> tuple[pa.Table, pa.Table]:
+    """Reason texts per customer (history rows, then prospects) and the long explanations table.
+
+    Texts come in SCORE_TEXTS_SCHEMA; explanations in EXPLANATION_SCHEMA when `run_id` is
+    given (so the store can take the part files as they are), else without run_id.
+    """
     k = settings.reasons_per_direction
     n = len(explained.history_ids)
     with clock.stage("reasons"):
         tables = [reasons_table(c, X, names, score=kind, k=k) for kind, c, X, names in explained.shap]
     with clock.stage("reason_columns"):
-        texts = reason_columns_table(tables, n, k=k).to_pandas() if n else pd.DataFrame(
-            {"reasons": [], "reason_text_en": [], "reason_text_zh": []})
-        texts.insert(0, "customer_id", explained.history_ids)
-        if len(explained.prospect_ids):
-            texts = pd.concat([texts, _prospect_texts(explained.prospect_ids)], ignore_index=True)
+        history = reason_columns_table(tables, n, k=k) if n else None
+        texts = _texts_table(explained.history_ids, history, explained.prospect_ids)
     with clock.stage("explanations_table"):
         explanations = _long_explanations(tables, explained.history_ids)
+        if run_id is not None:
+            explanations = conform(_with_run_id(explanations, run_id), EXPLANATION_SCHEMA, where=f"explanations of chunk {explained.index}")
     return texts, explanations
 
 
-def _prospect_texts(ids: np.ndarray) -> pd.DataFrame:
-    """Reason columns of customers without orders: no reasons, a sentence saying they are new."""
-    return pd.DataFrame({"customer_id": ids, "reasons": "{}", "reason_text_en": NEW_CUSTOMER_TEXT_EN,
-                         "reason_text_zh": NEW_CUSTOMER_TEXT_ZH})
+def _texts_table(history_ids: np.ndarray, history: pa.Table | None, prospect_ids: np.ndarray) -> pa.Table:
+    """customer_id and the three text columns: customers with history, then prospects (new, no reasons)."""
+    ids = pa.array(np.concatenate([history_ids, prospect_ids]) if len(prospect_ids) else history_ids).cast(pa.string())
+    columns = {}
+    for name, prospect_text in (("reasons", "{}"), ("reason_text_en", NEW_CUSTOMER_TEXT_EN), ("reason_text_zh", NEW_CUSTOMER_TEXT_ZH)):
+        pieces = [] if history is None else history.column(name).chunks
+        if len(prospect_ids):
+            pieces = [*pieces, pa.repeat(pa.scalar(prospect_text, pa.string()), len(prospect_ids))]
+        columns[name] = pa.chunked_array(pieces, type=pa.string())
+    return pa.Table.from_arrays([pa.chunked_array([ids]), *columns.values()], schema=SCORE_TEXTS_SCHEMA)
+
+
+def _with_run_id(explanations: pa.Table, run_id: str) -> pa.Table:
+    if explanations.num_columns == 0:
+        return EXPLANATION_SCHEMA.empty_table()
+    return explanations.add_column(0, "run_id", pa.repeat(pa.scalar(run_id, pa.string()), explanations.num_rows))
 
 
 def _long_explanations(tables: list[pa.Table], history_ids: np.ndarray) -> pa.Table:
@@ -246,11 +289,15 @@ def score_all(
     settings: ScoringSettings,
     workdir: Path,
     progress: Callable[[int], None] | None = None,
+    *,
+    run_id: str | None = None,
 ) -> ScoringResult:
     """Score every chunk, writing texts to part files and keeping only the numbers in memory.
 
     Predicting and explaining chunk i+1 overlaps formatting and writing chunk i on a second
-    thread; at most two chunks are in flight, so memory stays flat.
+    thread; at most two chunks are in flight, so memory stays flat. With the `run_id` the
+    run will be published under, the part files are in the store's contract schemas
+    (`ScoreStore.publish_parts` links them instead of rewriting them).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
@@ -263,20 +310,20 @@ def score_all(
             explained = predict_and_explain(features, models, settings, i, clock)
             if pending is not None:
                 _collect(pending.result(), numbers, score_parts, explanation_parts, progress)
-            pending = writer.submit(_finish_chunk, explained, settings, workdir, clock)
+            pending = writer.submit(_finish_chunk, explained, settings, workdir, clock, run_id)
         if pending is not None:
             _collect(pending.result(), numbers, score_parts, explanation_parts, progress)
     all_numbers = pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame(columns=SEGMENT_INPUT_COLUMNS)
     if all_numbers["customer_id"].duplicated().any():
         dup = all_numbers.loc[all_numbers["customer_id"].duplicated(), "customer_id"].iloc[0]
         raise ValueError(f"customer {dup!r} was scored twice: the feature table must have one row per customer")
-    return ScoringResult(all_numbers, score_parts, explanation_parts, dict(clock.seconds))
+    return ScoringResult(all_numbers, score_parts, explanation_parts, dict(clock.seconds), dict(clock.cpu_seconds))
 
 
 def _finish_chunk(explained: _ExplainedChunk, settings: ScoringSettings, workdir: Path,
-                  clock: StageClock) -> tuple[pd.DataFrame, Path, Path]:
+                  clock: StageClock, run_id: str | None = None) -> tuple[pd.DataFrame, Path, Path]:
     """Format one chunk's reasons and write its part files (runs on the writer thread)."""
-    texts, explanations = format_reasons(explained, settings, clock)
+    texts, explanations = format_reasons(explained, settings, clock, run_id)
     with clock.stage("write_parts"):
         i = explained.index
         score_part = _write_part(texts, workdir / f"scores-{i:05d}.parquet")
@@ -296,7 +343,9 @@ def _collect(finished: tuple[pd.DataFrame, Path, Path], numbers: list, score_par
 
 def _write_part(frame: pd.DataFrame | pa.Table, path: Path) -> Path:
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, path)
+    # A new file, never an overwrite: an older part of this name may be hard-linked into a published run.
+    path.unlink(missing_ok=True)
+    pq.write_table(table, path, compression=PART_COMPRESSION)
     return path
 
 

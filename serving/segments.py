@@ -13,7 +13,9 @@ matches everyone and is always last.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import numpy as np
@@ -114,15 +116,35 @@ def value_tiers(values: pd.Series | np.ndarray, a_share: float = 0.80, b_share: 
     tiers = np.full(len(v), "C", dtype=object)
     if total <= 0:
         return tiers
+    order = np.argsort(-v, kind="stable")
     if tiebreak is not None:
-        order = pd.DataFrame({"v": -v, "t": np.asarray(tiebreak)}).sort_values(["v", "t"], kind="stable").index.to_numpy()
-    else:
-        order = np.argsort(-v, kind="stable")
+        order = _ties_broken(order, v, np.asarray(tiebreak))
     before = (np.cumsum(positive[order]) - positive[order]) / total
     sorted_tiers = np.where(before < a_share, "A", np.where(before < b_share, "B", "C"))
     sorted_tiers[positive[order] <= 0] = "C"
     tiers[order] = sorted_tiers
     return tiers
+
+
+def _ties_broken(order: np.ndarray, v: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """`order` (value descending) with runs of equal positive values sorted by `tiebreak`.
+
+    Only positive values need it (the others are all C), and sorting just the tied rows by
+    text is much cheaper than sorting every customer by (value, id).
+    """
+    ranked = v[order]
+    tied_next = (ranked[1:] == ranked[:-1]) & (ranked[1:] > 0)
+    if not tied_next.any():
+        return order
+    in_run = np.zeros(len(order), dtype=bool)
+    in_run[1:] |= tied_next
+    in_run[:-1] |= tied_next
+    run_id = np.cumsum(np.concatenate([[True], ~tied_next]))  # same id along each run of equal values
+    at = np.nonzero(in_run)[0]
+    within = pd.DataFrame({"run": run_id[at], "t": tiebreak[order[at]]}).sort_values(["run", "t"], kind="stable").index.to_numpy()
+    out = order.copy()
+    out[at] = order[at[within]]
+    return out
 
 
 def top_share(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -147,7 +169,7 @@ def assign_segments(scores: pd.DataFrame, rules: SegmentRules) -> pd.DataFrame:
     for position, name in enumerate(rules.order):  # first match wins
         chosen[(chosen < 0) & tests[name][0]] = position
     names = np.array(rules.order, dtype=object)
-    reasons = pc.choose(pa.array(chosen, type=pa.int64()), *[tests[name][1] for name in rules.order])
+    reasons = _chosen_reasons(chosen, [tests[name][1] for name in rules.order])
     out["segment"] = names[chosen]
     out["segment_label_en"] = np.array([rules.label(s).en for s in rules.order], dtype=object)[chosen]
     out["segment_label_zh"] = np.array([rules.label(s).zh for s in rules.order], dtype=object)[chosen]
@@ -176,22 +198,39 @@ def _round_sig3(v: np.ndarray) -> np.ndarray:
         return np.where(finite, np.round(v / mag) * mag, v)
 
 
-def _money(x: np.ndarray) -> np.ndarray:
+def _money(x: np.ndarray) -> pa.DictionaryArray:
     return _fmt(_round_sig3(np.asarray(x, dtype=float)))
 
 
-def _fmt(x: np.ndarray, decimals: int = 0) -> pa.Array:
-    """Format numbers with thousands separators, once per distinct value."""
+def _fmt(x: np.ndarray, decimals: int = 0) -> pa.DictionaryArray:
+    """Format numbers with thousands separators, once per distinct value (dictionary-encoded).
+
+    The text of a value comes from its first occurrence in `x` (0.0 and -0.0 are one value),
+    so a column is formatted whole and rows are picked from it afterwards.
+    """
     codes, uniques = pd.factorize(np.round(np.asarray(x, dtype=float), decimals), use_na_sentinel=False)
     text = ["n/a" if np.isnan(u) else f"{u:,.{decimals}f}" for u in uniques]
-    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string())).dictionary_decode()
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string()))
 
 
-def _pct(share: np.ndarray) -> pa.Array:
-    """Format shares as percentages with at most one decimal ('0.3%')."""
+def _pct(share: np.ndarray) -> pa.DictionaryArray:
+    """Format shares as percentages with at most one decimal ('0.3%'), dictionary-encoded."""
     codes, uniques = pd.factorize(np.round(np.asarray(share, dtype=float) * 100, 1), use_na_sentinel=False)
     text = [f"{u:g}%" for u in uniques]
-    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string())).dictionary_decode()
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string()))
+
+
+class _Shown:
+    """Whole columns formatted on first use; `at(key, i)` gives the texts of rows i."""
+
+    def __init__(self, makers: dict[str, Callable[[], pa.DictionaryArray]]) -> None:
+        self._makers = makers
+        self._done: dict[str, pa.DictionaryArray] = {}
+
+    def at(self, key: str, rows: np.ndarray) -> pa.Array:
+        if key not in self._done:
+            self._done[key] = self._makers[key]()
+        return self._done[key].take(pa.array(rows, type=pa.int64())).dictionary_decode()
 
 
 def _share_text(share: float) -> str:
@@ -207,52 +246,89 @@ def _where(mask: np.ndarray, yes: pa.Array | str, no: pa.Array | str) -> pa.Arra
     return pc.if_else(pa.array(mask, type=pa.bool_()), yes, no)
 
 
-def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.ndarray, pa.Array]]:
-    """For each class: (matches, reason text) over all rows."""
+def _chosen_reasons(chosen: np.ndarray, reason_of: list[Callable[[np.ndarray], pa.Array]]) -> pa.Array:
+    """The reason text of each row's chosen class, written only for the rows that chose it."""
+    by_class = np.argsort(chosen, kind="stable")
+    bounds = np.searchsorted(chosen[by_class], np.arange(len(reason_of) + 1))
+    texts = [reason_of[c](by_class[lo:hi]) for c, (lo, hi) in enumerate(itertools.pairwise(bounds))]
+    back = np.empty(len(chosen), dtype=np.int64)
+    back[by_class] = np.arange(len(chosen))
+    return pa.concat_arrays([t.cast(pa.string()) for t in texts]).take(pa.array(back))
+
+
+def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]]:
+    """For each class: (matches over all rows, reason text of the rows at given positions).
+
+    Texts are written only for the rows a class is chosen for: formatting six texts for
+    every customer and keeping one cost most of segmentation.
+    """
     n = len(df)
     vcol = rules.value_column
     value = df[vcol].to_numpy(dtype=float)
     value_top = top_share(value)
-    value_txt = _cat(f"{vcol} ", _money(value), " in top ", _pct(value_top))
     p = df["p_churn"].to_numpy(dtype=float)
-    p_txt = _cat("p_churn ", _fmt(p, 2))
     net = df["net_value"].to_numpy(dtype=float)
     current = df["current_value"].to_numpy(dtype=float)
     expected = df["expected_revenue"].to_numpy(dtype=float)
     risk_col = rules.at_risk_value_column
     risk_value = df[risk_col].to_numpy(dtype=float)
     risk_top = top_share(risk_value)
-    tests: dict[str, tuple[np.ndarray, pa.Array]] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(current > 0, expected / current, np.inf)
+    tenure = df["tenure_days"].to_numpy(dtype=float) if "tenure_days" in df.columns else None
+    shown = _Shown({
+        "value": lambda: _money(value), "value_top": lambda: _pct(value_top), "p": lambda: _fmt(p, 2),
+        "tenure": lambda: _fmt(tenure), "net": lambda: _money(net), "risk_value": lambda: _money(risk_value),
+        "risk_top": lambda: _pct(risk_top), "ratio": lambda: _fmt(np.where(np.isfinite(ratio), ratio, 0), 1),
+        "expected": lambda: _money(expected), "current": lambda: _money(current),
+    })  # fmt: skip
 
-    is_new = df["is_new"].fillna(False).to_numpy(dtype=bool)
-    new_why = _where(is_new, "no orders before as_of", "")
-    if "tenure_days" in df.columns:
-        tenure = df["tenure_days"].to_numpy(dtype=float)
-        new_why = _where(is_new, new_why, _cat("tenure ", _fmt(tenure), f" days < {rules.new_max_tenure_days}"))
-        is_new = is_new | (tenure < rules.new_max_tenure_days)
+    def value_txt(i: np.ndarray) -> pa.Array:
+        return _cat(f"{vcol} ", shown.at("value", i), " in top ", shown.at("value_top", i))
+
+    def p_txt(i: np.ndarray) -> pa.Array:
+        return _cat("p_churn ", shown.at("p", i))
+
+    tests: dict[str, tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]] = {}
+    no_orders = df["is_new"].fillna(False).to_numpy(dtype=bool)
+    is_new = no_orders
+    if tenure is not None:
+        is_new = no_orders | (tenure < rules.new_max_tenure_days)
+
+    def new_why(i: np.ndarray) -> pa.Array:
+        if tenure is None:
+            return _where(no_orders[i], "no orders before as_of", "")
+        return _where(no_orders[i], "no orders before as_of", _cat("tenure ", shown.at("tenure", i), f" days < {rules.new_max_tenure_days}"))
+
     tests["new"] = (is_new, new_why)
 
     neg = net < rules.negative_value_below
-    tests["negative_value"] = (neg, _cat("net_value ", _money(net), f" < {rules.negative_value_below:,g}"))
+    tests["negative_value"] = (neg, lambda i: _cat("net_value ", shown.at("net", i), f" < {rules.negative_value_below:,g}"))
 
     at_risk = (p >= rules.at_risk_min_p_churn) & (risk_top <= rules.at_risk_top_share) & (risk_value >= rules.at_risk_min_value)
-    risk_txt = _cat(f"{risk_col} ", _money(risk_value), " in top ", _pct(risk_top), f" (<= {_share_text(rules.at_risk_top_share)}); ")
-    tests["at_risk"] = (at_risk, _cat(risk_txt, p_txt, f" >= {rules.at_risk_min_p_churn:g}"))
+
+    def at_risk_why(i: np.ndarray) -> pa.Array:
+        risk_txt = _cat(f"{risk_col} ", shown.at("risk_value", i), " in top ", shown.at("risk_top", i), f" (<= {_share_text(rules.at_risk_top_share)}); ")
+        return _cat(risk_txt, p_txt(i), f" >= {rules.at_risk_min_p_churn:g}")
+
+    tests["at_risk"] = (at_risk, at_risk_why)
 
     top = value_top <= rules.most_valuable_top_share
-    tests["most_valuable"] = (top, _cat(value_txt, f" (<= {_share_text(rules.most_valuable_top_share)})"))
+    tests["most_valuable"] = (top, lambda i: _cat(value_txt(i), f" (<= {_share_text(rules.most_valuable_top_share)})"))
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(current > 0, expected / current, np.inf)
     growth = (expected >= rules.growth_ratio * np.clip(current, 0, None)) & (expected > 0) & (value_top <= rules.growth_top_share)
-    ratio_txt = _where(np.isfinite(ratio), _cat("(", _fmt(np.where(np.isfinite(ratio), ratio, 0), 1), f"x >= {rules.growth_ratio:g}x)"), "(up from zero)")
-    growth_why = _cat(
-        "expected_revenue ", _money(expected), " vs current_value ", _money(current), " ", ratio_txt,
-        "; ", value_txt, f" (<= {_share_text(rules.growth_top_share)})",
-    )  # fmt: skip
+
+    def growth_why(i: np.ndarray) -> pa.Array:
+        r = ratio[i]
+        ratio_txt = _where(np.isfinite(r), _cat("(", shown.at("ratio", i), f"x >= {rules.growth_ratio:g}x)"), "(up from zero)")
+        return _cat(
+            "expected_revenue ", shown.at("expected", i), " vs current_value ", shown.at("current", i), " ", ratio_txt,
+            "; ", value_txt(i), f" (<= {_share_text(rules.growth_top_share)})",
+        )  # fmt: skip
+
     tests["growth"] = (growth, growth_why)
 
-    tests["regular"] = (np.ones(n, dtype=bool), _cat("no other class matched: ", value_txt, "; ", p_txt))
+    tests["regular"] = (np.ones(n, dtype=bool), lambda i: _cat("no other class matched: ", value_txt(i), "; ", p_txt(i)))
     return tests
 
 

@@ -4,7 +4,11 @@ Layout under `root` (the custscore home's store folder)::
 
     manifest.json                  the catalog: which runs exist and where their files are
     runs/<run_id>__<token>/        one folder per published version of a run:
-        scores.parquet, explanations.parquet, segment_summary.parquet, metadata.json
+        scores/numbers.parquet     every score column but the texts, one row per customer
+        scores/texts-NNNNN.parquet customer_id + reasons, reason_text_en, reason_text_zh; the
+                                   parts, in name order, hold the rows of numbers.parquet in order
+        explanations/part-NNNNN.parquet
+        segment_summary.parquet, metadata.json
     staging/<run_id>__<token>/     a publish in progress (or killed): never read
     .publish.lock                  serialises publishers (fcntl lock)
 
@@ -25,6 +29,14 @@ pairs per chunk, so a scoring loop can hand over each chunk's tables as it goes.
 Publishers are serialised with an fcntl lock (POSIX only). SQL users get DuckDB views over the current
 files with `connect_views()`.
 
+Why the score table is split in two: its reason texts (JSON and two sentences, ~3 KB per
+customer) are known chunk by chunk while scoring, but the segment columns only once the
+whole run is scored (tiers are cumulative shares). `publish_parts` therefore takes the
+scoring's part files as they are (hard links, no re-encoding of millions of texts) and writes
+only the small numbers file; readers put the two back together by position, and every read
+and export returns the one score table of the contract. Runs published by earlier versions
+(a single scores.parquet / explanations.parquet) are still read.
+
 "Latest run" = the run with the latest as_of, and among those the last published.
 """
 
@@ -39,21 +51,26 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.score_table import (
     EXPLANATION_SCHEMA,
+    SCORE_NUMBERS_SCHEMA,
     SCORE_SCHEMA,
+    SCORE_TEXT_COLUMNS,
+    SCORE_TEXTS_SCHEMA,
     SUMMARY_SCHEMA,
     ContractError,
     conform,
@@ -62,7 +79,11 @@ from serving.score_table import (
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FILES = {"scores": "scores.parquet", "explanations": "explanations.parquet", "summary": "segment_summary.parquet"}
+FILES = {"scores": "scores.parquet", "explanations": "explanations.parquet", "summary": "segment_summary.parquet"}  # summary; scores/explanations of runs before the split layout
+SCORE_NUMBERS = "scores/numbers.parquet"
+SCORE_TEXTS = "scores/texts-{:05d}.parquet"
+EXPLANATION_PART = "explanations/part-{:05d}.parquet"
+PART_COMPRESSION = "zstd"
 _RUN_ID = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 Chunks = pd.DataFrame | pa.Table | Iterable[pd.DataFrame | pa.Table]
 
@@ -127,6 +148,51 @@ class ScoreStore:
         summary: pd.DataFrame | pa.Table | None = None,
     ) -> PublishedRun:
         """Publish from an iterable of (scores chunk, explanations chunk) pairs (either may be None)."""
+        return self._publish(metadata, lambda staging: self._write_run_files(staging, metadata, chunks, summary))
+
+    def publish_parts(
+        self,
+        metadata: RunMetadata,
+        numbers: pd.DataFrame | pa.Table,
+        text_parts: list[Path],
+        explanation_parts: list[Path],
+        summary: pd.DataFrame | pa.Table | None = None,
+    ) -> PublishedRun:
+        """Publish a run whose texts and explanations are already in part files (the fast path of scoring).
+
+        `numbers` holds every score column but the texts (SCORE_NUMBERS_SCHEMA; the run's
+        constant columns are added where missing), one row per customer, in the order of the
+        rows of `text_parts` (SCORE_TEXTS_SCHEMA) read one after the other. Part files in
+        contract schema are hard-linked into the run, not rewritten (others are converted),
+        so the caller may delete them afterwards and a retried publish still finds them; it
+        must not rewrite them in place (a linked file is the published file): delete first.
+        """
+
+        def write(staging: Path) -> dict[str, int]:
+            where = f"run {metadata.run_id}"
+            numbers_table = conform(_stamped(numbers, _score_stamp(metadata), where=f"{where} scores"), SCORE_NUMBERS_SCHEMA,
+                                    where=f"{where} scores")
+            _check_unique_ids(numbers_table.column("customer_id"), where=f"{where} scores")
+            (staging / "scores").mkdir()
+            (staging / "explanations").mkdir()
+            texts = [_place_part(path, staging / SCORE_TEXTS.format(i), SCORE_TEXTS_SCHEMA, None, where=f"{where} score texts")
+                     for i, path in enumerate(text_parts)]
+            _check_texts_align(numbers_table.column("customer_id"), texts, where=f"{where} score texts")
+            _write_table(numbers_table, staging / SCORE_NUMBERS)
+            explanation_rows = sum(
+                _place_part(path, staging / EXPLANATION_PART.format(i), EXPLANATION_SCHEMA, metadata.run_id,
+                            where=f"{where} explanations")[1]
+                for i, path in enumerate(explanation_parts)
+            )
+            summary_rows = self._write_summary(staging, metadata, summary)
+            _fsync_dir(staging / "scores")
+            _fsync_dir(staging / "explanations")
+            return {"score_rows": numbers_table.num_rows, "explanation_rows": explanation_rows, "summary_rows": summary_rows}
+
+        return self._publish(metadata, write)
+
+    def _publish(self, metadata: RunMetadata, write_files: Callable[[Path], dict[str, int]]) -> PublishedRun:
+        """Write a run's files into staging, move them under runs/, then switch the manifest (all or nothing)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with self._publish_lock():
             self._remove_leftovers()
@@ -134,7 +200,7 @@ class ScoreStore:
             staging = self.root / "staging" / token
             staging.mkdir(parents=True)
             try:
-                counts = self._write_run_files(staging, metadata, chunks, summary)
+                counts = write_files(staging)
                 run = PublishedRun(
                     **metadata.model_dump(),
                     folder=f"runs/{token}",
@@ -157,27 +223,30 @@ class ScoreStore:
 
     def _write_run_files(self, folder: Path, metadata: RunMetadata, chunks, summary) -> dict[str, int]:
         where = f"run {metadata.run_id}"
-        score_stamp = {
-            "run_id": metadata.run_id,
-            "as_of": metadata.as_of,
-            "churn_model_version": metadata.churn_model_version,
-            "value_model_version": metadata.value_model_version,
-        }
+        (folder / "scores").mkdir()
+        (folder / "explanations").mkdir()
         run_stamp = {"run_id": metadata.run_id}
         with (
-            _ChunkWriter(folder / FILES["scores"], SCORE_SCHEMA, score_stamp, where=f"{where} scores") as score_writer,
-            _ChunkWriter(folder / FILES["explanations"], EXPLANATION_SCHEMA, run_stamp, where=f"{where} explanations") as explanation_writer,
+            _ChunkWriter(folder / SCORE_NUMBERS, SCORE_SCHEMA, _score_stamp(metadata), where=f"{where} scores",
+                         split=(SCORE_NUMBERS_SCHEMA, folder / SCORE_TEXTS.format(0), SCORE_TEXTS_SCHEMA)) as score_writer,
+            _ChunkWriter(folder / EXPLANATION_PART.format(0), EXPLANATION_SCHEMA, run_stamp, where=f"{where} explanations") as explanation_writer,
         ):
             for score_chunk, explanation_chunk in chunks:
                 if score_chunk is not None:
                     score_writer.write(score_chunk)
                 if explanation_chunk is not None:
                     explanation_writer.write(explanation_chunk)
-        _check_unique_customers(folder / FILES["scores"], where=f"{where} scores")
-        with _ChunkWriter(folder / FILES["summary"], SUMMARY_SCHEMA, run_stamp, where=f"{where} segment summary") as summary_writer:
+        _check_unique_ids(pq.read_table(folder / SCORE_NUMBERS, columns=["customer_id"]).column("customer_id"), where=f"{where} scores")
+        summary_rows = self._write_summary(folder, metadata, summary)
+        return {"score_rows": score_writer.rows, "explanation_rows": explanation_writer.rows, "summary_rows": summary_rows}
+
+    @staticmethod
+    def _write_summary(folder: Path, metadata: RunMetadata, summary: pd.DataFrame | pa.Table | None) -> int:
+        where = f"run {metadata.run_id} segment summary"
+        with _ChunkWriter(folder / FILES["summary"], SUMMARY_SCHEMA, {"run_id": metadata.run_id}, where=where) as writer:
             if summary is not None:
-                summary_writer.write(summary)
-        return {"score_rows": score_writer.rows, "explanation_rows": explanation_writer.rows, "summary_rows": summary_writer.rows}
+                writer.write(summary)
+        return writer.rows
 
     @contextlib.contextmanager
     def _publish_lock(self) -> Iterator[None]:
@@ -264,7 +333,7 @@ class ScoreStore:
         for attempt in (1, 2):
             run = self._resolve(run_id, as_of)
             try:
-                return pq.read_table(self.root / run.folder / FILES[table], filters=filters or None, columns=columns)
+                return _read_run_table(self.root / run.folder, table, filters, columns)
             except FileNotFoundError:
                 if attempt == 2:
                     raise
@@ -306,11 +375,11 @@ class ScoreStore:
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"{path}: cannot export to a {suffix or 'suffix-less'} file; use a name ending in .csv or .parquet")
         run = self._resolve(run_id, as_of)
-        source = pq.ParquetFile(self.root / run.folder / FILES["scores"])
+        folder = self.root / run.folder
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            _copy_batches(source, tmp, suffix)
+            _write_score_tables(_iter_score_tables(folder), tmp, suffix)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -326,14 +395,16 @@ class ScoreStore:
         """
         run = self._resolve(run_id, None)
         con = duckdb.connect(database)
-        for view, key in (("scores", "scores"), ("explanations", "explanations"), ("segment_summary", "summary")):
-            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({_sql_text(self.root / run.folder / FILES[key])})")
+        folder = self.root / run.folder
+        con.execute(f"CREATE OR REPLACE VIEW scores AS {_scores_sql(folder)}")
+        con.execute(f"CREATE OR REPLACE VIEW explanations AS {_explanations_sql(folder)}")
+        con.execute(f"CREATE OR REPLACE VIEW segment_summary AS SELECT * FROM read_parquet({_sql_text(folder / FILES['summary'])})")
         runs = self.list_runs().drop(columns=["extra"])
         con.register("_runs_frame", runs)
         con.execute("CREATE OR REPLACE TABLE runs AS SELECT * FROM _runs_frame")
         con.unregister("_runs_frame")
-        files = ", ".join(_sql_text(self.root / f / FILES["scores"]) for f in runs["folder"])
-        con.execute(f"CREATE OR REPLACE VIEW score_history AS SELECT * FROM read_parquet([{files}])")
+        history = " UNION ALL ".join(f"({_scores_sql(self.root / f)})" for f in runs["folder"])
+        con.execute(f"CREATE OR REPLACE VIEW score_history AS {history}")
         return con
 
 
@@ -375,29 +446,47 @@ def _iter_chunks(chunks: Chunks) -> Iterator[pd.DataFrame | pa.Table]:
 
 
 class _ChunkWriter:
-    """Streams chunks into one Parquet file in contract schema, counting rows; fsyncs on close."""
+    """Streams chunks into Parquet in contract schema, counting rows; fsyncs on close.
 
-    def __init__(self, path: Path, schema: pa.Schema, stamp: dict[str, Any], *, where: str) -> None:
-        self.path, self.schema, self.stamp, self.where = path, schema, stamp, where
+    With `split` = (schema of `path`, texts path, texts schema), each conformed chunk is
+    divided by columns between the two files (the store's score layout).
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, stamp: dict[str, Any], *, where: str,
+                 split: tuple[pa.Schema, Path, pa.Schema] | None = None) -> None:
+        self.path, self.schema, self.stamp, self.where, self.split = path, schema, stamp, where, split
         self.rows = 0
         self._chunks = 0
-        self._writer: pq.ParquetWriter | None = None
+        self._writers: list[tuple[pq.ParquetWriter, Path, pa.Schema]] = []
 
     def __enter__(self) -> _ChunkWriter:
-        self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        targets = [(self.path, self.schema)] if self.split is None else [(self.path, self.split[0]), (self.split[1], self.split[2])]
+        self._writers = [(pq.ParquetWriter(path, schema, compression=PART_COMPRESSION), path, schema) for path, schema in targets]
         return self
 
     def write(self, chunk: pd.DataFrame | pa.Table | pa.RecordBatch) -> None:
         self._chunks += 1
         where = f"{self.where}, chunk {self._chunks}"
         table = conform(_stamped(chunk, self.stamp, where=where), self.schema, where=where)
-        self._writer.write_table(table)
+        for writer, _path, schema in self._writers:
+            writer.write_table(table.select(schema.names))
         self.rows += table.num_rows
 
     def __exit__(self, *exc_info: object) -> None:
-        self._writer.close()
-        if exc_info[0] is None:
-            _fsync_file(self.path)
+        for writer, path, _schema in self._writers:
+            writer.close()
+            if exc_info[0] is None:
+                _fsync_file(path)
+
+
+def _score_stamp(metadata: RunMetadata) -> dict[str, Any]:
+    """The score columns that are the same on every row of a run."""
+    return {
+        "run_id": metadata.run_id,
+        "as_of": metadata.as_of,
+        "churn_model_version": metadata.churn_model_version,
+        "value_model_version": metadata.value_model_version,
+    }
 
 
 def _stamped(chunk: pd.DataFrame | pa.Table, stamp: dict[str, Any], *, where: str) -> pa.Table:
@@ -414,28 +503,179 @@ def _stamped(chunk: pd.DataFrame | pa.Table, stamp: dict[str, Any], *, where: st
     return table
 
 
-def _check_unique_customers(path: Path, *, where: str) -> None:
-    con = duckdb.connect()
+def _check_unique_ids(ids: pa.ChunkedArray, *, where: str) -> None:
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return
+    counts = pd.Series(ids.to_numpy(zero_copy_only=False)).value_counts()
+    dup = [(k, int(v)) for k, v in counts[counts > 1].sort_index().head(3).items()]
+    raise ContractError(f"{where}: customer_id occurs more than once, e.g. {dup}; a run has one score row per customer")
+
+
+def _place_part(source: Path, target: Path, schema: pa.Schema, run_id: str | None, *, where: str) -> tuple[Path, int]:
+    """Put a part file into a run: a hard link when it is already in contract form, else a converted copy."""
+    where = f"{where}, {source}"
     try:
-        dup = con.execute(
-            f"SELECT customer_id, count(*) AS n FROM read_parquet({_sql_text(path)}) GROUP BY 1 HAVING n > 1 ORDER BY 1 LIMIT 3"
-        ).fetchall()
+        file = pq.ParquetFile(source)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ContractError(f"{where}: cannot read the part file ({exc}); score the run again") from exc
+    rows = file.metadata.num_rows
+    if file.schema_arrow.equals(schema, check_metadata=False) and (run_id is None or _holds_only_run(file, run_id, where=where)):
+        try:
+            os.link(source, target)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(source, target)
+        _fsync_file(target)
+        return target, rows
+    stamp = {} if run_id is None else {"run_id": run_id}
+    _write_table(conform(_stamped(file.read(), stamp, where=where), schema, where=where), target)
+    return target, rows
+
+
+def _holds_only_run(file: pq.ParquetFile, run_id: str, *, where: str) -> bool:
+    """True if every row's run_id is `run_id`, by the row-group statistics (or reading the column)."""
+    index = file.schema_arrow.get_field_index("run_id")
+    for group in range(file.metadata.num_row_groups):
+        meta = file.metadata.row_group(group)
+        stats = meta.column(index).statistics
+        if meta.num_rows and not (stats is not None and stats.has_min_max and stats.min == run_id == stats.max and stats.null_count == 0):
+            found = pc.unique(file.read_row_group(group, columns=["run_id"]).column("run_id")).to_pylist()
+            if found != [run_id]:
+                raise ContractError(f"{where}: column run_id holds {found[:3]} but the run being published is {run_id!r}")
+    return True
+
+
+def _check_texts_align(ids: pa.ChunkedArray, parts: list[tuple[Path, int]], *, where: str) -> None:
+    """The text parts, read in order, must hold exactly the customers of the numbers, row by row."""
+    total = sum(rows for _path, rows in parts)
+    if total != len(ids):
+        raise ContractError(f"{where}: the text parts hold {total} rows but the scores have {len(ids)}; pass the parts of the same scoring run")
+    offset = 0
+    for path, rows in parts:
+        part_ids = pq.read_table(path, columns=["customer_id"]).column("customer_id")
+        if not part_ids.equals(ids.slice(offset, rows)):
+            raise ContractError(f"{where}: {path} does not hold the customers of score rows {offset}..{offset + rows - 1} in the same order; "
+                                "pass the numbers and the parts of the same scoring run, in order")
+        offset += rows
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression=PART_COMPRESSION)
+    _fsync_file(path)
+
+
+def _score_text_paths(folder: Path) -> list[Path]:
+    return sorted((folder / "scores").glob("texts-*.parquet"))
+
+
+def _explanation_paths(folder: Path) -> list[Path]:
+    return sorted((folder / "explanations").glob("part-*.parquet"))
+
+
+def _is_legacy(folder: Path, table: str) -> bool:
+    """True for runs published before the split layout (one Parquet file per table)."""
+    if not folder.exists():
+        raise FileNotFoundError(folder)
+    return (folder / FILES[table]).exists()
+
+
+def _read_run_table(folder: Path, table: str, filters: list | None, columns: list[str] | None) -> pa.Table:
+    """One table of a published run, as the contract defines it, whatever the run's file layout."""
+    if table == "summary" or _is_legacy(folder, table):
+        return pq.read_table(folder / FILES[table], filters=filters or None, columns=columns)
+    expression = pq.filters_to_expression(filters) if filters else None
+    if table == "explanations":
+        paths = _explanation_paths(folder)
+        if not paths:
+            empty = EXPLANATION_SCHEMA.empty_table()
+            return empty.select(columns) if columns else empty
+        return pads.dataset([str(p) for p in paths], schema=EXPLANATION_SCHEMA, format="parquet").to_table(columns=columns, filter=expression)
+    return _read_split_scores(folder, expression, columns)
+
+
+def _read_split_scores(folder: Path, expression: pads.Expression | None, columns: list[str] | None) -> pa.Table:
+    """Score rows (all, or those matching `expression` on the number columns) with their texts put back."""
+    numbers = pq.read_table(folder / SCORE_NUMBERS)
+    positions = None
+    if expression is not None:
+        numbers = numbers.append_column("__row", pa.array(np.arange(numbers.num_rows, dtype=np.int64))).filter(expression)
+        positions = numbers.column("__row").to_numpy()
+        numbers = numbers.drop_columns(["__row"])
+    wanted = [c for c in SCORE_TEXT_COLUMNS if columns is None or c in columns]
+    texts = _text_columns(folder, wanted, positions) if wanted else {}
+    names = list(columns) if columns else list(SCORE_SCHEMA.names)
+    return pa.table({c: texts[c] if c in texts else numbers.column(c) for c in names})
+
+
+def _text_columns(folder: Path, columns: list[str], positions: np.ndarray | None) -> dict[str, pa.ChunkedArray]:
+    """Text columns of the score rows at `positions` (sorted; None = all), read part by part."""
+    pieces: dict[str, list[pa.Array]] = {c: [] for c in columns}
+    offset = 0
+    for path in _score_text_paths(folder):
+        file = pq.ParquetFile(path)
+        rows = file.metadata.num_rows
+        lo, hi = (0, rows) if positions is None else np.searchsorted(positions, [offset, offset + rows])
+        if hi > lo:
+            part = file.read(columns=columns)
+            if positions is not None:
+                part = part.take(pa.array(positions[lo:hi] - offset))
+            for c in columns:
+                pieces[c].extend(part.column(c).chunks)
+        offset += rows
+    return {c: pa.chunked_array(pieces[c], type=SCORE_SCHEMA.field(c).type) for c in columns}
+
+
+def _iter_score_tables(folder: Path) -> Iterator[pa.Table]:
+    """The score table of a run in contract columns, one part at a time (flat memory for exports)."""
+    if _is_legacy(folder, "scores"):
+        source = pq.ParquetFile(folder / FILES["scores"])
+        for batch in source.iter_batches(batch_size=65_536):
+            yield pa.Table.from_batches([batch])
+        return
+    numbers = pq.read_table(folder / SCORE_NUMBERS)
+    offset = 0
+    for path in _score_text_paths(folder):
+        texts = pq.read_table(path)
+        part = numbers.slice(offset, texts.num_rows)
+        offset += texts.num_rows
+        yield pa.table({c: texts.column(c) if c in SCORE_TEXT_COLUMNS else part.column(c) for c in SCORE_SCHEMA.names})
+    if offset == 0:
+        yield SCORE_SCHEMA.empty_table()
+
+
+def _write_score_tables(tables: Iterator[pa.Table], target: Path, suffix: str) -> None:
+    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+    try:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema, compression="zstd") if suffix == ".parquet" else pacsv.CSVWriter(target, table.schema)
+            for batch in table.to_batches(max_chunksize=65_536):
+                writer.write_batch(batch)
     finally:
-        con.close()
-    if dup:
-        raise ContractError(f"{where}: customer_id occurs more than once, e.g. {dup}; a run has one score row per customer")
+        if writer is not None:
+            writer.close()
 
 
-def _copy_batches(source: pq.ParquetFile, target: Path, suffix: str) -> None:
-    schema = source.schema_arrow
-    if suffix == ".parquet":
-        with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-            for batch in source.iter_batches(batch_size=65_536):
-                writer.write_batch(batch)
-    else:
-        with pacsv.CSVWriter(target, schema) as writer:
-            for batch in source.iter_batches(batch_size=65_536):
-                writer.write_batch(batch)
+def _scores_sql(folder: Path) -> str:
+    """SQL giving a run's score table (the text parts joined back on customer_id)."""
+    if _is_legacy(folder, "scores"):
+        return f"SELECT * FROM read_parquet({_sql_text(folder / FILES['scores'])})"
+    texts = _score_text_paths(folder)
+    numbers = f"read_parquet({_sql_text(folder / SCORE_NUMBERS)})"
+    if not texts:
+        return "SELECT " + ", ".join(f"n.{c}" if c not in SCORE_TEXT_COLUMNS else f"NULL::VARCHAR AS {c}" for c in SCORE_SCHEMA.names) + f" FROM {numbers} n"
+    select = ", ".join(f"{'t' if c in SCORE_TEXT_COLUMNS else 'n'}.{c}" for c in SCORE_SCHEMA.names)
+    parts = ", ".join(_sql_text(p) for p in texts)
+    return f"SELECT {select} FROM {numbers} n JOIN read_parquet([{parts}]) t ON n.customer_id = t.customer_id"
+
+
+def _explanations_sql(folder: Path) -> str:
+    if _is_legacy(folder, "explanations"):
+        return f"SELECT * FROM read_parquet({_sql_text(folder / FILES['explanations'])})"
+    paths = _explanation_paths(folder)
+    if not paths:
+        types = {pa.string(): "VARCHAR", pa.int16(): "SMALLINT", pa.float64(): "DOUBLE"}
+        return "SELECT " + ", ".join(f"NULL::{types[f.type]} AS {f.name}" for f in EXPLANATION_SCHEMA) + " WHERE false"
+    return "SELECT * FROM read_parquet([" + ", ".join(_sql_text(p) for p in paths) + "])"
 
 
 def _sql_text(path: Path) -> str:

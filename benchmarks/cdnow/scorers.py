@@ -128,7 +128,10 @@ class CustscoreCliScorer:
         """Run the pipeline on task.data_dir and read the exported score table."""
         exe = self.executable or find_custscore_executable()
         home = Path(self.home)
-        home.mkdir(parents=True, exist_ok=True)
+        # A new user's home: champions left by an earlier run (other code or config) would be
+        # scored instead of training on this data.
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
         export = home / "custscore_scores.csv"
         self.commands_ = [
             [exe, "run", "--data", str(task.data_dir), "--as-of", task.as_of.strftime("%Y-%m-%d"),

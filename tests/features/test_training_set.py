@@ -9,7 +9,11 @@ import pytest
 
 from features.build import FeatureSpec
 from features.tables import tables_from_frames
-from features.training_set import InsufficientHistoryError, build_training_set, snapshot_dates
+from features.training_set import (
+    InsufficientHistoryError,
+    build_training_set,
+    snapshot_dates,
+)
 from tests.features.conftest import random_frames
 
 SCORING = datetime(2024, 12, 31)
@@ -99,3 +103,33 @@ def test_customer_sample_is_deterministic_and_about_the_requested_size():
     assert first == again
     assert 800 <= len(first) <= 1200
     assert len(sample_customers(tables, 10_000)["transactions"].customer_id.to_pyarrow()) == 4000
+
+
+def test_sampled_training_set_rows_equal_the_scoring_features_and_labels_of_each_snapshot(con, tables):
+    """Materialising the sample and the order moments once changes no number: each snapshot's rows are
+    exactly what build_features and build_labels give for the sampled customers as of that date."""
+    from features.build import build_features
+    from features.labels import build_labels
+    from features.training_set import sample_customers
+
+    spec = FeatureSpec(windows_days=(30, 90))
+    training = build_training_set(
+        tables, SCORING, spec=spec, n_snapshots=2, step_days=60, n_validation_snapshots=1, max_customers=60,
+    )
+    sampled = sample_customers(tables, 60)
+    for as_of, rows in training.groupby("as_of"):
+        as_of = pd.Timestamp(as_of).to_pydatetime()
+        expected = build_features(sampled, as_of, spec).merge(
+            build_labels(sampled, as_of, data_end=SCORING), on="customer_id", how="inner"
+        )
+        got = rows.drop(columns=["as_of", "is_validation"]).reset_index(drop=True)
+        assert len(got) < 120  # a sample, not everyone
+        pd.testing.assert_frame_equal(got[expected.columns], expected, check_categorical=False, rtol=1e-9)
+
+
+def test_training_set_leaves_no_temporary_tables_behind(con, tables):
+    build_training_set(
+        tables, SCORING, spec=FeatureSpec(windows_days=(30,)), n_snapshots=2, step_days=60, max_customers=60,
+    )
+    temporary = con.con.sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    assert temporary == []

@@ -98,3 +98,10 @@ def test_calibration_is_skipped_not_crashed_when_validation_has_one_churner(trai
     )
     assert not model.calibration_applied_
     assert model.calibration_report_["method"] == "none"
+
+
+def test_probability_from_a_shared_raw_score_equals_predict_proba(churn_model, training_split):
+    _, valid, _ = training_split
+    rows = valid.iloc[:2000]
+    np.testing.assert_array_equal(churn_model.proba_from_raw(churn_model.predict_raw(rows)),
+                                  churn_model.predict_proba(rows))

@@ -70,3 +70,24 @@ def test_aggregate_bias_is_signed_percent_of_the_actual_total():
 def test_mismatched_lengths_name_the_arguments():
     with pytest.raises(ValueError, match="anchor_val"):
         LevelAnchor().fit(np.ones(3), np.ones(3), np.ones(2))
+
+
+def test_always_mode_uses_the_anchor_even_when_validation_shows_no_gain(spend):
+    """For a scored population older than validation, where validation cannot show the drift."""
+    pred, anchor = noisy(spend, 1.0, 1), noisy(spend, 0.8, 2)
+    level = LevelAnchor(mode="always").fit(spend, pred, anchor)
+    assert level.use_anchor_ and not LevelAnchor().fit(spend, pred, anchor).use_anchor_
+    scaled, _ = level.transform(pred, anchor)
+    assert scaled.sum() == pytest.approx(anchor.sum())
+
+
+def test_never_mode_keeps_the_model_level_even_when_the_anchor_would_help(spend):
+    pred, anchor = noisy(spend, 1.3, 1), noisy(spend, 1.0, 2)
+    level = LevelAnchor(mode="never").fit(spend, pred, anchor)
+    assert not level.use_anchor_
+    assert level.transform(pred, anchor)[1] == 1.0
+
+
+def test_unknown_mode_is_rejected_with_the_choices():
+    with pytest.raises(ValueError, match="auto.*always.*never"):
+        LevelAnchor(mode="sometimes")

@@ -29,3 +29,11 @@ def test_more_leaves_than_depth_allows_is_rejected():
 def test_interval_quantiles_must_be_ordered():
     with pytest.raises(pydantic.ValidationError, match="interval_quantiles"):
         ValueParams(interval_quantiles=(0.9, 0.1))
+
+
+def test_binning_and_quantile_row_caps_refuse_samples_too_small_to_be_useful():
+    with pytest.raises(pydantic.ValidationError, match="bin_construct_sample_cnt"):
+        ChurnParams(bin_construct_sample_cnt=10)
+    with pytest.raises(pydantic.ValidationError, match="interval_max_rows"):
+        ValueParams(interval_max_rows=10)
+    assert ValueParams(interval_max_rows=None).interval_max_rows is None  # None: every row

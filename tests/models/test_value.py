@@ -88,3 +88,25 @@ def test_cost_targets_must_come_in_pairs(training_split):
     train, valid, features = training_split
     with pytest.raises(ValueError, match="cost_to_serve_val"):
         _fit(train, valid, features, cost_to_serve=train["label_cost_to_serve"])
+
+
+@pytest.mark.parametrize("objective", ["tweedie", "l2", "log_l2"])
+def test_revenue_from_a_shared_raw_score_equals_the_plain_prediction(objective, training_split):
+    train, valid, features = training_split
+    model = ValueModel(ValueParams(num_threads=1, objective=objective, n_estimators=20)).fit(
+        train, train["label_revenue"], valid, valid["label_revenue"], features,
+        margin=train["label_margin"], margin_val=valid["label_margin"],
+    )
+    rows = valid.iloc[:2000]
+    plain = model.predict(rows)
+    shared = model.predict(rows, revenue_raw=model.predict_raw(rows))
+    np.testing.assert_allclose(shared.to_numpy(), plain.to_numpy(), rtol=1e-12, atol=1e-9)
+    assert plain["expected_revenue"].std() > 0
+
+
+def test_tweedie_revenue_from_raw_matches_lightgbms_own_conversion(value_model, training_split):
+    _, valid, _ = training_split
+    rows = valid[value_model.feature_names_].iloc[:2000]
+    revenue = value_model.regressors_["revenue"]
+    np.testing.assert_allclose(revenue.predict_from_raw(revenue.booster_.predict(rows, raw_score=True)),
+                               revenue.booster_.predict(rows) * revenue.scale_, rtol=1e-12)

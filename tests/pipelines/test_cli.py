@@ -82,3 +82,12 @@ def test_features_rejects_unknown_output_format(demo_dir, home, tmp_path):
 def test_scores_export_without_any_run_says_so(home, tmp_path):
     result = runner.invoke(app, ["scores", "export", "--output", str(tmp_path / "s.csv")])
     assert result.exit_code == 2 and "run" in result.output.lower()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_out_of_duckdb_memory_names_the_setting_to_raise(demo_dir, home, tmp_path):
+    config = tmp_path / "tiny-memory.yaml"
+    config.write_text("data:\n  duckdb_memory_limit: 1MB\n")
+    result = runner.invoke(app, ["run", "--data", str(demo_dir), "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "data.duckdb_memory_limit" in result.output and "memory cap" in result.output

@@ -38,3 +38,16 @@ def test_overrides_apply_and_are_validated():
 def test_missing_file_is_named(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_model_options_default_to_the_unchanged_behaviour():
+    cfg = load_config()
+    assert cfg.features.btyd is False and cfg.features.model_features is None
+    assert cfg.training.level_anchor == "auto"
+
+
+def test_an_unknown_level_anchor_mode_is_rejected_with_its_path(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  level_anchor: sometimes\n")
+    with pytest.raises(ConfigError, match=r"training.level_anchor.*'sometimes'"):
+        load_config(path)

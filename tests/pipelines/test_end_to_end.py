@@ -144,3 +144,18 @@ def test_rerun_same_as_of_replaces_the_run_with_identical_scores(first_run, worl
     assert len(runs) == 1
     after = _store(home).read_scores().sort_values("customer_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_scoring_with_features_the_champions_never_had_is_refused_before_any_write(first_run, world, home):
+    from pipelines.flows import score_flow
+    from pipelines.publishing import ChampionFeaturesMissingError
+
+    root, _ = world
+    runs_before = _store(home).list_runs()
+    narrower = root / "narrower.yaml"
+    narrower.write_text((root / "config.yaml").read_text().replace("windows_days: [30, 90, 180, 365]",
+                                                                    "windows_days: [30, 90]"))
+    with pytest.raises(ChampionFeaturesMissingError, match="--retrain") as caught:
+        score_flow(data=str(root / "data"), as_of="2026-06-15", config=str(narrower))
+    assert "revenue_sum_180d" in str(caught.value) or "_365d" in str(caught.value)
+    pd.testing.assert_frame_equal(_store(home).list_runs(), runs_before)

@@ -215,3 +215,21 @@ def test_reason_columns_same_from_pandas_frames_and_arrow_tables():
     )
     tables = [reasons_table(contrib, X, names, score="churn", k=2), reasons_table(-contrib, X, names, score="value", k=2)]
     pd.testing.assert_frame_equal(reason_columns(frames, 3, k=2), reason_columns(tables, 3, k=2))
+
+
+def test_reason_columns_read_reasons_in_any_row_order():
+    names, X, contrib = _hand_made_chunk()
+    churn = reasons_table(contrib, X, names, score="churn", k=2)
+    shuffled = churn.take(np.random.default_rng(0).permutation(churn.num_rows))
+    pd.testing.assert_frame_equal(reason_columns([shuffled], 3, k=2), reason_columns([churn], 3, k=2))
+
+
+def test_sentences_rendered_in_an_earlier_chunk_are_the_same_as_fresh_ones():
+    from serving.reasons import sentences_for_feature
+
+    first = sentences_for_feature("revenue_sum_90d", np.array([0.0, 12437.3, np.nan]))
+    # a later chunk: same values (served from what was rendered), and -0.0, which reads differently
+    later = sentences_for_feature("revenue_sum_90d", np.array([-0.0, 12437.3, np.nan, 0.0]))
+    assert [first[0][1], first[0][2]] == [later[0][1], later[0][2]]
+    assert later[0][0] == sentence("revenue_sum_90d", -0.0)[0] == "spend of -0 in the last 90 days"
+    assert first[0][0] == sentence("revenue_sum_90d", 0.0)[0] == "spend of 0 in the last 90 days"

@@ -10,7 +10,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from serving.segments import SEGMENTS, SegmentRules, assign_segments, segment_summary, value_tiers
+from serving.segments import (
+    SEGMENTS,
+    SegmentRules,
+    assign_segments,
+    segment_summary,
+    value_tiers,
+)
 
 SEGMENTS_YAML = Path(__file__).resolve().parents[2] / "configs" / "segments.yaml"
 
@@ -146,3 +152,24 @@ def test_bad_rules_are_rejected_with_the_key(change, message):
 def test_missing_input_column_is_named():
     with pytest.raises(ValueError, match="current_value"):
         assign_segments(_customers().drop(columns=["current_value"]), RULES)
+
+
+def test_equal_values_are_tiered_by_customer_id_whatever_the_row_order():
+    # four customers of 25 each, shares before them 0, .25, .5, .75: the cuts fall inside the tie, so ids decide
+    ids = np.array(["d", "b", "a", "c"])
+    tiers = dict(zip(ids, value_tiers(np.full(4, 25.0), 0.5, 0.7, tiebreak=ids), strict=True))
+    assert tiers == {"a": "A", "b": "A", "c": "B", "d": "C"}
+    shuffled = ids[[2, 0, 3, 1]]
+    again = dict(zip(shuffled, value_tiers(np.full(4, 25.0), 0.5, 0.7, tiebreak=shuffled), strict=True))
+    assert again == tiers
+
+
+def test_segment_reasons_do_not_depend_on_which_rows_chose_a_class():
+    df = pd.concat([_customers()] * 3, ignore_index=True)
+    df["customer_id"] = [f"c{i:03d}" for i in range(len(df))]
+    out = assign_segments(df, RULES)
+    # every row's reason is the one its class gives when the whole frame is formatted at once
+    regular = out[out["segment"] == "regular"]
+    assert regular["segment_reason"].str.startswith("no other class matched: clv ").all()
+    assert out.loc[out["customer_id"] == "c000", "segment_reason"].iloc[0] == "clv 5,000 in top 3.3% (<= 20%)"
+    assert out.groupby(out["customer_id"].str[1:].astype(int) % 10)["segment_reason"].nunique().max() == 1

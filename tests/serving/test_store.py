@@ -222,7 +222,7 @@ def test_process_killed_by_another_process_mid_publish(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", _publisher_script(tmp_path, body)])
     try:
         deadline = time.monotonic() + 60
-        while not list((tmp_path / "staging").glob("*/scores.parquet")):
+        while not list((tmp_path / "staging").glob("*/scores/numbers.parquet")):
             assert time.monotonic() < deadline, "publisher never started writing"
             assert proc.poll() is None, "publisher ended before it was killed"
             time.sleep(0.05)
@@ -317,3 +317,140 @@ def test_publish_chunks_writes_scores_and_reasons_of_each_chunk_together(tmp_pat
         ["raises", "days_since_last_order", "102", "已102天未下单"],
         ["lowers", "attr_industry", "retail", "行业：retail"],
     ]
+
+
+# ---------------------------------------------------------------------- publishing part files (the scoring fast path)
+
+TEXT_COLUMNS = ["reasons", "reason_text_en", "reason_text_zh"]
+
+
+def write_parts(folder: Path, run_id: str, n: int = 30, per_part: int = 10) -> tuple[pd.DataFrame, list[Path], list[Path]]:
+    """Numbers, text parts and explanation parts in the store's schemas, as score_all writes them."""
+    import pyarrow as pa
+
+    from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
+
+    folder.mkdir(parents=True, exist_ok=True)
+    scores = make_scores(n)
+    texts, explanations = [], []
+    for i, start in enumerate(range(0, n, per_part)):
+        part = scores.iloc[start : start + per_part]
+        texts.append(folder / f"scores-{i:05d}.parquet")
+        pq.write_table(conform(part[["customer_id", *TEXT_COLUMNS]], SCORE_TEXTS_SCHEMA, where="test"), texts[-1])
+        explained = make_explanations(part).assign(run_id=run_id)
+        explanations.append(folder / f"explanations-{i:05d}.parquet")
+        pq.write_table(conform(pa.Table.from_pandas(explained, preserve_index=False), EXPLANATION_SCHEMA, where="test"), explanations[-1])
+    return scores.drop(columns=TEXT_COLUMNS), texts, explanations
+
+
+def test_published_parts_read_back_as_one_score_table(tmp_path):
+    numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
+    store = ScoreStore(tmp_path / "store")
+    run = store.publish_parts(metadata("r1"), numbers, texts, explanations, _summary())
+    assert (run.score_rows, run.explanation_rows, run.summary_rows) == (30, 30, 1)
+    expected = make_scores(30)
+    scores = store.read_scores()
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    assert scores["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert scores["reasons"].tolist() == expected["reasons"].tolist()
+    at_risk = store.read_scores(segment="at_risk")
+    assert at_risk["customer_id"].tolist() == expected.loc[expected["segment"] == "at_risk", "customer_id"].tolist()
+    one = store.read_scores(customer_id="c00021").iloc[0]
+    assert (one["clv"], one["reason_text_zh"]) == (221.0, "推高流失风险：已120天未下单。")
+    assert len(store.read_explanations(customer_id=["c00001", "c00025"])) == 2
+    exported = tmp_path / "out.csv"
+    store.export_scores(exported)
+    assert pd.read_csv(exported)["customer_id"].tolist() == expected["customer_id"].tolist()
+    con = store.connect_views()
+    assert con.execute("SELECT count(*), count(DISTINCT reasons) FROM scores WHERE segment = 'at_risk'").fetchone() == (10, 1)
+
+
+def test_published_parts_are_linked_not_rewritten_and_survive_deleting_the_work_folder(tmp_path):
+    import shutil
+
+    numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
+    store = ScoreStore(tmp_path / "store")
+    run = store.publish_parts(metadata("r1"), numbers, texts, explanations)
+    published = tmp_path / "store" / run.folder / "scores" / "texts-00000.parquet"
+    assert os.path.samefile(published, texts[0])  # the same file: nothing was re-encoded
+    shutil.rmtree(tmp_path / "work")
+    assert len(store.read_scores()) == 30 and len(store.read_explanations()) == 30
+
+
+def test_parts_out_of_order_with_the_numbers_are_refused_and_the_previous_run_stays(tmp_path):
+    store = ScoreStore(tmp_path / "store")
+    publish(store, "r1")
+    numbers, texts, explanations = write_parts(tmp_path / "work", "r2")
+    with pytest.raises(ContractError, match="same order"):
+        store.publish_parts(metadata("r2"), numbers, list(reversed(texts)), explanations)
+    with pytest.raises(ContractError, match="20 rows but the scores have 30"):
+        store.publish_parts(metadata("r2"), numbers, texts[:2], explanations)
+    assert store.latest_run().run_id == "r1"
+    assert not any((tmp_path / "store" / "staging").iterdir())
+
+
+def test_explanation_parts_of_another_run_are_refused(tmp_path):
+    numbers, texts, explanations = write_parts(tmp_path / "work", "other-run")
+    with pytest.raises(ContractError, match="run_id holds"):
+        ScoreStore(tmp_path / "store").publish_parts(metadata("r1"), numbers, texts, explanations)
+
+
+def test_parts_without_run_id_are_converted_on_publish(tmp_path):
+    numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
+    for path in explanations:  # as score_all writes them when it is not told the run_id
+        pq.write_table(pq.read_table(path).drop_columns(["run_id"]), path)
+    run = ScoreStore(tmp_path / "store").publish_parts(metadata("r1"), numbers, texts, explanations)
+    read = ScoreStore(tmp_path / "store").read_explanations()
+    assert run.explanation_rows == 30 and set(read["run_id"]) == {"r1"}
+
+
+@pytest.mark.slow
+def test_process_killed_before_the_switch_while_publishing_parts_leaves_previous_run(tmp_path):
+    store = ScoreStore(tmp_path / "store")
+    publish(store, "r1")
+    write_parts(tmp_path / "work", "r1")
+    body = f"""
+        from test_store import write_parts
+        from pathlib import Path
+        numbers, texts, explanations = write_parts(Path({str(tmp_path / "work")!r}), "r1")
+        numbers["p_churn"] = 0.9
+        ScoreStore._write_manifest = lambda self, runs: os.kill(os.getpid(), signal.SIGKILL)
+        store.publish_parts(metadata("r1"), numbers, texts, explanations)
+    """
+    result = _run_publisher(tmp_path / "store", body)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert store.latest_run().run_id == "r1"
+    scores = store.read_scores()
+    assert len(scores) == 30 and scores["p_churn"].eq(0.3).all()
+
+
+def test_runs_published_as_single_files_are_still_read(tmp_path):
+    """Stores written before the split layout keep working (scores.parquet / explanations.parquet per run)."""
+    store = ScoreStore(tmp_path)
+    run = publish(store, "r1")
+    folder = tmp_path / run.folder
+    import shutil
+
+    from serving.score_table import conform_explanations, conform_scores
+
+    whole, explained = conform_scores(store.read_scores()), conform_explanations(store.read_explanations())
+
+    shutil.rmtree(folder / "scores")
+    shutil.rmtree(folder / "explanations")
+    pq.write_table(whole, folder / "scores.parquet")
+    pq.write_table(explained, folder / "explanations.parquet")
+    assert store.read_scores()["customer_id"].tolist() == make_scores(30)["customer_id"].tolist()
+    assert len(store.read_scores(segment="at_risk")) == 10
+    assert len(store.read_explanations(customer_id="c00002")) == 1
+    assert store.connect_views().execute("SELECT count(*) FROM scores").fetchone() == (30,)
+
+
+def test_scoring_again_into_the_same_work_folder_leaves_the_published_run_alone(tmp_path):
+    from serving.scoring import _write_part
+
+    numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
+    store = ScoreStore(tmp_path / "store")
+    store.publish_parts(metadata("r1"), numbers, texts, explanations)
+    before = store.read_scores()
+    _write_part(pd.DataFrame({"customer_id": ["z"], "reasons": ["{}"], "reason_text_en": [""], "reason_text_zh": [""]}), texts[0])
+    pd.testing.assert_frame_equal(store.read_scores(), before)
