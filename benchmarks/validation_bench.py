@@ -47,12 +47,13 @@ from pathlib import Path
 from types import ModuleType
 
 from benchmarks.scoring_bench import rss_bytes
+from pipelines.config import DataConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OLD_REF = "9575726"
 CLOCK = datetime(2026, 11, 22)
-# What pipelines.tasks.load_data passes (kept in step by hand: benchmarks do not import pipelines).
-MEMORY_LIMIT = "2GB"
+# What pipelines.tasks.load_data passes by default (config data.duckdb_memory_limit).
+MEMORY_LIMIT = DataConfig().duckdb_memory_limit
 
 
 # --------------------------------------------------------------------------- measuring

@@ -198,6 +198,9 @@ INPUT_COLUMNS = (FIRST_ORDER_AGE, LAST_ORDER_AGE, ORDER_DAYS, REPEAT_SPEND)
 DAY_TOLERANCE = 1e-9
 # Fewer fit rows than this and the four BG/NBD parameters are not identified in practice.
 MIN_FIT_ROWS = 30
+# Sample size for fits inside custscore: four parameters (three for Gamma-Gamma) settle long
+# before this many customers.
+BTYD_FIT_ROWS = 50_000
 
 
 def btyd_output_columns(horizon_days: int) -> list[str]:

@@ -11,16 +11,13 @@ import logging
 
 import pandas as pd
 
-from models.btyd import BtydFeatures
+from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 
 logger = logging.getLogger(__name__)
 
-# Four parameters (and three for Gamma-Gamma) settle long before this many customers.
-BTYD_COLUMNS_FIT_ROWS = 50_000
-
 
 def add_btyd_features(frame: pd.DataFrame, horizon_days: int, group_column: str = "as_of",
-                      max_fit_rows: int = BTYD_COLUMNS_FIT_ROWS) -> pd.DataFrame:
+                      max_fit_rows: int = BTYD_FIT_ROWS) -> pd.DataFrame:
     """frame with the BTYD columns for `horizon_days` added, fitted separately per `group_column` value."""
     groups = frame.groupby(group_column, sort=True).groups.values() if group_column in frame.columns else [frame.index]
     parts = []

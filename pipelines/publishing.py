@@ -16,13 +16,11 @@ from prefect.cache_policies import NO_CACHE
 from features.build import feature_columns, iter_feature_batches
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
-from models.btyd import BtydFeatures
-from models.btyd_columns import BTYD_COLUMNS_FIT_ROWS
+from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.valuation import clv, net_value
 from pipelines import tracking
 from pipelines.runs import Run
 from pipelines.tasks import IO_RETRIES, btyd_horizons, feature_spec, midnight
-from pipelines.training import BTYD_FIT_ROWS
 from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, score_all
 from serving.segments import SegmentRules, assign_segments, segment_summary
 from serving.store import PublishedRun, RunMetadata, ScoreStore
@@ -104,7 +102,7 @@ def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
         return chunks
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
     inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
-    models = [BtydFeatures(h, max_fit_rows=BTYD_COLUMNS_FIT_ROWS).fit(inputs) for h in horizons]
+    models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
     return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
 
 

@@ -137,10 +137,8 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
 @task(name="features-as-of", cache_policy=NO_CACHE)
 def features_as_of(data: ValidatedData, as_of: date, cfg: CustscoreConfig, include_prospects: bool = False):
     """The feature table as of a date, one row per customer."""
-    frame = build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects)
-    for horizon in btyd_horizons(cfg):
-        frame = add_btyd_features(frame, horizon)
-    return frame
+    return with_btyd_features(
+        build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects), cfg)
 
 
 @task(name="load-champions", cache_policy=NO_CACHE, **IO_RETRIES)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from models.baselines import churn_baseline, value_baseline
-from models.btyd import BtydFeatures
+from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.churn import ChurnModel
 from models.explain import contributions
 from models.grading import grade_model
@@ -25,8 +25,6 @@ from pipelines.tracking import HEADLINE_METRIC
 
 log = logging.getLogger(__name__)
 
-# BG/NBD is fitted on a sample: its four parameters settle long before 50k customers.
-BTYD_FIT_ROWS = 50_000
 NON_FEATURE_COLUMNS = {"customer_id", "as_of", "is_validation"}
 TARGETS = {"churn": "label_churn", "value": "label_revenue"}
 
