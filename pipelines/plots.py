@@ -1,15 +1,29 @@
-"""Evaluation plots logged with every training run (matplotlib, Agg backend, no screen)."""
+"""Evaluation plots logged with every training run (matplotlib, Agg backend, no screen).
+
+matplotlib is imported when the first plot is drawn, not with this module: importing it
+costs about 2 CPU s, and a scoring run, which imports this module through the training
+code, draws nothing.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no screen)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> Figure:
@@ -18,6 +32,7 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> Figure:
     bins = np.array_split(order, n_bins)
     mean_p = [p[b].mean() for b in bins if len(b)]
     rate = [y[b].mean() for b in bins if len(b)]
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect")
     ax.plot(mean_p, rate, marker="o", label="model")
@@ -28,6 +43,7 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> Figure:
 
 def gain_chart(y: np.ndarray, scores: dict[str, np.ndarray], what: str) -> Figure:
     """Cumulative share of the target captured by the top x% of customers, per scorer."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     share = np.linspace(0, 1, 101)
     total = y.sum() or 1.0
@@ -47,6 +63,7 @@ def decile_chart(actual: np.ndarray, predicted: np.ndarray, what: str) -> Figure
     frame = pd.DataFrame({"actual": actual, "predicted": predicted})
     frame["decile"] = pd.qcut(frame["predicted"].rank(method="first"), 10, labels=range(1, 11))
     means = frame.groupby("decile", observed=True)[["actual", "predicted"]].mean()
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(means))
     ax.bar(x - 0.2, means["predicted"], width=0.4, label="predicted")
@@ -60,6 +77,7 @@ def decile_chart(actual: np.ndarray, predicted: np.ndarray, what: str) -> Figure
 def feature_importance(names: list[str], gains: np.ndarray, top: int = 20) -> Figure:
     """Total split gain per feature, largest first."""
     order = np.argsort(gains)[::-1][:top]
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, max(3, 0.3 * len(order))))
     ax.barh([names[i] for i in order][::-1], gains[order][::-1])
     ax.set(xlabel="total gain", title="Feature importance")
@@ -79,6 +97,7 @@ def shap_beeswarm(contrib: np.ndarray, X: pd.DataFrame, max_rows: int = 5000, ma
     data = X.iloc[rows].apply(lambda c: c.cat.codes if isinstance(c.dtype, pd.CategoricalDtype) else c)
     data = data.to_numpy(dtype=float)
     order = np.argsort(-np.abs(values).mean(axis=0))[:max_display]
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 6))
     jitter = np.random.default_rng(1)
     for position, feature in enumerate(order[::-1]):
