@@ -404,6 +404,9 @@ def _sentence_codes(feature: str, values: np.ndarray, context: np.ndarray | None
         ctx_codes, ctx_uniques = pd.factorize(_KEYS["ratio"](np.asarray(context, dtype=float)), use_na_sentinel=False)
         codes, pairs = pd.factorize(codes.astype(np.int64) * len(ctx_uniques) + ctx_codes)
         value_index, ctx_index = pairs // len(ctx_uniques), pairs % len(ctx_uniques)
+    elif isinstance(uniques, np.ndarray) and uniques.dtype == np.float64:
+        en_u, zh_u = _float_sentences(feature, family, groups, uniques)
+        return np.asarray(codes, dtype=np.int64), en_u, zh_u
     else:
         value_index, ctx_index = np.arange(len(uniques)), np.zeros(len(uniques), dtype=np.int64)
     en_u = np.empty(len(value_index), dtype=object)
@@ -431,6 +434,39 @@ def _sentence_codes(feature: str, values: np.ndarray, context: np.ndarray | None
 _RENDERED: dict[str, dict[tuple, tuple[str, str]]] = {}
 _RENDERED_PER_FEATURE = 50_000
 _UNCACHED = object()
+
+
+@dataclass(frozen=True)
+class _RenderedFloats:
+    """Sentences of one feature rendered so far, keyed by the bit pattern of the displayed value."""
+
+    keys: pd.Index  # int64 view of the float64 values: -0.0 and 0.0 differ, every NaN is one key
+    en: np.ndarray
+    zh: np.ndarray
+
+
+_RENDERED_FLOATS: dict[str, _RenderedFloats] = {}
+
+
+def _float_sentences(feature: str, family: _Family, groups: dict, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """English and Chinese sentence of each distinct displayed value (float64), rendering only unseen ones.
+
+    The look-up is one hash probe per value in numpy, so a warm chunk costs no Python per value.
+    """
+    bits = uniques.view(np.int64)
+    cache = _RENDERED_FLOATS.get(feature)
+    if cache is None or len(cache.keys) > _RENDERED_PER_FEATURE:
+        cache = _RenderedFloats(pd.Index([], dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=object))
+    position = cache.keys.get_indexer(bits)
+    unseen = np.nonzero(position < 0)[0]
+    if len(unseen):
+        rendered = [_render_one(family, groups, float(x), None) for x in uniques[unseen]]
+        en_new, zh_new = np.empty(len(unseen), dtype=object), np.empty(len(unseen), dtype=object)
+        en_new[:], zh_new[:] = [en for en, _ in rendered], [zh for _, zh in rendered]
+        position[unseen] = len(cache.keys) + np.arange(len(unseen))
+        cache = _RenderedFloats(cache.keys.append(pd.Index(bits[unseen])), np.concatenate([cache.en, en_new]), np.concatenate([cache.zh, zh_new]))
+        _RENDERED_FLOATS[feature] = cache
+    return cache.en[position], cache.zh[position]
 
 
 def _exact(x: object) -> object:
@@ -462,7 +498,46 @@ def top_k_contributions(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 
     Slots without a positive (resp. negative) contribution hold index -1 and value 0.
     `contrib` holds feature contributions only (bias column already removed).
+
+    k + 1 passes of argmax find the strongest reasons (~2x less CPU than argpartition here).
+    Where that choice is not unique (two equal non-zero contributions among the k + 1
+    strongest, or a non-finite one), the row is chosen by argpartition as before, so every
+    row gets exactly the reasons, in the order, it always got.
     """
+    n, f = contrib.shape
+    if n == 0 or k + 1 > f:
+        return _top_k_by_partition(contrib, k)
+    raise_idx, raise_val, raise_unsure = _strongest(np.array(contrib, dtype=float), k)
+    lower_idx, lower_val, lower_unsure = _strongest(-np.asarray(contrib, dtype=float), k)
+    out = [raise_idx, raise_val, lower_idx, -lower_val + 0.0]  # + 0.0: the empty slots' -0.0 back to 0.0
+    unsure = np.nonzero(raise_unsure | lower_unsure | ~np.isfinite(contrib).all(axis=1))[0]
+    if len(unsure):
+        for target, exact in zip(out, _top_k_by_partition(contrib[unsure], k), strict=True):
+            target[unsure] = exact
+    return out[0], out[1], out[2], out[3]
+
+
+def _strongest(work: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and values of the k largest positive entries per row, largest first (-1 and 0 where fewer).
+
+    `work` is a scratch copy (overwritten). The third array marks rows where ties make the choice
+    or the order ambiguous.
+    """
+    n = len(work)
+    rows = np.arange(n)
+    idx = np.empty((n, k + 1), dtype=np.int64)
+    val = np.empty((n, k + 1))
+    for j in range(k + 1):
+        idx[:, j] = work.argmax(axis=1)
+        val[:, j] = work[rows, idx[:, j]]
+        work[rows, idx[:, j]] = -np.inf
+    keep = val[:, :k] > 0
+    unsure = (keep & (val[:, :k] == val[:, 1:])).any(axis=1)
+    return np.where(keep, idx[:, :k], -1), np.where(keep, val[:, :k], 0.0), unsure
+
+
+def _top_k_by_partition(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """top_k_contributions by argpartition: ties broken as numpy's introselect breaks them."""
     n, f = contrib.shape
     kk = min(k, f)
     raise_idx, raise_val = _top_k(-contrib, kk)
@@ -532,7 +607,7 @@ def reasons_table(
     return pa.table(
         {
             "row": pa.array(rows, type=pa.int64()),
-            "score": pa.array(np.full(len(rows), score, dtype=object), type=pa.string()),
+            "score": pa.repeat(pa.scalar(score, pa.string()), len(rows)),
             "direction": pa.DictionaryArray.from_arrays(pa.array(dirs, type=pa.int32()), pa.array(DIRECTIONS)).dictionary_decode(),
             "rank": pa.array(ranks.astype(np.int16)),
             "feature": pa.DictionaryArray.from_arrays(pa.array(feats, type=pa.int32()), names).dictionary_decode(),
