@@ -404,6 +404,9 @@ def _sentence_codes(feature: str, values: np.ndarray, context: np.ndarray | None
         ctx_codes, ctx_uniques = pd.factorize(_KEYS["ratio"](np.asarray(context, dtype=float)), use_na_sentinel=False)
         codes, pairs = pd.factorize(codes.astype(np.int64) * len(ctx_uniques) + ctx_codes)
         value_index, ctx_index = pairs // len(ctx_uniques), pairs % len(ctx_uniques)
+        if isinstance(uniques, np.ndarray) and uniques.dtype == np.float64 and ctx_uniques.dtype == np.float64:
+            en_u, zh_u = _float_sentences_with_context(feature, family, groups, uniques[value_index], ctx_uniques, ctx_index)
+            return np.asarray(codes, dtype=np.int64), en_u, zh_u
     elif isinstance(uniques, np.ndarray) and uniques.dtype == np.float64:
         en_u, zh_u = _float_sentences(feature, family, groups, uniques)
         return np.asarray(codes, dtype=np.int64), en_u, zh_u
@@ -448,24 +451,40 @@ class _RenderedFloats:
 _RENDERED_FLOATS: dict[str, _RenderedFloats] = {}
 
 
-def _float_sentences(feature: str, family: _Family, groups: dict, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _float_sentences_with_context(
+    feature: str, family: _Family, groups: dict, values: np.ndarray, ctx_uniques: np.ndarray, ctx_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentences of distinct (value, context) pairs: one vectorised cache probe per distinct context value."""
+    en_u, zh_u = np.empty(len(values), dtype=object), np.empty(len(values), dtype=object)
+    for ci in np.unique(ctx_index):
+        at = np.nonzero(ctx_index == ci)[0]
+        c = None if _is_missing(ctx_uniques[ci]) else float(ctx_uniques[ci])
+        key = f"{feature}\x00{np.float64(ctx_uniques[ci]).view(np.int64)}"
+        en_u[at], zh_u[at] = _float_sentences(key, family, groups, values[at], c)
+    return en_u, zh_u
+
+
+def _float_sentences(
+    key: str, family: _Family, groups: dict, uniques: np.ndarray, context: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """English and Chinese sentence of each distinct displayed value (float64), rendering only unseen ones.
 
-    The look-up is one hash probe per value in numpy, so a warm chunk costs no Python per value.
+    `key` names the feature (and context value) the cache is for. The look-up is one hash
+    probe per value in numpy, so a warm chunk costs no Python per value.
     """
     bits = uniques.view(np.int64)
-    cache = _RENDERED_FLOATS.get(feature)
+    cache = _RENDERED_FLOATS.get(key)
     if cache is None or len(cache.keys) > _RENDERED_PER_FEATURE:
         cache = _RenderedFloats(pd.Index([], dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=object))
     position = cache.keys.get_indexer(bits)
     unseen = np.nonzero(position < 0)[0]
     if len(unseen):
-        rendered = [_render_one(family, groups, float(x), None) for x in uniques[unseen]]
+        rendered = [_render_one(family, groups, float(x), context) for x in uniques[unseen]]
         en_new, zh_new = np.empty(len(unseen), dtype=object), np.empty(len(unseen), dtype=object)
         en_new[:], zh_new[:] = [en for en, _ in rendered], [zh for _, zh in rendered]
         position[unseen] = len(cache.keys) + np.arange(len(unseen))
         cache = _RenderedFloats(cache.keys.append(pd.Index(bits[unseen])), np.concatenate([cache.en, en_new]), np.concatenate([cache.zh, zh_new]))
-        _RENDERED_FLOATS[feature] = cache
+        _RENDERED_FLOATS[key] = cache
     return cache.en[position], cache.zh[position]
 
 
@@ -485,9 +504,27 @@ def value_text(values: np.ndarray) -> pa.Array:
     such as 378.16749999999996.
     """
     values = np.asarray(values)
-    if values.dtype.kind in "fiub":
-        return pc.cast(pa.array(np.round(values.astype(float), 4), from_pandas=True), pa.string())
-    return pa.array([None if _is_missing(v) else str(v) for v in values], type=pa.string())
+    if values.dtype.kind not in "fiub":
+        return pa.array([None if _is_missing(v) else str(v) for v in values], type=pa.string())
+    rounded = np.round(values.astype(float), 4)
+    whole = _small_whole_numbers(rounded)
+    if not whole.any():
+        return pc.cast(pa.array(rounded, from_pandas=True), pa.string())
+    # Whole numbers print alike as integers, and integer-to-text is ~4x cheaper than float-to-text.
+    as_int = pc.cast(pa.array(rounded[whole].astype(np.int64)), pa.string())
+    if whole.all():
+        return as_int
+    as_float = pc.cast(pa.array(rounded[~whole], from_pandas=True), pa.string())
+    order = np.concatenate([np.nonzero(whole)[0], np.nonzero(~whole)[0]])
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
+    return pa.concat_arrays([as_int, as_float]).take(pa.array(back))
+
+
+def _small_whole_numbers(values: np.ndarray) -> np.ndarray:
+    """True where a float is a whole number that Arrow prints without exponent or sign quirk (not -0.0)."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(values) < 1e6) & (values == np.trunc(values)) & ~((values == 0) & np.signbit(values))
 
 
 # --------------------------------------------------------------------------- top-k selection

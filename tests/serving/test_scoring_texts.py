@@ -132,3 +132,26 @@ def test_published_run_reads_back_identical_from_dictionary_parts_and_from_plain
     assert (tmp_path / "new.csv").read_bytes() == (tmp_path / "old.csv").read_bytes()
     assert pq.read_table(tmp_path / "new.parquet").equals(pq.read_table(tmp_path / "old.parquet"))
     assert pq.read_schema(new_explanations).equals(EXPLANATION_SCHEMA, check_metadata=False)
+
+
+def test_value_text_prints_every_number_as_arrow_prints_the_float():
+    from serving.reasons import value_text
+
+    rng = np.random.default_rng(2)
+    values = np.concatenate([
+        np.arange(-1_100_000, 1_100_000, 997, dtype=float), *(rng.normal(0, 1e7, 400).round(d) for d in (-3, 0, 2, 5)),
+        [0.0, -0.0, np.nan, np.inf, -np.inf, 999_999.0, 1e6, -1e6, 1e15, 2.0**53, 12.34567, 1e-5, 0.5],
+    ])  # fmt: skip
+    expected = pc.cast(pa.array(np.round(values, 4), from_pandas=True), pa.string())
+    assert value_text(values).equals(expected)
+    assert value_text(values[:100]).equals(expected[:100])  # whole numbers only
+
+
+def test_recency_sentences_with_the_gap_ratio_are_the_same_served_from_the_cache():
+    from serving.reasons import sentence, sentences_for_feature
+
+    days = np.array([120.0, 120.0, 5.0, np.nan, 120.0])
+    ratio = np.array([3.14, np.nan, 0.5, 2.0, 3.14])
+    for _ in range(2):  # the second call is served from what the first rendered
+        en, zh = sentences_for_feature("days_since_last_order", days, ratio)
+        assert [(e, z) for e, z in zip(en, zh, strict=True)] == [sentence("days_since_last_order", d, context=r) for d, r in zip(days, ratio, strict=True)]
