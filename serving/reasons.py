@@ -404,6 +404,12 @@ def _sentence_codes(feature: str, values: np.ndarray, context: np.ndarray | None
         ctx_codes, ctx_uniques = pd.factorize(_KEYS["ratio"](np.asarray(context, dtype=float)), use_na_sentinel=False)
         codes, pairs = pd.factorize(codes.astype(np.int64) * len(ctx_uniques) + ctx_codes)
         value_index, ctx_index = pairs // len(ctx_uniques), pairs % len(ctx_uniques)
+        if isinstance(uniques, np.ndarray) and uniques.dtype == np.float64 and ctx_uniques.dtype == np.float64:
+            en_u, zh_u = _float_sentences_with_context(feature, family, groups, uniques[value_index], ctx_uniques, ctx_index)
+            return np.asarray(codes, dtype=np.int64), en_u, zh_u
+    elif isinstance(uniques, np.ndarray) and uniques.dtype == np.float64:
+        en_u, zh_u = _float_sentences(feature, family, groups, uniques)
+        return np.asarray(codes, dtype=np.int64), en_u, zh_u
     else:
         value_index, ctx_index = np.arange(len(uniques)), np.zeros(len(uniques), dtype=np.int64)
     en_u = np.empty(len(value_index), dtype=object)
@@ -433,6 +439,55 @@ _RENDERED_PER_FEATURE = 50_000
 _UNCACHED = object()
 
 
+@dataclass(frozen=True)
+class _RenderedFloats:
+    """Sentences of one feature rendered so far, keyed by the bit pattern of the displayed value."""
+
+    keys: pd.Index  # int64 view of the float64 values: -0.0 and 0.0 differ, every NaN is one key
+    en: np.ndarray
+    zh: np.ndarray
+
+
+_RENDERED_FLOATS: dict[str, _RenderedFloats] = {}
+
+
+def _float_sentences_with_context(
+    feature: str, family: _Family, groups: dict, values: np.ndarray, ctx_uniques: np.ndarray, ctx_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentences of distinct (value, context) pairs: one vectorised cache probe per distinct context value."""
+    en_u, zh_u = np.empty(len(values), dtype=object), np.empty(len(values), dtype=object)
+    for ci in np.unique(ctx_index):
+        at = np.nonzero(ctx_index == ci)[0]
+        c = None if _is_missing(ctx_uniques[ci]) else float(ctx_uniques[ci])
+        key = f"{feature}\x00{np.float64(ctx_uniques[ci]).view(np.int64)}"
+        en_u[at], zh_u[at] = _float_sentences(key, family, groups, values[at], c)
+    return en_u, zh_u
+
+
+def _float_sentences(
+    key: str, family: _Family, groups: dict, uniques: np.ndarray, context: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """English and Chinese sentence of each distinct displayed value (float64), rendering only unseen ones.
+
+    `key` names the feature (and context value) the cache is for. The look-up is one hash
+    probe per value in numpy, so a warm chunk costs no Python per value.
+    """
+    bits = uniques.view(np.int64)
+    cache = _RENDERED_FLOATS.get(key)
+    if cache is None or len(cache.keys) > _RENDERED_PER_FEATURE:
+        cache = _RenderedFloats(pd.Index([], dtype=np.int64), np.empty(0, dtype=object), np.empty(0, dtype=object))
+    position = cache.keys.get_indexer(bits)
+    unseen = np.nonzero(position < 0)[0]
+    if len(unseen):
+        rendered = [_render_one(family, groups, float(x), context) for x in uniques[unseen]]
+        en_new, zh_new = np.empty(len(unseen), dtype=object), np.empty(len(unseen), dtype=object)
+        en_new[:], zh_new[:] = [en for en, _ in rendered], [zh for _, zh in rendered]
+        position[unseen] = len(cache.keys) + np.arange(len(unseen))
+        cache = _RenderedFloats(cache.keys.append(pd.Index(bits[unseen])), np.concatenate([cache.en, en_new]), np.concatenate([cache.zh, zh_new]))
+        _RENDERED_FLOATS[key] = cache
+    return cache.en[position], cache.zh[position]
+
+
 def _exact(x: object) -> object:
     """A key equal only for values that render alike: NaN is not cached, and 0.0 and -0.0 differ ('-0')."""
     if isinstance(x, float):
@@ -449,9 +504,27 @@ def value_text(values: np.ndarray) -> pa.Array:
     such as 378.16749999999996.
     """
     values = np.asarray(values)
-    if values.dtype.kind in "fiub":
-        return pc.cast(pa.array(np.round(values.astype(float), 4), from_pandas=True), pa.string())
-    return pa.array([None if _is_missing(v) else str(v) for v in values], type=pa.string())
+    if values.dtype.kind not in "fiub":
+        return pa.array([None if _is_missing(v) else str(v) for v in values], type=pa.string())
+    rounded = np.round(values.astype(float), 4)
+    whole = _small_whole_numbers(rounded)
+    if not whole.any():
+        return pc.cast(pa.array(rounded, from_pandas=True), pa.string())
+    # Whole numbers print alike as integers, and integer-to-text is ~4x cheaper than float-to-text.
+    as_int = pc.cast(pa.array(rounded[whole].astype(np.int64)), pa.string())
+    if whole.all():
+        return as_int
+    as_float = pc.cast(pa.array(rounded[~whole], from_pandas=True), pa.string())
+    order = np.concatenate([np.nonzero(whole)[0], np.nonzero(~whole)[0]])
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
+    return pa.concat_arrays([as_int, as_float]).take(pa.array(back))
+
+
+def _small_whole_numbers(values: np.ndarray) -> np.ndarray:
+    """True where a float is a whole number that Arrow prints without exponent or sign quirk (not -0.0)."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(values) < 1e6) & (values == np.trunc(values)) & ~((values == 0) & np.signbit(values))
 
 
 # --------------------------------------------------------------------------- top-k selection
@@ -462,7 +535,46 @@ def top_k_contributions(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 
     Slots without a positive (resp. negative) contribution hold index -1 and value 0.
     `contrib` holds feature contributions only (bias column already removed).
+
+    k + 1 passes of argmax find the strongest reasons (~2x less CPU than argpartition here).
+    Where that choice is not unique (two equal non-zero contributions among the k + 1
+    strongest, or a non-finite one), the row is chosen by argpartition as before, so every
+    row gets exactly the reasons, in the order, it always got.
     """
+    n, f = contrib.shape
+    if n == 0 or k + 1 > f:
+        return _top_k_by_partition(contrib, k)
+    raise_idx, raise_val, raise_unsure = _strongest(np.array(contrib, dtype=float), k)
+    lower_idx, lower_val, lower_unsure = _strongest(-np.asarray(contrib, dtype=float), k)
+    out = [raise_idx, raise_val, lower_idx, -lower_val + 0.0]  # + 0.0: the empty slots' -0.0 back to 0.0
+    unsure = np.nonzero(raise_unsure | lower_unsure | ~np.isfinite(contrib).all(axis=1))[0]
+    if len(unsure):
+        for target, exact in zip(out, _top_k_by_partition(contrib[unsure], k), strict=True):
+            target[unsure] = exact
+    return out[0], out[1], out[2], out[3]
+
+
+def _strongest(work: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and values of the k largest positive entries per row, largest first (-1 and 0 where fewer).
+
+    `work` is a scratch copy (overwritten). The third array marks rows where ties make the choice
+    or the order ambiguous.
+    """
+    n = len(work)
+    rows = np.arange(n)
+    idx = np.empty((n, k + 1), dtype=np.int64)
+    val = np.empty((n, k + 1))
+    for j in range(k + 1):
+        idx[:, j] = work.argmax(axis=1)
+        val[:, j] = work[rows, idx[:, j]]
+        work[rows, idx[:, j]] = -np.inf
+    keep = val[:, :k] > 0
+    unsure = (keep & (val[:, :k] == val[:, 1:])).any(axis=1)
+    return np.where(keep, idx[:, :k], -1), np.where(keep, val[:, :k], 0.0), unsure
+
+
+def _top_k_by_partition(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """top_k_contributions by argpartition: ties broken as numpy's introselect breaks them."""
     n, f = contrib.shape
     kk = min(k, f)
     raise_idx, raise_val = _top_k(-contrib, kk)
@@ -532,7 +644,7 @@ def reasons_table(
     return pa.table(
         {
             "row": pa.array(rows, type=pa.int64()),
-            "score": pa.array(np.full(len(rows), score, dtype=object), type=pa.string()),
+            "score": pa.repeat(pa.scalar(score, pa.string()), len(rows)),
             "direction": pa.DictionaryArray.from_arrays(pa.array(dirs, type=pa.int32()), pa.array(DIRECTIONS)).dictionary_decode(),
             "rank": pa.array(ranks.astype(np.int16)),
             "feature": pa.DictionaryArray.from_arrays(pa.array(feats, type=pa.int32()), names).dictionary_decode(),
@@ -650,81 +762,238 @@ def reason_columns_table(
     "value": {...}}; with json_sentences=False the JSON leaves the sentences out (they are in
     the text columns and the explanations table) and is about 60% smaller and faster to build.
     Text: "Raises churn risk: a; b; c. Lowers churn risk: ... Raises value: ...".
-    Each output string is assembled by one Arrow join over per-slot pieces (no per-row Python),
-    `block_rows` chunk rows at a time so the intermediate pieces stay small.
+
+    How: every piece a text is made of (fixed JSON punctuation and headers, each reason's
+    value and contribution text, each distinct sentence) sits once in a pool; numpy works out
+    which pool pieces each row's text lists, in order, and one Arrow take + one join per column
+    builds the texts, `block_rows` chunk rows at a time so the intermediate pieces stay small.
+    The result keeps one Arrow chunk per block (no copy into one buffer).
     """
     per_score = _reason_tables_by_score(reasons)
     for score, table in per_score.items():
         rows = table.column("row").to_numpy()
         if len(rows) and (rows.max() >= n_rows or rows.min() < 0):
             raise ValueError(f"reason_columns: {score} reasons have row positions up to {rows.max()} but the chunk has {n_rows} rows")
-        if len(rows) > 1 and np.any(np.diff(rows) < 0):
-            per_score[score] = table.sort_by([("row", "ascending")])
     if k is None:
         k = max((int(pc.max(t.column("rank")).as_py() or 1) for t in per_score.values() if t.num_rows), default=1)
-    heads = {s: _sentence_head_dictionary(t) if json_sentences else None for s, t in per_score.items()}
-    blocks = []
-    for start in range(0, n_rows, block_rows):
-        stop = min(start + block_rows, n_rows)
-        block = {s: _rows_between(t, start, stop) for s, t in per_score.items()}
-        blocks.append(_reason_columns_block(block, stop - start, k, json_sentences, heads))
-    if not blocks:
-        return _reason_columns_block(per_score, 0, k, json_sentences, heads)
-    return pa.concat_tables(blocks).combine_chunks()
-
-
-def _rows_between(table: pa.Table, start: int, stop: int) -> pa.Table:
-    """The reasons of chunk rows start..stop-1 (table sorted by row), renumbered from 0."""
-    rows = table.column("row").to_numpy()
-    lo, hi = np.searchsorted(rows, [start, stop])
-    part = table.slice(lo, hi - lo)
-    return part.set_column(0, "row", pc.subtract(part.column("row"), pa.scalar(start, pa.int64())))
-
-
-def _reason_columns_block(
-    per_score: dict[str, pa.Table], n_rows: int, k: int, json_sentences: bool, heads: dict[str, pa.Array | None]
-) -> pa.Table:
-    """reason_columns for one block of rows.
-
-    Each (score, direction) becomes one list of items per row, joined by Arrow's
-    `binary_join` with the separator: far fewer passes over the strings than one piece per rank.
-    """
     if not per_score:
-        empty = pa.array([""] * n_rows, type=pa.string())
-        return pa.table({"reasons": pa.array(["{}"] * n_rows, type=pa.string()), "reason_text_en": empty, "reason_text_zh": empty})
-    json_pieces: list = ["{"]
-    en_pieces: list = []
-    zh_pieces: list = []
-    for number, (score, table) in enumerate(per_score.items()):
-        table = _in_reading_order(table, k)
-        rows = table.column("row").to_numpy()
-        rank = table.column("rank").to_numpy().astype(np.int64)
-        raises = pc.equal(table.column("direction"), "raises").to_numpy(zero_copy_only=False)
-        fragments = _json_fragments(table, json_sentences, heads.get(score))
-        en, zh = (_plain(table.column(c)) for c in ("sentence_en", "sentence_zh"))
-        json_pieces.append(("," if number else "") + f'"{score}":{{"raises":[')
-        for direction in DIRECTIONS:
-            if direction == "lowers":
-                json_pieces.append('],"lowers":[')
-            sel = np.nonzero((raises if direction == "raises" else ~raises) & (rank <= k))[0]
-            offsets = np.zeros(n_rows + 1, dtype=np.int32)
-            np.cumsum(np.bincount(rows[sel], minlength=n_rows), out=offsets[1:])
-            offsets = pa.array(offsets)
-            positions = pa.array(sel, type=pa.int64())
-            present = pc.not_equal(pc.list_value_length(pa.ListArray.from_arrays(offsets, pa.nulls(len(sel), pa.null()))), 0)
-            head_en, head_zh = _HEADERS[(score, direction)]
-            json_pieces.append(_joined(fragments, positions, offsets, ","))
-            en_pieces.append(pc.if_else(present, pc.binary_join_element_wise(head_en, _joined(en, positions, offsets, "; "), ". ", ""), ""))
-            zh_pieces.append(pc.if_else(present, pc.binary_join_element_wise(head_zh, _joined(zh, positions, offsets, "；"), "。", ""), ""))
-        json_pieces.append("]}")
-    json_pieces.append("}")
-    return pa.table(
-        {
-            "reasons": pc.binary_join_element_wise(*json_pieces, ""),
-            "reason_text_en": pc.utf8_rtrim(pc.binary_join_element_wise(*en_pieces, ""), characters=" "),
-            "reason_text_zh": pc.binary_join_element_wise(*zh_pieces, ""),
-        }
-    )
+        return _no_reason_columns(n_rows)
+    layout = _ReasonLayout.build(per_score, k, json_sentences)
+    blocks = [layout.block(start, min(start + block_rows, n_rows)) for start in range(0, n_rows, block_rows)]
+    return pa.concat_tables(blocks) if blocks else layout.block(0, 0)
+
+
+def _no_reason_columns(n_rows: int) -> pa.Table:
+    """The text columns of rows without any reason table: empty JSON object, empty texts."""
+    empty = pa.array([""] * n_rows, type=pa.string())
+    return pa.table({"reasons": pa.array(["{}"] * n_rows, type=pa.string()), "reason_text_en": empty, "reason_text_zh": empty})
+
+
+# Pieces of one JSON reason object: '{"rank":R,"value":' V ',"contribution":' C ',"feature":...}'.
+_JSON_PIECES_PER_REASON = 5
+
+
+@dataclass
+class _ReasonGroup:
+    """The reasons of one (score, direction) in reading order, as pool positions per piece."""
+
+    rows: np.ndarray  # chunk row of each reason, ascending
+    rank: np.ndarray
+    value: np.ndarray  # position of the JSON value text in the JSON pool
+    contribution: np.ndarray
+    head: np.ndarray  # ',"feature":...}' (with the sentences) in the JSON pool
+    en: np.ndarray  # sentence in the English pool
+    zh: np.ndarray
+
+    def between(self, start: int, stop: int) -> _ReasonGroup:
+        """The reasons of chunk rows start..stop-1, rows renumbered from 0."""
+        lo, hi = np.searchsorted(self.rows, [start, stop])
+        return _ReasonGroup(self.rows[lo:hi] - start, *(getattr(self, f)[lo:hi] for f in ("rank", "value", "contribution", "head", "en", "zh")))
+
+
+class _Pool:
+    """Strings gathered into one array; `add` returns the position of the first one added."""
+
+    def __init__(self) -> None:
+        self.arrays: list[pa.Array] = []
+        self.size = 0
+
+    def add(self, texts: pa.Array | Sequence[str]) -> int:
+        array = texts if isinstance(texts, pa.Array) else pa.array(list(texts), type=pa.string())
+        self.arrays.append(array.cast(pa.string()) if array.type != pa.string() else array)
+        self.size += len(array)
+        return self.size - len(array)
+
+    def array(self) -> pa.Array:
+        return pa.concat_arrays(self.arrays)
+
+
+@dataclass
+class _ReasonLayout:
+    """Pools of text pieces of one chunk and the reason groups pointing into them."""
+
+    groups: list[_ReasonGroup]
+    json_pool: pa.Array
+    en_pool: pa.Array
+    zh_pool: pa.Array
+    json_between: int  # first of len(groups) + 1 fixed JSON texts around and between the groups
+    rank_prefix: int  # '{"rank":R,"value":' for rank min_rank.., two per rank (first of its list, or after a comma)
+    min_rank: int
+    contribution_label: int
+    headers: int  # one header per group, in the text pools
+    separator: int  # between the sentences of one group, in the text pools
+    group_end: int  # after a group followed by another, in the text pools
+    text_end: int  # after the last group
+
+    @classmethod
+    def build(cls, per_score: dict[str, pa.Table], k: int, json_sentences: bool) -> _ReasonLayout:
+        """Pool the pieces of every reason of the chunk (each distinct sentence once)."""
+        json_pool, en_pool, zh_pool = _Pool(), _Pool(), _Pool()
+        json_between = json_pool.add(_json_between(list(per_score)))
+        contribution_label = json_pool.add([',"contribution":'])
+        headers = en_pool.add([_HEADERS[(s, d)][0] for s in per_score for d in DIRECTIONS])
+        zh_pool.add([_HEADERS[(s, d)][1] for s in per_score for d in DIRECTIONS])
+        separator = en_pool.add(["; ", ". ", "."])  # separator, group end, text end: same places in both pools
+        zh_pool.add(["；", "。", "。"])
+        groups: list[_ReasonGroup] = []
+        for score, table in per_score.items():
+            table = _in_reading_order(table, k)
+            value = json_pool.add(_json_string(table.column("value")))
+            contribution = json_pool.add(pc.cast(pc.round(table.column("contribution").combine_chunks(), 6), pa.string()))
+            head_texts, head_codes = _json_heads(table, json_sentences)
+            head = json_pool.add(head_texts)
+            en_texts, en_codes = _sentence_pieces(table.column("sentence_en"))
+            zh_texts, zh_codes = _sentence_pieces(table.column("sentence_zh"))
+            en, zh = en_pool.add(en_texts), zh_pool.add(zh_texts)
+            rows = table.column("row").to_numpy()
+            rank = table.column("rank").to_numpy().astype(np.int64)
+            raises = pc.equal(table.column("direction"), "raises").to_numpy(zero_copy_only=False)
+            for direction_rows in (raises, ~raises):
+                sel = np.nonzero(direction_rows & (rank <= k))[0]
+                groups.append(_ReasonGroup(rows[sel], rank[sel], value + sel, contribution + sel, head + head_codes[sel],
+                                           en + en_codes[sel], zh + zh_codes[sel]))
+        ranks = np.concatenate([g.rank for g in groups])
+        min_rank = int(ranks.min(initial=1))
+        prefixes = [f'{sep}{{"rank":{r},"value":' for r in range(min_rank, int(ranks.max(initial=1)) + 1) for sep in ("", ",")]
+        rank_prefix = json_pool.add(prefixes)
+        return cls(groups, json_pool.array(), en_pool.array(), zh_pool.array(), json_between, rank_prefix, min_rank,
+                   contribution_label, headers, separator, separator + 1, separator + 2)
+
+    def block(self, start: int, stop: int) -> pa.Table:
+        """The three text columns of chunk rows start..stop-1."""
+        n = stop - start
+        groups = [g.between(start, stop) for g in self.groups]
+        counts = np.stack([np.bincount(g.rows, minlength=n) for g in groups])  # reasons per group and row
+        ordinals = [np.arange(len(g.rows)) - _exclusive_cumsum(c)[g.rows] for g, c in zip(groups, counts, strict=True)]
+        json_offsets, json_index = self._json_index(groups, counts, ordinals)
+        text_offsets, en_index, zh_index = self._text_index(groups, counts, ordinals)
+        return pa.table({
+            "reasons": _join_pieces(self.json_pool, json_offsets, json_index),
+            "reason_text_en": _join_pieces(self.en_pool, text_offsets, en_index),
+            "reason_text_zh": _join_pieces(self.zh_pool, text_offsets, zh_index),
+        })  # fmt: skip
+
+    def _json_index(self, groups: list[_ReasonGroup], counts: np.ndarray, ordinals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: fixed text, the reasons of group 0, fixed text, ... fixed text (pool positions)."""
+        per = _JSON_PIECES_PER_REASON
+        before = np.cumsum(counts, axis=0) - counts  # reasons of earlier groups in the row
+        offsets = _offsets(len(groups) + 1 + per * counts.sum(axis=0))
+        row_start = offsets[:-1]
+        index = np.empty(offsets[-1], dtype=np.int64)
+        for c in range(len(groups) + 1):
+            index[row_start + c + per * (before[c] if c < len(groups) else counts.sum(axis=0))] = self.json_between + c
+        for g, (group, ordinal) in enumerate(zip(groups, ordinals, strict=True)):
+            at = row_start[group.rows] + g + 1 + per * (before[g][group.rows] + ordinal)
+            index[at] = self.rank_prefix + 2 * (group.rank - self.min_rank) + (ordinal > 0)
+            index[at + 1] = group.value
+            index[at + 2] = self.contribution_label
+            index[at + 3] = group.contribution
+            index[at + 4] = group.head
+        return offsets, index
+
+    def _text_index(self, groups: list[_ReasonGroup], counts: np.ndarray, ordinals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row, for each group with reasons: header, sentences with separators, end mark (pool positions)."""
+        present = counts > 0
+        pieces = np.where(present, 2 * counts + 1, 0)
+        before = np.cumsum(pieces, axis=0) - pieces
+        last = len(groups) - 1 - np.argmax(present[::-1], axis=0)  # last group with reasons, per row
+        offsets = _offsets(pieces.sum(axis=0))
+        row_start = offsets[:-1]
+        en = np.empty(offsets[-1], dtype=np.int64)
+        zh = np.empty(offsets[-1], dtype=np.int64)
+        for g, (group, ordinal) in enumerate(zip(groups, ordinals, strict=True)):
+            rows = np.nonzero(present[g])[0]
+            start = row_start[rows] + before[g][rows]
+            en[start] = zh[start] = self.headers + g
+            end = start + 2 * counts[g][rows]
+            en[end] = zh[end] = np.where(last[rows] == g, self.text_end, self.group_end)
+            at = row_start[group.rows] + before[g][group.rows] + 1 + 2 * ordinal
+            en[at], zh[at] = group.en, group.zh
+            after_first = at[ordinal > 0] - 1
+            en[after_first] = zh[after_first] = self.separator
+        return offsets, en, zh
+
+
+def _json_between(scores: list[str]) -> list[str]:
+    """The fixed JSON texts before, between and after the reason lists of each (score, direction)."""
+    texts, pending = [], "{"
+    for number, score in enumerate(scores):
+        texts.append(pending + ("," if number else "") + f'"{score}":{{"raises":[')
+        texts.append('],"lowers":[')
+        pending = "]}"
+    texts.append(pending + "}")
+    return texts
+
+
+def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=out[1:])
+    return out
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def _join_pieces(pool: pa.Array, offsets: np.ndarray, index: np.ndarray) -> pa.Array:
+    """Per row: the pool pieces index[offsets[i]:offsets[i+1]] joined into one string.
+
+    `take` already lays the pieces' bytes out in row order, so the joined strings are the same
+    bytes with one offset per row: no second copy as a join kernel would make.
+    """
+    pieces = pool.take(pa.array(index, type=pa.int64()))
+    if pieces.null_count or pieces.offset:
+        return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pieces), "")
+    _, piece_offsets, data = pieces.buffers()
+    row_offsets = np.frombuffer(piece_offsets, dtype=np.int32, count=len(pieces) + 1)[offsets]
+    return pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(row_offsets.astype(np.int32)), data])
+
+
+def _sentence_pieces(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Distinct texts of a sentence column and each row's position among them (dictionaries kept as they are)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(array.type) and array.null_count == 0:
+        return array.dictionary, array.indices.to_numpy().astype(np.int64)
+    return _plain(array), np.arange(len(array), dtype=np.int64)
+
+
+def _json_heads(table: pa.Table, sentences: bool) -> tuple[pa.Array, np.ndarray]:
+    """',"feature":...,"sentence_en":...,"sentence_zh":...}' texts and each row's position among them.
+
+    Built once per sentence-dictionary entry when both sentence columns share one dictionary
+    index (as `reasons_table` makes them), else once per row.
+    """
+    if sentences:
+        dictionary = _sentence_head_dictionary(table)
+        if dictionary is not None:
+            codes = table.column("sentence_en").combine_chunks().indices.to_numpy().astype(np.int64)
+            return pc.binary_join_element_wise(",", dictionary, "}", ""), codes
+        heads = _json_sentence_heads(table, None)
+    else:
+        heads = pc.binary_join_element_wise('"feature":', _json_string(table.column("feature")), "")
+    return pc.binary_join_element_wise(",", heads, "}", ""), np.arange(table.num_rows, dtype=np.int64)
 
 
 def _in_reading_order(table: pa.Table, k: int) -> pa.Table:
@@ -737,11 +1006,6 @@ def _in_reading_order(table: pa.Table, k: int) -> pa.Table:
     if len(key) < 2 or np.all(key[1:] >= key[:-1]):
         return table  # reasons_table already gives this order
     return table.take(pa.array(np.argsort(key, kind="stable")))
-
-
-def _joined(items: pa.Array, positions: pa.Array, offsets: pa.Array, separator: str) -> pa.Array:
-    """Per row: its items (items[positions], grouped by `offsets`) joined by `separator` ('' for none)."""
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, items.take(positions)), separator)
 
 
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -787,25 +1051,6 @@ def _small_strings(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def _json_fragments(table: pa.Table, sentences: bool = True, head_dictionary: pa.Array | None = None) -> pa.Array:
-    """Return one JSON object text per long reason row, built by Arrow kernels, not json.dumps.
-
-    The feature and both sentences are encoded once per distinct sentence when the sentences
-    come dictionary-encoded from `reasons_table` (one dictionary entry = one feature and one
-    displayed value), so the per-row work is joining a few short pieces.
-    """
-    contribution = pc.cast(pc.round(table.column("contribution"), 6), pa.string())
-    pieces = [
-        '{"rank":', pc.cast(table.column("rank"), pa.string()),
-        ',"value":', _json_string(table.column("value")),
-        ',"contribution":', contribution,
-        ",", _json_sentence_heads(table, head_dictionary) if sentences else pc.binary_join_element_wise('"feature":', _json_string(table.column("feature")), ""),
-        "}",
-    ]  # fmt: skip
-    out = pc.binary_join_element_wise(*pieces, "")
-    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
-
-
 def _json_sentence_heads(table: pa.Table, head_dictionary: pa.Array | None) -> pa.Array:
     """Per row: '"feature":...,"sentence_en":...,"sentence_zh":...' as JSON members."""
     en = table.column("sentence_en").combine_chunks()
@@ -829,10 +1074,10 @@ def _sentence_head_dictionary(table: pa.Table) -> pa.Array | None:
     if table.num_rows == 0 or not (pa.types.is_dictionary(en.type) and pa.types.is_dictionary(zh.type) and en.indices.equals(zh.indices)):
         return None
     codes = en.indices.to_numpy(zero_copy_only=False)
-    used, first = np.unique(codes, return_index=True)
-    slot = np.full(len(en.dictionary), -1, dtype=np.int64)
-    slot[used] = np.arange(len(used))
-    entry_feature = _plain(table.column("feature")).take(pa.array(first)).take(pa.array(slot, mask=slot < 0))
+    # Any row of an entry tells its feature (no sort needed); unused entries get none.
+    row_of_entry = np.full(len(en.dictionary), -1, dtype=np.int64)
+    row_of_entry[codes] = np.arange(len(codes))
+    entry_feature = _plain(table.column("feature")).take(pa.array(row_of_entry, mask=row_of_entry < 0))
     return pc.binary_join_element_wise(
         '"feature":', _json_string(entry_feature),
         ',"sentence_en":', _json_string(en.dictionary),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,16 +31,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from models.baselines import value_baseline
 from models.explain import check_additivity, contributions
 from models.valuation import clv, net_value
-from serving.reasons import REASON_COLUMNS, reason_columns_table, reasons_table
+from serving.reasons import DIRECTIONS, REASON_COLUMNS, SCORE_KINDS, reason_columns_table, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 
 # Part files are published as they are (hard links), so they are written as the store keeps them.
 PART_COMPRESSION = "zstd"
+# Columns whose min/max the part files keep: the store checks run_id by them, readers filter on
+# the others. Statistics of long texts (each customer's JSON, each sentence) would serve no one.
+SCORE_PART_STATISTICS = ("customer_id",)
+EXPLANATION_PART_STATISTICS = ("run_id", "customer_id", "score", "direction", "rank", "feature")
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +255,10 @@ def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock:
         texts = _texts_table(explained.history_ids, history, explained.prospect_ids)
     with clock.stage("explanations_table"):
         explanations = _long_explanations(tables, explained.history_ids)
-        if run_id is not None:
-            explanations = conform(_with_run_id(explanations, run_id), EXPLANATION_SCHEMA, where=f"explanations of chunk {explained.index}")
+        if run_id is None:
+            explanations = _plain_strings(explanations)
+        else:
+            explanations = _contract_part(_with_run_id(explanations, run_id), EXPLANATION_SCHEMA, where=f"explanations of chunk {explained.index}")
     return texts, explanations
 
 
@@ -270,17 +277,65 @@ def _texts_table(history_ids: np.ndarray, history: pa.Table | None, prospect_ids
 def _with_run_id(explanations: pa.Table, run_id: str) -> pa.Table:
     if explanations.num_columns == 0:
         return EXPLANATION_SCHEMA.empty_table()
-    return explanations.add_column(0, "run_id", pa.repeat(pa.scalar(run_id, pa.string()), explanations.num_rows))
+    run_ids = pa.DictionaryArray.from_arrays(pa.array(np.zeros(explanations.num_rows, dtype=np.int32)), pa.array([run_id], pa.string()))
+    return explanations.add_column(0, "run_id", run_ids)
 
 
 def _long_explanations(tables: list[pa.Table], history_ids: np.ndarray) -> pa.Table:
-    """Reason rows of both scores with customer_id in place of the chunk row position."""
+    """Reason rows of both scores with customer_id in place of the chunk row position.
+
+    The repeated texts (score, direction, feature, sentences) stay dictionary-encoded, one
+    dictionary per column for the chunk: the part file stores each distinct text once instead
+    of hashing and compressing ~1.2M strings per column per 100k customers.
+    """
     if not tables:
         return pa.table({})
-    table = _plain_strings(pa.concat_tables(tables))
+    table = pa.concat_tables([_with_dictionary_labels(t) for t in tables]).unify_dictionaries().combine_chunks()
     ids = pa.array(history_ids).take(table.column("row"))
     return table.drop_columns(["row"]).add_column(0, "customer_id", ids).select(
         ["customer_id", *[c for c in REASON_COLUMNS if c != "row"]])
+
+
+def _with_dictionary_labels(table: pa.Table) -> pa.Table:
+    """score, direction and feature of one reasons table as dictionary columns (sentences already are)."""
+    direction = pc.equal(table.column("direction"), DIRECTIONS[1]).combine_chunks().to_numpy(zero_copy_only=False).astype(np.int32)
+    score = pc.index_in(table.column("score"), value_set=pa.array(SCORE_KINDS)).combine_chunks().fill_null(-1)
+    columns = {
+        "score": _dictionary(score.to_numpy(zero_copy_only=False).astype(np.int32), SCORE_KINDS, table.column("score")),
+        "direction": pa.DictionaryArray.from_arrays(pa.array(direction), pa.array(DIRECTIONS, pa.string())),
+        "feature": table.column("feature").combine_chunks().dictionary_encode(),
+    }
+    for name in ("sentence_en", "sentence_zh"):
+        column = table.column(name).combine_chunks()
+        columns[name] = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
+    for name, column in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
+
+
+def _dictionary(codes: np.ndarray, labels: tuple[str, ...], plain: pa.ChunkedArray) -> pa.Array:
+    """Codes into `labels` as a dictionary column; the plain column itself when a value is not a label."""
+    if (codes < 0).any():
+        return plain.combine_chunks().dictionary_encode()
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(labels, pa.string()))
+
+
+def _contract_part(table: pa.Table, schema: pa.Schema, *, where: str) -> pa.Table:
+    """The table in the contract's columns and types, dictionary-encoded strings kept as dictionaries.
+
+    The part file is written without the Arrow schema (see _write_part), so readers and the
+    store see the contract's plain string columns.
+    """
+    fields = []
+    for field in schema:
+        typ = table.schema.field(field.name).type if field.name in table.column_names else None
+        keep = typ is not None and pa.types.is_dictionary(typ) and typ.value_type == field.type == pa.string()
+        fields.append(field if not keep else pa.field(field.name, typ))
+    if all(f.type == s.type for f, s in zip(fields, schema, strict=True)):
+        return conform(table, schema, where=where)
+    plain = conform(table.select([f.name for f in fields]), pa.schema([f for f in fields if not pa.types.is_dictionary(f.type)]), where=where)
+    columns = [table.column(f.name) if pa.types.is_dictionary(f.type) else plain.column(f.name) for f in fields]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
 def score_all(
@@ -326,8 +381,8 @@ def _finish_chunk(explained: _ExplainedChunk, settings: ScoringSettings, workdir
     texts, explanations = format_reasons(explained, settings, clock, run_id)
     with clock.stage("write_parts"):
         i = explained.index
-        score_part = _write_part(texts, workdir / f"scores-{i:05d}.parquet")
-        explanation_part = _write_part(explanations, workdir / f"explanations-{i:05d}.parquet")
+        score_part = _write_part(texts, workdir / f"scores-{i:05d}.parquet", statistics=SCORE_PART_STATISTICS, dictionary=False)
+        explanation_part = _write_part(explanations, workdir / f"explanations-{i:05d}.parquet", statistics=EXPLANATION_PART_STATISTICS)
     return explained.numbers[SEGMENT_INPUT_COLUMNS], score_part, explanation_part
 
 
@@ -341,11 +396,21 @@ def _collect(finished: tuple[pd.DataFrame, Path, Path], numbers: list, score_par
         progress(len(chunk_numbers))
 
 
-def _write_part(frame: pd.DataFrame | pa.Table, path: Path) -> Path:
+def _write_part(frame: pd.DataFrame | pa.Table, path: Path, *, statistics: Sequence[str] | None = None,
+                dictionary: bool = True) -> Path:
+    """Write one part file: statistics only for `statistics` columns (None: all), dictionary pages if `dictionary`.
+
+    Dictionary-encoded columns are written as they are (no re-hashing of their strings) and
+    without the Arrow schema, so readers get the plain strings the dictionaries stand for.
+    """
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    encoded = any(pa.types.is_dictionary(t) for t in table.schema.types)
+    wanted = list(statistics) if statistics is not None else True
     # A new file, never an overwrite: an older part of this name may be hard-linked into a published run.
     path.unlink(missing_ok=True)
-    pq.write_table(table, path, compression=PART_COMPRESSION)
+    pq.write_table(table, path, compression=PART_COMPRESSION, store_schema=not encoded,
+                   write_statistics=[c for c in wanted if c in table.column_names] if wanted is not True else True,
+                   use_dictionary=dictionary or [c for c in table.column_names if pa.types.is_dictionary(table.schema.field(c).type)])
     return path
 
 
