@@ -14,6 +14,7 @@ unit is the week (7 days) so that the fitted parameters compare with the publish
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 
@@ -319,6 +320,14 @@ class BtydFeatures:
         if getattr(self, "spend_model_", None) is not None:
             params.update(self.spend_model_.params_)
         return params
+
+    def with_horizon(self, horizon_days: int) -> BtydFeatures:
+        """A copy that shares the fitted models and transforms for another horizon (the fit does not depend on it)."""
+        if horizon_days <= 0:
+            raise ValueError(f"BtydFeatures: horizon_days must be a positive number of days, got {horizon_days}")
+        other = copy.copy(self)
+        other.horizon_days = horizon_days
+        return other
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The BTYD columns for the rows of X (same index); NaN where a model or an input is missing."""

@@ -81,9 +81,16 @@ class ValuationConfig(_Frozen):
     annual_discount_rate: Annotated[float, Field(ge=0, lt=1)] = 0.10
 
 
+class BtydBlendConfig(_Frozen):
+    # BG/NBD's share when scores are blended with it (models/blend.py); 0: the models alone.
+    churn_weight: Annotated[float, Field(ge=0, le=1)] = 0.0
+    value_weight: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class ScoringConfig(_Frozen):
     chunk_size: Annotated[int, Field(gt=0)] = 100_000
     reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
+    btyd_blend: BtydBlendConfig = BtydBlendConfig()
 
 
 class ScheduleConfig(_Frozen):

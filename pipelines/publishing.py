@@ -17,10 +17,10 @@ from features.build import feature_columns, iter_feature_batches
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from models.btyd import BTYD_FIT_ROWS, BtydFeatures
-from models.valuation import clv, net_value
 from pipelines import tracking
 from pipelines.runs import Run
 from pipelines.tasks import IO_RETRIES, btyd_horizons, feature_spec, midnight
+from serving.reference_adjustments import blended_with_reference, value_scaled
 from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, score_all
 from serving.segments import SegmentRules, assign_segments, segment_summary
 from serving.store import PublishedRun, RunMetadata, ScoreStore
@@ -119,33 +119,44 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | Non
 
     result = score_all(feature_chunks(run, run.cfg.scoring.chunk_size), models, settings, workdir, progress, run_id=run_id)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
-    anchor = getattr(models.value, "level_anchor_", None)
-    if anchor is not None and anchor.use_anchor_:
-        result.numbers = anchored_to_btyd(result.numbers, run, anchor, settings)
+    result.numbers = adjusted_by_btyd(result.numbers, run, getattr(models.value, "level_anchor_", None), settings)
     return result
 
 
-def anchored_to_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringSettings) -> pd.DataFrame:
-    """Rescale predicted value so its total matches BG/NBD's for the scored population.
+def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringSettings) -> pd.DataFrame:
+    """The level anchor (when training chose it) and the blend (scoring.btyd_blend) against BG/NBD + Gamma-Gamma.
 
-    Only when training found, out of time, that this lowers the aggregate bias. Ranks and
-    reasons are unchanged; revenue, margin and the interval scale by one factor.
+    One BG/NBD fit on the scored population serves both. The anchor rescales value so its
+    total matches BG/NBD's (ranks unchanged); the blend then mixes each score with BG/NBD's.
     """
-    horizon = run.cfg.labels.value_horizon_days
+    weights = run.cfg.scoring.btyd_blend
+    use_anchor = anchor is not None and anchor.use_anchor_
+    if not use_anchor and weights.churn_weight == 0 and weights.value_weight == 0:
+        return numbers
+    churn_h, value_h = run.cfg.labels.churn_horizon_days, settings.value_horizon_days
+    reference = btyd_reference(run, (churn_h, value_h)).reindex(numbers["customer_id"].to_numpy())
+    expected_revenue = reference[f"btyd_expected_revenue_{value_h}d"].to_numpy()
+    if use_anchor:
+        scored = numbers["expected_revenue"].notna().to_numpy()
+        _, factor = anchor.transform(numbers.loc[scored, "expected_revenue"].to_numpy(), expected_revenue[scored])
+        numbers = value_scaled(numbers, factor, settings)
+        log.info("value level anchored to BG/NBD: factor %.4f", factor)
+    if weights.churn_weight > 0 or weights.value_weight > 0:
+        numbers = blended_with_reference(numbers, reference[f"btyd_p_no_order_{churn_h}d"].to_numpy(), expected_revenue,
+                                         weights.churn_weight, weights.value_weight, settings)
+        log.info("scores blended with BG/NBD: churn weight %.2f, value weight %.2f",
+                 weights.churn_weight, weights.value_weight)
+    return numbers
+
+
+def btyd_reference(run: Run, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """BG/NBD + Gamma-Gamma outputs for each horizon, fitted once on the scored population, indexed by customer_id."""
     inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
-    btyd = BtydFeatures(horizon, max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
-    expected = pd.Series(btyd.transform(inputs)[f"btyd_expected_revenue_{horizon}d"].to_numpy(),
-                         index=inputs["customer_id"].to_numpy())
-    scored = numbers["expected_revenue"].notna().to_numpy()
-    reference = expected.reindex(numbers.loc[scored, "customer_id"]).to_numpy()
-    _, factor = anchor.transform(numbers.loc[scored, "expected_revenue"].to_numpy(), reference)
-    out = numbers.copy()
-    for column in ("expected_revenue", "expected_margin", "value_p10", "value_p90"):
-        out[column] = out[column] * factor
-    out["net_value"] = net_value(out["expected_margin"].to_numpy(), out["cost_to_serve"].to_numpy())
-    out["clv"] = clv(out["net_value"].to_numpy(), settings.value_horizon_days, settings.annual_discount_rate)
-    log.info("value level anchored to BG/NBD: factor %.4f", factor)
-    return out
+    distinct = sorted(set(horizons))
+    fitted = BtydFeatures(distinct[0], max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
+    frames = [fitted.with_horizon(h).transform(inputs) for h in distinct]
+    both = pd.concat(frames, axis=1)
+    return both.loc[:, ~both.columns.duplicated()].set_axis(inputs["customer_id"].to_numpy(), axis=0)
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)

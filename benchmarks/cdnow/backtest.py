@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.cdnow.data import convert_cdnow, fetch_cdnow_master, load_transactions
@@ -43,6 +44,7 @@ from features.build import FeatureSpec, build_features
 from features.training_set import build_training_set
 from features.validation import load_and_validate
 from models.baselines import churn_baseline, value_baseline
+from models.blend import blend_churn_probabilities, blend_values
 from models.btyd import BtydFeatures
 from models.btyd_columns import add_btyd_features
 from models.churn import ChurnModel
@@ -88,6 +90,9 @@ class Design:
     keep_features: tuple[str, ...] = ()  # when given: only these columns reach the models
     ratio_features: bool = False
     level_anchor: str = "auto"  # auto: the validation rule of models/level.py; always; never
+    # BG/NBD's share in the blends of models/blend.py (config scoring.btyd_blend), applied after the anchor.
+    churn_blend: float = 0.0
+    value_blend: float = 0.0
     churn: dict[str, Any] = field(default_factory=dict)
     value: dict[str, Any] = field(default_factory=dict)
 
@@ -162,19 +167,25 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
     revenue = pred["expected_revenue"].to_numpy()
     # as pipelines/publishing.py anchored_to_btyd applies it: BG/NBD fitted on the scored population
     btyd = BtydFeatures(horizon, max_fit_rows=50_000).fit(scoring)
-    reference = btyd.transform(scoring)[f"btyd_expected_revenue_{horizon}d"].to_numpy()
+    btyd_scores = btyd.transform(scoring)
+    reference = btyd_scores[f"btyd_expected_revenue_{horizon}d"].to_numpy()
     always_factor = anchor_factor(revenue, reference)
     factor = 1.0
     if design.level_anchor == "always" or (design.level_anchor == "auto" and anchor.use_anchor_):
         factor = always_factor
         revenue = revenue * factor
+    # as pipelines/publishing.py blended_with_btyd applies scoring.btyd_blend after the anchor
+    p_churn = blend_churn_probabilities(churn.predict_proba(scoring[names]),
+                                        btyd_scores[f"btyd_p_no_order_{horizon}d"].to_numpy(), design.churn_blend)
+    blended = blend_values(revenue, reference, design.value_blend)
+    band = factor * np.where(revenue > 0, blended / np.where(revenue > 0, revenue, 1.0), 1.0)
     y_val = valid["label_churn"].to_numpy(dtype=float)
     return {
         "scores": pd.DataFrame({
             "customer_id": scoring["customer_id"].to_numpy(),
-            "churn_score": churn.predict_proba(scoring[names]), "p_churn": churn.predict_proba(scoring[names]),
-            "expected_revenue": revenue,
-            "value_p10": pred["value_p10"].to_numpy() * factor, "value_p90": pred["value_p90"].to_numpy() * factor,
+            "churn_score": p_churn, "p_churn": p_churn,
+            "expected_revenue": np.where(revenue > 0, blended, revenue),
+            "value_p10": pred["value_p10"].to_numpy() * band, "value_p90": pred["value_p90"].to_numpy() * band,
         }),
         "validation": {
             **{f"churn_{k}": v for k, v in churn_metrics(y_val, churn.validation_proba_).items()
@@ -268,6 +279,13 @@ DESIGNS = {
                                  for h in (60, 91, 121))),
     # The design frozen in custscore.yaml: rfm_ratio with the level always anchored to BG/NBD.
     "final": Design("final", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO, level_anchor="always"),
+    # Third session: the final design with its scores blended with BG/NBD's (models/blend.py).
+    "blend_churn25": Design("blend_churn25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
+                            level_anchor="always", churn_blend=0.25),
+    "blend_value25": Design("blend_value25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
+                            level_anchor="always", value_blend=0.25),
+    "blend25": Design("blend25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
+                      level_anchor="always", churn_blend=0.25, value_blend=0.25),
     "tf_step15": Design("tf_step15", windows_days=(30, 90), drop_features=TENURE_BOUND, n_snapshots=7, step_days=15),
 }
 

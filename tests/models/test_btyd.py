@@ -128,3 +128,11 @@ def test_nullable_integer_inputs_are_read_as_missing_not_an_error():
 def test_transform_before_fit_says_what_to_do(sample_features):
     with pytest.raises(RuntimeError, match="call fit"):
         BtydFeatures(horizon_days=30).transform(sample_features)
+
+
+
+def test_with_horizon_shares_the_fit_and_equals_a_fit_for_that_horizon(sample_features):
+    short = BtydFeatures(horizon_days=30).fit(sample_features)
+    long_fit = BtydFeatures(horizon_days=120).fit(sample_features)
+    pd.testing.assert_frame_equal(short.with_horizon(120).transform(sample_features), long_fit.transform(sample_features))
+    assert short.horizon_days == 30 and list(short.transform(sample_features).columns) == btyd_output_columns(30)
