@@ -88,7 +88,7 @@ class BtydBlendConfig(_Frozen):
 
 
 class ScoringConfig(_Frozen):
-    chunk_size: Annotated[int, Field(gt=0)] = 100_000
+    chunk_size: Annotated[int, Field(gt=0)] = 50_000
     reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
     btyd_blend: BtydBlendConfig = BtydBlendConfig()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 
 import numpy as np
@@ -49,7 +50,8 @@ def _small_config(root):
     """The default config with a smaller scoring chunk, so the chunked path runs several chunks."""
     from pipelines.config import DEFAULT_CONFIG
 
-    text = DEFAULT_CONFIG.read_text().replace("chunk_size: 100000", "chunk_size: 400")
+    text, replaced = re.subn(r"chunk_size: \d+", "chunk_size: 400", DEFAULT_CONFIG.read_text())
+    assert replaced == 1, "configs/default.yaml should set scoring.chunk_size once"
     path = root / "config.yaml"
     path.write_text(text)
     (root / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
