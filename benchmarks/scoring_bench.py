@@ -231,8 +231,7 @@ def run_stages(folder: Path, chunk_size: int | None, out: Path, retrain: bool = 
         models = publishing.scoring_models(champions)
         run_id = publishing.run_id_for(run, models)
         workdir = paths.root / "work" / run_id
-        settings = scoring.ScoringSettings(cfg.labels.value_horizon_days, cfg.valuation.annual_discount_rate,
-                                           cfg.scoring.reasons_per_direction)
+        settings = publishing.scoring_settings(cfg)
         with stages.stage("score_all (features + predict + SHAP + reasons + parts)", chunk_size=cfg.scoring.chunk_size) as row:
             chunks = TimedChunks(publishing.feature_chunks(run, cfg.scoring.chunk_size))
             scored = scoring.score_all(chunks, models, settings, workdir, run_id=run_id)

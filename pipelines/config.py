@@ -90,6 +90,8 @@ class BtydBlendConfig(_Frozen):
 class ScoringConfig(_Frozen):
     chunk_size: Annotated[int, Field(gt=0)] = 50_000
     reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
+    # One reason per fact: the window of a measure that pushes hardest, not the same measure over 90, 180 and 365 days.
+    distinct_reasons: bool = True
     btyd_blend: BtydBlendConfig = BtydBlendConfig()
 
 

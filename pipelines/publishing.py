@@ -106,11 +106,16 @@ def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
     return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
 
 
+def scoring_settings(cfg) -> ScoringSettings:
+    """What scoring takes from the run's configuration."""
+    return ScoringSettings(cfg.labels.value_horizon_days, cfg.valuation.annual_discount_rate,
+                           cfg.scoring.reasons_per_direction, distinct_reasons=cfg.scoring.distinct_reasons)
+
+
 @task(name="score-and-explain", cache_policy=NO_CACHE)
 def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | None = None) -> ScoringResult:
     """Predict, explain and value every customer, chunk by chunk."""
-    settings = ScoringSettings(run.cfg.labels.value_horizon_days, run.cfg.valuation.annual_discount_rate,
-                               run.cfg.scoring.reasons_per_direction)
+    settings = scoring_settings(run.cfg)
     done = {"n": 0}
 
     def progress(n: int) -> None:

@@ -601,6 +601,34 @@ def _top_k(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
+# Pattern groups that only name the window of a measure: features differing only in these say the same fact.
+WINDOW_GROUPS = frozenset({"w", "p", "m", "life"})
+
+
+@lru_cache(maxsize=64)
+def fact_groups(feature_names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """Column positions of each fact measured by two or more features (same template, other window)."""
+    members: dict[tuple, list[int]] = {}
+    for position, name in enumerate(feature_names):
+        family, groups = family_of(name)
+        fact = (family.pattern, tuple(sorted((k, v) for k, v in groups.items() if k not in WINDOW_GROUPS)))
+        members.setdefault(fact, []).append(position)
+    return tuple(np.array(cols) for cols in members.values() if len(cols) > 1)
+
+
+def strongest_per_fact(contrib: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Contributions with, per row and fact, only the strongest raising and strongest lowering feature kept (others 0)."""
+    out = np.array(contrib, dtype=float)
+    rows = np.arange(len(out))
+    for cols in groups:
+        block = out[:, cols]
+        strongest_up, strongest_down = np.zeros(block.shape, dtype=bool), np.zeros(block.shape, dtype=bool)
+        strongest_up[rows, block.argmax(axis=1)] = True
+        strongest_down[rows, block.argmin(axis=1)] = True
+        out[:, cols] = np.where((strongest_up & (block > 0)) | (strongest_down & (block < 0)), block, 0.0)
+    return out
+
+
 # --------------------------------------------------------------------------- chunk API
 
 
@@ -631,10 +659,16 @@ def reasons_table(
     *,
     score: ScoreKind,
     k: int = 3,
+    distinct_facts: bool = False,
 ) -> pa.Table:
-    """`reasons_for_chunk` as an Arrow table (sentences dictionary-encoded; no pandas round trip)."""
+    """`reasons_for_chunk` as an Arrow table (sentences dictionary-encoded; no pandas round trip).
+
+    With `distinct_facts`, a measure taken over several windows (spend in 90, 180 and 365
+    days) gives at most one reason per direction: the window that pushes hardest.
+    """
     contrib = _check_chunk(contrib, X, feature_names, score=score, k=k)
-    raise_idx, raise_val, lower_idx, lower_val = top_k_contributions(contrib[:, :-1], k)
+    candidates = strongest_per_fact(contrib[:, :-1], fact_groups(tuple(feature_names))) if distinct_facts else contrib[:, :-1]
+    raise_idx, raise_val, lower_idx, lower_val = top_k_contributions(candidates, k)
     parts = [_long_part(raise_idx, raise_val, 0), _long_part(lower_idx, lower_val, 1)]
     rows, ranks, feats, contribs, dirs = (np.concatenate([p[i] for p in parts]) for i in range(5))
     order = np.lexsort((ranks, dirs, rows))
@@ -856,7 +890,7 @@ class _ReasonLayout:
         separator = en_pool.add(["; ", ". ", "."])  # separator, group end, text end: same places in both pools
         zh_pool.add(["；", "。", "。"])
         groups: list[_ReasonGroup] = []
-        for score, table in per_score.items():
+        for table in per_score.values():
             table = _in_reading_order(table, k)
             value = json_pool.add(_json_string(table.column("value")))
             contribution = json_pool.add(pc.cast(pc.round(table.column("contribution").combine_chunks(), 6), pa.string()))

@@ -37,7 +37,13 @@ import pyarrow.parquet as pq
 from models.baselines import value_baseline
 from models.explain import check_additivity, contributions
 from models.valuation import clv, net_value
-from serving.reasons import DIRECTIONS, REASON_COLUMNS, SCORE_KINDS, reason_columns_table, reasons_table
+from serving.reasons import (
+    DIRECTIONS,
+    REASON_COLUMNS,
+    SCORE_KINDS,
+    reason_columns_table,
+    reasons_table,
+)
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 
 # Part files are published as they are (hard links), so they are written as the store keeps them.
@@ -76,6 +82,7 @@ class ScoringSettings:
     annual_discount_rate: float
     reasons_per_direction: int = 3
     additivity_atol: float = 1e-6
+    distinct_reasons: bool = True  # one reason per fact, not the same measure over several windows
 
 
 @dataclass
@@ -154,7 +161,7 @@ def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scori
 
 def explain_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
     """Top reasons raising and lowering each score, checked to add up to the raw predictions."""
-    tables = [reasons_table(c, X, names, score=kind, k=settings.reasons_per_direction)
+    tables = [reasons_table(c, X, names, score=kind, k=settings.reasons_per_direction, distinct_facts=settings.distinct_reasons)
               for kind, c, X, names in checked_contributions(features, models, settings)]
     return _plain_strings(pa.concat_tables(tables)).to_pandas()
 
@@ -249,7 +256,8 @@ def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock:
     k = settings.reasons_per_direction
     n = len(explained.history_ids)
     with clock.stage("reasons"):
-        tables = [reasons_table(c, X, names, score=kind, k=k) for kind, c, X, names in explained.shap]
+        tables = [reasons_table(c, X, names, score=kind, k=k, distinct_facts=settings.distinct_reasons)
+                  for kind, c, X, names in explained.shap]
     with clock.stage("reason_columns"):
         history = reason_columns_table(tables, n, k=k) if n else None
         texts = _texts_table(explained.history_ids, history, explained.prospect_ids)
@@ -327,10 +335,10 @@ def _contract_part(table: pa.Table, schema: pa.Schema, *, where: str) -> pa.Tabl
     store see the contract's plain string columns.
     """
     fields = []
-    for field in schema:
-        typ = table.schema.field(field.name).type if field.name in table.column_names else None
-        keep = typ is not None and pa.types.is_dictionary(typ) and typ.value_type == field.type == pa.string()
-        fields.append(field if not keep else pa.field(field.name, typ))
+    for wanted in schema:
+        typ = table.schema.field(wanted.name).type if wanted.name in table.column_names else None
+        keep = typ is not None and pa.types.is_dictionary(typ) and typ.value_type == wanted.type == pa.string()
+        fields.append(wanted if not keep else pa.field(wanted.name, typ))
     if all(f.type == s.type for f, s in zip(fields, schema, strict=True)):
         return conform(table, schema, where=where)
     plain = conform(table.select([f.name for f in fields]), pa.schema([f for f in fields if not pa.types.is_dictionary(f.type)]), where=where)

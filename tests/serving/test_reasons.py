@@ -233,3 +233,32 @@ def test_sentences_rendered_in_an_earlier_chunk_are_the_same_as_fresh_ones():
     assert [first[0][1], first[0][2]] == [later[0][1], later[0][2]]
     assert later[0][0] == sentence("revenue_sum_90d", -0.0)[0] == "spend of -0 in the last 90 days"
     assert first[0][0] == sentence("revenue_sum_90d", 0.0)[0] == "spend of 0 in the last 90 days"
+
+
+def test_distinct_facts_give_one_reason_per_measure_the_window_that_pushes_hardest():
+    names = ["revenue_sum_90d", "revenue_sum_180d", "revenue_sum_365d", "order_count_90d", "days_since_last_order", "attr_region", "attr_industry"]
+    X = pd.DataFrame([[100.0, 300.0, 900.0, 2.0, 40.0, "north", "retail"]], columns=names)
+    # spend raises the score over all three windows, most over 180 days; both attributes raise it too
+    contrib = np.array([[0.30, 0.50, 0.40, -0.20, -0.60, 0.10, 0.05, 1.0]])
+    plain = reasons_table(contrib, X, names, score="value", k=3).to_pandas()
+    distinct = reasons_table(contrib, X, names, score="value", k=3, distinct_facts=True).to_pandas()
+    raises = lambda t: t.loc[t["direction"] == "raises", "feature"].tolist()  # noqa: E731
+    assert raises(plain) == ["revenue_sum_180d", "revenue_sum_365d", "revenue_sum_90d"]
+    assert raises(distinct) == ["revenue_sum_180d", "attr_region", "attr_industry"]  # two attributes are two facts
+    assert distinct.loc[distinct["direction"] == "lowers", "feature"].tolist() == ["days_since_last_order", "order_count_90d"]
+    assert distinct["contribution"].tolist() == [0.50, 0.10, 0.05, -0.60, -0.20]  # the contributions themselves, unchanged
+
+
+def test_a_measure_can_raise_over_one_window_and_lower_over_another():
+    names = ["revenue_sum_90d", "revenue_sum_365d"]
+    X = pd.DataFrame([[10.0, 900.0]], columns=names)
+    table = reasons_table(np.array([[-0.4, 0.7, 0.0]]), X, names, score="value", k=3, distinct_facts=True).to_pandas()
+    assert list(zip(table["direction"], table["feature"], strict=True)) == [("raises", "revenue_sum_365d"), ("lowers", "revenue_sum_90d")]
+
+
+def test_fact_groups_join_windows_and_lifetime_but_not_other_measures():
+    from serving.reasons import fact_groups
+
+    names = ("revenue_sum_30d", "revenue_sum_90d", "revenue_sum_lifetime", "order_count_30d", "order_count_90d", "attr_a", "attr_b",
+             "revenue_change_pct_90d_vs_prev_90d", "revenue_change_pct_30d_vs_prev_30d")
+    assert sorted(sorted(g.tolist()) for g in fact_groups(names)) == [[0, 1, 2], [3, 4], [7, 8]]
