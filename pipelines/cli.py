@@ -199,11 +199,10 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     paths = _prepare()
-    api_up = start_local_api_early()
+    local_api = start_local_api_early()
     from pipelines.flows import train_flow
 
-    with console.status("training (validate, build snapshots, fit, evaluate, register)"):
-        api_up()
+    with console.status("training (validate, build snapshots, fit, evaluate, register)"), local_api:
         result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                               churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days)
     _print_training(result["training"])
@@ -216,11 +215,10 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
         retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     paths = _prepare()
-    api_up = start_local_api_early()
+    local_api = start_local_api_early()
     from pipelines.flows import retrain_and_score_flow
 
-    with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
-        api_up()
+    with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"), local_api:
         result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
                               churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                               retrain=retrain)
