@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from datetime import date, datetime
@@ -329,7 +330,7 @@ def scores_show(
 
 
 def _num(x, fmt: str = "{:,.0f}") -> str:
-    return "-" if x is None or x != x else fmt.format(x)
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
 def _date(text: str | None) -> date | None:

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from contextlib import AbstractContextManager, ExitStack, nullcontext
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class LocalApiServer(AbstractContextManager):
         except OSError:
             return False
 
-    def __enter__(self) -> LocalApiServer:
+    def __enter__(self) -> Self:
         if self.wait_until_up():
             from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pipelines.config import ConfigError, load_config
 
@@ -11,7 +12,7 @@ def test_default_config_loads_into_typed_frozen_objects():
     cfg = load_config()
     assert cfg.labels.churn_horizon_days == 90 and cfg.labels.value_horizon_days == 365
     assert cfg.features.windows_days == (30, 90, 180, 365)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.labels.churn_horizon_days = 10  # frozen: business code cannot mutate its config
 
 

@@ -50,7 +50,7 @@ def _train_and_gate(client, p: float, challenger_auc: float, baseline_auc: float
 def test_gate_first_better_model_promoted_worse_kept_better_moves_alias(mlflow_home):
     client = mlflow_home
     # v1 loses to the baseline: kept, no champion.
-    v1, d1 = _train_and_gate(client, p=0.55, challenger_auc=0.55, baseline_auc=0.60)
+    _, d1 = _train_and_gate(client, p=0.55, challenger_auc=0.55, baseline_auc=0.60)
     assert not d1.promote and "does not beat the baseline" in d1.reason
     assert tracking.load_champion("churn", client) is None
 
