@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Literal
@@ -238,18 +238,55 @@ def build_training_set(
     customers (the same customers in every snapshot and every run), so training cost stops
     growing with the customer base while scoring still covers everyone.
     """
+    return build_training_sets(
+        tables, scoring_date, spec=spec, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+        n_snapshots=n_snapshots, step_days=step_days, n_validation_snapshots=n_validation_snapshots,
+        min_history_days=min_history_days, targets=(targets,), data_end=data_end, max_customers=max_customers,
+    )[targets]
+
+
+def build_training_sets(
+    tables: Mapping[str, ir.Table],
+    scoring_date: datetime,
+    *,
+    spec: FeatureSpec,
+    churn_horizon_days: int = 90,
+    value_horizon_days: int = 365,
+    n_snapshots: int = 4,
+    step_days: int = 90,
+    n_validation_snapshots: int = 1,
+    min_history_days: int = 180,
+    targets: Sequence[Literal["all", "churn", "value"]] = ("churn", "value"),
+    data_end: datetime | None = None,
+    max_customers: int | None = None,
+) -> dict[str, pd.DataFrame]:
+    """`build_training_set` for each of `targets`, reading one customer sample and one set of order moments.
+
+    Sampling the customers and computing their order moments reads every table in full (about
+    7 s at 1M customers); doing it once for both model kinds halves that cost.
+    """
     scoring_date = to_naive_utc(scoring_date)
     data_end = scoring_date if data_end is None else min(to_naive_utc(data_end), scoring_date)
     if n_validation_snapshots < 1:
         raise ValueError(f"build_training_set: n_validation_snapshots must be >= 1, got {n_validation_snapshots}")
     sampled = sample_customers(tables, max_customers) if max_customers is not None else dict(tables)
     is_sample = sampled["transactions"] is not tables["transactions"]
+    sets: dict[str, pd.DataFrame] = {}
     with materialised(sampled, copy_tables=is_sample) as (kept, moments):
-        dates, frames = _snapshot_frames(
-            kept, moments, scoring_date=data_end, spec=spec, churn_horizon_days=churn_horizon_days,
-            value_horizon_days=value_horizon_days, n_snapshots=n_snapshots, step_days=step_days,
-            n_validation_snapshots=n_validation_snapshots, min_history_days=min_history_days, targets=targets,
-        )
+        for kind in targets:
+            dates, frames = _snapshot_frames(
+                kept, moments, scoring_date=data_end, spec=spec, churn_horizon_days=churn_horizon_days,
+                value_horizon_days=value_horizon_days, n_snapshots=n_snapshots, step_days=step_days,
+                n_validation_snapshots=n_validation_snapshots, min_history_days=min_history_days, targets=kind,
+            )
+            sets[kind] = _stacked(frames, dates, n_validation_snapshots, kind)
+            del frames  # one kind's snapshot frames at a time
+    return sets
+
+
+def _stacked(frames: list[pd.DataFrame], dates: list[datetime], n_validation_snapshots: int,
+             targets: Literal["all", "churn", "value"]) -> pd.DataFrame:
+    """The snapshots as one frame, the latest `n_validation_snapshots` marked `is_validation`."""
     training = pd.concat(frames, ignore_index=True).copy()  # one block, not hundreds of fragments
     training["is_validation"] = training["as_of"] >= pd.Timestamp(dates[-n_validation_snapshots])
     # Categories differ between snapshots; concat makes them text again, so cast back.

@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import flow
 
 from pipelines import publishing, tasks
+from pipelines.environment import release_memory
 from pipelines.runs import RunRequest, resolve_run
 
 
@@ -62,6 +63,8 @@ def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, co
         sets = tasks.training_sets(run.data, run.as_of, run.cfg)
         training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label)
                     .as_dict() for kind in ("churn", "value")}
+        del sets  # scoring does not need the training frames: the run peaks at one phase, not their sum
+        release_memory()
         champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions, training)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "training": training,

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from features.build import FeatureSpec, build_features, feature_set_name
 from features.demo_data import generate_demo_data, write_demo_data
-from features.training_set import build_training_set
+from features.training_set import build_training_sets
 from features.validation import (
     QuarantineThresholdError,
     ValidatedData,
@@ -92,17 +92,15 @@ def default_as_of(data: ValidatedData) -> date:
 @task(name="build-training-sets", cache_policy=NO_CACHE)
 def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig) -> dict[str, Any]:
     """One point-in-time training set per model kind, each with snapshots as fresh as its horizon allows."""
-    return {
-        kind: with_btyd_features(build_training_set(
-            data.tables, midnight(scoring_date), spec=feature_spec(cfg),
-            churn_horizon_days=cfg.labels.churn_horizon_days, value_horizon_days=cfg.labels.value_horizon_days,
-            n_snapshots=cfg.training.n_snapshots, step_days=cfg.training.step_days,
-            n_validation_snapshots=cfg.training.n_validation_snapshots,
-            min_history_days=cfg.training.min_history_days, targets=kind, data_end=_day_after(data.data_end),
-            max_customers=cfg.training.max_customers,
-        ), cfg)
-        for kind in ("churn", "value")
-    }
+    sets = build_training_sets(
+        data.tables, midnight(scoring_date), spec=feature_spec(cfg),
+        churn_horizon_days=cfg.labels.churn_horizon_days, value_horizon_days=cfg.labels.value_horizon_days,
+        n_snapshots=cfg.training.n_snapshots, step_days=cfg.training.step_days,
+        n_validation_snapshots=cfg.training.n_validation_snapshots,
+        min_history_days=cfg.training.min_history_days, targets=("churn", "value"), data_end=_day_after(data.data_end),
+        max_customers=cfg.training.max_customers,
+    )
+    return {kind: with_btyd_features(frame, cfg) for kind, frame in sets.items()}
 
 
 def btyd_horizons(cfg: CustscoreConfig) -> list[int]:

@@ -12,6 +12,7 @@ from features.tables import tables_from_frames
 from features.training_set import (
     InsufficientHistoryError,
     build_training_set,
+    build_training_sets,
     snapshot_dates,
 )
 from tests.features.conftest import random_frames
@@ -75,6 +76,24 @@ def test_churn_only_training_set_uses_the_shorter_horizon(tables):
     )
     assert pd.Timestamp(training["as_of"].max()) == pd.Timestamp(SCORING - timedelta(days=90))
     assert "label_churn" in training.columns and "label_revenue" not in training.columns
+
+
+def test_both_kinds_from_one_sample_equal_each_kind_built_alone(tables, monkeypatch):
+    import features.training_set as training_set
+
+    spec = FeatureSpec(windows_days=(30, 90))
+    common = dict(spec=spec, n_snapshots=2, step_days=60, n_validation_snapshots=1, min_history_days=180, max_customers=60)
+    alone = {kind: build_training_set(tables, SCORING, targets=kind, **common) for kind in ("churn", "value")}
+    entered = []
+    real = training_set.materialised
+    monkeypatch.setattr(training_set, "materialised", lambda *a, **k: entered.append(1) or real(*a, **k))
+    together = build_training_sets(tables, SCORING, targets=("churn", "value"), **common)
+    assert entered == [1]  # one sample and one set of order moments for both kinds
+    for kind in ("churn", "value"):
+        key = ["as_of", "customer_id"]
+        pd.testing.assert_frame_equal(together[kind].sort_values(key, ignore_index=True),
+                                      alone[kind].sort_values(key, ignore_index=True))
+    assert len(together["churn"]) > 0 and together["churn"]["customer_id"].nunique() < 120  # a sample, not everyone
 
 
 def test_snapshots_fall_on_midnights_when_the_scoring_date_has_a_time():
