@@ -195,6 +195,13 @@ def features(
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 
 
+def _tracking_while_api_boots(paths) -> None:
+    """Set up MLflow (on a first run: create its database, ~5 s) while Prefect's API boots beside it."""
+    from pipelines import tracking
+
+    _run_guarded(tracking.configure_tracking, paths.tracking_uri, paths.mlflow_artifacts)
+
+
 @app.command()
 def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None) -> None:
@@ -203,9 +210,11 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
     local_api = start_local_api_early()
     from pipelines.flows import train_flow
 
-    with console.status("training (validate, build snapshots, fit, evaluate, register)"), local_api:
-        result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
-                              churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days)
+    with console.status("training (validate, build snapshots, fit, evaluate, register)"):
+        _tracking_while_api_boots(paths)
+        with local_api:
+            result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
+                                  churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days)
     _print_training(result["training"])
     _print_where(paths)
 
@@ -219,10 +228,12 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
     local_api = start_local_api_early()
     from pipelines.flows import retrain_and_score_flow
 
-    with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"), local_api:
-        result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
-                              churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
-                              retrain=retrain)
+    with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
+        _tracking_while_api_boots(paths)
+        with local_api:
+            result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
+                                  churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+                                  retrain=retrain)
     _print_validation_line(result["report"])
     if result["training"]:
         _print_training(result["training"])
