@@ -262,3 +262,23 @@ def test_fact_groups_join_windows_and_lifetime_but_not_other_measures():
     names = ("revenue_sum_30d", "revenue_sum_90d", "revenue_sum_lifetime", "order_count_30d", "order_count_90d", "attr_a", "attr_b",
              "revenue_change_pct_90d_vs_prev_90d", "revenue_change_pct_30d_vs_prev_30d")
     assert sorted(sorted(g.tolist()) for g in fact_groups(names)) == [[0, 1, 2], [3, 4], [7, 8]]
+
+
+def test_strongest_per_fact_equals_a_row_by_row_reference_with_ties():
+    from serving.reasons import strongest_per_fact
+
+    rng = np.random.default_rng(7)
+    # rounded to whole numbers, so many rows tie inside a fact; zeros are no reason either way
+    contrib = np.round(rng.normal(scale=1.5, size=(400, 9)))
+    groups = (np.array([0, 3, 5]), np.array([1, 2]), np.array([6, 7, 8]))
+    expected = contrib.copy()
+    for row in range(len(contrib)):
+        for cols in groups:
+            values = contrib[row, cols]
+            up, down = int(np.argmax(values)), int(np.argmin(values))  # first of equals
+            for j, col in enumerate(cols):
+                keep = (j == up and values[j] > 0) or (j == down and values[j] < 0)
+                expected[row, col] = values[j] if keep else 0.0
+    result = strongest_per_fact(contrib, groups)
+    np.testing.assert_array_equal(result, expected)
+    assert result.flags.c_contiguous and (result[:, 4] == contrib[:, 4]).all()  # a feature in no fact is untouched
