@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,29 @@ def model_name(kind: str) -> str:
 
 def configure_tracking(tracking_uri: str, artifact_root: Path) -> None:
     """Point MLflow at the tracking store and create one experiment per model kind."""
-    mlflow.set_tracking_uri(tracking_uri)
+    with _environment_variable_kept("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(tracking_uri)
     for kind in MODEL_KINDS:
         ensure_experiment(model_name(kind), artifact_root / kind)
+
+
+@contextlib.contextmanager
+def _environment_variable_kept(name: str):
+    """Undo what the block writes to one environment variable.
+
+    mlflow.set_tracking_uri exports the URI as MLFLOW_TRACKING_URI (for subprocesses), and
+    HomePaths.tracking_uri reads that variable as the user's own choice: left there, a second
+    custscore home in the same process (tests, a long-lived worker) would track and load
+    champions in the first home's database.
+    """
+    before = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def ensure_experiment(name: str, artifact_location: Path) -> str:

@@ -101,3 +101,36 @@ def test_no_champion_error_explains_the_gate_decision():
         scoring_models({"churn": object(), "value": None}, training)
     with pytest.raises(NoChampionError, match="Train first"):
         scoring_models({"churn": None, "value": None})
+
+
+def test_a_second_home_in_the_same_process_does_not_see_the_first_homes_champion(tmp_path, monkeypatch):
+    # mlflow.set_tracking_uri exports the URI to the environment, where HomePaths reads a
+    # user's own choice: the CDNOW CLI test once scored with a demo champion from a home an
+    # earlier test in the same worker had used.
+    from pipelines.environment import HomePaths
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first, second = HomePaths(tmp_path / "first"), HomePaths(tmp_path / "second")
+    try:
+        tracking.configure_tracking(first.tracking_uri, first.mlflow_artifacts)
+        _, decision = _train_and_gate(MlflowClient(), p=0.70, challenger_auc=0.70, baseline_auc=0.60)
+        assert decision.promote and tracking.load_champion("churn") is not None
+
+        assert second.tracking_uri == f"sqlite:///{second.mlflow_db}"
+        tracking.configure_tracking(second.tracking_uri, second.mlflow_artifacts)
+        assert tracking.load_champion("churn") is None
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_a_tracking_uri_the_user_exported_stays_in_force_for_every_home(tmp_path, monkeypatch):
+    from pipelines.environment import HomePaths
+
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    try:
+        tracking.configure_tracking(HomePaths(tmp_path / "a").tracking_uri, tmp_path / "artifacts")
+        assert mlflow.get_tracking_uri() == shared
+        assert HomePaths(tmp_path / "b").tracking_uri == shared
+    finally:
+        mlflow.set_tracking_uri(None)
