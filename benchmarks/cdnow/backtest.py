@@ -1,6 +1,6 @@
 """Pre-as-of backtest for choosing custscore's CDNOW settings without looking at the holdout.
 
-    python -m benchmarks.cdnow.backtest                 # every design in DESIGNS, both folds
+    python -m benchmarks.cdnow.backtest                 # every design in DESIGNS, all three folds
     python -m benchmarks.cdnow.backtest --design final  # one design
 
 The benchmark scores as of 1998-01-01 with 182-day horizons; every outcome on or after
@@ -174,7 +174,7 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
     if design.level_anchor == "always" or (design.level_anchor == "auto" and anchor.use_anchor_):
         factor = always_factor
         revenue = revenue * factor
-    # as pipelines/publishing.py blended_with_btyd applies scoring.btyd_blend after the anchor
+    # as pipelines/publishing.py adjusted_by_btyd applies scoring.btyd_blend after the anchor
     p_churn = blend_churn_probabilities(churn.predict_proba(scoring[names]),
                                         btyd_scores[f"btyd_p_no_order_{horizon}d"].to_numpy(), design.churn_blend)
     blended = blend_values(revenue, reference, design.value_blend)

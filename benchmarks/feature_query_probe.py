@@ -1,0 +1,90 @@
+"""The scoring feature query as `custscore run` executes it, with one variant at a time.
+
+    python -m benchmarks.feature_query_probe DATA_DIR [--memory-limit 2GB] [--variant V] [--as-of 2026-10-01]
+
+Validates DATA_DIR like the pipeline (on-disk DuckDB in a work folder, Parquet served as views,
+`data.duckdb_memory_limit`), builds the feature expression with prospects and streams it in
+batches of 50,000 customers. Variants, each a question asked about the query at 1M customers:
+
+- `pipeline`: the query as the run streams it;
+- `no-order`: without the final ORDER BY customer_id;
+- `moments`: the order moments materialised as a temp table first (as training sets do);
+- `partitions-K` (e.g. partitions-4): K queries, each on the customers whose id hashes to one
+  part (all tables filtered), so each query has 1/K of the working set.
+
+Prints wall s, CPU s of the process (DuckDB's threads included), seconds to the first batch,
+rows and peak RSS, with the load average. One variant per process, so peaks are their own.
+Run manually; not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from datetime import datetime
+from pathlib import Path
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _stream(con, sql: str, batch_rows: int = 50_000) -> tuple[int, float | None]:
+    rows, first, start = 0, None, time.perf_counter()
+    for batch in con.sql(sql).to_arrow_reader(batch_rows):
+        rows += batch.num_rows
+        first = first if first is not None else time.perf_counter() - start
+    return rows, first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--memory-limit", default="2GB")
+    parser.add_argument("--variant", default="pipeline")
+    parser.add_argument("--as-of", default="2026-10-01")
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/probe"))
+    args = parser.parse_args()
+
+    from features.build import build_features_expr
+    from features.transactions import order_moments, visible_rows
+    from features.validation import load_and_validate
+    from pipelines.config import load_config
+    from pipelines.tasks import feature_spec
+
+    as_of = datetime.fromisoformat(args.as_of)
+    data = load_and_validate(args.data, clock=datetime.now(), max_quarantine_share=0.05,
+                             work_dir=args.work, memory_limit=args.memory_limit)
+    spec = feature_spec(load_config(None))
+    backend = data.tables["transactions"]._find_backend()
+    start, cpu0 = time.perf_counter(), _cpu_s()
+    if args.variant.startswith("partitions-"):
+        k = int(args.variant.split("-")[1])
+        rows, first = 0, None
+        for part in range(k):
+            tables = {n: t.filter((t.customer_id.hash() % k + k) % k == part) for n, t in data.tables.items()}
+            expr = build_features_expr(tables, as_of, spec, include_prospects=True)
+            part_rows, part_first = _stream(backend.con, str(backend.compile(expr)))
+            rows += part_rows
+            first = first if first is not None else part_first
+    else:
+        moments = None
+        if args.variant == "moments":
+            moments = backend.create_table("__probe_moments", order_moments(visible_rows(data.tables["transactions"], as_of)), temp=True)
+        expr = build_features_expr(data.tables, as_of, spec, include_prospects=True, moments=moments)
+        sql = str(backend.compile(expr))
+        if args.variant == "no-order":
+            sql = sql[: sql.rindex("ORDER BY")]
+        elif args.variant not in ("pipeline", "moments"):
+            raise SystemExit(f"unknown variant {args.variant!r}")
+        rows, first = _stream(backend.con, sql)
+    print(f"variant={args.variant} memory_limit={args.memory_limit} rows={rows:,} "
+          f"wall_s={time.perf_counter() - start:.1f} cpu_s={_cpu_s() - cpu0:.1f} first_batch_s={first:.1f} "
+          f"peak_rss_gib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} load={os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
