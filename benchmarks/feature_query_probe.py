@@ -9,6 +9,7 @@ batches of 50,000 customers. Variants, each a question asked about the query at 
 - `pipeline`: the query as the run streams it;
 - `no-order`: without the final ORDER BY customer_id;
 - `moments`: the order moments materialised as a temp table first (as training sets do);
+- `int-keys`: customer_id replaced by a dense integer key from a key table built first (timed);
 - `partitions-K` (e.g. partitions-4): K queries, each on the customers whose id hashes to one
   part (all tables filtered), so each query has 1/K of the working set.
 
@@ -38,6 +39,14 @@ def _stream(con, sql: str, batch_rows: int = 50_000) -> tuple[int, float | None]
         rows += batch.num_rows
         first = first if first is not None else time.perf_counter() - start
     return rows, first
+
+
+def _with_integer_keys(backend, tables: dict) -> dict:
+    """Every table with customer_id replaced by a dense BIGINT key (the key table's build is timed too)."""
+    union = " UNION ".join(f"SELECT customer_id FROM ({backend.compile(t.select('customer_id'))})" for t in tables.values())
+    backend.con.execute(f"CREATE TEMP TABLE __probe_keys AS SELECT customer_id, CAST(row_number() OVER () AS BIGINT) AS ck FROM ({union})")
+    keys = backend.table("__probe_keys")
+    return {name: t.join(keys, "customer_id").drop("customer_id").rename(customer_id="ck") for name, t in tables.items()}
 
 
 def main() -> None:
@@ -72,13 +81,15 @@ def main() -> None:
             first = first if first is not None else part_first
     else:
         moments = None
+        if args.variant == "int-keys":
+            data.tables.update(_with_integer_keys(backend, data.tables))
         if args.variant == "moments":
             moments = backend.create_table("__probe_moments", order_moments(visible_rows(data.tables["transactions"], as_of)), temp=True)
         expr = build_features_expr(data.tables, as_of, spec, include_prospects=True, moments=moments)
         sql = str(backend.compile(expr))
         if args.variant == "no-order":
             sql = sql[: sql.rindex("ORDER BY")]
-        elif args.variant not in ("pipeline", "moments"):
+        elif args.variant not in ("pipeline", "moments", "int-keys"):
             raise SystemExit(f"unknown variant {args.variant!r}")
         rows, first = _stream(backend.con, sql)
     print(f"variant={args.variant} memory_limit={args.memory_limit} rows={rows:,} "
