@@ -169,15 +169,21 @@ def categorical_columns(frame: pd.DataFrame) -> list[str]:
 
 
 SIGNIFICANT_DIGITS = 12
+# Below this magnitude a feature is the residue of terms that cancel (purchases and their
+# returns: 0.1 + 0.2 - 0.3), not an amount, share or count of days.
+NOISE_FLOOR = 1e-9
 
 
 def round_float_noise(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
-    """Round to `digits` significant digits.
+    """Round to `digits` significant digits, and magnitudes below NOISE_FLOOR (and -0.0) to 0.0.
 
     DuckDB sums doubles in parallel in no fixed order, so the same data can give sums that
     differ in the last bits from one run to the next; rounding far below any business
-    precision makes reruns give identical features (and so identical scores).
+    precision makes reruns give identical features (and so identical scores). Relative
+    rounding alone cannot do that for sums that cancel: one run gives 0.0, the next -0.0 or
+    3e-15, which LightGBM sends down another branch than 0 and the reasons print as "-0".
     """
+    values = np.where(np.abs(values) < NOISE_FLOOR, 0.0, values)
     finite = np.isfinite(values) & (values != 0)
     magnitude = np.zeros_like(values)
     magnitude[finite] = np.floor(np.log10(np.abs(values[finite])))

@@ -196,3 +196,27 @@ def test_absent_optional_columns_mean_absent_families(con):
     # margin defaults to 30% of amount, as validation fills it
     assert frame.loc["steady", "margin_sum_90d"] == pytest.approx(0.3 * 160)
     assert "cost_to_serve_30d" in frame.columns  # returns alone are a cost to serve
+
+
+def test_sums_that_cancel_are_exactly_zero_not_a_residue_or_minus_zero(con):
+    # 0.1 + 0.2 - 0.3 is 5.6e-17 in floats, and -0.3 + 0.2 + 0.1 is -2.8e-17: DuckDB's parallel sums
+    # take either order, and LightGBM sends 5.6e-17 down another branch than 0.
+    log = pd.DataFrame([
+        line("nets_zero", "n1", ago(40), 0.1, 0.1),
+        line("nets_zero", "n2", ago(40), 0.2, 0.2),
+        line("nets_zero", "n1", ago(39), -0.3, -0.3),
+    ])  # fmt: skip
+    _, tables = tables_from_frames({"transactions": log}, con)
+    row = build_features(tables, T, SPEC).set_index("customer_id").loc["nets_zero"]
+    for column in ("revenue_sum_lifetime", "margin_sum_lifetime", "revenue_sum_90d", "margin_mean_per_order_lifetime"):
+        assert row[column] == 0.0 and not np.signbit(row[column]), (column, row[column])
+
+
+def test_round_float_noise_keeps_amounts_and_clears_residues():
+    from features.build import round_float_noise
+
+    values = np.array([5.551115123125783e-17, -2.7755575615628914e-17, -0.0, 3.11e-15, 1e-9, 0.01, -0.3000000000000001, 123456.78900000001, np.nan, np.inf])
+    rounded = round_float_noise(values)
+    assert rounded[:4].tolist() == [0.0, 0.0, 0.0, 0.0] and not np.signbit(rounded[:4]).any()
+    assert rounded[4:8].tolist() == [1e-9, 0.01, -0.3, 123456.789]
+    assert np.isnan(rounded[8]) and rounded[9] == np.inf
