@@ -451,16 +451,28 @@ class _RenderedFloats:
 _RENDERED_FLOATS: dict[str, _RenderedFloats] = {}
 
 
+# Sentences of (value, context) pairs rendered so far, per feature, keyed by the bit patterns of
+# both floats. A plain dict: a chunk has a few thousand distinct pairs, and one probe per pair
+# costs less than one vectorised probe per distinct context value.
+_RENDERED_PAIRS: dict[str, dict[tuple[int, int], tuple[str, str]]] = {}
+
+
 def _float_sentences_with_context(
     feature: str, family: _Family, groups: dict, values: np.ndarray, ctx_uniques: np.ndarray, ctx_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sentences of distinct (value, context) pairs: one vectorised cache probe per distinct context value."""
+    """Sentences of distinct (value, context) pairs, rendering only pairs not seen before."""
+    cache = _RENDERED_PAIRS.setdefault(feature, {})
+    if len(cache) > _RENDERED_PER_FEATURE:
+        cache.clear()
+    contexts = np.asarray(ctx_uniques, dtype=np.float64)[ctx_index]
     en_u, zh_u = np.empty(len(values), dtype=object), np.empty(len(values), dtype=object)
-    for ci in np.unique(ctx_index):
-        at = np.nonzero(ctx_index == ci)[0]
-        c = None if _is_missing(ctx_uniques[ci]) else float(ctx_uniques[ci])
-        key = f"{feature}\x00{np.float64(ctx_uniques[ci]).view(np.int64)}"
-        en_u[at], zh_u[at] = _float_sentences(key, family, groups, values[at], c)
+    value_bits, context_bits = values.view(np.int64).tolist(), contexts.view(np.int64).tolist()
+    for i, key in enumerate(zip(value_bits, context_bits, strict=True)):
+        pair = cache.get(key)
+        if pair is None:
+            c = contexts[i]
+            pair = cache[key] = _render_one(family, groups, float(values[i]), None if math.isnan(c) else float(c))
+        en_u[i], zh_u[i] = pair
     return en_u, zh_u
 
 

@@ -155,3 +155,17 @@ def test_recency_sentences_with_the_gap_ratio_are_the_same_served_from_the_cache
     for _ in range(2):  # the second call is served from what the first rendered
         en, zh = sentences_for_feature("days_since_last_order", days, ratio)
         assert [(e, z) for e, z in zip(en, zh, strict=True)] == [sentence("days_since_last_order", d, context=r) for d, r in zip(days, ratio, strict=True)]
+
+
+def test_recency_sentences_of_many_pairs_match_one_at_a_time_cold_and_warm():
+    from serving.reasons import sentence, sentences_for_feature
+
+    rng = np.random.default_rng(5)
+    for n in (300, 300, 600):  # overlapping draws: later calls mix cached and new (value, ratio) pairs
+        days = rng.integers(0, 40, n).astype(float)
+        # days / usual gap is never -0.0 (the factorised path would print it as 0, sentence() as -0)
+        ratio = rng.choice([0.0, np.nan, 0.5, 1.25, 3.14159, 10.0, 123.456], n)
+        days[rng.random(n) < 0.05] = np.nan
+        en, zh = sentences_for_feature("days_since_last_order", days, ratio)
+        expected = [sentence("days_since_last_order", d, context=r) for d, r in zip(days, ratio, strict=True)]
+        assert list(zip(en, zh, strict=True)) == expected
