@@ -481,7 +481,7 @@ def _float_sentences(
 ) -> tuple[np.ndarray, np.ndarray]:
     """English and Chinese sentence of each distinct displayed value (float64), rendering only unseen ones.
 
-    `key` names the feature (and context value) the cache is for. The look-up is one hash
+    `key` names the feature the cache is for. The look-up is one hash
     probe per value in numpy, so a warm chunk costs no Python per value.
     """
     bits = uniques.view(np.int64)
