@@ -8,12 +8,16 @@ optional column is absent are absent from the output (see `feature_columns`), no
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from features.attributes import (
@@ -222,14 +226,83 @@ def iter_feature_batches(
     *,
     include_prospects: bool = False,
     batch_rows: int = 100_000,
+    partitions: int = 1,
 ) -> Iterator[pd.DataFrame]:
-    """The feature table in chunks of at most `batch_rows` customers, so memory stays flat."""
-    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects)
-    backend = expr._find_backend()
-    if backend.name == "duckdb":
-        # ibis 12's to_pyarrow_batches calls a method DuckDB 2.0 removed; stream from DuckDB directly.
-        reader = backend.con.sql(backend.compile(expr)).to_arrow_reader(batch_rows)
-    else:
-        reader = expr.to_pyarrow_batches(chunk_size=batch_rows)
-    for batch in reader:
+    """The feature table in chunks of at most `batch_rows` customers, so memory stays flat.
+
+    With `partitions` > 1 (DuckDB only) the customers are split by a hash of their id into
+    that many queries, each ordered by customer_id; the next one runs on DuckDB's threads
+    while the caller works through the batches of the one before (see `_overlapped_batches`).
+    """
+    backend = next(iter(tables.values()))._find_backend()
+    if backend.name != "duckdb":
+        expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects)
+        for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
+            yield to_feature_frame(batch.to_pandas())
+        return
+    # ibis 12's to_pyarrow_batches calls a method DuckDB 2.0 removed; stream from DuckDB directly.
+    # Each query is compiled when it is started (about a second of Python each), not all up front.
+    queries = [partial(_compiled_features, backend, part, as_of, spec, include_prospects)
+               for part in customer_partitions(tables, partitions)]
+    for batch in _overlapped_batches(backend.con, queries, batch_rows):
         yield to_feature_frame(batch.to_pandas())
+
+
+def _compiled_features(backend, tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec,
+                       include_prospects: bool) -> str:
+    return str(backend.compile(build_features_expr(tables, as_of, spec, include_prospects=include_prospects)))
+
+
+def customer_partitions(tables: Mapping[str, ir.Table], partitions: int) -> list[dict[str, ir.Table]]:
+    """The tables split into `partitions` disjoint sets of customers (by a hash of customer_id)."""
+    if partitions <= 1:
+        return [dict(tables)]
+    return [{name: t.filter((t.customer_id.hash() % partitions + partitions) % partitions == part)
+             for name, t in tables.items()} for part in range(partitions)]
+
+
+def _overlapped_batches(con, queries: list[Callable[[], str]], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of each query in turn, the next query executing while these are consumed.
+
+    `queries` are functions returning the SQL, compiled when their turn comes.
+    A feature query is one blocking aggregation: nothing streams before it has seen every row.
+    Started on its own cursor in a helper thread as soon as the previous query's result is
+    ready, the next aggregation runs on DuckDB's threads (outside the GIL) while the caller
+    scores; DuckDB's memory cap is shared by both queries. If the caller stops early, the
+    query running ahead is interrupted rather than waited for. One query runs on `con` itself,
+    with no thread (a cursor would not see the connection's TEMP tables and views).
+    """
+    if len(queries) == 1:
+        yield from con.sql(queries[0]()).to_arrow_reader(batch_rows)
+        return
+
+    stopped = threading.Event()
+
+    def start(cursor, sql: Callable[[], str]):
+        text = sql()
+        if stopped.is_set():
+            return iter(()), None
+        reader = cursor.sql(text).to_arrow_reader(batch_rows)
+        return reader, next(iter(reader), None)
+
+    cursors = [con.cursor() for _ in queries]
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="custscore-features") as pool:
+            ahead = 0
+            ready = pool.submit(start, cursors[ahead], queries[ahead])
+            try:
+                for i in range(len(queries)):
+                    reader, first = ready.result()
+                    if i + 1 < len(queries):
+                        ahead = i + 1
+                        ready = pool.submit(start, cursors[ahead], queries[ahead])
+                    if first is not None:
+                        yield first
+                        yield from reader
+            finally:
+                stopped.set()
+                if not ready.done():
+                    cursors[ahead].interrupt()
+    finally:
+        for cursor in cursors:
+            cursor.close()

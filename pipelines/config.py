@@ -89,6 +89,7 @@ class BtydBlendConfig(_Frozen):
 
 class ScoringConfig(_Frozen):
     chunk_size: Annotated[int, Field(gt=0)] = 50_000
+    feature_partitions: Annotated[int, Field(ge=1, le=64)] = 1
     reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
     # One reason per fact: the window of a measure that pushes hardest, not the same measure over 90, 180 and 365 days.
     distinct_reasons: bool = True

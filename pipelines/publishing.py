@@ -87,7 +87,9 @@ def run_id_for(run: Run, models: ScoringModels) -> str:
     key = {
         "as_of": run.as_of.isoformat(), "data": run.data.data_hash,
         "churn": models.churn_version, "value": models.value_version,
-        "settings": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "segments", "features"}),
+        # How the work is split (chunks, feature-query partitions) does not change a score, so not the run either.
+        "settings": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "segments", "features"},
+                                       exclude={"scoring": {"chunk_size", "feature_partitions"}}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return f"{run.as_of:%Y%m%d}-{digest}"
@@ -96,7 +98,8 @@ def run_id_for(run: Run, models: ScoringModels) -> str:
 def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
     """The feature table as of the run's date, streamed from DuckDB in chunks of customers."""
     chunks = iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
-                                  include_prospects=True, batch_rows=chunk_size)
+                                  include_prospects=True, batch_rows=chunk_size,
+                                  partitions=run.cfg.scoring.feature_partitions)
     horizons = btyd_horizons(run.cfg)
     if not horizons:
         return chunks

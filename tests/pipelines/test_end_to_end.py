@@ -148,6 +148,23 @@ def test_rerun_same_as_of_replaces_the_run_with_identical_scores(first_run, worl
     pd.testing.assert_frame_equal(before, after)
 
 
+def test_splitting_the_work_differently_replaces_the_run_with_identical_scores(first_run, world, home):
+    from pipelines.flows import score_flow
+
+    root, _ = world
+    before = _store(home).read_scores().sort_values("customer_id").reset_index(drop=True)
+    split = root / "split.yaml"
+    text, replaced = re.subn(r"chunk_size: 400(.*)\n(\s*)feature_partitions: 1", r"chunk_size: 300\1\n\2feature_partitions: 3",
+                             (root / "config.yaml").read_text())
+    assert replaced == 1, "the test config should set chunk_size and then feature_partitions"
+    split.write_text(text)
+    again = score_flow(data=str(root / "data"), as_of=AS_OF, config=str(split))
+    assert again["published"]["run_id"] == first_run["published"]["run_id"]
+    assert len(_store(home).list_runs()) == 1
+    after = _store(home).read_scores().sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+
+
 def test_scoring_with_features_the_champions_never_had_is_refused_before_any_write(first_run, world, home):
     from pipelines.flows import score_flow
     from pipelines.publishing import ChampionFeaturesMissingError
