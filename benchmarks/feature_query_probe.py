@@ -1,6 +1,6 @@
 """The scoring feature query as `custscore run` executes it, with one variant at a time.
 
-    python -m benchmarks.feature_query_probe DATA_DIR [--memory-limit 2GB] [--variant V] [--as-of 2026-10-01]
+    python -m benchmarks.feature_query_probe DATA_DIR [--memory-limit 2GB] [--variant V] [--as-of 2026-10-01] [--profile N]
 
 Validates DATA_DIR like the pipeline (on-disk DuckDB in a work folder, Parquet served as views,
 `data.duckdb_memory_limit`), builds the feature expression with prospects and streams it in
@@ -15,15 +15,19 @@ batches of 50,000 customers. Variants, each a question asked about the query at 
 
 Prints wall s, CPU s of the process (DuckDB's threads included), seconds to the first batch,
 rows and peak RSS, with the load average. One variant per process, so peaks are their own.
+With `--profile N` the query runs under EXPLAIN ANALYZE instead (nothing streamed) and the N
+operators with the most time (DuckDB's operator_timing, summed over its threads) are listed.
 Run manually; not part of the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -41,6 +45,28 @@ def _stream(con, sql: str, batch_rows: int = 50_000) -> tuple[int, float | None]
     return rows, first
 
 
+def _operators(nodes: list[dict], depth: int = 0) -> Iterator[tuple[int, dict]]:
+    for node in nodes:
+        yield depth, node
+        yield from _operators(node.get("children", []), depth + 1)
+
+
+def _profile(con, sql: str, top: int) -> None:
+    """The query under EXPLAIN ANALYZE (DuckDB 2.0's JSON profile); its costliest operators."""
+    plan = json.loads(con.sql(f"EXPLAIN (ANALYZE, FORMAT json) {sql}").fetchall()[0][1])
+    operators = [(op.get("timing", 0.0), depth, op) for depth, op in _operators(plan["operator"])]
+    total = sum(timing for timing, _, _ in operators)
+    system, query = plan.get("system", {}), plan.get("query", {})
+    print(f"operators: {len(operators)}, operator time summed: {total:.1f} s, query cpu_time {query.get('cpu_time', 0):.1f} s, "
+          f"total_time {query.get('total_time', 0):.1f} s, peak buffer {system.get('peak_buffer_memory', 0) / 2**30:.2f} GiB, "
+          f"peak temp dir {system.get('peak_temp_dir_size', 0) / 2**30:.2f} GiB")
+    for timing, depth, op in sorted(operators, key=lambda o: -o[0])[:top]:
+        info = op.get("extra_info", {})
+        detail = json.dumps({k: info[k] for k in ("Groups", "Join Type", "Conditions", "Table", "Aggregates") if k in info})[:200]
+        print(f"{timing:8.2f} s {timing / total:6.1%}  depth {depth:2d}  {op.get('type', '?'):<20} "
+              f"rows {op.get('intermediate_rows', 0):>12,}  {detail}")
+
+
 def _with_integer_keys(backend, tables: dict) -> dict:
     """Every table with customer_id replaced by a dense BIGINT key (the key table's build is timed too)."""
     union = " UNION ".join(f"SELECT customer_id FROM ({backend.compile(t.select('customer_id'))})" for t in tables.values())
@@ -56,6 +82,7 @@ def main() -> None:
     parser.add_argument("--variant", default="pipeline")
     parser.add_argument("--as-of", default="2026-10-01")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/probe"))
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="EXPLAIN ANALYZE; list the N costliest operators")
     args = parser.parse_args()
 
     from features.build import build_features_expr
@@ -91,6 +118,9 @@ def main() -> None:
             sql = sql[: sql.rindex("ORDER BY")]
         elif args.variant not in ("pipeline", "moments", "int-keys"):
             raise SystemExit(f"unknown variant {args.variant!r}")
+        if args.profile:
+            _profile(backend.con, sql, args.profile)
+            return
         rows, first = _stream(backend.con, sql)
     print(f"variant={args.variant} memory_limit={args.memory_limit} rows={rows:,} "
           f"wall_s={time.perf_counter() - start:.1f} cpu_s={_cpu_s() - cpu0:.1f} first_batch_s={first:.1f} "

@@ -22,7 +22,7 @@ Definitions (`reference.py` implements the same in pandas):
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -80,8 +80,20 @@ def invoice_status_at(invoices: ir.Table, as_of: datetime) -> ir.Table:
 
 
 def payment_features(invoices: ir.Table, as_of: datetime, windows: Sequence[int], dso_window_days: int = 365) -> ir.Table:
-    """One row per customer with a visible invoice: customer_id + payment features."""
+    """One row per customer with a visible invoice that any feature can see: customer_id + payment features.
+
+    An invoice paid in full that fell due, and was issued, before every window adds nothing to
+    any feature (open amount 0, in no window), so it is left out before the grouping; a customer
+    with only such invoices gets the same nulls and zeros from the caller's fill as one without
+    invoices. In the 1M demo (three years of history) that is 43% of the invoices.
+    """
     status = invoice_status_at(invoices, as_of)
+    oldest_window = max([*windows, 2 * LATENESS_TREND_DAYS])
+    status = status.filter(
+        (status.open_at_as_of > 0)
+        | (status.due_at >= ibis.timestamp(as_of - timedelta(days=oldest_window)))
+        | (status.issued_at >= ibis.timestamp(as_of - timedelta(days=dso_window_days)))
+    )
     metrics: dict[str, ir.Scalar] = {
         "overdue_open_amount": sum_where(status.open_at_as_of, status.is_due).fill_null(0.0),
         "open_invoice_amount": status.open_at_as_of.sum().fill_null(0.0),

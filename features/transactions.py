@@ -314,7 +314,14 @@ def item_first_last(rows: ir.Table, column: str) -> ir.Table:
 def breadth_aggregates(
     rows: ir.Table, as_of: datetime, column: str, windows: Sequence[int], distinct_name: str, new_name: str | None
 ) -> ir.Table:
-    """Per customer: items bought in each window (last purchase in it) and new items (first purchase in it)."""
+    """Per customer: items bought in each window (last purchase in it) and new items (first purchase in it).
+
+    Without new-item counts only the last purchase in the longest window matters, so older rows
+    are left out before the (customer, item) grouping, the largest in the query (about half the
+    rows of a growing business fall in the last year). The counts are the same.
+    """
+    if new_name is None and windows:
+        rows = rows.filter(rows.ts >= ibis.timestamp(as_of - timedelta(days=max(windows))))
     items = item_first_last(rows, column)
     metrics: dict[str, ir.Scalar] = {}
     for w in windows:

@@ -86,3 +86,38 @@ def test_no_invoices_table_means_no_payment_features(con):
     _, tables = tables_from_frames({"transactions": TRANSACTIONS}, con)
     frame = build_features(tables, T, SPEC)
     assert not [c for c in frame.columns if "invoice" in c or "days_late" in c or c == "dso_days"]
+
+
+def test_old_settled_invoices_change_no_feature(con):
+    # Paid in full, issued and due before every window (dso 365 days, lateness trend 180):
+    # "payer" keeps its features, and "no_invoices" reads exactly as a customer without invoices.
+    old = pd.DataFrame(
+        [("o1", ago(900), ago(870), ago(880), 70.0, None, "payer"),
+         ("o2", ago(500), ago(470), ago(400), 90.0, 90.0, "no_invoices")],
+        columns=[*INVOICES.columns],
+    )
+    frames = {"transactions": TRANSACTIONS, "invoices": INVOICES}
+    _, tables = tables_from_frames(frames, con)
+    before = build_features(tables, T, SPEC)
+    _, tables = tables_from_frames({**frames, "invoices": pd.concat([INVOICES, old], ignore_index=True)}, con)
+    pd.testing.assert_frame_equal(build_features(tables, T, SPEC), before)
+
+
+def test_an_old_invoice_still_open_counts(con):
+    open_old = pd.DataFrame([("o1", ago(900), ago(870), NOT_PAID, 70.0, None, "no_invoices")], columns=[*INVOICES.columns])
+    _, tables = tables_from_frames({"transactions": TRANSACTIONS, "invoices": pd.concat([INVOICES, open_old], ignore_index=True)}, con)
+    owed = build_features(tables, T, SPEC).set_index("customer_id").loc["no_invoices"]
+    assert owed["overdue_open_amount"] == 70.0 and owed["open_invoice_amount"] == 70.0
+    assert math.isnan(owed["invoice_on_time_rate_90d"]) and math.isnan(owed["dso_days"])
+
+
+def test_long_terms_invoice_counts_in_the_lateness_trend(con):
+    # Issued 400 days ago (before the dso year), due 120 days ago: in the 90 days before the last 90.
+    frames = {"transactions": TRANSACTIONS, "invoices": INVOICES}
+    _, tables = tables_from_frames(frames, con)
+    before = build_features(tables, T, SPEC).set_index("customer_id").loc["payer"]
+    long_terms = pd.DataFrame([("o1", ago(400), ago(120), ago(80), 10.0, None, "payer")], columns=[*INVOICES.columns])
+    _, tables = tables_from_frames({**frames, "invoices": pd.concat([INVOICES, long_terms], ignore_index=True)}, con)
+    after = build_features(tables, T, SPEC).set_index("customer_id").loc["payer"]
+    # Due in [T-180, T-90): i6 (20 days late) and this one (40): the earlier mean goes 20 -> 30.
+    assert after["days_late_change_90d_vs_prev_90d"] == pytest.approx(before["days_late_change_90d_vs_prev_90d"] - 10)
