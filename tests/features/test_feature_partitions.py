@@ -7,7 +7,12 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from features.build import FeatureSpec, build_features, customer_partitions, iter_feature_batches
+from features.build import (
+    FeatureSpec,
+    build_features,
+    customer_partitions,
+    iter_feature_batches,
+)
 from features.tables import tables_from_frames
 from tests.features.conftest import random_frames
 
