@@ -134,11 +134,13 @@ def build_features_expr(
     *,
     include_prospects: bool = False,
     moments: ir.Table | None = None,
+    ordered: bool = True,
 ) -> ir.Table:
     """The Ibis expression of the feature table as of `as_of` (customer_id + feature columns).
 
     `moments` is `features.transactions.order_moments` of the whole transactions table, when
     the caller has it already (a training set materialises it once for all its snapshots).
+    `ordered`: rows sorted by customer_id; without it they come in no fixed order.
     """
     if "transactions" not in tables:
         raise ValueError(f"build_features: the transactions table is required; tables given: {sorted(tables)}")
@@ -159,8 +161,8 @@ def build_features_expr(
     table = table.mutate(**_cost_to_serve(table, spec))
     if spec.include_attributes and "customers" in tables:
         table = join_on_customer(table, attribute_features(tables["customers"], as_of))
-    columns = feature_columns(spec, columns_of(tables))
-    return table.select("customer_id", *columns).order_by("customer_id")
+    table = table.select("customer_id", *feature_columns(spec, columns_of(tables)))
+    return table.order_by("customer_id") if ordered else table
 
 
 def categorical_columns(frame: pd.DataFrame) -> list[str]:
@@ -228,11 +230,14 @@ def iter_feature_batches(
     batch_rows: int = 100_000,
     partitions: int = 1,
 ) -> Iterator[pd.DataFrame]:
-    """The feature table in chunks of at most `batch_rows` customers, so memory stays flat.
+    """The feature table in chunks of `batch_rows` customers (the last one smaller), so memory stays flat.
 
-    With `partitions` > 1 (DuckDB only) the customers are split by a hash of their id into
-    that many queries, each ordered by customer_id; the next one runs on DuckDB's threads
-    while the caller works through the batches of the one before (see `_overlapped_batches`).
+    On DuckDB the customers come in no fixed order: sorting the finished table kept all of it
+    in DuckDB (0.7-1.0 GB at 1M customers) for as long as the chunks were being scored;
+    unsorted, a 1M scoring run peaks lower and ends sooner (benchmarks/README.md, issue 4).
+    Each customer's features are the same in any order. With `partitions` > 1 the customers are split by a hash of their id into that
+    many queries, streamed one after another; the next one runs on DuckDB's threads while
+    the caller works through the batches of the one before (see `_overlapped_batches`).
     """
     backend = next(iter(tables.values()))._find_backend()
     if backend.name != "duckdb":
@@ -244,13 +249,35 @@ def iter_feature_batches(
     # Each query is compiled when it is started (about a second of Python each), not all up front.
     queries = [partial(_compiled_features, backend, part, as_of, spec, include_prospects)
                for part in customer_partitions(tables, partitions)]
-    for batch in _overlapped_batches(backend.con, queries, batch_rows):
-        yield to_feature_frame(batch.to_pandas())
+    for table in _rebatched(_overlapped_batches(backend.con, queries, batch_rows), batch_rows):
+        yield to_feature_frame(table.to_pandas())
+
+
+def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly `rows` rows (the last one smaller) from record batches of any size.
+
+    An unordered DuckDB stream hands out batches as its threads finish them, many smaller
+    than asked for; scoring pays a fixed cost per chunk, so the chunks are refilled.
+    """
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        while batch.num_rows:
+            piece = batch.slice(0, rows - held)
+            pending.append(piece)
+            held += piece.num_rows
+            batch = batch.slice(piece.num_rows)
+            if held == rows:
+                yield pa.Table.from_batches(pending)
+                pending, held = [], 0
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 def _compiled_features(backend, tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec,
                        include_prospects: bool) -> str:
-    return str(backend.compile(build_features_expr(tables, as_of, spec, include_prospects=include_prospects)))
+    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, ordered=False)
+    return str(backend.compile(expr))
 
 
 def customer_partitions(tables: Mapping[str, ir.Table], partitions: int) -> list[dict[str, ir.Table]]:

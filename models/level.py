@@ -22,6 +22,7 @@ interval bounds. When it is not used, the factor is 1.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Literal
 
 import numpy as np
@@ -39,9 +40,13 @@ def aggregate_bias_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def anchor_factor(pred: np.ndarray, anchor: np.ndarray) -> float:
-    """sum(anchor) / sum(pred) over rows where both are finite; NaN when either total is not positive."""
+    """sum(anchor) / sum(pred) over rows where both are finite; NaN when either total is not positive.
+
+    The totals are exactly rounded (math.fsum), so the factor does not depend on the order of
+    the rows: scoring streams customers in no fixed order, and a rerun must give the same scores.
+    """
     ok = np.isfinite(pred) & np.isfinite(anchor)
-    pred_total, anchor_total = float(pred[ok].sum()), float(anchor[ok].sum())
+    pred_total, anchor_total = math.fsum(pred[ok]), math.fsum(anchor[ok])
     return anchor_total / pred_total if pred_total > 0 and anchor_total > 0 else float("nan")
 
 

@@ -373,7 +373,7 @@ def sentence(feature: str, value: object, *, context: object = None) -> tuple[st
     """Return the (English, Chinese) sentence for one feature value (context: see module doc)."""
     family, groups = family_of(feature)
     values = _as_values(np.array([value], dtype=object), family.kind)
-    ctx = None if context is None else float(_KEYS["ratio"](np.array([float(context)]))[0])
+    ctx = None if context is None else float(_KEYS["ratio"](np.array([float(context)]))[0]) + 0.0
     return _render_one(family, groups, values[0], ctx)
 
 
@@ -385,7 +385,9 @@ def _as_values(raw: np.ndarray, kind: str) -> np.ndarray:
         numeric = raw.astype(float)
     except (TypeError, ValueError):
         return np.array([None if _is_missing(v) else str(v) for v in raw], dtype=object)
-    return _KEYS[kind](numeric)
+    # + 0.0 turns -0.0 into 0.0: factorize and the text cache take them for one value, and the
+    # sentence must not depend on which comes first (chunks hold customers in no fixed order).
+    return _KEYS[kind](numeric) + 0.0
 
 
 def sentences_for_feature(feature: str, values: np.ndarray, context: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +403,7 @@ def _sentence_codes(feature: str, values: np.ndarray, context: np.ndarray | None
     codes, uniques = pd.factorize(keys, use_na_sentinel=False)
     ctx_uniques: np.ndarray = np.array([None], dtype=object)
     if family.context is not None and context is not None:
-        ctx_codes, ctx_uniques = pd.factorize(_KEYS["ratio"](np.asarray(context, dtype=float)), use_na_sentinel=False)
+        ctx_codes, ctx_uniques = pd.factorize(_KEYS["ratio"](np.asarray(context, dtype=float)) + 0.0, use_na_sentinel=False)
         codes, pairs = pd.factorize(codes.astype(np.int64) * len(ctx_uniques) + ctx_codes)
         value_index, ctx_index = pairs // len(ctx_uniques), pairs % len(ctx_uniques)
         if isinstance(uniques, np.ndarray) and uniques.dtype == np.float64 and ctx_uniques.dtype == np.float64:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -112,7 +113,7 @@ def value_tiers(values: pd.Series | np.ndarray, a_share: float = 0.80, b_share: 
     """
     v = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
     positive = np.clip(v, 0.0, None)
-    total = positive.sum()
+    total = math.fsum(positive)  # exactly rounded: the same in any order of the rows
     tiers = np.full(len(v), "C", dtype=object)
     if total <= 0:
         return tiers
@@ -199,24 +200,29 @@ def _round_sig3(v: np.ndarray) -> np.ndarray:
 
 
 def _money(x: np.ndarray) -> pa.DictionaryArray:
-    return _fmt(_round_sig3(np.asarray(x, dtype=float)))
+    """Money to three significant figures; an amount under 1 keeps its digits ("net_value -0.3 < 0", not "-0")."""
+    return _texts(_round_sig3(np.asarray(x, dtype=float)),
+                  lambda u: f"{u:,.0f}" if abs(u) >= 1 or u == 0 else f"{u:g}")
 
 
 def _fmt(x: np.ndarray, decimals: int = 0) -> pa.DictionaryArray:
-    """Format numbers with thousands separators, once per distinct value (dictionary-encoded).
-
-    The text of a value comes from its first occurrence in `x` (0.0 and -0.0 are one value),
-    so a column is formatted whole and rows are picked from it afterwards.
-    """
-    codes, uniques = pd.factorize(np.round(np.asarray(x, dtype=float), decimals), use_na_sentinel=False)
-    text = ["n/a" if np.isnan(u) else f"{u:,.{decimals}f}" for u in uniques]
-    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string()))
+    """Format numbers with thousands separators (`decimals` after the point)."""
+    return _texts(np.round(np.asarray(x, dtype=float), decimals), lambda u: f"{u:,.{decimals}f}")
 
 
 def _pct(share: np.ndarray) -> pa.DictionaryArray:
-    """Format shares as percentages with at most one decimal ('0.3%'), dictionary-encoded."""
-    codes, uniques = pd.factorize(np.round(np.asarray(share, dtype=float) * 100, 1), use_na_sentinel=False)
-    text = [f"{u:g}%" for u in uniques]
+    """Format shares as percentages with at most one decimal ('0.3%')."""
+    return _texts(np.round(np.asarray(share, dtype=float) * 100, 1), lambda u: f"{u:g}%")
+
+
+def _texts(values: np.ndarray, text_of: Callable[[float], str]) -> pa.DictionaryArray:
+    """The text of each value, formatted once per distinct value (dictionary-encoded), "n/a" for NaN.
+
+    Adding 0.0 turns -0.0 into 0.0: factorize takes them for one value, and the text must not
+    depend on which of the two comes first (scoring streams customers in no fixed order).
+    """
+    codes, uniques = pd.factorize(values + 0.0, use_na_sentinel=False)
+    text = ["n/a" if np.isnan(u) else text_of(u) for u in uniques]
     return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(text, type=pa.string()))
 
 
@@ -360,11 +366,13 @@ def _summarise(scored: pd.DataFrame, column: str, groups: list[str], labels: dic
             "p_churn": scored["p_churn"].to_numpy(dtype=float),
         }
     )
+    # Exactly rounded sums: the summary is the same in any order of the rows (scoring streams
+    # customers in no fixed order).
     agg = frame.groupby("group").agg(
         customers=("group", "size"),
-        current_value=("current_value", "sum"),
-        predicted_value=("predicted_value", "sum"),
-        mean_p_churn=("p_churn", "mean"),
+        current_value=("current_value", _exact_sum),
+        predicted_value=("predicted_value", _exact_sum),
+        mean_p_churn=("p_churn", _exact_mean),
     )
     order = groups + sorted(set(agg.index) - set(groups))
     agg = agg.reindex(order)
@@ -383,6 +391,17 @@ def _summarise(scored: pd.DataFrame, column: str, groups: list[str], labels: dic
     ]  # fmt: skip
 
 
+def _exact_sum(values: pd.Series) -> float:
+    """Exactly rounded sum of the non-missing values (0 when there are none), like pandas' sum."""
+    return math.fsum(values.dropna())
+
+
+def _exact_mean(values: pd.Series) -> float:
+    """Mean of the non-missing values with an exactly rounded sum (NaN when there are none)."""
+    present = values.dropna()
+    return math.fsum(present) / len(present) if len(present) else float("nan")
+
+
 def _share(x: np.ndarray) -> np.ndarray:
-    total = x.sum()
+    total = math.fsum(x)
     return x / total if total != 0 else np.full(len(x), np.nan)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.build import (
     FeatureSpec,
+    _rebatched,
     build_features,
     customer_partitions,
     iter_feature_batches,
@@ -44,13 +46,23 @@ def test_partitioned_stream_has_every_customer_once_with_the_same_features(table
     pd.testing.assert_frame_equal(streamed.sort_index(), whole, check_categorical=False)
 
 
-def test_partitions_are_disjoint_and_streamed_one_after_another_in_customer_order(tables, batches):
+def test_partitions_are_disjoint_and_streamed_one_after_another(tables, batches):
     parts = [set(part["customers"].customer_id.to_pandas()) for part in customer_partitions(tables, PARTITIONS)]
     assert all(parts) and sum(map(len, parts)) == len(set.union(*parts))
 
     streamed = pd.concat(batches)["customer_id"].tolist()
-    expected = [cid for part in parts for cid in sorted(part & set(streamed))]
-    assert streamed == expected
+    blocks, start = [], 0
+    for part in parts:
+        size = len(part & set(streamed))
+        blocks.append(set(streamed[start:start + size]))
+        start += size
+    assert blocks == [part & set(streamed) for part in parts]
+    assert start == len(streamed)
+
+
+def test_chunks_are_refilled_to_the_asked_size_across_partitions(batches):
+    sizes = [len(b) for b in batches]
+    assert all(size == 64 for size in sizes[:-1]) and 1 <= sizes[-1] <= 64
 
 
 def test_stopping_early_interrupts_the_query_running_ahead_and_leaves_the_connection_usable(tables):
@@ -60,3 +72,15 @@ def test_stopping_early_interrupts_the_query_running_ahead_and_leaves_the_connec
 
     assert len(first) == 16
     assert tables["transactions"].count().execute() > 0
+
+
+def test_rebatching_keeps_every_row_in_stream_order_at_the_asked_size():
+    values = list(range(21))
+    sizes = [3, 10, 1, 7]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    batches = [pa.record_batch({"x": values[s:s + n]}) for s, n in zip(starts, sizes, strict=True)]
+
+    tables = list(_rebatched(iter(batches), 4))
+
+    assert [t.num_rows for t in tables] == [4, 4, 4, 4, 4, 1]
+    assert [x for t in tables for x in t.column("x").to_pylist()] == values

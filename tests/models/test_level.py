@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.level import LevelAnchor, aggregate_bias_pct
+from models.level import LevelAnchor, aggregate_bias_pct, anchor_factor
 
 
 @pytest.fixture()
@@ -91,3 +91,14 @@ def test_never_mode_keeps_the_model_level_even_when_the_anchor_would_help(spend)
 def test_unknown_mode_is_rejected_with_the_choices():
     with pytest.raises(ValueError, match="auto.*always.*never"):
         LevelAnchor(mode="sometimes")
+
+
+def test_anchor_factor_is_the_same_in_any_order_of_the_rows():
+    # A few very large values among many small ones: a plain float sum depends on the order.
+    rng = np.random.default_rng(4)
+    n = 200_000
+    pred = np.where(rng.uniform(size=n) < 0.01, rng.gamma(0.3, 1e9, n), rng.gamma(0.3, 1.0, n) / 3.0)
+    anchor = np.where(rng.uniform(size=n) < 0.01, rng.gamma(0.3, 1e9, n), rng.gamma(0.3, 0.9, n) / 7.0)
+    order = rng.permutation(n)
+    assert anchor[order].sum() / pred[order].sum() != anchor.sum() / pred.sum()
+    assert anchor_factor(pred[order], anchor[order]) == anchor_factor(pred, anchor)

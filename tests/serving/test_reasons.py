@@ -227,12 +227,21 @@ def test_reason_columns_read_reasons_in_any_row_order():
 def test_sentences_rendered_in_an_earlier_chunk_are_the_same_as_fresh_ones():
     from serving.reasons import sentences_for_feature
 
-    first = sentences_for_feature("revenue_sum_90d", np.array([0.0, 12437.3, np.nan]))
-    # a later chunk: same values (served from what was rendered), and -0.0, which reads differently
-    later = sentences_for_feature("revenue_sum_90d", np.array([-0.0, 12437.3, np.nan, 0.0]))
-    assert [first[0][1], first[0][2]] == [later[0][1], later[0][2]]
-    assert later[0][0] == sentence("revenue_sum_90d", -0.0)[0] == "spend of -0 in the last 90 days"
-    assert first[0][0] == sentence("revenue_sum_90d", 0.0)[0] == "spend of 0 in the last 90 days"
+    first = sentences_for_feature("revenue_sum_90d", np.array([0.0, 12437.3, np.nan, -0.3]))
+    # a later chunk: same values (served from what was rendered), and -0.0, which is zero
+    later = sentences_for_feature("revenue_sum_90d", np.array([-0.0, 12437.3, np.nan, 0.0, -0.3]))
+    assert [first[0][1], first[0][2], first[0][3]] == [later[0][1], later[0][2], later[0][4]]
+    assert first[0][0] == later[0][0] == later[0][3] == sentence("revenue_sum_90d", -0.0)[0] == "spend of 0 in the last 90 days"
+    assert later[0][4] == "spend of -0.3 in the last 90 days"
+
+
+def test_a_sentence_does_not_depend_on_whether_zero_or_minus_zero_comes_first():
+    from serving.reasons import sentences_for_feature
+
+    for values in ([-0.0, 0.0, 5.0], [0.0, -0.0, 5.0]):
+        en, zh = sentences_for_feature("margin_sum_90d", np.array(values))
+        assert en[0] == en[1] == "gross margin of 0 in the last 90 days"
+        assert zh[0] == zh[1]
 
 
 def test_distinct_facts_give_one_reason_per_measure_the_window_that_pushes_hardest():

@@ -130,6 +130,41 @@ def test_summary_shares_sum_to_one_and_count_customers():
     assert tiers.loc["A", "share_predicted_value"] == pytest.approx(16500 / 18600)
 
 
+def test_segments_reasons_and_summary_do_not_depend_on_the_order_of_the_rows():
+    # Scoring streams customers in no fixed order: sums, tiers and texts must come out the same.
+    rng = np.random.default_rng(9)
+    n = 3000
+    df = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:05d}" for i in range(n)],
+            "clv": rng.gamma(0.5, 3000.0, n) * rng.uniform(0.9, 1.1, n),
+            "p_churn": rng.uniform(0, 1, n),
+            "net_value": rng.choice([-0.0, 0.0, -0.3, 0.2, -250.5, 1234.5678], n),
+            "current_value": rng.gamma(1.0, 1000.0, n) / 7.0,
+            "expected_revenue": rng.gamma(1.0, 1000.0, n) / 3.0,
+            "expected_margin": 0.0,
+            "cost_to_serve": 0.0,
+            "is_new": rng.uniform(size=n) < 0.05,
+        }
+    )
+    df.loc[df["is_new"], ["clv", "p_churn"]] = np.nan  # new customers have no model output
+    shuffled = df.sample(frac=1.0, random_state=3).reset_index(drop=True)
+
+    def by_customer(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("customer_id").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(by_customer(assign_segments(df, RULES)), by_customer(assign_segments(shuffled, RULES)),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(segment_summary(assign_segments(df, RULES), RULES),
+                                  segment_summary(assign_segments(shuffled, RULES), RULES), check_exact=True)
+    summary = segment_summary(assign_segments(df, RULES), RULES)
+    assert summary[["current_value", "predicted_value", "share_predicted_value"]].notna().all().all()
+    assert summary.loc[summary["group"] == "new", "mean_p_churn"].isna().all()
+    reasons = assign_segments(df, RULES)["segment_reason"]
+    assert not reasons.str.contains("net_value -0 ").any()
+    assert reasons.str.contains("net_value -0.3 < 0").any()
+
+
 def test_default_yaml_is_valid_and_matches_the_defaults():
     rules = SegmentRules.model_validate(yaml.safe_load(SEGMENTS_YAML.read_text(encoding="utf-8")))
     assert rules == SegmentRules()
