@@ -104,7 +104,10 @@ def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
     if not horizons:
         return chunks
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
-    inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
+    # Sorted: above BTYD_FIT_ROWS the fit samples rows by position, and DuckDB's grouped rows
+    # come in no fixed order, so without it a rerun could fit on other customers.
+    inputs = (btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of))
+              .order_by("customer_id").to_pyarrow().to_pandas())
     models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
     return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
 
@@ -159,7 +162,10 @@ def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringS
 
 def btyd_reference(run: Run, horizons: tuple[int, ...]) -> pd.DataFrame:
     """BG/NBD + Gamma-Gamma outputs for each horizon, fitted once on the scored population, indexed by customer_id."""
-    inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
+    # Sorted: above BTYD_FIT_ROWS the fit samples rows by position, and DuckDB's grouped rows
+    # come in no fixed order, so without it a rerun could fit on other customers.
+    inputs = (btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of))
+              .order_by("customer_id").to_pyarrow().to_pandas())
     distinct = sorted(set(horizons))
     fitted = BtydFeatures(distinct[0], max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
     frames = [fitted.with_horizon(h).transform(inputs) for h in distinct]
