@@ -104,12 +104,19 @@ def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
     if not horizons:
         return chunks
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
-    # Sorted: above BTYD_FIT_ROWS the fit samples rows by position, and DuckDB's grouped rows
-    # come in no fixed order, so without it a rerun could fit on other customers.
-    inputs = (btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of))
-              .order_by("customer_id").to_pyarrow().to_pandas())
+    inputs = btyd_population_inputs(run)
     models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
     return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
+
+
+def btyd_population_inputs(run: Run) -> pd.DataFrame:
+    """BG/NBD + Gamma-Gamma inputs of every customer with an order before the run's date, by customer_id.
+
+    Sorted: above BTYD_FIT_ROWS the fit samples rows by position, and DuckDB's grouped rows
+    come in no fixed order, so without it a rerun could fit on other customers.
+    """
+    return (btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of))
+            .order_by("customer_id").to_pyarrow().to_pandas())
 
 
 def scoring_settings(cfg) -> ScoringSettings:
@@ -162,10 +169,7 @@ def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringS
 
 def btyd_reference(run: Run, horizons: tuple[int, ...]) -> pd.DataFrame:
     """BG/NBD + Gamma-Gamma outputs for each horizon, fitted once on the scored population, indexed by customer_id."""
-    # Sorted: above BTYD_FIT_ROWS the fit samples rows by position, and DuckDB's grouped rows
-    # come in no fixed order, so without it a rerun could fit on other customers.
-    inputs = (btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of))
-              .order_by("customer_id").to_pyarrow().to_pandas())
+    inputs = btyd_population_inputs(run)
     distinct = sorted(set(horizons))
     fitted = BtydFeatures(distinct[0], max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
     frames = [fitted.with_horizon(h).transform(inputs) for h in distinct]

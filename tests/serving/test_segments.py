@@ -153,14 +153,13 @@ def test_segments_reasons_and_summary_do_not_depend_on_the_order_of_the_rows():
     def by_customer(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.sort_values("customer_id").reset_index(drop=True)
 
-    pd.testing.assert_frame_equal(by_customer(assign_segments(df, RULES)), by_customer(assign_segments(shuffled, RULES)),
-                                  check_exact=True)
-    pd.testing.assert_frame_equal(segment_summary(assign_segments(df, RULES), RULES),
-                                  segment_summary(assign_segments(shuffled, RULES), RULES), check_exact=True)
-    summary = segment_summary(assign_segments(df, RULES), RULES)
+    segmented, segmented_shuffled = assign_segments(df, RULES), assign_segments(shuffled, RULES)
+    pd.testing.assert_frame_equal(by_customer(segmented), by_customer(segmented_shuffled), check_exact=True)
+    summary = segment_summary(segmented, RULES)
+    pd.testing.assert_frame_equal(summary, segment_summary(segmented_shuffled, RULES), check_exact=True)
     assert summary[["current_value", "predicted_value", "share_predicted_value"]].notna().all().all()
     assert summary.loc[summary["group"] == "new", "mean_p_churn"].isna().all()
-    reasons = assign_segments(df, RULES)["segment_reason"]
+    reasons = segmented["segment_reason"]
     assert not reasons.str.contains("net_value -0 ").any()
     assert reasons.str.contains("net_value -0.3 < 0").any()
 
