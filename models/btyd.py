@@ -244,6 +244,20 @@ def rfm_from_features(X: pd.DataFrame) -> pd.DataFrame:
     }, index=X.index)
 
 
+def _customer_order(X: pd.DataFrame) -> np.ndarray:
+    """Row positions of X sorted by customer_id (and as_of, for stacked snapshots), where X has them.
+
+    The fit samples rows by position and sums the likelihood in row order, and DuckDB returns
+    grouped rows in no fixed order: in customer order, the same customers give the same
+    parameters (and so identical scores on a rerun) whatever order they came in.
+    """
+    frame = X.reset_index() if X.index.name == "customer_id" else X
+    keys = [c for c in ("customer_id", "as_of") if c in frame.columns]
+    if not keys:
+        return np.arange(len(X))
+    return frame[keys].reset_index(drop=True).sort_values(keys, kind="stable").index.to_numpy()
+
+
 class BtydFeatures:
     """BG/NBD + Gamma-Gamma outputs as features, fitted on a feature matrix (scikit-learn style).
 
@@ -283,7 +297,7 @@ class BtydFeatures:
             logger.warning("BtydFeatures.fit: feature columns %s missing; BTYD features will be NaN. "
                            "Build features with features/transactions.py (they are in its output).", missing)
             return self
-        rfm = self._fit_sample(rfm_from_features(X))
+        rfm = self._fit_sample(rfm_from_features(X).iloc[_customer_order(X)])
         self.fit_rows_ = len(rfm)
         if len(rfm) < MIN_FIT_ROWS:
             logger.warning("BtydFeatures.fit: %d customers with an order (need %d); BTYD features will be NaN",

@@ -110,13 +110,8 @@ def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
 
 
 def btyd_population_inputs(run: Run) -> pd.DataFrame:
-    """BG/NBD + Gamma-Gamma inputs of every customer with an order before the run's date, by customer_id.
-
-    Sorted: above BTYD_FIT_ROWS the fit samples rows by position, and DuckDB's grouped rows
-    come in no fixed order, so without it a rerun could fit on other customers.
-    """
-    return (btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of))
-            .order_by("customer_id").to_pyarrow().to_pandas())
+    """BG/NBD + Gamma-Gamma inputs of every customer with an order before the run's date (BtydFeatures puts them in customer order)."""
+    return btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
 
 
 def scoring_settings(cfg) -> ScoringSettings:

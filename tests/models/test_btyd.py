@@ -92,6 +92,17 @@ def test_fit_sample_is_capped_and_seeded(sample_features):
     assert first.params_ == again.params_
 
 
+@pytest.mark.parametrize("customer_id_as", ["index", "column"])
+def test_fit_does_not_depend_on_the_order_of_the_rows(sample_features, customer_id_as):
+    """DuckDB returns grouped rows in no fixed order; a rerun must fit the same parameters (capped sample and all)."""
+    features = sample_features if customer_id_as == "index" else sample_features.reset_index()
+    shuffled = features.sample(frac=1.0, random_state=11)
+    for cap in (800, 200_000):
+        first = BtydFeatures(horizon_days=90, max_fit_rows=cap).fit(features)
+        again = BtydFeatures(horizon_days=90, max_fit_rows=cap).fit(shuffled)
+        assert first.params_ and first.params_ == again.params_
+
+
 def test_missing_inputs_give_nan_columns_and_a_warning(sample_features, caplog):
     without = sample_features.drop(columns=["order_days_lifetime"])
     with caplog.at_level(logging.WARNING, logger="models.btyd"):
