@@ -5,6 +5,9 @@ its first row, as in `transactions.py`):
 
 - label_churn = 1 when the customer places no order in [T, T + churn horizon): no order id
   with a positive row whose first row falls in that window (an order begun before T is not new).
+- label_churn_order_days: the calendar days in that window on which such a new order begins
+  (0 exactly when label_churn = 1): the target of the count-based churn model (models/churn.py,
+  objective "poisson"), which carries more of each row's outcome than the 0/1 label.
 - label_revenue, label_margin: net amount and margin of the rows in [T, T + value horizon).
 - label_cost_to_serve: in the same window, returned money + discounts (when the column
   exists) + service cost (when interactions with a cost column exist).
@@ -46,16 +49,20 @@ def customers_with_orders_before(moments: ir.Table, as_of: datetime) -> ir.Table
 
 
 def churn_label(moments: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
-    """customer_id, label_churn for the customers with an order before as_of."""
+    """customer_id, label_churn, label_churn_order_days for the customers with an order before as_of."""
     end = as_of + timedelta(days=horizon_days)
     rows = moments.filter(moments.ts < ibis.timestamp(end))
     orders = rows.group_by(["customer_id", "order_id"]).aggregate(
         order_ts=rows.ts.min(), has_purchase=rows.max_amount.max() > 0
     )
     new_orders = orders.filter((orders.order_ts >= ibis.timestamp(as_of)) & orders.has_purchase)
-    buyers = new_orders.select("customer_id").distinct().mutate(_ordered=ibis.literal(1))
+    buyers = new_orders.group_by("customer_id").aggregate(_order_days=new_orders.order_ts.date().nunique())
     table = join_on_customer(customers_with_orders_before(moments, as_of), buyers)
-    return table.select("customer_id", label_churn=ibis.cases((table._ordered.isnull(), 1), else_=0).cast("int8"))
+    return table.select(
+        "customer_id",
+        label_churn=ibis.cases((table._order_days.isnull(), 1), else_=0).cast("int8"),
+        label_churn_order_days=table._order_days.fill_null(0).cast("int32"),
+    )
 
 
 def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:

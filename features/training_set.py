@@ -36,7 +36,7 @@ from features.transactions import order_moments
 
 logger = logging.getLogger(__name__)
 
-CHURN_LABELS = ["label_churn"]
+CHURN_LABELS = ["label_churn", "label_churn_order_days"]
 VALUE_LABELS = ["label_revenue", "label_margin", "label_cost_to_serve"]
 
 

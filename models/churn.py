@@ -1,4 +1,12 @@
-"""Churn model: LightGBM probability of no order within the churn horizon, calibrated."""
+"""Churn model: LightGBM probability of no order within the churn horizon, calibrated.
+
+Two objectives (ChurnParams.objective). "binary" classifies churn: the booster's raw score is
+the log-odds of churn. "poisson" models the number of order days in the horizon: the raw
+score is log(expected order days) and P(no order) = exp(-expected order days), as a Poisson
+count reads it. Either way calibration works on churn log-odds, and `risk_sign` turns the
+booster's contributions into contributions to churn risk (a feature that raises expected
+orders lowers the risk), so reasons read the same for both.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +38,16 @@ def sigmoid(raw: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(raw, dtype=float)))
 
 
+def churn_log_odds_from_log_rate(log_rate: np.ndarray) -> np.ndarray:
+    """Log-odds of no event for a Poisson count with log expected count `log_rate`.
+
+    P(0) = exp(-rate), so the log-odds are -rate - log(1 - exp(-rate)); expm1 keeps them exact
+    for tiny rates (where they approach -log(rate)). The clip keeps them finite for the calibrators.
+    """
+    rate = np.exp(np.clip(np.asarray(log_rate, dtype=float), -30.0, 30.0))
+    return -rate - np.log(-np.expm1(-rate))
+
+
 def fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> Any:
     """Fit an isotonic or Platt (sigmoid) map from raw log-odds to probability."""
     if method == "isotonic":
@@ -59,7 +77,7 @@ def cross_fitted_calibration(
 
 
 class ChurnModel:
-    """LightGBM binary classifier of churn with early stopping and honest calibration.
+    """LightGBM churn model (binary or Poisson count) with early stopping and honest calibration.
 
     Calibration is decided and measured on the out-of-time validation snapshot by
     cross-fitting: each validation row gets a probability from a calibrator fitted on
@@ -78,22 +96,69 @@ class ChurnModel:
         X_val: pd.DataFrame,
         y_val: Any,
         feature_names: list[str],
+        order_days: Any = None,
+        order_days_val: Any = None,
     ) -> ChurnModel:
-        """Train on earlier snapshots, early-stop and calibrate on the out-of-time ones."""
+        """Train on earlier snapshots, early-stop and calibrate on the out-of-time ones.
+
+        `order_days` / `order_days_val` (label_churn_order_days) are the targets of the
+        "poisson" objective and must agree with the churn labels (0 order days = churned);
+        the 0/1 labels still choose and measure the calibration.
+        """
         matrix = check_feature_matrix(X, feature_names, "ChurnModel.fit X")
         matrix_val = check_feature_matrix(X_val, feature_names, "ChurnModel.fit X_val")
         target = self._binary_target(y, len(matrix), "y")
         target_val = self._binary_target(y_val, len(matrix_val), "y_val")
-        extra = {"is_unbalance": True} if self.params.class_weighting else {}
-        lgb_params = lightgbm_params(self.params, "binary", self._early_stopping_metric(), **extra)
+        self.objective_ = self.params.objective
+        if self.objective_ == "poisson":
+            fit_target = self._order_day_target(order_days, target, "order_days")
+            fit_target_val = self._order_day_target(order_days_val, target_val, "order_days_val")
+            lgb_params = lightgbm_params(self.params, "poisson", "poisson")
+        else:
+            fit_target, fit_target_val = target, target_val
+            extra = {"is_unbalance": True} if self.params.class_weighting else {}
+            lgb_params = lightgbm_params(self.params, "binary", self._early_stopping_metric(), **extra)
         self.booster_: lgb.Booster = train_early_stopped(
             lgb_params, self.params.n_estimators, self.params.early_stopping_rounds,
-            matrix, target, matrix_val, target_val,
+            matrix, fit_target, matrix_val, fit_target_val,
         )
         self.feature_names_ = list(feature_names)
         self.best_iteration_ = int(self.booster_.best_iteration)
-        self._calibrate(self.predict_raw(matrix_val), target_val)
+        self._calibrate(self.churn_log_odds(self.predict_raw(matrix_val)), target_val)
         return self
+
+    @property
+    def risk_sign(self) -> float:
+        """+1 when the booster's raw score rises with churn risk (binary), -1 when it falls (poisson)."""
+        return -1.0 if self._objective == "poisson" else 1.0
+
+    @property
+    def _objective(self) -> str:
+        # Models pickled before the objective existed are binary classifiers.
+        return getattr(self, "objective_", "binary")
+
+    def churn_log_odds(self, raw: np.ndarray) -> np.ndarray:
+        """Uncalibrated log-odds of churn from the booster's raw score."""
+        raw = np.asarray(raw, dtype=float)
+        return churn_log_odds_from_log_rate(raw) if self._objective == "poisson" else raw
+
+    @staticmethod
+    def _order_day_target(order_days: Any, churned: np.ndarray, name: str) -> np.ndarray:
+        """Check order-day counts: given, non-negative whole numbers, zero exactly where churned."""
+        if order_days is None:
+            raise ValueError(
+                f"ChurnModel.fit {name}: the poisson objective needs the order days in the horizon "
+                "(label_churn_order_days); pass order_days and order_days_val or use objective binary"
+            )
+        counts = check_target(order_days, churned.size, f"ChurnModel.fit {name}")
+        bad = np.flatnonzero((counts < 0) | (counts != np.round(counts)) | ((counts == 0) != (churned == 1)))
+        if bad.size:
+            raise ValueError(
+                f"ChurnModel.fit {name}: {bad.size} rows whose order days are not a non-negative whole "
+                f"number that is 0 exactly when the churn label is 1 (first at row {bad[0]}: "
+                f"{counts[bad[0]]} order days, churn label {churned[bad[0]]:.0f})"
+            )
+        return counts
 
     def _early_stopping_metric(self) -> str:
         """Log-loss, or AUC when classes are reweighted (their log-loss stops far too early)."""
@@ -114,7 +179,7 @@ class ChurnModel:
         return arr
 
     def _calibrate(self, raw_val: np.ndarray, y_val: np.ndarray) -> None:
-        """Choose, measure (cross-fitted) and fit the calibration map on validation data."""
+        """Choose, measure (cross-fitted) and fit the calibration map from churn log-odds on validation data."""
         p = self.params
         raw_proba = sigmoid(raw_val)
         report: dict[str, Any] = {
@@ -165,7 +230,7 @@ class ChurnModel:
         return best if better_brier and ece_gain >= self.params.calibration_min_ece_gain else "none"
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
-        """Raw log-odds of churn from the booster (what contributions add up to)."""
+        """The booster's raw score (what contributions add up to): churn log-odds, or log expected order days."""
         matrix = check_feature_matrix(X, self.feature_names_, "ChurnModel.predict_raw")
         return np.asarray(self.booster_.predict(matrix, raw_score=True))
 
@@ -174,8 +239,8 @@ class ChurnModel:
         return self.proba_from_raw(self.predict_raw(X))
 
     def proba_from_raw(self, raw: np.ndarray) -> np.ndarray:
-        """Calibrated probability from raw log-odds of `predict_raw` (scoring reuses the raw for SHAP checks)."""
-        raw = np.asarray(raw, dtype=float)
+        """Calibrated probability from the raw score of `predict_raw` (scoring reuses the raw for SHAP checks)."""
+        log_odds = self.churn_log_odds(raw)
         if self.calibrator_ is None:
-            return sigmoid(raw)
-        return apply_calibrator(self.calibrator_, raw)
+            return sigmoid(log_odds)
+        return apply_calibrator(self.calibrator_, log_odds)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CalibrationMethod = Literal["auto", "isotonic", "sigmoid", "none"]
+ChurnObjective = Literal["binary", "poisson"]
 ValueObjective = Literal["tweedie", "l2", "log_l2"]
 
 
@@ -56,8 +57,15 @@ class TreeParams(BaseModel):
 
 
 class ChurnParams(TreeParams):
-    """Parameters of the churn classifier and its calibration."""
+    """Parameters of the churn model and its calibration."""
 
+    # Chosen on the CDNOW pre-1998 backtest (benchmarks/cdnow/backtest.md, sixth and seventh
+    # sessions): the count keeps more of each row's outcome than the 0/1 label.
+    objective: ChurnObjective = Field(
+        "binary",
+        description="binary: classify no order in the horizon; poisson: model the order days in the "
+        "horizon (label_churn_order_days), p_churn = P(no order) = exp(-expected order days)",
+    )
     class_weighting: bool = Field(
         False, description="reweight classes (is_unbalance); worsens calibration"
     )

@@ -81,7 +81,12 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
     """Fit the churn model on earlier snapshots, evaluate on the latest, log and gate it."""
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
-    model = ChurnModel(params).fit(train[names], train["label_churn"], valid[names], valid["label_churn"], names)
+    counts = "label_churn_order_days" in frame.columns
+    model = ChurnModel(params).fit(
+        train[names], train["label_churn"], valid[names], valid["label_churn"], names,
+        order_days=train["label_churn_order_days"] if counts else None,
+        order_days_val=valid["label_churn_order_days"] if counts else None,
+    )
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
     # Baselines and the champion read the whole validation frame: their columns need not be model features.

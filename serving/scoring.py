@@ -177,15 +177,20 @@ def checked_contributions(
     """
     raw = raw if raw is not None else raw_scores(features, models)
     out = []
-    for kind, model, booster in (
-        ("churn", models.churn, models.churn.booster_),
-        ("value", models.value, models.value.boosters_["revenue"]),
+    for kind, model, booster, sign in (
+        ("churn", models.churn, models.churn.booster_, models.churn.risk_sign),
+        ("value", models.value, models.value.boosters_["revenue"], 1.0),
     ):
         X = features[model.feature_names_]
         contrib = contributions(booster, X)
         check_additivity(contrib, raw[kind], atol=settings.additivity_atol * max(1.0, float(np.abs(contrib).max())))
-        out.append((kind, actionable(contrib, X), X, list(model.feature_names_)))
+        out.append((kind, oriented(actionable(contrib, X), sign), X, list(model.feature_names_)))
     return out
+
+
+def oriented(contrib: np.ndarray, sign: float) -> np.ndarray:
+    """Contributions turned to push the score itself: a count churn model's raise expected orders, so lower churn."""
+    return contrib if sign == 1.0 else contrib * sign
 
 
 def _plain_strings(table: pa.Table) -> pa.Table:

@@ -154,7 +154,8 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
              and (not design.keep_features or c in design.keep_features)]
     train, valid = train_set[~train_set["is_validation"]], train_set[train_set["is_validation"]]
     churn = ChurnModel(ChurnParams(num_threads=1, **design.churn)).fit(
-        train[names], train["label_churn"], valid[names], valid["label_churn"], names)
+        train[names], train["label_churn"], valid[names], valid["label_churn"], names,
+        order_days=train["label_churn_order_days"], order_days_val=valid["label_churn_order_days"])
     value = ValueModel(ValueParams(num_threads=1, **design.value)).fit(
         train[names], train["label_revenue"], valid[names], valid["label_revenue"], names,
         margin=train["label_margin"], margin_val=valid["label_margin"])
@@ -286,6 +287,9 @@ DESIGNS = {
                             level_anchor="always", value_blend=0.25),
     "blend25": Design("blend25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                       level_anchor="always", churn_blend=0.25, value_blend=0.25),
+    # Seventh session: blend25 with the count-based churn model (ChurnParams objective poisson).
+    "count25": Design("count25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
+                      level_anchor="always", churn_blend=0.25, value_blend=0.25, churn={"objective": "poisson"}),
     "tf_step15": Design("tf_step15", windows_days=(30, 90), drop_features=TENURE_BOUND, n_snapshots=7, step_days=15),
 }
 

@@ -32,6 +32,12 @@ TRANSACTIONS = pd.DataFrame(
         ("spans", "x1", at(2), 30.0, 8.0, 0.0),  # a line of an order begun before T is not a new order
         ("new", "n1", at(3), 70.0, 20.0, 0.0),  # no order before T: no label at T
         ("returns_only", "r1", at(-3), -5.0, -1.0, 0.0),  # a return before T is not an order
+        ("busy", "b1", at(-40), 10.0, 2.0, 0.0),
+        ("busy", "b2", at(1.25), 10.0, 2.0, 0.0),  # two orders begun on the same day: one order day
+        ("busy", "b3", at(1.75), 10.0, 2.0, 0.0),
+        ("busy", "b4", at(30), 10.0, 2.0, 0.0),
+        ("busy", "b5", at(40), -10.0, -2.0, 0.0),  # a return is no order day
+        ("busy", "b6", at(90), 10.0, 2.0, 0.0),  # outside the churn window
     ],
     columns=["customer_id", "order_id", "ts", "amount", "margin", "discount"],
 )
@@ -53,13 +59,18 @@ def labels(tables) -> pd.DataFrame:
 
 
 def test_labels_only_for_customers_with_an_order_before_t(labels):
-    assert sorted(labels.index) == ["leaves", "spans", "stays"]
+    assert sorted(labels.index) == ["busy", "leaves", "spans", "stays"]
 
 
 def test_churn_means_no_new_order_in_the_horizon(labels):
     assert labels.loc["stays", "label_churn"] == 0
     assert labels.loc["leaves", "label_churn"] == 1  # its next order is at T + 90 days exactly
     assert labels.loc["spans", "label_churn"] == 1
+
+
+def test_order_days_count_the_days_with_a_new_order_in_the_churn_window(labels):
+    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "leaves": 0, "spans": 0, "stays": 1}
+    assert ((labels["label_churn_order_days"] == 0) == (labels["label_churn"] == 1)).all()
 
 
 def test_value_labels_sum_the_value_window(labels):
@@ -72,7 +83,7 @@ def test_value_labels_sum_the_value_window(labels):
 
 def test_unobserved_value_window_leaves_the_value_labels_out(tables):
     frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=at(200))
-    assert list(frame.columns) == ["customer_id", "label_churn"]
+    assert list(frame.columns) == ["customer_id", "label_churn", "label_churn_order_days"]
 
 
 def test_window_ending_exactly_at_data_end_is_observed(tables):

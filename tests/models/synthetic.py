@@ -56,6 +56,10 @@ def make_snapshot(
         driver = drivers[i % len(drivers)]
         frame[f"extra_{i}"] = driver / driver.std() * rng.uniform(0, 0.8) + rng.normal(size=n)
     frame["label_churn"] = churn
+    # Order days in the horizon: none for churners, more for recent and growing customers (drawn
+    # last, so the columns above stay what they were before this label existed).
+    extra_days = rng.poisson(np.exp(0.3 - 0.5 * np.log(recency_ratio) + 0.5 * trend))
+    frame["label_churn_order_days"] = np.where(active, 1 + extra_days, 0)
     frame["label_revenue"] = revenue
     frame["label_margin"] = margin
     frame["label_cost_to_serve"] = cost

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.baselines import churn_baseline
-from models.churn import ChurnModel
+from models.churn import ChurnModel, churn_log_odds_from_log_rate, sigmoid
 from models.explain import check_additivity, contributions
 from models.metrics import churn_metrics, expected_calibration_error
 from models.params import ChurnParams
@@ -105,3 +105,67 @@ def test_probability_from_a_shared_raw_score_equals_predict_proba(churn_model, t
     rows = valid.iloc[:2000]
     np.testing.assert_array_equal(churn_model.proba_from_raw(churn_model.predict_raw(rows)),
                                   churn_model.predict_proba(rows))
+
+
+@pytest.fixture(scope="module")
+def count_model(training_split):
+    train, valid, features = training_split
+    return ChurnModel(ChurnParams(num_threads=1, objective="poisson")).fit(
+        train, train["label_churn"], valid, valid["label_churn"], features,
+        order_days=train["label_churn_order_days"], order_days_val=valid["label_churn_order_days"],
+    )
+
+
+def test_log_odds_of_no_event_match_the_poisson_probability():
+    log_rate = np.array([-12.0, -2.0, 0.0, 1.5, 3.0])
+    p_none = np.exp(-np.exp(log_rate))
+    np.testing.assert_allclose(sigmoid(churn_log_odds_from_log_rate(log_rate)), p_none, rtol=1e-9)
+
+
+def test_count_model_beats_the_baseline_and_stays_calibrated(count_model, training_split):
+    _, valid, _ = training_split
+    model = churn_metrics(valid["label_churn"], count_model.validation_proba_)
+    baseline = churn_metrics(valid["label_churn"], churn_baseline(valid))
+    assert model["roc_auc"] >= baseline["roc_auc"] + 0.03
+    assert count_model.calibration_report_["ece_after"] <= ECE_TOLERANCE
+    p = count_model.predict_proba(valid)
+    assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_count_model_churn_falls_as_its_expected_order_days_rise(count_model, training_split):
+    _, valid, _ = training_split
+    raw = count_model.predict_raw(valid)
+    order = np.argsort(raw)
+    assert count_model.risk_sign == -1.0
+    assert (np.diff(count_model.proba_from_raw(raw[order])) <= 1e-12).all()
+    assert np.corrcoef(raw, count_model.predict_proba(valid))[0, 1] < -0.5
+
+
+def test_count_model_contributions_add_up_to_log_expected_order_days(count_model, training_split):
+    _, valid, _ = training_split
+    rows = valid.iloc[:1000]
+    contrib = contributions(count_model.booster_, rows)
+    check_additivity(contrib, count_model.predict_raw(rows), atol=1e-6)
+    expected_days = count_model.booster_.predict(rows[count_model.feature_names_])
+    np.testing.assert_allclose(np.exp(contrib.sum(axis=1)), expected_days, rtol=1e-6)
+
+
+def test_count_model_refuses_missing_or_inconsistent_order_days(training_split):
+    train, valid, features = training_split
+    params = ChurnParams(num_threads=1, objective="poisson", n_estimators=5)
+    with pytest.raises(ValueError, match="label_churn_order_days"):
+        ChurnModel(params).fit(train, train["label_churn"], valid, valid["label_churn"], features)
+    days = train["label_churn_order_days"].to_numpy().copy()
+    first_churner = int(np.flatnonzero(train["label_churn"].to_numpy() == 1)[0])
+    days[first_churner] = 2
+    with pytest.raises(ValueError, match=rf"first at row {first_churner}: 2.0 order days, churn label 1"):
+        ChurnModel(params).fit(train, train["label_churn"], valid, valid["label_churn"], features,
+                               order_days=days, order_days_val=valid["label_churn_order_days"])
+
+
+def test_model_pickled_before_the_objective_existed_scores_as_a_classifier(churn_model, training_split):
+    _, valid, _ = training_split
+    old = pickle.loads(pickle.dumps(churn_model))
+    del old.objective_
+    assert old.risk_sign == 1.0
+    np.testing.assert_array_equal(old.predict_proba(valid), churn_model.predict_proba(valid))
