@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import lightgbm as lgb
@@ -131,19 +132,42 @@ def train_early_stopped(
     *,
     binned: BinnedMatrices | None = None,
     train_rows: np.ndarray | None = None,
+    ensemble_size: int = 1,
 ) -> lgb.Booster:
     """Train with early stopping on the validation set and return a booster cut at the best round.
 
     Cutting the model (rather than only remembering best_iteration) keeps explanation
     cost and saved models at the size that was actually chosen. With `binned`, X and X_val
     are not read: the matrices binned once are reused with these labels; `train_rows`
-    then trains on those rows of the training matrix only.
+    then trains on those rows of the training matrix only. With `ensemble_size` k > 1, k
+    members differing only in their row and column sampling seeds are each early-stopped
+    and averaged into one booster (`average_boosters`); the first member is the single model.
     """
     if binned is None:
         binned = BinnedMatrices(X, X_val, {k: lgb_params[k] for k in DATASET_KEYS if k in lgb_params})
     train_set, valid_set = binned.with_labels(y, y_val)
     if train_rows is not None:
         train_set = binned.train_subset(train_rows)
+    members = [
+        _train_member(member_params(lgb_params, i), n_estimators, early_stopping_rounds, train_set, valid_set)
+        for i in range(ensemble_size)
+    ]
+    return average_boosters(members)
+
+
+def member_params(lgb_params: dict[str, Any], index: int) -> dict[str, Any]:
+    """Parameters of ensemble member `index`: the first as given, the others with their own sampling seeds."""
+    if index == 0:
+        return lgb_params
+    seed = int(lgb_params.get("seed", 0)) + index
+    return {**lgb_params, "bagging_seed": seed, "feature_fraction_seed": seed}
+
+
+def _train_member(
+    lgb_params: dict[str, Any], n_estimators: int, early_stopping_rounds: int,
+    train_set: lgb.Dataset, valid_set: lgb.Dataset,
+) -> lgb.Booster:
+    """One early-stopped booster, cut at its best round."""
     booster = lgb.train(
         lgb_params,
         train_set,
@@ -157,3 +181,43 @@ def train_early_stopped(
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     trimmed.best_iteration = best
     return trimmed
+
+
+_TREE_HEADER = re.compile(r"(?m)^Tree=\d+\n")
+_SCALED_LINE = re.compile(r"(?m)^(leaf_value|internal_value)=(.*)$")
+
+
+def average_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
+    """One booster whose raw score is the mean of the boosters' raw scores (same data, same features).
+
+    The trees of all members are put in one model with every leaf (and internal) value
+    divided by their number: raw scores add over trees, so the sum is the mean. One booster
+    keeps everything downstream unchanged: exact TreeSHAP contributions of the merged model
+    are the mean of the members' and still add up to its raw score. `best_iteration` is the
+    merged model's number of trees, so LightGBM's predict uses all of them.
+    """
+    if len(boosters) == 1:
+        return boosters[0]
+    texts = [b.model_to_string() for b in boosters]
+    header, _ = texts[0].split("\nTree=0\n", 1)
+    # Per-tree byte sizes only speed up loading; without them LightGBM parses the trees in order.
+    header = re.sub(r"(?m)^tree_sizes=.*\n?", "", header + "\n")
+    footer = "end of trees" + texts[0].split("end of trees", 1)[1]
+    factor = 1.0 / len(boosters)
+    trees = []
+    for text in texts:
+        body = text[text.index("\nTree=0\n") + 1:text.index("end of trees")]
+        trees += [_scaled_tree(block, factor) for block in _TREE_HEADER.split(body)[1:]]
+    merged_text = header + "".join(f"Tree={i}\n{block}" for i, block in enumerate(trees)) + footer
+    merged = lgb.Booster(model_str=merged_text)
+    merged.best_iteration = merged.num_trees()
+    return merged
+
+
+def _scaled_tree(block: str, factor: float) -> str:
+    """A tree block of a LightGBM model text with its leaf and internal values multiplied by `factor`."""
+    def scale(match: re.Match[str]) -> str:
+        values = " ".join(repr(float(v) * factor) for v in match.group(2).split())
+        return f"{match.group(1)}={values}"
+
+    return _SCALED_LINE.sub(scale, block)

@@ -120,7 +120,7 @@ class ChurnModel:
             lgb_params = lightgbm_params(self.params, "binary", self._early_stopping_metric(), **extra)
         self.booster_: lgb.Booster = train_early_stopped(
             lgb_params, self.params.n_estimators, self.params.early_stopping_rounds,
-            matrix, fit_target, matrix_val, fit_target_val,
+            matrix, fit_target, matrix_val, fit_target_val, ensemble_size=self.params.ensemble_size,
         )
         self.feature_names_ = list(feature_names)
         self.best_iteration_ = int(self.booster_.best_iteration)

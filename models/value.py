@@ -80,7 +80,7 @@ class PointRegressor:
             y_fit, y_val_fit = np.log1p(y_fit), np.log1p(y_val_fit)
         self.booster_ = train_early_stopped(
             lgb_params, p.n_estimators, p.early_stopping_rounds, X, y_fit, X_val, y_val_fit,
-            binned=binned,
+            binned=binned, ensemble_size=p.ensemble_size,
         )
         self.smearing_ = 1.0
         if p.objective == "log_l2":
@@ -176,7 +176,7 @@ class ValueModel:
             train_early_stopped(
                 lightgbm_params(small, "quantile", "quantile", alpha=q),
                 small.n_estimators, small.early_stopping_rounds, None, y, None, y_val,
-                binned=binned, train_rows=rows,
+                binned=binned, train_rows=rows, ensemble_size=small.ensemble_size,
             )
             for q in p.interval_quantiles
         ]

@@ -290,6 +290,10 @@ DESIGNS = {
     # Seventh session: blend25 with the count-based churn model (ChurnParams objective poisson).
     "count25": Design("count25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                       level_anchor="always", churn_blend=0.25, value_blend=0.25, churn={"objective": "poisson"}),
+    # Seventh session: count25 with every booster an average of 5 seeds (TreeParams.ensemble_size).
+    "count25_ens5": Design("count25_ens5", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
+                           level_anchor="always", churn_blend=0.25, value_blend=0.25,
+                           churn={"objective": "poisson", "ensemble_size": 5}, value={"ensemble_size": 5}),
     "tf_step15": Design("tf_step15", windows_days=(30, 90), drop_features=TENURE_BOUND, n_snapshots=7, step_days=15),
 }
 

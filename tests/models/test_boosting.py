@@ -1,14 +1,19 @@
 """Binning once and reusing the bins: same trees as binning per booster, at a fraction of the cost."""
 
+import pickle
+
 import numpy as np
 import pytest
 
 from models.boosting import (
     BinnedMatrices,
+    average_boosters,
     dataset_params,
     lightgbm_params,
+    member_params,
     train_early_stopped,
 )
+from models.explain import contributions
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
 
@@ -59,3 +64,52 @@ def test_quantile_row_cap_keeps_the_band_honest(training_split):
     # conformalised on the full validation snapshot: the upper miss rate stays at nominal
     assert abs(model.interval_above_rate_ - (1 - q_high)) < 0.03
     assert all(_root_count(b) <= 1500 < len(train) for b in model.quantile_boosters_)
+
+
+def test_ensemble_is_the_mean_of_its_members_and_explains_exactly(training_split):
+    train, valid, names = training_split
+    p = ChurnParams(num_threads=1, n_estimators=40)
+    lgb_params = lightgbm_params(p, "binary", "binary_logloss")
+    y, y_val = train["label_churn"].to_numpy(float), valid["label_churn"].to_numpy(float)
+    binned = BinnedMatrices(train[names], valid[names], dataset_params(p))
+    single = train_early_stopped(lgb_params, 40, 5, None, y, None, y_val, binned=binned)
+    ensemble = train_early_stopped(lgb_params, 40, 5, None, y, None, y_val, binned=binned, ensemble_size=3)
+    members = [train_early_stopped(member_params(lgb_params, i), 40, 5, None, y, None, y_val, binned=binned)
+               for i in range(3)]
+    assert members[0].model_to_string() == single.model_to_string()  # the first member is the single model
+    assert members[1].model_to_string() != members[2].model_to_string()  # the others sample differently
+    X = valid[names].iloc[:500]
+    mean_raw = np.mean([m.predict(X, raw_score=True) for m in members], axis=0)
+    assert ensemble.num_trees() == sum(m.num_trees() for m in members) == ensemble.best_iteration
+    np.testing.assert_allclose(ensemble.predict(X, raw_score=True), mean_raw, atol=1e-12)
+    contrib = contributions(ensemble, X)  # exact TreeSHAP from per-tree tables, categoricals included
+    np.testing.assert_allclose(contrib.sum(axis=1), mean_raw, atol=1e-9)
+    np.testing.assert_allclose(contrib, np.mean([m.predict(X, pred_contrib=True) for m in members], axis=0), atol=1e-9)
+    restored = pickle.loads(pickle.dumps(ensemble))
+    np.testing.assert_array_equal(restored.predict(X, raw_score=True), ensemble.predict(X, raw_score=True))
+
+
+def test_average_of_one_booster_is_that_booster(training_split):
+    train, valid, names = training_split
+    p = ChurnParams(num_threads=1, n_estimators=10)
+    booster = train_early_stopped(lightgbm_params(p, "binary", "binary_logloss"), 10, 5, train[names],
+                                  train["label_churn"].to_numpy(float), valid[names], valid["label_churn"].to_numpy(float))
+    assert average_boosters([booster]) is booster
+
+
+def test_ensemble_size_reaches_every_booster_of_both_models(training_split):
+    from models.churn import ChurnModel
+
+    train, valid, names = training_split
+
+    def fitted(size):
+        churn = ChurnModel(ChurnParams(num_threads=1, n_estimators=20, ensemble_size=size)).fit(
+            train, train["label_churn"], valid, valid["label_churn"], names)
+        value = ValueModel(ValueParams(num_threads=1, n_estimators=20, interval_n_estimators=20, ensemble_size=size)).fit(
+            train, train["label_revenue"], valid, valid["label_revenue"], names,
+            margin=train["label_margin"], margin_val=valid["label_margin"])
+        return {"churn": churn.booster_, **value.boosters_}
+
+    single, pair = fitted(1), fitted(2)
+    for name, booster in pair.items():
+        assert booster.num_trees() > single[name].num_trees(), name
