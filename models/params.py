@@ -65,8 +65,8 @@ class TreeParams(BaseModel):
 class ChurnParams(TreeParams):
     """Parameters of the churn model and its calibration."""
 
-    # Chosen on the CDNOW pre-1998 backtest (benchmarks/cdnow/backtest.md, sixth and seventh
-    # sessions): the count keeps more of each row's outcome than the 0/1 label.
+    # poisson was chosen for CDNOW on its pre-1998 backtest (benchmarks/cdnow/backtest.md, sixth
+    # and seventh sessions): the count keeps more of each row's outcome than the 0/1 label.
     objective: ChurnObjective = Field(
         "binary",
         description="binary: classify no order in the horizon; poisson: model the order days in the "
@@ -86,6 +86,16 @@ class ChurnParams(TreeParams):
         0.002, ge=0, description="auto applies calibration only if cross-fitted ECE drops by this"
     )
     ece_bins: int = Field(10, ge=2)
+
+    @model_validator(mode="after")
+    def _classifier_settings_need_the_classifier(self) -> ChurnParams:
+        """Refuse classifier-only settings with the count objective instead of ignoring them."""
+        if self.objective == "poisson" and (self.class_weighting or self.early_stopping_metric != "auto"):
+            raise ValueError(
+                "class_weighting and early_stopping_metric apply to objective binary only; the poisson "
+                "objective stops on Poisson deviance and has no classes to weight"
+            )
+        return self
 
 
 class ValueParams(TreeParams):

@@ -169,3 +169,10 @@ def test_model_pickled_before_the_objective_existed_scores_as_a_classifier(churn
     del old.objective_
     assert old.risk_sign == 1.0
     np.testing.assert_array_equal(old.predict_proba(valid), churn_model.predict_proba(valid))
+
+
+def test_classifier_only_settings_are_refused_with_the_count_objective():
+    with pytest.raises(ValueError, match="objective binary only"):
+        ChurnParams(objective="poisson", class_weighting=True)
+    with pytest.raises(ValueError, match="objective binary only"):
+        ChurnParams(objective="poisson", early_stopping_metric="auc")
