@@ -199,6 +199,9 @@ def average_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
     if len(boosters) == 1:
         return boosters[0]
     texts = [b.model_to_string() for b in boosters]
+    if any("\nis_linear=1\n" in text for text in texts):
+        # a linear tree's leaf is a constant plus coefficients; only the constants would be scaled
+        raise ValueError("average_boosters: linear trees cannot be averaged by scaling leaf values")
     header, _ = texts[0].split("\nTree=0\n", 1)
     # Per-tree byte sizes only speed up loading; without them LightGBM parses the trees in order.
     header = re.sub(r"(?m)^tree_sizes=.*\n?", "", header + "\n")

@@ -113,3 +113,15 @@ def test_ensemble_size_reaches_every_booster_of_both_models(training_split):
     single, pair = fitted(1), fitted(2)
     for name, booster in pair.items():
         assert booster.num_trees() > single[name].num_trees(), name
+
+
+def test_linear_trees_are_refused_rather_than_averaged_wrongly(training_split):
+    import lightgbm as lgb
+
+    train, _, _ = training_split
+    X = train[["days_since_last_order", "revenue_sum_90d"]].fillna(0)
+    data = lgb.Dataset(X, train["label_revenue"].clip(lower=0), params={"linear_tree": True, "verbosity": -1})
+    boosters = [lgb.train({"objective": "regression", "linear_tree": True, "verbosity": -1, "seed": s}, data,
+                          num_boost_round=3) for s in (1, 2)]
+    with pytest.raises(ValueError, match="linear trees"):
+        average_boosters(boosters)
