@@ -16,9 +16,9 @@ competitor. Its inputs, in three nested sets:
    last order-day amounts, first and last gaps, order days in the first 30/60/90 days of the
    customer's life, weekday of the first and last order day).
 
-If set 3 ranks no better than set 1, the transactions hold nothing more for these targets that
-a new feature could add; if custscore's own scores rank as well as the reference, the models are
-not leaving the inputs' information unused either.
+If set 3 ranks no better than set 1, features of that kind would add little for these targets;
+if custscore's own scores rank as well as the reference, its models are not leaving the inputs'
+information unused either. Neither is a proof of a ceiling: a cleverer input could exist.
 
 `--grid` adds the reference's range over 18 tree settings (GRID), churn by a Poisson model and
 by a classifier, value by Tweedie, each setting's predictions averaged over three seeds: the
@@ -217,7 +217,11 @@ def fold_rows(design_name: str, work: Path, source: Path | None, grid: bool) -> 
 
 
 def holdout_row(design_name: str, work: Path, source: Path | None, grid: bool) -> dict[str, Any]:
-    """The 1998 window: the reference on it, custscore and BG/NBD from the last benchmark run."""
+    """The 1998 window: the reference on it, custscore and BG/NBD from the last benchmark run.
+
+    custscore's figures are those of results.json whatever `design_name` says; the design only
+    sets the features the reference is given.
+    """
     data_dir = bt.WORK / "data"
     if not (data_dir / "transactions.csv").exists():
         convert_cdnow(source or fetch_cdnow_master(bt.WORK / "cache"), data_dir)
