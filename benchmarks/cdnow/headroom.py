@@ -176,7 +176,11 @@ def grid_metrics(X: np.ndarray, outcomes: Outcomes) -> dict[str, Any]:
 
 
 def order_days_in_window(transactions: pd.DataFrame, period: bt.Fold, customer_ids: np.ndarray) -> np.ndarray:
-    """Distinct days with an order (a row with a positive amount) in the period's window, per customer."""
+    """Distinct days with an order (a row with a positive amount) in the period's window, per customer.
+
+    The benchmark's definition (evaluation.ground_truth), so churned is exactly order_days == 0;
+    features/labels.py counts orders that begin in the window, which differs for orders spanning it.
+    """
     end = period.as_of + pd.Timedelta(days=period.horizon_days)
     ts = transactions["ts"]
     orders = transactions[(ts >= period.as_of) & (ts < end) & (transactions["amount"] > 0)]
