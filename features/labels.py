@@ -9,6 +9,8 @@ its first row, as in `transactions.py`):
   (0 exactly when label_churn = 1): the target of the count-based churn model (models/churn.py,
   objective "poisson"), which carries more of each row's outcome than the 0/1 label.
 - label_revenue, label_margin: net amount and margin of the rows in [T, T + value horizon).
+- label_value_order_days: the order days, counted as for churn, in the value window: the
+  frequency half of the value model's frequency x severity decomposition (models/value.py).
 - label_cost_to_serve: in the same window, returned money + discounts (when the column
   exists) + service cost (when interactions with a cost column exist).
 
@@ -48,25 +50,45 @@ def customers_with_orders_before(moments: ir.Table, as_of: datetime) -> ir.Table
     return rows.select("customer_id").distinct()
 
 
-def churn_label(moments: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
-    """customer_id, label_churn, label_churn_order_days for the customers with an order before as_of."""
-    end = as_of + timedelta(days=horizon_days)
-    rows = moments.filter(moments.ts < ibis.timestamp(end))
+def new_order_days(moments: ir.Table, as_of: datetime, horizons: Mapping[str, int]) -> ir.Table:
+    """customer_id and, per named horizon, the calendar days in [as_of, as_of + horizon) on which a new order begins.
+
+    An order is new when its first row is dated in the window and it has a positive row
+    dated before the window's end; each window sees only the rows before its own end. One
+    grouping of the orders serves every horizon. Customers with no new order in the longest
+    window are absent; a count is 0 where a customer has new orders only in longer windows.
+    """
+    ends = {name: ibis.timestamp(as_of + timedelta(days=days)) for name, days in horizons.items()}
+    rows = moments.filter(moments.ts < ibis.timestamp(as_of + timedelta(days=max(horizons.values()))))
     orders = rows.group_by(["customer_id", "order_id"]).aggregate(
-        order_ts=rows.ts.min(), has_purchase=rows.max_amount.max() > 0
+        order_ts=rows.ts.min(),
+        **{f"_purchase_{name}": rows.max_amount.max(where=rows.ts < end) > 0 for name, end in ends.items()},
     )
-    new_orders = orders.filter((orders.order_ts >= ibis.timestamp(as_of)) & orders.has_purchase)
-    buyers = new_orders.group_by("customer_id").aggregate(_order_days=new_orders.order_ts.date().nunique())
-    table = join_on_customer(customers_with_orders_before(moments, as_of), buyers)
+    new_orders = orders.filter(orders.order_ts >= ibis.timestamp(as_of))
+    day = new_orders.order_ts.date()
+    return new_orders.group_by("customer_id").aggregate(**{
+        name: day.nunique(where=(new_orders.order_ts < end) & new_orders[f"_purchase_{name}"].fill_null(False))
+        for name, end in ends.items()
+    })
+
+
+def churn_label(order_days: ir.Table, customers: ir.Table) -> ir.Table:
+    """customer_id, label_churn, label_churn_order_days of `customers` from `new_order_days` column _churn_days."""
+    table = join_on_customer(customers, order_days.select("customer_id", "_churn_days"))
+    days = table._churn_days.fill_null(0)
     return table.select(
         "customer_id",
-        label_churn=ibis.cases((table._order_days.isnull(), 1), else_=0).cast("int8"),
-        label_churn_order_days=table._order_days.fill_null(0).cast("int32"),
+        label_churn=ibis.cases((days == 0, 1), else_=0).cast("int8"),
+        label_churn_order_days=days.cast("int32"),
     )
 
 
-def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datetime, horizon_days: int) -> ir.Table:
-    """customer_id, label_revenue, label_margin, label_cost_to_serve for customers with an order before as_of."""
+def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datetime, horizon_days: int,
+                 order_days: ir.Table) -> ir.Table:
+    """customer_id, label_revenue, label_margin, label_cost_to_serve, label_value_order_days for customers with an order before as_of.
+
+    `order_days` is `new_order_days` with the value window's count as column _value_days.
+    """
     end = as_of + timedelta(days=horizon_days)
     rows = moments.filter(_between(moments.ts, as_of, end))
     money = {
@@ -86,11 +108,13 @@ def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datet
         service = visits.group_by("customer_id").aggregate(_service_cost=visits.cost.sum())
         table = join_on_customer(table, service)
         cost = cost + table._service_cost.fill_null(0.0)
+    table = join_on_customer(table.mutate(_cost=cost), order_days.select("customer_id", "_value_days"))
     return table.select(
         "customer_id",
         label_revenue=table.label_revenue.fill_null(0.0),
         label_margin=table.label_margin.fill_null(0.0),
-        label_cost_to_serve=cost,
+        label_cost_to_serve=table._cost,
+        label_value_order_days=table._value_days.fill_null(0).cast("int32"),
     )
 
 
@@ -126,11 +150,15 @@ def build_labels_expr(
     as_of, data_end = to_naive_utc(as_of), to_naive_utc(data_end)
     churn_observed, value_observed = observed_labels(as_of, churn_horizon_days, value_horizon_days, data_end)
     moments = order_moments(tables["transactions"]) if moments is None else moments
-    table = customers_with_orders_before(moments, as_of)
+    customers = customers_with_orders_before(moments, as_of)
+    horizons = {name: days for name, days, observed in (("_churn_days", churn_horizon_days, churn_observed),
+                                                        ("_value_days", value_horizon_days, value_observed)) if observed}
+    order_days = new_order_days(moments, as_of, horizons)
+    table = customers
     if churn_observed:
-        table = join_on_customer(table, churn_label(moments, as_of, churn_horizon_days))
+        table = join_on_customer(table, churn_label(order_days, customers))
     if value_observed:
-        table = join_on_customer(table, value_labels(tables, moments, as_of, value_horizon_days))
+        table = join_on_customer(table, value_labels(tables, moments, as_of, value_horizon_days, order_days))
     return table.order_by("customer_id")
 
 

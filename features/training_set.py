@@ -37,7 +37,7 @@ from features.transactions import order_moments
 logger = logging.getLogger(__name__)
 
 CHURN_LABELS = ["label_churn", "label_churn_order_days"]
-VALUE_LABELS = ["label_revenue", "label_margin", "label_cost_to_serve"]
+VALUE_LABELS = ["label_revenue", "label_margin", "label_cost_to_serve", "label_value_order_days"]
 
 
 class InsufficientHistoryError(ValueError):

@@ -120,6 +120,10 @@ class BinnedMatrices:
         """A binned subset of the training rows (same bins), with the labels last set."""
         return self.train.subset(np.sort(np.asarray(rows, dtype=np.int32))).construct()
 
+    def valid_subset(self, rows: np.ndarray) -> lgb.Dataset:
+        """A binned subset of the validation rows (same bins), with the labels last set."""
+        return self.valid.subset(np.sort(np.asarray(rows, dtype=np.int32))).construct()
+
 
 def train_early_stopped(
     lgb_params: dict[str, Any],
@@ -132,6 +136,7 @@ def train_early_stopped(
     *,
     binned: BinnedMatrices | None = None,
     train_rows: np.ndarray | None = None,
+    valid_rows: np.ndarray | None = None,
     ensemble_size: int = 1,
 ) -> lgb.Booster:
     """Train with early stopping on the validation set and return a booster cut at the best round.
@@ -139,7 +144,8 @@ def train_early_stopped(
     Cutting the model (rather than only remembering best_iteration) keeps explanation
     cost and saved models at the size that was actually chosen. With `binned`, X and X_val
     are not read: the matrices binned once are reused with these labels; `train_rows`
-    then trains on those rows of the training matrix only. With `ensemble_size` k > 1, k
+    then trains on those rows of the training matrix only, `valid_rows` stops on those
+    validation rows only (y and y_val cover every row; the others' labels are not read). With `ensemble_size` k > 1, k
     members differing only in their row and column sampling seeds are each early-stopped
     and averaged into one booster (`average_boosters`); the first member is the single model.
     """
@@ -148,6 +154,8 @@ def train_early_stopped(
     train_set, valid_set = binned.with_labels(y, y_val)
     if train_rows is not None:
         train_set = binned.train_subset(train_rows)
+    if valid_rows is not None:
+        valid_set = binned.valid_subset(valid_rows)
     members = [
         _train_member(member_params(lgb_params, i), n_estimators, early_stopping_rounds, train_set, valid_set)
         for i in range(ensemble_size)
@@ -198,15 +206,35 @@ def average_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
     """
     if len(boosters) == 1:
         return boosters[0]
+    return _merged_boosters(boosters, 1.0 / len(boosters), "average_boosters")
+
+
+def added_boosters(boosters: list[lgb.Booster]) -> lgb.Booster:
+    """One booster whose raw score is the sum of the boosters' raw scores (same features, same bins).
+
+    E.g. log(order days) + log(revenue per order day) = log(revenue): the trees of all boosters in
+    one model, so exact TreeSHAP of the sum stays one booster's, adding up to its raw score. The
+    model text keeps the first booster's header (its objective names the link LightGBM applies
+    when asked for more than the raw score).
+    """
+    if len(boosters) == 1:
+        return boosters[0]
+    return _merged_boosters(boosters, 1.0, "added_boosters")
+
+
+def _merged_boosters(boosters: list[lgb.Booster], factor: float, caller: str) -> lgb.Booster:
+    """The trees of every booster in one model, each leaf and internal value multiplied by `factor`."""
     texts = [b.model_to_string() for b in boosters]
     if any("\nis_linear=1\n" in text for text in texts):
         # a linear tree's leaf is a constant plus coefficients; only the constants would be scaled
-        raise ValueError("average_boosters: linear trees cannot be averaged by scaling leaf values")
+        raise ValueError(f"{caller}: linear trees cannot be merged by their leaf values")
+    names = {tuple(b.feature_name()) for b in boosters}
+    if len(names) > 1:
+        raise ValueError(f"{caller}: the boosters were trained on different feature columns")
     header, _ = texts[0].split("\nTree=0\n", 1)
     # Per-tree byte sizes only speed up loading; without them LightGBM parses the trees in order.
     header = re.sub(r"(?m)^tree_sizes=.*\n?", "", header + "\n")
     footer = "end of trees" + texts[0].split("end of trees", 1)[1]
-    factor = 1.0 / len(boosters)
     trees = []
     for text in texts:
         body = text[text.index("\nTree=0\n") + 1:text.index("end of trees")]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 CalibrationMethod = Literal["auto", "isotonic", "sigmoid", "none"]
 ChurnObjective = Literal["binary", "poisson"]
 ValueObjective = Literal["tweedie", "l2", "log_l2"]
+RevenueModel = Literal["direct", "frequency_severity"]
 
 
 class TreeParams(BaseModel):
@@ -105,6 +106,14 @@ class ValueParams(TreeParams):
         "tweedie", description="loss for revenue/margin/cost; tweedie suits zero-inflated spend"
     )
     tweedie_variance_power: float = Field(1.5, gt=1, lt=2)
+    # frequency_severity was measured on the CDNOW backtest (benchmarks/cdnow/backtest.md, ninth
+    # session); it needs label_value_order_days in the training set.
+    revenue_model: RevenueModel = Field(
+        "direct",
+        description="direct: one booster of horizon revenue (objective); frequency_severity: a Poisson booster of "
+        "the order days in the value horizon plus a Gamma booster of revenue per order day (buyers only), "
+        "added on the log scale into one booster, so expected revenue = order days x revenue per order day",
+    )
     interval_quantiles: tuple[float, float] = (0.1, 0.9)
     conformalize_interval: bool = Field(
         True, description="widen/narrow the quantile band with CQR on the validation set"

@@ -12,6 +12,7 @@ from sklearn.model_selection import KFold
 
 from models.boosting import (
     BinnedMatrices,
+    added_boosters,
     check_feature_matrix,
     check_target,
     dataset_params,
@@ -102,6 +103,67 @@ class PointRegressor:
         return raw * self.scale_
 
 
+class FrequencySeverityRegressor:
+    """Horizon revenue as order days x revenue per order day, in one booster on the log scale.
+
+    A Poisson booster of the order days in the value horizon (every customer) and a Gamma
+    booster of revenue per order day (customers who bought and spent > 0), both log link,
+    are added tree by tree (`added_boosters`): the raw score is log(expected order days) +
+    log(expected revenue per order day), so exact TreeSHAP of that one booster explains
+    log expected revenue and adds up, as the direct Tweedie booster's does. `scale_` makes
+    the predicted total on the training rows equal their net revenue (returns included), as
+    the direct model's scale restores the negative mass.
+    """
+
+    def __init__(self, params: ValueParams, name: str = "revenue") -> None:
+        self.params = params
+        self.name = name
+
+    def fit(
+        self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
+        order_days: np.ndarray, order_days_val: np.ndarray, binned: BinnedMatrices | None = None,
+    ) -> FrequencySeverityRegressor:
+        """Fit both halves with early stopping on the validation snapshot (severity on its buyers)."""
+        p = self.params
+        binned = binned or BinnedMatrices(X, X_val, dataset_params(p))
+        buyers, buyers_val = (order_days > 0) & (y > 0), (order_days_val > 0) & (y_val > 0)
+        if not buyers.any() or not buyers_val.any():
+            raise ValueError(
+                "ValueModel.fit: revenue_model frequency_severity needs customers who bought (order days > 0, "
+                f"revenue > 0) in the value horizon, in training ({int(buyers.sum())}) and validation "
+                f"({int(buyers_val.sum())}); use revenue_model: direct"
+            )
+        frequency = train_early_stopped(
+            lightgbm_params(p, "poisson", "poisson"), p.n_estimators, p.early_stopping_rounds,
+            None, order_days, None, order_days_val, binned=binned, ensemble_size=p.ensemble_size,
+        )
+        severity = train_early_stopped(
+            lightgbm_params(p, "gamma", "gamma"), p.n_estimators, p.early_stopping_rounds,
+            None, _per_order_day(y, order_days), None, _per_order_day(y_val, order_days_val),
+            binned=binned, train_rows=np.flatnonzero(buyers), valid_rows=np.flatnonzero(buyers_val),
+            ensemble_size=p.ensemble_size,
+        )
+        self.booster_ = added_boosters([frequency, severity])
+        self.frequency_trees_, self.severity_trees_ = frequency.num_trees(), severity.num_trees()
+        fitted_total = float(np.exp(self.booster_.predict(X, raw_score=True)).sum())
+        self.scale_ = float(y.sum() / fitted_total) if fitted_total > 0 else 1.0
+        self.clipped_rows_ = 0
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Expected revenue in the horizon."""
+        return self.predict_from_raw(self.booster_.predict(X, raw_score=True))
+
+    def predict_from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Expected revenue from the added booster's raw score (log scale)."""
+        return np.exp(np.asarray(raw, dtype=float)) * self.scale_
+
+
+def _per_order_day(revenue: np.ndarray, order_days: np.ndarray) -> np.ndarray:
+    """Revenue per order day where a customer bought; 1.0 elsewhere (rows the severity booster never reads)."""
+    return np.where(order_days > 0, revenue / np.maximum(order_days, 1), 1.0).clip(min=1e-9)
+
+
 class ValueModel:
     """Revenue, margin and (optional) cost-to-serve regressors plus a revenue P10-P90 band.
 
@@ -130,8 +192,14 @@ class ValueModel:
         margin_val: Any,
         cost_to_serve: Any = None,
         cost_to_serve_val: Any = None,
+        order_days: Any = None,
+        order_days_val: Any = None,
     ) -> ValueModel:
-        """Fit every target: y is horizon revenue; cost models are fit only when given."""
+        """Fit every target: y is horizon revenue; cost models are fit only when given.
+
+        `order_days` / `order_days_val` (label_value_order_days) are needed by, and only read
+        with, revenue_model frequency_severity.
+        """
         matrix = check_feature_matrix(X, feature_names, "ValueModel.fit X")
         matrix_val = check_feature_matrix(X_val, feature_names, "ValueModel.fit X_val")
         targets = {"revenue": (y, y_val), "margin": (margin, margin_val)}
@@ -144,8 +212,11 @@ class ValueModel:
         self.feature_names_ = list(feature_names)
         # Five boosters on the same rows: bin the matrices once.
         binned = BinnedMatrices(matrix, matrix_val, dataset_params(self.params))
-        self.regressors_: dict[str, PointRegressor] = {}
+        self.regressors_: dict[str, PointRegressor | FrequencySeverityRegressor] = {}
+        decomposed = self.params.revenue_model == "frequency_severity"
         for name, (train_y, val_y) in targets.items():
+            if name == "revenue" and decomposed:
+                continue
             train_arr = check_target(train_y, len(matrix), f"ValueModel.fit {name}")
             val_arr = check_target(val_y, len(matrix_val), f"ValueModel.fit {name}_val")
             self.regressors_[name] = PointRegressor(self.params, name).fit(
@@ -153,6 +224,17 @@ class ValueModel:
             )
         revenue = check_target(y, len(matrix), "ValueModel.fit y")
         revenue_val = check_target(y_val, len(matrix_val), "ValueModel.fit y_val")
+        if decomposed:
+            if order_days is None or order_days_val is None:
+                raise ValueError(
+                    "ValueModel.fit: revenue_model frequency_severity needs order_days and order_days_val "
+                    "(label_value_order_days of the training set)"
+                )
+            self.regressors_ = {"revenue": FrequencySeverityRegressor(self.params).fit(
+                matrix, revenue, matrix_val, revenue_val,
+                check_target(order_days, len(matrix), "ValueModel.fit order_days"),
+                check_target(order_days_val, len(matrix_val), "ValueModel.fit order_days_val"), binned,
+            ), **self.regressors_}
         self._fit_interval(matrix, revenue, matrix_val, revenue_val, binned)
         self.boosters_: dict[str, lgb.Booster] = {
             **{name: reg.booster_ for name, reg in self.regressors_.items()},

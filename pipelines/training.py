@@ -104,6 +104,11 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
                   baseline_metrics, champion_metric, figures, extra, ctx)
 
 
+def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[str, pd.Series]:
+    """order_days / order_days_val for a model's fit, when the training set has the label."""
+    return {"order_days": train[label], "order_days_val": valid[label]} if label in train.columns else {}
+
+
 def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> TrainingOutcome:
     """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them."""
     train, valid = split_by_flag(frame)
@@ -115,6 +120,7 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
         margin=train["label_margin"], margin_val=valid["label_margin"],
         cost_to_serve=train["label_cost_to_serve"] if has_cost else None,
         cost_to_serve_val=valid["label_cost_to_serve"] if has_cost else None,
+        **_order_days(train, valid, "label_value_order_days"),
     )
     X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
     pred = model.predict(X_val)

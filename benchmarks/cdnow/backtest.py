@@ -158,7 +158,8 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
         order_days=train["label_churn_order_days"], order_days_val=valid["label_churn_order_days"])
     value = ValueModel(ValueParams(num_threads=1, **design.value)).fit(
         train[names], train["label_revenue"], valid[names], valid["label_revenue"], names,
-        margin=train["label_margin"], margin_val=valid["label_margin"])
+        margin=train["label_margin"], margin_val=valid["label_margin"],
+        order_days=train["label_value_order_days"], order_days_val=valid["label_value_order_days"])
     pred_val = value.predict(valid[names])["expected_revenue"].to_numpy()
     # pipelines/training.py fit_level_anchor: BG/NBD fitted on the validation snapshot itself.
     anchor_val = BtydFeatures(horizon, max_fit_rows=50_000).fit(valid).transform(valid)
@@ -294,6 +295,11 @@ DESIGNS = {
     "count25_ens5": Design("count25_ens5", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                            level_anchor="always", churn_blend=0.25, value_blend=0.25,
                            churn={"objective": "poisson", "ensemble_size": 5}, value={"ensemble_size": 5}),
+    # Ninth session: count25_ens5 with revenue as order days x revenue per order day (ValueParams.revenue_model).
+    "count25_ens5_fs": Design("count25_ens5_fs", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
+                              level_anchor="always", churn_blend=0.25, value_blend=0.25,
+                              churn={"objective": "poisson", "ensemble_size": 5},
+                              value={"ensemble_size": 5, "revenue_model": "frequency_severity"}),
     "tf_step15": Design("tf_step15", windows_days=(30, 90), drop_features=TENURE_BOUND, n_snapshots=7, step_days=15),
 }
 

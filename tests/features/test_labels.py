@@ -38,6 +38,11 @@ TRANSACTIONS = pd.DataFrame(
         ("busy", "b4", at(30), 10.0, 2.0, 0.0),
         ("busy", "b5", at(40), -10.0, -2.0, 0.0),  # a return is no order day
         ("busy", "b6", at(90), 10.0, 2.0, 0.0),  # outside the churn window
+        ("late", "z0", at(-20), 10.0, 2.0, 0.0),
+        # begun inside the churn window, but its first positive line comes after the churn window ends:
+        # a new order of the value window only (a window sees only the rows before its end)
+        ("late", "z1", at(80), 0.0, 0.0, 0.0),
+        ("late", "z1", at(95), 20.0, 5.0, 0.0),
     ],
     columns=["customer_id", "order_id", "ts", "amount", "margin", "discount"],
 )
@@ -59,7 +64,7 @@ def labels(tables) -> pd.DataFrame:
 
 
 def test_labels_only_for_customers_with_an_order_before_t(labels):
-    assert sorted(labels.index) == ["busy", "leaves", "spans", "stays"]
+    assert sorted(labels.index) == ["busy", "late", "leaves", "spans", "stays"]
 
 
 def test_churn_means_no_new_order_in_the_horizon(labels):
@@ -69,8 +74,20 @@ def test_churn_means_no_new_order_in_the_horizon(labels):
 
 
 def test_order_days_count_the_days_with_a_new_order_in_the_churn_window(labels):
-    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "leaves": 0, "spans": 0, "stays": 1}
+    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "spans": 0, "stays": 1}
     assert ((labels["label_churn_order_days"] == 0) == (labels["label_churn"] == 1)).all()
+
+
+def test_value_order_days_count_new_order_days_in_the_value_window(labels):
+    # busy: b2 and b3 share a day, b4, b6 at T + 90 (inside 365 days); b5 is a return only
+    assert labels["label_value_order_days"].to_dict() == {"busy": 3, "late": 1, "leaves": 1, "spans": 0, "stays": 1}
+
+
+def test_a_shorter_window_does_not_see_the_longer_windows_rows(tables):
+    # value horizon 60: late's order z1 is not yet an order (its positive line is at T + 95)
+    frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=60, data_end=DATA_END).set_index("customer_id")
+    assert frame.loc["late", "label_value_order_days"] == 0 and frame.loc["late", "label_churn"] == 1
+    assert frame["label_value_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "spans": 0, "stays": 0}
 
 
 def test_value_labels_sum_the_value_window(labels):
@@ -84,6 +101,12 @@ def test_value_labels_sum_the_value_window(labels):
 def test_unobserved_value_window_leaves_the_value_labels_out(tables):
     frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=at(200))
     assert list(frame.columns) == ["customer_id", "label_churn", "label_churn_order_days"]
+
+
+def test_unobserved_churn_window_leaves_the_churn_labels_out(tables):
+    frame = build_labels(tables, T, churn_horizon_days=400, value_horizon_days=365, data_end=at(380))
+    assert list(frame.columns) == ["customer_id", "label_revenue", "label_margin", "label_cost_to_serve",
+                                   "label_value_order_days"]
 
 
 def test_window_ending_exactly_at_data_end_is_observed(tables):

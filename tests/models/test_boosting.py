@@ -7,6 +7,7 @@ import pytest
 
 from models.boosting import (
     BinnedMatrices,
+    added_boosters,
     average_boosters,
     dataset_params,
     lightgbm_params,
@@ -125,3 +126,36 @@ def test_linear_trees_are_refused_rather_than_averaged_wrongly(training_split):
                           num_boost_round=3) for s in (1, 2)]
     with pytest.raises(ValueError, match="linear trees"):
         average_boosters(boosters)
+
+
+def test_added_boosters_score_the_sum_and_explain_it_exactly(training_split):
+    train, valid, names = training_split
+    p = _params()
+    binned = BinnedMatrices(train[names], valid[names], dataset_params(p))
+    counts, counts_val = train["label_churn_order_days"].to_numpy(float), valid["label_churn_order_days"].to_numpy(float)
+    frequency = train_early_stopped(lightgbm_params(p, "poisson", "poisson"), 30, 5, None, counts, None, counts_val,
+                                    binned=binned)
+    buyers, buyers_val = np.flatnonzero(counts > 0), np.flatnonzero(counts_val > 0)
+    spend = train["label_revenue"].clip(lower=1.0).to_numpy()
+    severity = train_early_stopped(lightgbm_params(p, "gamma", "gamma"), 30, 5, None, spend, None,
+                                   valid["label_revenue"].clip(lower=1.0).to_numpy(), binned=binned,
+                                   train_rows=buyers, valid_rows=buyers_val)
+    assert _root_count(severity) <= len(buyers) < len(train)  # grown on the buyers only
+    added = added_boosters([frequency, severity])
+    X = valid[names].iloc[:500]
+    both = frequency.predict(X, raw_score=True) + severity.predict(X, raw_score=True)
+    assert added.num_trees() == frequency.num_trees() + severity.num_trees()
+    np.testing.assert_allclose(added.predict(X, raw_score=True), both, atol=1e-12)
+    np.testing.assert_allclose(contributions(added, X).sum(axis=1), both, atol=1e-9)
+    assert added_boosters([frequency]) is frequency
+
+
+def test_boosters_on_different_columns_are_not_merged(training_split):
+    train, valid, names = training_split
+    p = ChurnParams(num_threads=1, n_estimators=5)
+    lgb_params = lightgbm_params(p, "binary", "binary_logloss")
+    y, y_val = train["label_churn"].to_numpy(float), valid["label_churn"].to_numpy(float)
+    full = train_early_stopped(lgb_params, 5, 5, train[names], y, valid[names], y_val)
+    fewer = train_early_stopped(lgb_params, 5, 5, train[names[:-1]], y, valid[names[:-1]], y_val)
+    with pytest.raises(ValueError, match="different feature columns"):
+        added_boosters([full, fewer])

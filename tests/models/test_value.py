@@ -110,3 +110,52 @@ def test_tweedie_revenue_from_raw_matches_lightgbms_own_conversion(value_model, 
     revenue = value_model.regressors_["revenue"]
     np.testing.assert_allclose(revenue.predict_from_raw(revenue.booster_.predict(rows, raw_score=True)),
                                revenue.booster_.predict(rows) * revenue.scale_, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def decomposed(training_split):
+    """revenue_model frequency_severity; the synthetic set's order days serve as the value window's."""
+    train, valid, features = training_split
+    return ValueModel(ValueParams(num_threads=1, revenue_model="frequency_severity")).fit(
+        train, train["label_revenue"], valid, valid["label_revenue"], features,
+        margin=train["label_margin"], margin_val=valid["label_margin"],
+        order_days=train["label_churn_order_days"], order_days_val=valid["label_churn_order_days"],
+    )
+
+
+def test_frequency_severity_is_one_booster_that_explains_log_revenue_exactly(decomposed, training_split):
+    train, valid, features = training_split
+    revenue = decomposed.regressors_["revenue"]
+    assert revenue.booster_.num_trees() == revenue.frequency_trees_ + revenue.severity_trees_
+    rows = valid.iloc[:500]
+    raw = decomposed.predict_raw(rows, "revenue")
+    check_additivity(contributions(decomposed.boosters_["revenue"], rows[features]), raw, atol=1e-6)
+    np.testing.assert_allclose(decomposed.predict(rows)["expected_revenue"], np.exp(raw) * revenue.scale_, rtol=1e-9)
+    # the scale makes the training rows' predicted total their net revenue (returns included)
+    assert revenue.predict(train[features]).sum() == pytest.approx(train["label_revenue"].sum(), rel=1e-9)
+
+
+def test_frequency_severity_ranks_value_as_well_as_the_direct_model(decomposed, value_model, training_split):
+    _, valid, _ = training_split
+    y = valid["label_revenue"]
+    split = value_metrics(y, decomposed.predict(valid)["expected_revenue"])
+    direct = value_metrics(y, value_model.predict(valid)["expected_revenue"])
+    assert split["normalized_gini"] >= direct["normalized_gini"] - 0.02
+    assert abs(split["aggregate_bias_pct"]) < 15
+
+
+def test_frequency_severity_needs_the_order_days(training_split):
+    train, valid, features = training_split
+    with pytest.raises(ValueError, match="order_days and order_days_val.*label_value_order_days"):
+        ValueModel(ValueParams(num_threads=1, revenue_model="frequency_severity")).fit(
+            train, train["label_revenue"], valid, valid["label_revenue"], features,
+            margin=train["label_margin"], margin_val=valid["label_margin"])
+
+
+def test_frequency_severity_without_buyers_says_so(training_split):
+    train, valid, features = training_split
+    with pytest.raises(ValueError, match="needs customers who bought.*training \\(0\\)"):
+        ValueModel(ValueParams(num_threads=1, revenue_model="frequency_severity", n_estimators=5)).fit(
+            train, train["label_revenue"], valid, valid["label_revenue"], features,
+            margin=train["label_margin"], margin_val=valid["label_margin"],
+            order_days=np.zeros(len(train)), order_days_val=valid["label_churn_order_days"])
