@@ -35,6 +35,11 @@ from features.transactions import join_on_customer, order_moments
 logger = logging.getLogger(__name__)
 
 
+# Columns of `new_order_days` as build_labels_expr names them for the two windows.
+CHURN_ORDER_DAYS = "_churn_days"
+VALUE_ORDER_DAYS = "_value_days"
+
+
 class LabelWindowNotObservedError(ValueError):
     """No label window [as_of, as_of + horizon) ends on or before the end of the data."""
 
@@ -73,9 +78,9 @@ def new_order_days(moments: ir.Table, as_of: datetime, horizons: Mapping[str, in
 
 
 def churn_label(order_days: ir.Table, customers: ir.Table) -> ir.Table:
-    """customer_id, label_churn, label_churn_order_days of `customers` from `new_order_days` column _churn_days."""
-    table = join_on_customer(customers, order_days.select("customer_id", "_churn_days"))
-    days = table._churn_days.fill_null(0)
+    """customer_id, label_churn, label_churn_order_days of `customers` from `new_order_days` (CHURN_ORDER_DAYS)."""
+    table = join_on_customer(customers, order_days.select("customer_id", CHURN_ORDER_DAYS))
+    days = table[CHURN_ORDER_DAYS].fill_null(0)
     return table.select(
         "customer_id",
         label_churn=ibis.cases((days == 0, 1), else_=0).cast("int8"),
@@ -87,7 +92,7 @@ def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datet
                  order_days: ir.Table) -> ir.Table:
     """customer_id, label_revenue, label_margin, label_cost_to_serve, label_value_order_days for customers with an order before as_of.
 
-    `order_days` is `new_order_days` with the value window's count as column _value_days.
+    `order_days` is `new_order_days` with the value window's count as column VALUE_ORDER_DAYS.
     """
     end = as_of + timedelta(days=horizon_days)
     rows = moments.filter(_between(moments.ts, as_of, end))
@@ -108,13 +113,13 @@ def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datet
         service = visits.group_by("customer_id").aggregate(_service_cost=visits.cost.sum())
         table = join_on_customer(table, service)
         cost = cost + table._service_cost.fill_null(0.0)
-    table = join_on_customer(table.mutate(_cost=cost), order_days.select("customer_id", "_value_days"))
+    table = join_on_customer(table.mutate(_cost=cost), order_days.select("customer_id", VALUE_ORDER_DAYS))
     return table.select(
         "customer_id",
         label_revenue=table.label_revenue.fill_null(0.0),
         label_margin=table.label_margin.fill_null(0.0),
         label_cost_to_serve=table._cost,
-        label_value_order_days=table._value_days.fill_null(0).cast("int32"),
+        label_value_order_days=table[VALUE_ORDER_DAYS].fill_null(0).cast("int32"),
     )
 
 
@@ -151,8 +156,8 @@ def build_labels_expr(
     churn_observed, value_observed = observed_labels(as_of, churn_horizon_days, value_horizon_days, data_end)
     moments = order_moments(tables["transactions"]) if moments is None else moments
     customers = customers_with_orders_before(moments, as_of)
-    horizons = {name: days for name, days, observed in (("_churn_days", churn_horizon_days, churn_observed),
-                                                        ("_value_days", value_horizon_days, value_observed)) if observed}
+    horizons = {name: days for name, days, observed in ((CHURN_ORDER_DAYS, churn_horizon_days, churn_observed),
+                                                        (VALUE_ORDER_DAYS, value_horizon_days, value_observed)) if observed}
     order_days = new_order_days(moments, as_of, horizons)
     table = customers
     if churn_observed:

@@ -112,7 +112,8 @@ class ValueParams(TreeParams):
         "direct",
         description="direct: one booster of horizon revenue (objective); frequency_severity: a Poisson booster of "
         "the order days in the value horizon plus a Gamma booster of revenue per order day (buyers only), "
-        "added on the log scale into one booster, so expected revenue = order days x revenue per order day",
+        "added on the log scale into one booster, so expected revenue = order days x revenue per order day, "
+        "times one factor that sets the training rows' total to their net revenue",
     )
     interval_quantiles: tuple[float, float] = (0.1, 0.9)
     conformalize_interval: bool = Field(

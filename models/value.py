@@ -110,14 +110,17 @@ class FrequencySeverityRegressor:
     booster of revenue per order day (customers who bought and spent > 0), both log link,
     are added tree by tree (`added_boosters`): the raw score is log(expected order days) +
     log(expected revenue per order day), so exact TreeSHAP of that one booster explains
-    log expected revenue and adds up, as the direct Tweedie booster's does. `scale_` makes
-    the predicted total on the training rows equal their net revenue (returns included), as
-    the direct model's scale restores the negative mass.
+    log expected revenue and adds up, as the direct Tweedie booster's does.
+
+    `scale_` sets the predicted total on the training rows to their net revenue: the product
+    of the two fitted means is not the mean of the product (how often and how much a customer
+    buys are not independent given the features), and revenue also comes from rows no new
+    order day carries (lines of orders begun before the snapshot, returns). One factor
+    restores the total, as the direct model's scale restores the negative mass.
     """
 
-    def __init__(self, params: ValueParams, name: str = "revenue") -> None:
+    def __init__(self, params: ValueParams) -> None:
         self.params = params
-        self.name = name
 
     def fit(
         self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,
@@ -145,9 +148,14 @@ class FrequencySeverityRegressor:
         )
         self.booster_ = added_boosters([frequency, severity])
         self.frequency_trees_, self.severity_trees_ = frequency.num_trees(), severity.num_trees()
-        fitted_total = float(np.exp(self.booster_.predict(X, raw_score=True)).sum())
-        self.scale_ = float(y.sum() / fitted_total) if fitted_total > 0 else 1.0
-        self.clipped_rows_ = 0
+        fitted_total, net_total = float(np.exp(self.booster_.predict(X, raw_score=True)).sum()), float(y.sum())
+        if not (np.isfinite(fitted_total) and net_total > 0):
+            raise ValueError(
+                f"ValueModel.fit: revenue_model frequency_severity cannot set its level: the training rows' net "
+                f"revenue is {net_total:.6g} and the fitted total {fitted_total:.6g} (both must be finite and > 0); "
+                "use revenue_model: direct"
+            )
+        self.scale_ = net_total / fitted_total
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -210,31 +218,31 @@ class ValueModel:
         if cost_to_serve is not None:
             targets["cost_to_serve"] = (cost_to_serve, cost_to_serve_val)
         self.feature_names_ = list(feature_names)
-        # Five boosters on the same rows: bin the matrices once.
+        # Several boosters on the same rows: bin the matrices once.
         binned = BinnedMatrices(matrix, matrix_val, dataset_params(self.params))
+        revenue = check_target(y, len(matrix), "ValueModel.fit y")
+        revenue_val = check_target(y_val, len(matrix_val), "ValueModel.fit y_val")
         self.regressors_: dict[str, PointRegressor | FrequencySeverityRegressor] = {}
-        decomposed = self.params.revenue_model == "frequency_severity"
+        if self.params.revenue_model == "frequency_severity":
+            # first, so that missing or unusable order days stop the fit before anything is trained
+            if order_days is None or order_days_val is None:
+                raise ValueError(
+                    "ValueModel.fit: revenue_model frequency_severity needs order_days and order_days_val "
+                    "(label_value_order_days of the training set)"
+                )
+            self.regressors_["revenue"] = FrequencySeverityRegressor(self.params).fit(
+                matrix, revenue, matrix_val, revenue_val,
+                check_target(order_days, len(matrix), "ValueModel.fit order_days"),
+                check_target(order_days_val, len(matrix_val), "ValueModel.fit order_days_val"), binned,
+            )
         for name, (train_y, val_y) in targets.items():
-            if name == "revenue" and decomposed:
+            if name in self.regressors_:
                 continue
             train_arr = check_target(train_y, len(matrix), f"ValueModel.fit {name}")
             val_arr = check_target(val_y, len(matrix_val), f"ValueModel.fit {name}_val")
             self.regressors_[name] = PointRegressor(self.params, name).fit(
                 matrix, train_arr, matrix_val, val_arr, binned
             )
-        revenue = check_target(y, len(matrix), "ValueModel.fit y")
-        revenue_val = check_target(y_val, len(matrix_val), "ValueModel.fit y_val")
-        if decomposed:
-            if order_days is None or order_days_val is None:
-                raise ValueError(
-                    "ValueModel.fit: revenue_model frequency_severity needs order_days and order_days_val "
-                    "(label_value_order_days of the training set)"
-                )
-            self.regressors_ = {"revenue": FrequencySeverityRegressor(self.params).fit(
-                matrix, revenue, matrix_val, revenue_val,
-                check_target(order_days, len(matrix), "ValueModel.fit order_days"),
-                check_target(order_days_val, len(matrix_val), "ValueModel.fit order_days_val"), binned,
-            ), **self.regressors_}
         self._fit_interval(matrix, revenue, matrix_val, revenue_val, binned)
         self.boosters_: dict[str, lgb.Booster] = {
             **{name: reg.booster_ for name, reg in self.regressors_.items()},

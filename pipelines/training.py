@@ -19,7 +19,7 @@ from models.level import LevelAnchor
 from models.metrics import churn_metrics, interval_coverage, value_metrics
 from models.params import ChurnParams, ValueParams
 from models.splits import split_by_flag
-from models.value import ValueModel
+from models.value import FrequencySeverityRegressor, ValueModel
 from pipelines import plots, tracking
 from pipelines.tracking import HEADLINE_METRIC
 
@@ -77,15 +77,18 @@ class RunContext:
     level_anchor: str = "auto"
 
 
+def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[str, pd.Series]:
+    """order_days / order_days_val for a model's fit, when the training set has the label."""
+    return {"order_days": train[label], "order_days_val": valid[label]} if label in train.columns else {}
+
+
 def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> TrainingOutcome:
     """Fit the churn model on earlier snapshots, evaluate on the latest, log and gate it."""
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
-    counts = "label_churn_order_days" in frame.columns
     model = ChurnModel(params).fit(
         train[names], train["label_churn"], valid[names], valid["label_churn"], names,
-        order_days=train["label_churn_order_days"] if counts else None,
-        order_days_val=valid["label_churn_order_days"] if counts else None,
+        **_order_days(train, valid, "label_churn_order_days"),
     )
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
@@ -102,11 +105,6 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
     extra = {"calibration": model.calibration_report_, "best_iteration": model.best_iteration_}
     return _track("churn", model, model.booster_, params, frame, train, valid, names, metrics,
                   baseline_metrics, champion_metric, figures, extra, ctx)
-
-
-def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[str, pd.Series]:
-    """order_days / order_days_val for a model's fit, when the training set has the label."""
-    return {"order_days": train[label], "order_days_val": valid[label]} if label in train.columns else {}
 
 
 def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> TrainingOutcome:
@@ -143,6 +141,10 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
     extra = {"interval_nominal": model.interval_nominal_, "interval_coverage": model.interval_coverage_,
              "level_anchor": {"used": anchor.use_anchor_, "validation_bias_pct_model": anchor.bias_model_pct_,
                               "validation_bias_pct_anchored": anchor.bias_anchored_pct_}}
+    revenue = model.regressors_["revenue"]
+    if isinstance(revenue, FrequencySeverityRegressor):
+        extra["frequency_severity"] = {"frequency_trees": revenue.frequency_trees_, "severity_trees": revenue.severity_trees_,
+                                       "scale": revenue.scale_}
     return _track("value", model, model.boosters_["revenue"], params, frame, train, valid, names, metrics,
                   baseline_metrics, champion_metric, figures, extra, ctx)
 

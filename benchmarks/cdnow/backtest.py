@@ -295,13 +295,11 @@ DESIGNS = {
     "count25_ens5": Design("count25_ens5", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                            level_anchor="always", churn_blend=0.25, value_blend=0.25,
                            churn={"objective": "poisson", "ensemble_size": 5}, value={"ensemble_size": 5}),
-    # Ninth session: count25_ens5 with revenue as order days x revenue per order day (ValueParams.revenue_model).
-    "count25_ens5_fs": Design("count25_ens5_fs", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
-                              level_anchor="always", churn_blend=0.25, value_blend=0.25,
-                              churn={"objective": "poisson", "ensemble_size": 5},
-                              value={"ensemble_size": 5, "revenue_model": "frequency_severity"}),
     "tf_step15": Design("tf_step15", windows_days=(30, 90), drop_features=TENURE_BOUND, n_snapshots=7, step_days=15),
 }
+# Ninth session: count25_ens5 with revenue as order days x revenue per order day (ValueParams.revenue_model).
+DESIGNS["count25_ens5_fs"] = replace(DESIGNS["count25_ens5"], name="count25_ens5_fs",
+                                     value={**DESIGNS["count25_ens5"].value, "revenue_model": "frequency_severity"})
 
 
 def summarise(result: dict[str, Any]) -> str:

@@ -43,6 +43,10 @@ TRANSACTIONS = pd.DataFrame(
         # a new order of the value window only (a window sees only the rows before its end)
         ("late", "z1", at(80), 0.0, 0.0, 0.0),
         ("late", "z1", at(95), 20.0, 5.0, 0.0),
+        ("slow", "w0", at(-20), 10.0, 2.0, 0.0),
+        # begun at T + 50, its first positive line at T + 70: an order of a 90-day window, not of a 60-day one
+        ("slow", "w1", at(50), 0.0, 0.0, 0.0),
+        ("slow", "w1", at(70), 15.0, 3.0, 0.0),
     ],
     columns=["customer_id", "order_id", "ts", "amount", "margin", "discount"],
 )
@@ -64,7 +68,7 @@ def labels(tables) -> pd.DataFrame:
 
 
 def test_labels_only_for_customers_with_an_order_before_t(labels):
-    assert sorted(labels.index) == ["busy", "late", "leaves", "spans", "stays"]
+    assert sorted(labels.index) == ["busy", "late", "leaves", "slow", "spans", "stays"]
 
 
 def test_churn_means_no_new_order_in_the_horizon(labels):
@@ -74,20 +78,24 @@ def test_churn_means_no_new_order_in_the_horizon(labels):
 
 
 def test_order_days_count_the_days_with_a_new_order_in_the_churn_window(labels):
-    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "spans": 0, "stays": 1}
+    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "slow": 1, "spans": 0, "stays": 1}
     assert ((labels["label_churn_order_days"] == 0) == (labels["label_churn"] == 1)).all()
 
 
 def test_value_order_days_count_new_order_days_in_the_value_window(labels):
     # busy: b2 and b3 share a day, b4, b6 at T + 90 (inside 365 days); b5 is a return only
-    assert labels["label_value_order_days"].to_dict() == {"busy": 3, "late": 1, "leaves": 1, "spans": 0, "stays": 1}
+    assert labels["label_value_order_days"].to_dict() == {"busy": 3, "late": 1, "leaves": 1, "slow": 1, "spans": 0, "stays": 1}
 
 
 def test_a_shorter_window_does_not_see_the_longer_windows_rows(tables):
-    # value horizon 60: late's order z1 is not yet an order (its positive line is at T + 95)
+    # value horizon 60 inside the churn horizon 90: slow's order w1 begins in both windows, but its
+    # only positive line (T + 70) is after the 60-day window ends, so it is an order of the churn window only
     frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=60, data_end=DATA_END).set_index("customer_id")
-    assert frame.loc["late", "label_value_order_days"] == 0 and frame.loc["late", "label_churn"] == 1
-    assert frame["label_value_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "spans": 0, "stays": 0}
+    assert frame.loc["slow", "label_value_order_days"] == 0 and frame.loc["slow", "label_churn_order_days"] == 1
+    assert frame["label_value_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "slow": 0, "spans": 0, "stays": 0}
+    # and the other way round: a 60-day churn window inside a 90-day value window
+    swapped = build_labels(tables, T, churn_horizon_days=60, value_horizon_days=90, data_end=DATA_END).set_index("customer_id")
+    assert swapped.loc["slow", "label_churn"] == 1 and swapped.loc["slow", "label_value_order_days"] == 1
 
 
 def test_value_labels_sum_the_value_window(labels):

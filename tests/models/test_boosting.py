@@ -128,8 +128,18 @@ def test_linear_trees_are_refused_rather_than_averaged_wrongly(training_split):
         average_boosters(boosters)
 
 
-def test_added_boosters_score_the_sum_and_explain_it_exactly(training_split):
+def test_added_boosters_score_the_sum_and_explain_it_exactly(training_split, monkeypatch):
+    import models.boosting
+
     train, valid, names = training_split
+    stopped_on = []
+    real_member = models.boosting._train_member
+
+    def member(lgb_params, n_estimators, rounds, train_set, valid_set):
+        stopped_on.append(valid_set.num_data())
+        return real_member(lgb_params, n_estimators, rounds, train_set, valid_set)
+
+    monkeypatch.setattr(models.boosting, "_train_member", member)
     p = _params()
     binned = BinnedMatrices(train[names], valid[names], dataset_params(p))
     counts, counts_val = train["label_churn_order_days"].to_numpy(float), valid["label_churn_order_days"].to_numpy(float)
@@ -141,6 +151,7 @@ def test_added_boosters_score_the_sum_and_explain_it_exactly(training_split):
                                    valid["label_revenue"].clip(lower=1.0).to_numpy(), binned=binned,
                                    train_rows=buyers, valid_rows=buyers_val)
     assert _root_count(severity) <= len(buyers) < len(train)  # grown on the buyers only
+    assert stopped_on == [len(valid), len(buyers_val)] and len(buyers_val) < len(valid)  # and stopped on theirs
     added = added_boosters([frequency, severity])
     X = valid[names].iloc[:500]
     both = frequency.predict(X, raw_score=True) + severity.predict(X, raw_score=True)

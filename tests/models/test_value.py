@@ -124,15 +124,13 @@ def decomposed(training_split):
 
 
 def test_frequency_severity_is_one_booster_that_explains_log_revenue_exactly(decomposed, training_split):
-    train, valid, features = training_split
+    _, valid, features = training_split
     revenue = decomposed.regressors_["revenue"]
     assert revenue.booster_.num_trees() == revenue.frequency_trees_ + revenue.severity_trees_
     rows = valid.iloc[:500]
     raw = decomposed.predict_raw(rows, "revenue")
     check_additivity(contributions(decomposed.boosters_["revenue"], rows[features]), raw, atol=1e-6)
     np.testing.assert_allclose(decomposed.predict(rows)["expected_revenue"], np.exp(raw) * revenue.scale_, rtol=1e-9)
-    # the scale makes the training rows' predicted total their net revenue (returns included)
-    assert revenue.predict(train[features]).sum() == pytest.approx(train["label_revenue"].sum(), rel=1e-9)
 
 
 def test_frequency_severity_ranks_value_as_well_as_the_direct_model(decomposed, value_model, training_split):
@@ -152,10 +150,27 @@ def test_frequency_severity_needs_the_order_days(training_split):
             margin=train["label_margin"], margin_val=valid["label_margin"])
 
 
-def test_frequency_severity_without_buyers_says_so(training_split):
+@pytest.mark.parametrize("side", ["training", "validation"])
+def test_frequency_severity_without_buyers_says_so_before_fitting_anything(side, training_split, monkeypatch):
+    import models.boosting
+
     train, valid, features = training_split
-    with pytest.raises(ValueError, match="needs customers who bought.*training \\(0\\)"):
+    fitted = []
+    monkeypatch.setattr(models.boosting, "_train_member", lambda *a, **k: fitted.append(a) or None)
+    days, days_val = train["label_churn_order_days"], valid["label_churn_order_days"]
+    days, days_val = (np.zeros(len(train)), days_val) if side == "training" else (days, np.zeros(len(valid)))
+    with pytest.raises(ValueError, match=f"needs customers who bought.*{side} \\(0\\)"):
         ValueModel(ValueParams(num_threads=1, revenue_model="frequency_severity", n_estimators=5)).fit(
             train, train["label_revenue"], valid, valid["label_revenue"], features,
+            margin=train["label_margin"], margin_val=valid["label_margin"], order_days=days, order_days_val=days_val)
+    assert fitted == []  # the margin model was not trained first
+
+
+def test_frequency_severity_refuses_a_training_set_with_no_net_revenue(training_split):
+    train, valid, features = training_split
+    loss = train["label_revenue"] - train["label_revenue"].sum() / len(train) - 1.0  # net total -len(train)
+    with pytest.raises(ValueError, match="cannot set its level.*net revenue is -"):
+        ValueModel(ValueParams(num_threads=1, revenue_model="frequency_severity", n_estimators=5)).fit(
+            train, loss, valid, valid["label_revenue"], features,
             margin=train["label_margin"], margin_val=valid["label_margin"],
-            order_days=np.zeros(len(train)), order_days_val=valid["label_churn_order_days"])
+            order_days=train["label_churn_order_days"], order_days_val=valid["label_churn_order_days"])
