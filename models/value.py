@@ -217,6 +217,11 @@ class ValueModel:
             )
         if cost_to_serve is not None:
             targets["cost_to_serve"] = (cost_to_serve, cost_to_serve_val)
+        if self.params.revenue_model == "frequency_severity" and (order_days is None or order_days_val is None):
+            raise ValueError(
+                "ValueModel.fit: revenue_model frequency_severity needs order_days and order_days_val "
+                "(label_value_order_days of the training set)"
+            )
         self.feature_names_ = list(feature_names)
         # Several boosters on the same rows: bin the matrices once.
         binned = BinnedMatrices(matrix, matrix_val, dataset_params(self.params))
@@ -224,12 +229,7 @@ class ValueModel:
         revenue_val = check_target(y_val, len(matrix_val), "ValueModel.fit y_val")
         self.regressors_: dict[str, PointRegressor | FrequencySeverityRegressor] = {}
         if self.params.revenue_model == "frequency_severity":
-            # first, so that missing or unusable order days stop the fit before anything is trained
-            if order_days is None or order_days_val is None:
-                raise ValueError(
-                    "ValueModel.fit: revenue_model frequency_severity needs order_days and order_days_val "
-                    "(label_value_order_days of the training set)"
-                )
+            # first, so that unusable order days stop the fit before anything is trained
             self.regressors_["revenue"] = FrequencySeverityRegressor(self.params).fit(
                 matrix, revenue, matrix_val, revenue_val,
                 check_target(order_days, len(matrix), "ValueModel.fit order_days"),
