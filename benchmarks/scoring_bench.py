@@ -299,10 +299,19 @@ def parse_time_v(text: str) -> dict:
         seconds = sum(p * 60**i for i, p in enumerate(reversed(parts)))
     user, system = grab(r"User time \(seconds\): ([\d.]+)"), grab(r"System time \(seconds\): ([\d.]+)")
     rss = grab(r"Maximum resident set size \(kbytes\): (\d+)")
+    counters = {
+        "minor_faults": r"Minor \(reclaiming a frame\) page faults: (\d+)",
+        "major_faults": r"Major \(requiring I/O\) page faults: (\d+)",
+        "fs_output_blocks": r"File system outputs: (\d+)",
+        "involuntary_switches": r"Involuntary context switches: (\d+)",
+    }
     return {
         "wall_s": round(seconds, 2) if seconds is not None else None,
         "cpu_s": round(float(user) + float(system), 2) if user and system else None,
+        "user_s": float(user) if user else None,
+        "sys_s": float(system) if system else None,
         "peak_rss_gib": round(int(rss) / 2**20, 2) if rss else None,
+        **{name: int(value) for name, pattern in counters.items() if (value := grab(pattern)) is not None},
     }
 
 
