@@ -1,7 +1,7 @@
 """Repeated end-to-end runs of `custscore run` at 1M customers, each between two machine references.
 
     python -m benchmarks.e2e_runs --data benchmarks/.work/demo-1000000-s7 \
-        --home benchmarks/.work/e2e-1m --runs 6 [--retrain] [--out FILE.json]
+        --home benchmarks/.work/e2e-1m --runs 6 [--retrain] [--cold] [--out FILE.json]
 
 The machine this project is measured on is shared: the same code has taken 92 s and 168 s
 within a day (benchmarks/README.md). So that a run's time can be read against the speed of
@@ -19,7 +19,8 @@ run, /usr/bin/time and Prefect's local API server), wall, user and system second
 process's peak RSS, minor page faults and bytes written (`/usr/bin/time -v`; DuckDB's spill files and the run's part files),
 the durations of the flow's Prefect tasks (read from the home's Prefect database), the load
 average, and the references before and after it. `run / reference` ratios are printed at the
-end. The home must hold champions already (one `custscore run` there first) unless `--retrain`.
+end. With `--cold` the kernel's page cache is emptied (root) just before each run, as a machine
+that reclaims it while idle leaves it for a scheduled run. The home must hold champions already (one `custscore run` there first) unless `--retrain`.
 Run manually; not part of the test suite.
 """
 
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,7 +76,7 @@ def python_reference(numbers: int = 6_000_000) -> dict:
 
 
 def measure_reference(data: Path) -> dict:
-    """Both references in a fresh process, so neither inherits the other's memory."""
+    """Both references in a fresh process, so neither inherits the benchmark's or a run's memory."""
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.e2e_runs", "--reference-only", "--data", str(data)],
         cwd=ROOT, capture_output=True, text=True, check=True,
@@ -92,7 +94,8 @@ def prefect_task_seconds(home: Path, started_after: datetime) -> dict[str, float
     train-and-gate tasks of a retrain, churn first).
     """
     db = home / "prefect" / "prefect.db"
-    with sqlite3.connect(db) as con:
+    # Read-only, so a missing database is an error here instead of an empty file left behind.
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
         rows = con.execute(
             "SELECT t.name, (julianday(t.end_time) - julianday(t.start_time)) * 86400 "
             "FROM task_run t JOIN flow_run f ON t.flow_run_id = f.id "
@@ -121,10 +124,10 @@ def tree_rss_bytes(root: int) -> int:
         try:
             with open(f"/proc/{entry.name}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
+            # After the command name: field 4 (ppid) is index 1, field 24 (rss, in pages) index 21.
+            parents[int(entry.name)], rss[int(entry.name)] = int(fields[1]), int(fields[21])
+        except (OSError, IndexError, ValueError):  # the process ended while we looked
             continue
-        # After the command name: field 4 (ppid) is index 1, field 24 (rss, in pages) index 21.
-        parents[int(entry.name)], rss[int(entry.name)] = int(fields[1]), int(fields[21])
     tree, frontier = {root}, [root]
     while frontier:
         children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
@@ -153,27 +156,43 @@ class TreePeak:
         return round(self.peak / 2**30, 2)
 
 
-def one_run(data: Path, home: Path, retrain: bool, config: Path | None) -> dict:
+def drop_page_cache() -> None:
+    """Empty the kernel's page cache (needs root), as a machine that reclaims it while idle does."""
+    subprocess.run(["sync"], check=True)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        raise SystemExit(f"--cold needs to write /proc/sys/vm/drop_caches (root): {exc}") from exc
+
+
+def one_run(data: Path, home: Path, retrain: bool, config: Path | None, cold: bool = False) -> dict:
     """`custscore run --data DATA [--retrain]` under /usr/bin/time -v in `home`."""
     env = {**os.environ, "CUSTSCORE_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    # The run must use the home's own tracking and Prefect database, not inherited ones.
+    for name in ("MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_URL"):
+        env.pop(name, None)
     command = [str(Path(sys.executable).with_name("custscore")), "run", "--data", str(data)]
     if config is not None:
         command += ["--config", str(config)]
     if retrain:
         command.append("--retrain")
+    if cold:
+        drop_page_cache()
     load = os.getloadavg()[0]
     started = datetime.now(UTC).replace(tzinfo=None)
     proc = subprocess.Popen(["/usr/bin/time", "-v", *command], env=env, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sampler = TreePeak(proc.pid)
     stdout, stderr = proc.communicate()
-    result = {"started_utc": started.strftime("%H:%M:%S"), "load1_at_start": round(load, 2),
+    result = {"started_utc": started.strftime("%Y-%m-%d %H:%M:%S"), "cold": cold, "load1_at_start": round(load, 2),
               "returncode": proc.returncode, **parse_time_v(stderr), "tree_peak_gib": sampler.stop()}
     if proc.returncode != 0:
         result["error"] = (stderr[-2000:] + stdout[-2000:]).strip()
         return result
-    result["tasks_s"] = prefect_task_seconds(home, started)
+    try:
+        result["tasks_s"] = prefect_task_seconds(home, started)
+    except sqlite3.Error as exc:
+        result["tasks_error"] = f"{home / 'prefect' / 'prefect.db'}: {exc}"
     return result
 
 
@@ -195,9 +214,11 @@ def print_table(runs: list[dict]) -> None:
             continue
         before, after = run["reference_before"], run["reference_after"]
         tasks = run.get("tasks_s", {})
+        counts = {k: run.get(k) or 0 for k in ("user_s", "sys_s", "minor_faults", "fs_output_blocks")}
         print(
-            f"| {run['started_utc']} | {run['wall_s']:.1f} | {run['cpu_s']:.1f} ({run['user_s']:.1f} + {run['sys_s']:.1f}) "
-            f"| {run['tree_peak_gib']:.2f} | {run['peak_rss_gib']:.2f} | {run['minor_faults'] / 1e6:.2f} | {run['fs_output_blocks'] * 512 / 1e9:.2f} "
+            f"| {run['started_utc']}{' cold' if run.get('cold') else ''} | {run['wall_s']:.1f} | {run['cpu_s']:.1f} "
+            f"({counts['user_s']:.1f} + {counts['sys_s']:.1f}) | {run['tree_peak_gib']:.2f} | {run['peak_rss_gib']:.2f} "
+            f"| {counts['minor_faults'] / 1e6:.2f} | {counts['fs_output_blocks'] * 512 / 1e9:.2f} "
             f"| {tasks.get('load-and-validate', float('nan')):.1f} | {tasks.get('score-and-explain', float('nan')):.1f} "
             f"| {before['duckdb']['wall_s']:.1f} / {after['duckdb']['wall_s']:.1f} "
             f"| {before['python']['wall_s']:.1f} / {after['python']['wall_s']:.1f} "
@@ -213,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--cold", action="store_true",
+                        help="empty the page cache (root) after the reference, just before each run")
     parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference_only:
@@ -224,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"machine": machine_info(), "data": str(args.data), "home": str(args.home), "retrain": args.retrain, "runs": runs}
     for i in range(args.runs):
         entry = {"reference_before": measure_reference(args.data)}
-        entry.update(one_run(args.data, args.home, args.retrain, args.config))
+        entry.update(one_run(args.data, args.home, args.retrain, args.config, cold=args.cold))
         entry["reference_after"] = measure_reference(args.data)
         runs.append(entry)
         print(f"run {i + 1}/{args.runs}: {json.dumps({k: v for k, v in entry.items() if k != 'error'})}", flush=True)

@@ -287,7 +287,7 @@ def reference_timings(run, models, rows: int, np) -> dict:
 
 
 def parse_time_v(text: str) -> dict:
-    """Wall, user, system seconds and max RSS from GNU time -v output."""
+    """Wall, user, system seconds, max RSS, page faults, blocks read and written and involuntary switches from GNU time -v."""
     def grab(pattern: str) -> str | None:
         m = re.search(pattern, text)
         return m.group(1) if m else None
@@ -302,6 +302,7 @@ def parse_time_v(text: str) -> dict:
     counters = {
         "minor_faults": r"Minor \(reclaiming a frame\) page faults: (\d+)",
         "major_faults": r"Major \(requiring I/O\) page faults: (\d+)",
+        "fs_input_blocks": r"File system inputs: (\d+)",
         "fs_output_blocks": r"File system outputs: (\d+)",
         "involuntary_switches": r"Involuntary context switches: (\d+)",
     }
