@@ -53,6 +53,7 @@ def test_parse_time_v_reads_the_counters():
         Major (requiring I/O) page faults: 2
         Minor (reclaiming a frame) page faults: 3267649
         Involuntary context switches: 35526
+        File system inputs: 2698848
         File system outputs: 6057920
     """
     parsed = parse_time_v(text)
@@ -60,7 +61,8 @@ def test_parse_time_v_reads_the_counters():
     assert (parsed["user_s"], parsed["sys_s"], parsed["cpu_s"]) == (127.85, 31.43, 159.28)
     assert parsed["peak_rss_gib"] == 3.53
     assert (parsed["minor_faults"], parsed["major_faults"]) == (3267649, 2)
-    assert (parsed["fs_output_blocks"], parsed["involuntary_switches"]) == (6057920, 35526)
+    assert (parsed["fs_input_blocks"], parsed["fs_output_blocks"]) == (2698848, 6057920)
+    assert parsed["involuntary_switches"] == 35526
 
 
 def test_prefect_task_seconds_takes_the_later_flow_run_and_keeps_repeated_names(tmp_path):
