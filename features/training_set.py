@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -49,7 +50,62 @@ def history_needed_days(horizon_days: int, n_snapshots: int, step_days: int, min
     return min_history_days + (n_snapshots - 1) * step_days + horizon_days
 
 
-def snapshot_dates(
+# A training set needs one snapshot to learn from and one to validate on, out of time.
+MIN_SNAPSHOTS = 2
+# When the configured minimum history leaves fewer than the validation snapshots + 1, the first
+# snapshot may come this soon after the data starts: customers then have short histories, but a
+# model trained on them beats refusing to train (CDNOW holds one year, 182-day horizons need half of it).
+MIN_HISTORY_FLOOR_DAYS = 60
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """The snapshot dates a training set uses, and how they differ from the configured ones."""
+
+    dates: tuple[datetime, ...]
+    n_validation: int
+    requested: int
+    requested_validation: int
+    min_history_days: int
+    requested_min_history_days: int
+
+    @property
+    def shortened(self) -> bool:
+        """Fewer snapshots, fewer validation snapshots or a shorter minimum history than configured."""
+        return (len(self.dates) < self.requested or self.n_validation < self.requested_validation
+                or self.min_history_days < self.requested_min_history_days)
+
+    def describe(self) -> str:
+        """One line for the run summary and MLflow."""
+        text = (f"{len(self.dates)} snapshot(s) {self.dates[0]:%Y-%m-%d}..{self.dates[-1]:%Y-%m-%d}, "
+                f"{self.n_validation} held out for validation")
+        if self.shortened:
+            text += (f" (configured {self.requested} with {self.requested_validation} held out; the history "
+                     f"holds fewer, first snapshot {self.min_history_days} days after the data starts)")
+        return text
+
+
+def _insufficient(scoring_date: datetime, data_start: datetime, required: int, horizon_days: int, step_days: int,
+                 min_history_days: int) -> InsufficientHistoryError:
+    """The error that says how much history `required` snapshots need and how much there is."""
+    needed = history_needed_days(horizon_days, required, step_days, min_history_days)
+    available = (scoring_date - data_start).total_seconds() / 86_400
+    return InsufficientHistoryError(
+        f"not enough history for {required} snapshot(s): need {needed} days of history before the scoring "
+        f"date {scoring_date:%Y-%m-%d} ({min_history_days} days of minimum history + {required - 1} x "
+        f"{step_days} days between snapshots + a {horizon_days}-day label horizon), but the data has "
+        f"{available:.0f} days (from {data_start:%Y-%m-%d} to {scoring_date:%Y-%m-%d}); provide older "
+        "history, or lower the horizon, step_days or the number of snapshots"
+    )
+
+
+def _candidate_dates(scoring_date: datetime, horizon_days: int, n_snapshots: int, step_days: int) -> list[datetime]:
+    # Midnight snapshots keep windows on whole days; flooring keeps every label window observed.
+    latest = (scoring_date - timedelta(days=horizon_days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [latest - timedelta(days=step_days * k) for k in range(n_snapshots - 1, -1, -1)]
+
+
+def plan_snapshots(
     scoring_date: datetime,
     *,
     data_start: datetime,
@@ -57,42 +113,37 @@ def snapshot_dates(
     n_snapshots: int,
     step_days: int,
     min_history_days: int,
-    min_snapshots: int | None = None,
-) -> list[datetime]:
-    """Snapshot dates T1 < ... < Tn (midnights) with Tn + horizon <= scoring_date and T1 >= data_start + min_history_days.
+    n_validation_snapshots: int = 1,
+) -> SnapshotPlan:
+    """The snapshots that fit the history: as many of the configured ones as fit, down to MIN_SNAPSHOTS.
 
-    When fewer than n snapshots fit, the earliest are dropped (with a warning) as long as at
-    least `min_snapshots` (default: all n) remain; otherwise InsufficientHistoryError says how
-    much history is needed and how much there is.
+    Snapshots Tn + horizon <= scoring_date, spaced step_days apart, T1 >= data_start +
+    min_history_days. When fewer than n_validation_snapshots + 1 fit, the minimum history
+    shrinks to MIN_HISTORY_FLOOR_DAYS (never below, and never above the configured one) and the
+    validation snapshots to what leaves one snapshot to train on. Below MIN_SNAPSHOTS,
+    InsufficientHistoryError says how much history is needed and how much there is.
     """
     scoring_date, data_start = to_naive_utc(scoring_date), to_naive_utc(data_start)
-    if n_snapshots < 1 or step_days < 1 or horizon_days < 1 or min_history_days < 0:
+    if n_snapshots < 1 or step_days < 1 or horizon_days < 1 or min_history_days < 0 or n_validation_snapshots < 1:
         raise ValueError(
-            f"snapshot_dates: n_snapshots ({n_snapshots}), step_days ({step_days}) and horizon_days "
-            f"({horizon_days}) must be >= 1 and min_history_days ({min_history_days}) >= 0"
+            f"plan_snapshots: n_snapshots ({n_snapshots}), step_days ({step_days}), horizon_days "
+            f"({horizon_days}) and n_validation_snapshots ({n_validation_snapshots}) must be >= 1 and "
+            f"min_history_days ({min_history_days}) >= 0"
         )
-    required = n_snapshots if min_snapshots is None else min(max(min_snapshots, 1), n_snapshots)
-    # Midnight snapshots keep windows on whole days; flooring keeps every label window observed.
-    latest = (scoring_date - timedelta(days=horizon_days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    earliest_allowed = data_start + timedelta(days=min_history_days)
-    candidates = [latest - timedelta(days=step_days * k) for k in range(n_snapshots - 1, -1, -1)]
-    dates = [d for d in candidates if d >= earliest_allowed]
+    candidates = _candidate_dates(scoring_date, horizon_days, n_snapshots, step_days)
+    history = min_history_days
+    dates = [d for d in candidates if d >= data_start + timedelta(days=history)]
+    if len(dates) < n_validation_snapshots + 1 and history > MIN_HISTORY_FLOOR_DAYS:
+        history = MIN_HISTORY_FLOOR_DAYS
+        dates = [d for d in candidates if d >= data_start + timedelta(days=history)]
+    required = min(MIN_SNAPSHOTS, n_snapshots)
     if len(dates) < required:
-        needed = history_needed_days(horizon_days, required, step_days, min_history_days)
-        available = (scoring_date - data_start).total_seconds() / 86_400
-        raise InsufficientHistoryError(
-            f"not enough history for {required} snapshot(s): need {needed} days of history before the scoring "
-            f"date {scoring_date:%Y-%m-%d} ({min_history_days} days of minimum history + {required - 1} x "
-            f"{step_days} days between snapshots + a {horizon_days}-day label horizon), but the data has "
-            f"{available:.0f} days (from {data_start:%Y-%m-%d} to {scoring_date:%Y-%m-%d}); provide older "
-            "history, or lower the horizon, min_history_days, step_days or the number of snapshots"
-        )
-    if len(dates) < n_snapshots:
-        logger.warning(
-            "only %d of %d snapshots fit in the history from %s (earliest allowed %s); using %s",
-            len(dates), n_snapshots, data_start, earliest_allowed, [f"{d:%Y-%m-%d}" for d in dates],
-        )
-    return dates
+        raise _insufficient(scoring_date, data_start, required, horizon_days, step_days, history)
+    n_validation = max(1, min(n_validation_snapshots, len(dates) - 1))
+    plan = SnapshotPlan(tuple(dates), n_validation, n_snapshots, n_validation_snapshots, history, min_history_days)
+    if plan.shortened:
+        logger.warning("training snapshots: %s", plan.describe())
+    return plan
 
 
 def data_start_of(tables: Mapping[str, ir.Table]) -> datetime:
@@ -194,25 +245,25 @@ def _snapshot_frames(
     n_validation_snapshots: int,
     min_history_days: int,
     targets: Literal["all", "churn", "value"],
-) -> tuple[list[datetime], list[pd.DataFrame]]:
-    """The snapshot dates that fit before `scoring_date` (the end of the data), and their features and labels."""
+) -> tuple[SnapshotPlan, list[pd.DataFrame]]:
+    """The snapshots that fit before `scoring_date` (the end of the data), and their features and labels."""
     horizon = {"all": max(churn_horizon_days, value_horizon_days), "churn": churn_horizon_days, "value": value_horizon_days}[targets]
-    dates = snapshot_dates(
+    plan = plan_snapshots(
         scoring_date,
         data_start=data_start_of(tables),
         horizon_days=horizon,
         n_snapshots=n_snapshots,
         step_days=step_days,
         min_history_days=min_history_days,
-        min_snapshots=n_validation_snapshots + 1,
+        n_validation_snapshots=n_validation_snapshots,
     )
     labels = label_columns_for(targets)
-    return dates, [
+    return plan, [
         snapshot_rows(
             tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
             value_horizon_days=value_horizon_days, labels=labels, data_end=scoring_date, moments=moments,
         )
-        for as_of in dates
+        for as_of in plan.dates
     ]
 
 
@@ -274,12 +325,12 @@ def build_training_sets(
     sets: dict[str, pd.DataFrame] = {}
     with materialised(sampled, copy_tables=is_sample) as (kept, moments):
         for kind in targets:
-            dates, frames = _snapshot_frames(
+            plan, frames = _snapshot_frames(
                 kept, moments, scoring_date=data_end, spec=spec, churn_horizon_days=churn_horizon_days,
                 value_horizon_days=value_horizon_days, n_snapshots=n_snapshots, step_days=step_days,
                 n_validation_snapshots=n_validation_snapshots, min_history_days=min_history_days, targets=kind,
             )
-            sets[kind] = _stacked(frames, dates, n_validation_snapshots, kind)
+            sets[kind] = _stacked(frames, list(plan.dates), plan.n_validation, kind)
             del frames  # one kind's snapshot frames at a time
     return sets
 

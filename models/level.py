@@ -58,6 +58,15 @@ def _as_float_array(values: object, name: str) -> np.ndarray:
     return array
 
 
+def _p90(values: object) -> float:
+    """90th percentile of the finite values; NaN when there are none (or no values were given)."""
+    if values is None:
+        return float("nan")
+    array = np.asarray(values, dtype=float)
+    array = array[np.isfinite(array)]
+    return float(np.percentile(array, 90)) if len(array) else float("nan")
+
+
 class LevelAnchor:
     """Decide on validation data whether to rescale value predictions to an anchor's total."""
 
@@ -69,8 +78,12 @@ class LevelAnchor:
         self.min_gain_pct = min_gain_pct
         self.mode = mode
 
-    def fit(self, y_val: object, pred_val: object, anchor_val: object) -> LevelAnchor:
-        """Measure both aggregate biases on validation and set use_anchor_ by the module's rule."""
+    def fit(self, y_val: object, pred_val: object, anchor_val: object, tenure_train: object = None) -> LevelAnchor:
+        """Measure both aggregate biases on validation and set use_anchor_ by the module's rule.
+
+        `tenure_train`: days since the first order of the training rows, for the ageing test of
+        `uses_anchor_for` (without it only the validation rule applies).
+        """
         y, pred, anchor = (_as_float_array(v, n) for v, n in
                            ((y_val, "y_val"), (pred_val, "pred_val"), (anchor_val, "anchor_val")))
         if not len(y) == len(pred) == len(anchor):
@@ -83,6 +96,7 @@ class LevelAnchor:
         measurable = np.isfinite(self.bias_model_pct_) and np.isfinite(self.bias_anchored_pct_)
         lowers_bias = measurable and abs(self.bias_anchored_pct_) <= abs(self.bias_model_pct_) - self.min_gain_pct
         self.use_anchor_ = bool(measurable and self.mode != "never" and (self.mode == "always" or lowers_bias))
+        self.tenure_train_p90_ = _p90(tenure_train)
         if not measurable:
             logger.warning("LevelAnchor.fit: aggregate bias not measurable on validation (actual total %.4g, "
                            "anchor factor %.4g); the anchor is not used", float(np.sum(y)), self.factor_val_)
@@ -90,12 +104,33 @@ class LevelAnchor:
                     self.bias_model_pct_, self.bias_anchored_pct_, "used" if self.use_anchor_ else "not used")
         return self
 
-    def transform(self, pred: object, anchor: object) -> tuple[np.ndarray, float]:
-        """(pred x factor, factor): factor = sum(anchor) / sum(pred) when the anchor is used, else 1."""
+    def uses_anchor_for(self, tenure_scored: object) -> bool:
+        """Whether scoring these customers (days since their first order) uses the anchor."""
+        if self.use_anchor_:
+            return True
+        p90 = getattr(self, "tenure_train_p90_", float("nan"))
+        tenure = _as_float_array(tenure_scored, "tenure_scored")
+        tenure = tenure[np.isfinite(tenure)]
+        if self.mode != "auto" or not np.isfinite(p90) or not len(tenure):
+            return False
+        aged = float(np.median(tenure)) > p90
+        if aged:
+            logger.info("LevelAnchor: median tenure of the scored customers %.0f days > 90th percentile of the "
+                        "training rows %.0f days: the population aged beyond the training snapshots; anchor used",
+                        float(np.median(tenure)), p90)
+        return aged
+
+    def transform(self, pred: object, anchor: object, tenure_scored: object = None) -> tuple[np.ndarray, float]:
+        """(pred x factor, factor): factor = sum(anchor) / sum(pred) when the anchor is used, else 1.
+
+        `tenure_scored` (days since first order of the scored rows) applies the ageing test of
+        `uses_anchor_for`; without it only the validation decision counts.
+        """
         if not hasattr(self, "use_anchor_"):
             raise RuntimeError("LevelAnchor.transform called before fit; call fit(y_val, pred_val, anchor_val) first")
         values = _as_float_array(pred, "pred")
-        if not self.use_anchor_:
+        used = self.use_anchor_ if tenure_scored is None else self.uses_anchor_for(tenure_scored)
+        if not used:
             return values, 1.0
         anchors = _as_float_array(anchor, "anchor")
         if len(anchors) != len(values):

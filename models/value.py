@@ -355,3 +355,26 @@ class ValueModel:
         out["value_p10"] = np.minimum(lo, hi)
         out["value_p90"] = np.maximum(lo, hi)
         return out[PREDICTION_COLUMNS]
+
+
+def revenue_validation_predictions(
+    params: ValueParams, X: pd.DataFrame, y: Any, X_val: pd.DataFrame, y_val: Any, feature_names: list[str],
+    order_days: Any = None, order_days_val: Any = None,
+) -> np.ndarray:
+    """Expected revenue of the validation rows from the revenue model alone (no margin, cost or band).
+
+    What the design search compares: a candidate's ranking and level of horizon revenue, at a
+    fraction of a full ValueModel fit.
+    """
+    matrix = check_feature_matrix(X, feature_names, "revenue_validation_predictions X")
+    matrix_val = check_feature_matrix(X_val, feature_names, "revenue_validation_predictions X_val")
+    revenue = check_target(y, len(matrix), "revenue_validation_predictions y")
+    revenue_val = check_target(y_val, len(matrix_val), "revenue_validation_predictions y_val")
+    if params.revenue_model == "frequency_severity":
+        regressor = FrequencySeverityRegressor(params).fit(
+            matrix, revenue, matrix_val, revenue_val,
+            check_target(order_days, len(matrix), "order_days"), check_target(order_days_val, len(matrix_val), "order_days_val"),
+        )
+    else:
+        regressor = PointRegressor(params, "revenue").fit(matrix, revenue, matrix_val, revenue_val)
+    return regressor.predict(matrix_val)

@@ -263,6 +263,10 @@ def _print_training(training: dict) -> None:
                 base = o["baseline_metrics"].get(key)
                 grid.add_row("", key, f"{o['metrics'][key]:.3f}", f"{base:.3f}" if base is not None else "-", "", "")
     console.print(grid)
+    for kind, o in training.items():
+        if o.get("snapshots") or o.get("design"):
+            console.print(f"[bold]{kind}[/] trained on {o.get('snapshots', '?')}; design {o.get('design', '?')}",
+                          highlight=False)
 
 
 def _print_published(published: dict) -> None:

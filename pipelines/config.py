@@ -44,9 +44,11 @@ class DemoConfig(_Frozen):
 
 class FeatureConfig(_Frozen):
     windows_days: tuple[Annotated[int, Field(gt=0)], ...] = (30, 90, 180, 365)
-    # Recency and lifetime volume relative to tenure (features/tenure_ratios.py).
-    tenure_ratios: bool = False
-    # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py).
+    # Recency and lifetime volume relative to tenure (features/tenure_ratios.py); the design
+    # search's tenure-relative candidate needs them.
+    tenure_ratios: bool = True
+    # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py),
+    # with training.design fixed; the design search decides for itself.
     btyd: bool = False
     # Only these feature columns reach the models (null: all). The others are still built:
     # baselines, segments and the level anchor read them.
@@ -68,8 +70,15 @@ class TrainingConfig(_Frozen):
     # (benchmarks/results/training.md); with 50k, fit + tracking + gate of both models took
     # 48 CPU s at 1M customers, against 327 CPU s with 200k before.
     max_customers: Annotated[int, Field(gt=0)] | None = 50_000
-    # Rescale the value level to BG/NBD's: auto = when validation shows it lowers the bias (models/level.py).
+    # Rescale the value level to BG/NBD's: auto = when validation shows it lowers the bias or the
+    # scored population has aged beyond the training snapshots (models/level.py).
     level_anchor: Literal["auto", "always", "never"] = "auto"
+    # search: choose the feature set, churn objective and BG/NBD blend out of time from the fixed
+    # menu of models/design.py; fixed: use features.btyd, models.churn.objective and scoring.btyd_blend as set.
+    design: Literal["search", "fixed"] = "search"
+    # The search's candidates train on a hash sample of at most this many customers; the chosen
+    # design is then fitted on the whole training sample.
+    design_max_customers: Annotated[int, Field(gt=0)] | None = 20_000
 
 
 class ModelsConfig(_Frozen):
@@ -82,9 +91,10 @@ class ValuationConfig(_Frozen):
 
 
 class BtydBlendConfig(_Frozen):
-    # BG/NBD's share when scores are blended with it (models/blend.py); 0: the models alone.
-    churn_weight: Annotated[float, Field(ge=0, le=1)] = 0.0
-    value_weight: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # BG/NBD's share when scores are blended with it (models/blend.py); 0: the models alone;
+    # null: the share the design search chose when the model was trained (0 with design fixed).
+    churn_weight: Annotated[float, Field(ge=0, le=1)] | None = None
+    value_weight: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class ScoringConfig(_Frozen):

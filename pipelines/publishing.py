@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from features.build import feature_columns, iter_feature_batches
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
-from models.btyd import BTYD_FIT_ROWS, BtydFeatures
+from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
 from pipelines import tracking
 from pipelines.runs import Run
-from pipelines.tasks import IO_RETRIES, btyd_horizons, feature_spec, midnight
+from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.reference_adjustments import blended_with_reference, value_scaled
 from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, score_all
 from serving.segments import SegmentRules, assign_segments, segment_summary
@@ -95,12 +96,20 @@ def run_id_for(run: Run, models: ScoringModels) -> str:
     return f"{run.as_of:%Y%m%d}-{digest}"
 
 
-def feature_chunks(run: Run, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The feature table as of the run's date, streamed from DuckDB in chunks of customers."""
+_BTYD_HORIZON = re.compile(r"^btyd_\w+_(\d+)d$")
+
+
+def btyd_horizons_of(models: ScoringModels) -> list[int]:
+    """Horizons of the BG/NBD columns the champions read (their design put them among the features)."""
+    names = [*models.churn.feature_names_, *models.value.feature_names_]
+    return sorted({int(m.group(1)) for n in names if (m := _BTYD_HORIZON.match(n))})
+
+
+def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = ()) -> Iterator[pd.DataFrame]:
+    """The feature table as of the run's date, streamed from DuckDB in chunks of customers, with BTYD columns for `horizons`."""
     chunks = iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
                                   include_prospects=True, batch_rows=chunk_size,
                                   partitions=run.cfg.scoring.feature_partitions)
-    horizons = btyd_horizons(run.cfg)
     if not horizons:
         return chunks
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
@@ -130,41 +139,52 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | Non
         done["n"] += n
         log.info("scored %d customers", done["n"])
 
-    result = score_all(feature_chunks(run, run.cfg.scoring.chunk_size), models, settings, workdir, progress, run_id=run_id)
+    chunks = feature_chunks(run, run.cfg.scoring.chunk_size, btyd_horizons_of(models))
+    result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
-    result.numbers = adjusted_by_btyd(result.numbers, run, getattr(models.value, "level_anchor_", None), settings)
+    result.numbers = adjusted_by_btyd(result.numbers, run, models, settings)
     return result
 
 
-def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, anchor, settings: ScoringSettings) -> pd.DataFrame:
-    """The level anchor (when training chose it) and the blend (scoring.btyd_blend) against BG/NBD + Gamma-Gamma.
+def blend_weights(run: Run, models: ScoringModels) -> tuple[float, float]:
+    """BG/NBD's shares in the churn and value scores: the configured ones, else what the design search chose."""
+    configured = run.cfg.scoring.btyd_blend
+    churn = configured.churn_weight if configured.churn_weight is not None else getattr(models.churn, "blend_weight_", 0.0)
+    value = configured.value_weight if configured.value_weight is not None else getattr(models.value, "blend_weight_", 0.0)
+    return float(churn), float(value)
+
+
+def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
+    """The level anchor (when it applies) and the blend of each score with BG/NBD + Gamma-Gamma.
 
     One BG/NBD fit on the scored population serves both. The anchor rescales value so its
     total matches BG/NBD's (ranks unchanged); the blend then mixes each score with BG/NBD's.
     """
-    weights = run.cfg.scoring.btyd_blend
-    use_anchor = anchor is not None and anchor.use_anchor_
-    if not use_anchor and weights.churn_weight == 0 and weights.value_weight == 0:
+    churn_w, value_w = blend_weights(run, models)
+    anchor = getattr(models.value, "level_anchor_", None)
+    # The anchor's ageing test reads the scored customers' tenure, from the same query as BG/NBD's inputs.
+    anchor_may_apply = anchor is not None and (anchor.use_anchor_ or anchor.mode == "auto")
+    if not anchor_may_apply and churn_w == 0 and value_w == 0:
         return numbers
     churn_h, value_h = run.cfg.labels.churn_horizon_days, settings.value_horizon_days
-    reference = btyd_reference(run, (churn_h, value_h)).reindex(numbers["customer_id"].to_numpy())
+    inputs = btyd_population_inputs(run)
+    reference = btyd_reference(inputs, (churn_h, value_h)).reindex(numbers["customer_id"].to_numpy())
     expected_revenue = reference[f"btyd_expected_revenue_{value_h}d"].to_numpy()
-    if use_anchor:
+    if anchor_may_apply and anchor.uses_anchor_for(inputs[FIRST_ORDER_AGE].to_numpy(dtype=float)):
         scored = numbers["expected_revenue"].notna().to_numpy()
-        _, factor = anchor.transform(numbers.loc[scored, "expected_revenue"].to_numpy(), expected_revenue[scored])
+        _, factor = anchor.transform(numbers.loc[scored, "expected_revenue"].to_numpy(), expected_revenue[scored],
+                                     tenure_scored=inputs[FIRST_ORDER_AGE].to_numpy(dtype=float))
         numbers = value_scaled(numbers, factor, settings)
         log.info("value level anchored to BG/NBD: factor %.4f", factor)
-    if weights.churn_weight > 0 or weights.value_weight > 0:
+    if churn_w > 0 or value_w > 0:
         numbers = blended_with_reference(numbers, reference[f"btyd_p_no_order_{churn_h}d"].to_numpy(), expected_revenue,
-                                         weights.churn_weight, weights.value_weight, settings)
-        log.info("scores blended with BG/NBD: churn weight %.2f, value weight %.2f",
-                 weights.churn_weight, weights.value_weight)
+                                         churn_w, value_w, settings)
+        log.info("scores blended with BG/NBD: churn weight %.2f, value weight %.2f", churn_w, value_w)
     return numbers
 
 
-def btyd_reference(run: Run, horizons: tuple[int, ...]) -> pd.DataFrame:
-    """BG/NBD + Gamma-Gamma outputs for each horizon, fitted once on the scored population, indexed by customer_id."""
-    inputs = btyd_population_inputs(run)
+def btyd_reference(inputs: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """BG/NBD + Gamma-Gamma outputs for each horizon, fitted once on the population's inputs, indexed by customer_id."""
     distinct = sorted(set(horizons))
     fitted = BtydFeatures(distinct[0], max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
     frames = [fitted.with_horizon(h).transform(inputs) for h in distinct]

@@ -100,17 +100,23 @@ def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig)
         min_history_days=cfg.training.min_history_days, targets=("churn", "value"), data_end=_day_after(data.data_end),
         max_customers=cfg.training.max_customers,
     )
-    return {kind: with_btyd_features(frame, cfg) for kind, frame in sets.items()}
+    return {kind: with_btyd_features(frame, training_btyd_horizons(cfg, kind)) for kind, frame in sets.items()}
 
 
-def btyd_horizons(cfg: CustscoreConfig) -> list[int]:
-    """Horizons of the BTYD feature columns: both label horizons when features.btyd is on, else none."""
+def training_btyd_horizons(cfg: CustscoreConfig, kind: str) -> list[int]:
+    """Horizons of the BTYD columns a training set gets.
+
+    The design search needs BG/NBD's outputs at the model's own horizon (a candidate feature
+    set and the blend it weighs); a fixed design gets both horizons when features.btyd is on.
+    """
+    if cfg.training.design == "search":
+        return [cfg.labels.churn_horizon_days if kind == "churn" else cfg.labels.value_horizon_days]
     return sorted({cfg.labels.churn_horizon_days, cfg.labels.value_horizon_days}) if cfg.features.btyd else []
 
 
-def with_btyd_features(frame, cfg: CustscoreConfig):
-    """The training set with BTYD columns fitted per snapshot on its own rows (features.btyd)."""
-    for horizon in btyd_horizons(cfg):
+def with_btyd_features(frame, horizons: list[int]):
+    """The frame with BTYD columns for each horizon, fitted per snapshot on its own rows."""
+    for horizon in horizons:
         frame = add_btyd_features(frame, horizon)
     return frame
 
@@ -126,7 +132,9 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
     """Fit one model kind, evaluate it out of time, log it to MLflow and apply the champion gate."""
     horizon = cfg.labels.churn_horizon_days if kind == "churn" else cfg.labels.value_horizon_days
     ctx = RunContext(feature_set_name(feature_spec(cfg)), data.data_hash, scoring_date.isoformat(), horizon, source,
-                     model_features=cfg.features.model_features, level_anchor=cfg.training.level_anchor)
+                     model_features=cfg.features.model_features, level_anchor=cfg.training.level_anchor,
+                     design=cfg.training.design, design_max_customers=cfg.training.design_max_customers,
+                     requested_snapshots=(cfg.training.n_snapshots, cfg.training.n_validation_snapshots))
     if kind == "churn":
         return train_churn(frame, cfg.models.churn, ctx)
     return train_value(frame, cfg.models.value, ctx)
@@ -135,8 +143,9 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
 @task(name="features-as-of", cache_policy=NO_CACHE)
 def features_as_of(data: ValidatedData, as_of: date, cfg: CustscoreConfig, include_prospects: bool = False):
     """The feature table as of a date, one row per customer."""
+    horizons = sorted({cfg.labels.churn_horizon_days, cfg.labels.value_horizon_days}) if cfg.features.btyd else []
     return with_btyd_features(
-        build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects), cfg)
+        build_features(data.tables, midnight(as_of), feature_spec(cfg), include_prospects=include_prospects), horizons)
 
 
 @task(name="load-champions", cache_policy=NO_CACHE, **IO_RETRIES)

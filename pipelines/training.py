@@ -12,14 +12,27 @@ import pandas as pd
 
 from models.baselines import churn_baseline, value_baseline
 from models.btyd import BTYD_FIT_ROWS, BtydFeatures
+from models.blend import blend_churn_probabilities, blend_values
 from models.churn import ChurnModel
+from models.design import (
+    BLEND_WEIGHTS,
+    CHURN_MENU,
+    RULE_TEXT,
+    VALUE_MENU,
+    Candidate,
+    DesignChoice,
+    available,
+    candidate_columns,
+    pick_blend_weight,
+    pick_index,
+)
 from models.explain import contributions
 from models.grading import grade_model
 from models.level import LevelAnchor
-from models.metrics import churn_metrics, interval_coverage, value_metrics
+from models.metrics import churn_metrics, interval_coverage, normalized_gini, value_metrics
 from models.params import ChurnParams, ValueParams
 from models.splits import split_by_flag
-from models.value import FrequencySeverityRegressor, ValueModel
+from models.value import FrequencySeverityRegressor, ValueModel, revenue_validation_predictions
 from pipelines import plots, tracking
 from pipelines.tracking import HEADLINE_METRIC
 
@@ -56,6 +69,8 @@ class TrainingOutcome:
     promoted: bool
     reason: str
     rows: dict[str, int] = field(default_factory=dict)
+    snapshots: str = ""
+    design: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form for Prefect results and JSON."""
@@ -75,6 +90,12 @@ class RunContext:
     model_features: tuple[str, ...] | None = None
     # Level anchor mode of models/level.py (config training.level_anchor).
     level_anchor: str = "auto"
+    # search: pick the design from the menu of models/design.py out of time; fixed: the config's.
+    design: str = "search"
+    # Candidates of the search train on a hash sample of at most this many customers (None: all).
+    design_max_customers: int | None = 20_000
+    # Configured snapshots (training.n_snapshots / n_validation_snapshots), to say when fewer fit.
+    requested_snapshots: tuple[int, int] | None = None
 
 
 def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[str, pd.Series]:
@@ -86,12 +107,20 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
     """Fit the churn model on earlier snapshots, evaluate on the latest, log and gate it."""
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
+    choice = None
+    if ctx.design == "search":
+        candidate, choice = search_churn_design(train, valid, names, params, ctx)
+        names, params = candidate_columns(candidate, names), params.model_copy(update={"objective": candidate.objective})
     model = ChurnModel(params).fit(
         train[names], train["label_churn"], valid[names], valid["label_churn"], names,
         **_order_days(train, valid, "label_churn_order_days"),
     )
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
+    if choice is not None:
+        choose_churn_blend(choice, y_val, p, _reference(valid, f"btyd_p_no_order_{ctx.horizon_days}d"))
+        model.design_ = choice.as_dict()
+        model.blend_weight_ = choice.blend_weight
     # Baselines and the champion read the whole validation frame: their columns need not be model features.
     baseline = churn_baseline(valid)
     metrics = churn_metrics(y_val, p)
@@ -104,13 +133,66 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
     }
     extra = {"calibration": model.calibration_report_, "best_iteration": model.best_iteration_}
     return _track("churn", model, model.booster_, params, frame, train, valid, names, metrics,
-                  baseline_metrics, champion_metric, figures, extra, ctx)
+                  baseline_metrics, champion_metric, figures, extra, ctx, choice)
+
+
+def design_sample(train: pd.DataFrame, max_customers: int | None) -> pd.DataFrame:
+    """Training rows of a fixed hash sample of at most `max_customers` customers (all rows when fewer)."""
+    customers = train["customer_id"].astype(str)
+    n_customers = customers.nunique()
+    if max_customers is None or n_customers <= max_customers:
+        return train
+    buckets = pd.util.hash_pandas_object(customers, index=False).to_numpy() % 1_000_000
+    return train.loc[buckets < int(1_000_000 * max_customers / n_customers)]
+
+
+def _reference(valid: pd.DataFrame, column: str) -> np.ndarray | None:
+    """A BG/NBD output of the validation rows (fitted on each snapshot's own rows), if the frame has it."""
+    return valid[column].to_numpy(dtype=float) if column in valid.columns else None
+
+
+def search_churn_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], params: ChurnParams,
+                        ctx: RunContext) -> tuple[Candidate, DesignChoice]:
+    """Fit every churn candidate of the menu on the design sample; pick one by the rule of models/design.py."""
+    sample = design_sample(train, ctx.design_max_customers)
+    y_val = valid["label_churn"].to_numpy(dtype=float)
+    menu = available(CHURN_MENU, names)
+    rows = []
+    for candidate in menu:
+        columns = candidate_columns(candidate, names)
+        fitted = ChurnModel(params.model_copy(update={"objective": candidate.objective})).fit(
+            sample[columns], sample["label_churn"], valid[columns], valid["label_churn"], columns,
+            **_order_days(sample, valid, "label_churn_order_days"),
+        )
+        m = churn_metrics(y_val, fitted.validation_proba_)
+        rows.append({"name": candidate.name, "features": candidate.features, "objective": candidate.objective,
+                     "n_features": len(columns), "roc_auc": m["roc_auc"], "brier": m["brier"]})
+    chosen = menu[pick_index([r["roc_auc"] for r in rows])]
+    log.info("churn design search on %d training rows: %s; chosen %s", len(sample),
+             {r["name"]: round(r["roc_auc"], 4) for r in rows}, chosen.name)
+    return chosen, DesignChoice("churn", rows, chosen.name, [], 0.0, RULE_TEXT)
+
+
+def choose_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarray, reference: np.ndarray | None) -> None:
+    """Set the choice's BG/NBD share from the validation probabilities blended at each menu weight."""
+    if reference is None:
+        return
+    rows = []
+    for w in BLEND_WEIGHTS:
+        m = churn_metrics(y_val, blend_churn_probabilities(p_val, reference, w))
+        rows.append({"weight": w, "roc_auc": m["roc_auc"], "brier": m["brier"]})
+    i = pick_blend_weight(BLEND_WEIGHTS, [r["roc_auc"] for r in rows], [r["brier"] for r in rows])
+    choice.blend_weights, choice.blend_weight = rows, BLEND_WEIGHTS[i]
 
 
 def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> TrainingOutcome:
     """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them."""
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
+    choice = None
+    if ctx.design == "search":
+        candidate, choice = search_value_design(train, valid, names, params, ctx)
+        names = candidate_columns(candidate, names)
     # With transactions alone there may be no cost to serve at all; a model of zeros is no model.
     has_cost = "label_cost_to_serve" in frame.columns and bool(train["label_cost_to_serve"].abs().sum() > 0)
     model = ValueModel(params).fit(
@@ -123,7 +205,14 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
     X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
     pred = model.predict(X_val)
     model.level_anchor_ = fit_level_anchor(valid, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days,
-                                           ctx.level_anchor)
+                                           ctx.level_anchor, tenure_train=train["days_since_first_order"])
+    if choice is not None:
+        reference = _reference(valid, f"btyd_expected_revenue_{ctx.horizon_days}d")
+        if reference is not None:
+            anchored, _ = model.level_anchor_.transform(pred["expected_revenue"].to_numpy(), reference)
+            choose_value_blend(choice, y_val, anchored, reference)
+        model.design_ = choice.as_dict()
+        model.blend_weight_ = choice.blend_weight
     baseline = value_baseline(valid, ctx.horizon_days)  # its revenue window need not be a model feature
     metrics = value_metrics(y_val, pred["expected_revenue"].to_numpy())
     metrics["bias_pct_level_anchored"] = model.level_anchor_.bias_anchored_pct_
@@ -146,11 +235,43 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
         extra["frequency_severity"] = {"frequency_trees": revenue.frequency_trees_, "severity_trees": revenue.severity_trees_,
                                        "scale": revenue.scale_}
     return _track("value", model, model.boosters_["revenue"], params, frame, train, valid, names, metrics,
-                  baseline_metrics, champion_metric, figures, extra, ctx)
+                  baseline_metrics, champion_metric, figures, extra, ctx, choice)
+
+
+def search_value_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], params: ValueParams,
+                        ctx: RunContext) -> tuple[Candidate, DesignChoice]:
+    """Fit the revenue model of every value candidate on the design sample; pick one by the rule of models/design.py."""
+    sample = design_sample(train, ctx.design_max_customers)
+    y_val = valid["label_revenue"].to_numpy(dtype=float)
+    menu = available(VALUE_MENU, names)
+    order_days = _order_days(sample, valid, "label_value_order_days")
+    rows = []
+    for candidate in menu:
+        columns = candidate_columns(candidate, names)
+        pred = revenue_validation_predictions(
+            params, sample[columns], sample["label_revenue"], valid[columns], valid["label_revenue"], columns,
+            order_days.get("order_days"), order_days.get("order_days_val"),
+        )
+        rows.append({"name": candidate.name, "features": candidate.features, "n_features": len(columns),
+                     "normalized_gini": normalized_gini(y_val, pred)})
+    chosen = menu[pick_index([r["normalized_gini"] for r in rows])]
+    log.info("value design search on %d training rows: %s; chosen %s", len(sample),
+             {r["name"]: round(r["normalized_gini"], 4) for r in rows}, chosen.name)
+    return chosen, DesignChoice("value", rows, chosen.name, [], 0.0, RULE_TEXT)
+
+
+def choose_value_blend(choice: DesignChoice, y_val: np.ndarray, pred_val: np.ndarray, reference: np.ndarray | None) -> None:
+    """Set the choice's BG/NBD share from the validation values blended at each menu weight."""
+    if reference is None:
+        return
+    rows = [{"weight": w, "normalized_gini": normalized_gini(y_val, blend_values(pred_val, reference, w))}
+            for w in BLEND_WEIGHTS]
+    i = pick_blend_weight(BLEND_WEIGHTS, [r["normalized_gini"] for r in rows])
+    choice.blend_weights, choice.blend_weight = rows, BLEND_WEIGHTS[i]
 
 
 def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int,
-                     mode: str = "auto") -> LevelAnchor:
+                     mode: str = "auto", tenure_train: pd.Series | None = None) -> LevelAnchor:
     """Decide on out-of-time data whether scoring rescales total revenue to the BG/NBD total.
 
     Tree models cannot extrapolate when the scored population is older (or younger) than the
@@ -162,7 +283,8 @@ def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarra
     """
     btyd = BtydFeatures(horizon_days, max_fit_rows=BTYD_FIT_ROWS).fit(X_val)
     anchor = btyd.transform(X_val)[f"btyd_expected_revenue_{horizon_days}d"].to_numpy()
-    return LevelAnchor(mode=mode).fit(y_val, pred_val, anchor)
+    tenure = None if tenure_train is None else tenure_train.to_numpy(dtype=float)
+    return LevelAnchor(mode=mode).fit(y_val, pred_val, anchor, tenure_train=tenure)
 
 
 def snapshot_list(frame: pd.DataFrame) -> str:
@@ -188,8 +310,33 @@ def _champion_metric(kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> float
     return value_metrics(y_val, pred)[HEADLINE_METRIC[kind]]
 
 
+def describe_snapshots(frame: pd.DataFrame, requested: tuple[int, int] | None) -> str:
+    """The snapshots a training set holds, and the configured numbers when the history held fewer."""
+    dates = sorted({str(d)[:10] for d in frame["as_of"].unique()})
+    held_out = frame.loc[frame["is_validation"].astype(bool), "as_of"].nunique()
+    text = f"{len(dates)} snapshots {dates[0]}..{dates[-1]}, {held_out} held out"
+    if requested is not None and (len(dates) < requested[0] or held_out < requested[1]):
+        text += f" (configured {requested[0]} with {requested[1]} held out: the history holds fewer)"
+    return text
+
+
+def _log_design(choice: DesignChoice | None) -> str:
+    """Every candidate's validation metrics, the choice and the rule, in the active MLflow run."""
+    if choice is None:
+        return "fixed (configuration)"
+    mlflow.log_params({"design": choice.chosen, "design_blend_weight": choice.blend_weight})
+    for row in choice.candidates:
+        mlflow.log_metrics({f"design.{row['name']}.{k}": float(v) for k, v in row.items()
+                            if isinstance(v, float) and np.isfinite(v)})
+    for row in choice.blend_weights:
+        mlflow.log_metrics({f"design.blend_{row['weight']:g}.{k}": float(v) for k, v in row.items()
+                            if k != "weight" and np.isfinite(v)})
+    tracking.log_json(choice.as_dict(), "design_search.json")
+    return choice.describe()
+
+
 def _track(kind, model, booster, params, frame, train, valid, names, metrics, baseline_metrics,
-           champion_metric, figures, extra, ctx: RunContext) -> TrainingOutcome:
+           champion_metric, figures, extra, ctx: RunContext, choice: DesignChoice | None = None) -> TrainingOutcome:
     """Log one training run with everything needed to reproduce and judge it, then gate it."""
     grade = grade_model(kind, metrics, baseline_metrics)
     experiment = mlflow.get_experiment_by_name(tracking.model_name(kind))
@@ -204,6 +351,9 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         })
         rows = {"train_rows": len(train), "validation_rows": len(valid), "train_customers": train["customer_id"].nunique()}
         mlflow.log_metrics({k: float(v) for k, v in rows.items()})
+        snapshots = describe_snapshots(frame, ctx.requested_snapshots)
+        mlflow.set_tag("snapshots", snapshots)
+        design = _log_design(choice)
         tracking.log_metrics_beside_baseline(metrics, baseline_metrics)
         tracking.log_json(names, "feature_names.json")
         tracking.log_json(extra, "model_details.json")
@@ -221,4 +371,4 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         tracking.apply_promotion(kind, version.version, decision)
     log.info("%s model v%s: %s; %s", kind, version.version, grade.text, decision.reason)
     return TrainingOutcome(kind, run.info.run_id, version.version, metrics, baseline_metrics, champion_metric,
-                           grade.letter, grade.text, decision.promote, decision.reason, rows)
+                           grade.letter, grade.text, decision.promote, decision.reason, rows, snapshots, design)

@@ -13,7 +13,7 @@ from features.training_set import (
     InsufficientHistoryError,
     build_training_set,
     build_training_sets,
-    snapshot_dates,
+    plan_snapshots,
 )
 from tests.features.conftest import random_frames
 
@@ -21,30 +21,52 @@ SCORING = datetime(2024, 12, 31)
 
 
 def test_snapshots_end_their_label_windows_by_the_scoring_date():
-    dates = snapshot_dates(
+    plan = plan_snapshots(
         SCORING, data_start=datetime(2021, 1, 1), horizon_days=365, n_snapshots=3, step_days=90, min_history_days=180
     )
-    assert dates == [SCORING - timedelta(days=365 + 180), SCORING - timedelta(days=365 + 90), SCORING - timedelta(days=365)]
+    assert list(plan.dates) == [SCORING - timedelta(days=365 + 180), SCORING - timedelta(days=365 + 90),
+                                SCORING - timedelta(days=365)]
+    assert not plan.shortened and "held out" in plan.describe() and "configured" not in plan.describe()
 
 
-def test_short_history_says_how_much_is_needed_and_how_much_there_is():
+def test_too_short_a_history_for_two_snapshots_says_how_much_is_needed_and_how_much_there_is():
     with pytest.raises(InsufficientHistoryError) as error:
-        snapshot_dates(
+        plan_snapshots(
             SCORING, data_start=datetime(2024, 1, 1), horizon_days=365, n_snapshots=4, step_days=90, min_history_days=180
         )
     message = str(error.value)
-    assert "need 815 days" in message and "has 365 days" in message
+    # Two snapshots (one to train, one to validate) with the floor of 60 days of history: 60 + 90 + 365.
+    assert "need 515 days" in message and "has 365 days" in message
     assert "2024-01-01" in message and "2024-12-31" in message
     assert isinstance(error.value, ValueError)
 
 
 def test_earliest_snapshots_are_dropped_when_enough_remain():
-    dates = snapshot_dates(
+    plan = plan_snapshots(
         SCORING, data_start=datetime(2023, 1, 1), horizon_days=90, n_snapshots=6, step_days=90,
-        min_history_days=365, min_snapshots=2,
+        min_history_days=365, n_validation_snapshots=1,
     )
-    assert dates[-1] == SCORING - timedelta(days=90)
-    assert dates[0] >= datetime(2024, 1, 1) and len(dates) < 6
+    assert plan.dates[-1] == SCORING - timedelta(days=90)
+    assert plan.dates[0] >= datetime(2024, 1, 1) and len(plan.dates) < 6
+    assert plan.shortened and plan.min_history_days == 365 and "configured 6" in plan.describe()
+
+
+def test_short_history_uses_fewer_snapshots_with_a_shorter_minimum_history():
+    # One year of history and a 182-day horizon (CDNOW): with 180 days of minimum history one
+    # snapshot fits; the plan moves the first snapshot to 60 days after the start instead of refusing.
+    start, scoring = datetime(1997, 1, 1), datetime(1998, 1, 1)
+    plan = plan_snapshots(scoring, data_start=start, horizon_days=182, n_snapshots=6, step_days=30,
+                          min_history_days=180, n_validation_snapshots=2)
+    assert plan.min_history_days == 60 and len(plan.dates) == 5 and plan.n_validation == 2
+    assert plan.dates[0] >= start + timedelta(days=60)
+    assert all(d + timedelta(days=182) <= scoring for d in plan.dates)
+    assert plan.shortened and "first snapshot 60 days after the data starts" in plan.describe()
+
+
+def test_two_snapshots_keep_one_to_train_on():
+    plan = plan_snapshots(datetime(2024, 12, 31), data_start=datetime(2024, 1, 1), horizon_days=240, n_snapshots=6,
+                          step_days=60, min_history_days=180, n_validation_snapshots=2)
+    assert len(plan.dates) == 2 and plan.n_validation == 1
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +120,10 @@ def test_both_kinds_from_one_sample_equal_each_kind_built_alone(tables, monkeypa
 
 def test_snapshots_fall_on_midnights_when_the_scoring_date_has_a_time():
     scoring = datetime(2024, 12, 31, 17, 45)
-    dates = snapshot_dates(
+    dates = plan_snapshots(
         scoring, data_start=datetime(2021, 1, 1), horizon_days=90, n_snapshots=2, step_days=30, min_history_days=0
-    )
-    assert dates == [datetime(2024, 9, 2), datetime(2024, 10, 2)]
+    ).dates
+    assert dates == (datetime(2024, 9, 2), datetime(2024, 10, 2))
     assert all(d + timedelta(days=90) <= scoring for d in dates)
 
 

@@ -102,3 +102,26 @@ def test_anchor_factor_is_the_same_in_any_order_of_the_rows():
     order = rng.permutation(n)
     assert anchor[order].sum() / pred[order].sum() != anchor.sum() / pred.sum()
     assert anchor_factor(pred[order], anchor[order]) == anchor_factor(pred, anchor)
+
+
+def test_auto_anchors_a_population_older_than_the_training_rows():
+    # Validation says the model's level is fine (no gain from anchoring) ...
+    y = np.array([100.0, 200.0, 300.0])
+    anchor = LevelAnchor(mode="auto").fit(y, y * 1.01, y * 1.2, tenure_train=np.arange(30.0, 211.0))
+    assert not anchor.use_anchor_ and anchor.tenure_train_p90_ == pytest.approx(192.0)
+    # ... but customers scored a year later are older than 90% of what the model learnt from.
+    pred, reference = np.array([10.0, 30.0]), np.array([15.0, 45.0])
+    assert anchor.uses_anchor_for(np.array([300.0, 350.0, 400.0]))
+    scaled, factor = anchor.transform(pred, reference, tenure_scored=np.array([300.0, 350.0, 400.0]))
+    assert factor == pytest.approx(1.5) and scaled == pytest.approx([15.0, 45.0])
+    # A population of the same age as the training rows keeps the model's level.
+    assert not anchor.uses_anchor_for(np.array([60.0, 120.0, 180.0]))
+    assert anchor.transform(pred, reference, tenure_scored=np.array([60.0, 120.0]))[1] == 1.0
+
+
+def test_never_mode_ignores_ageing_and_old_models_without_tenure_keep_the_validation_rule():
+    y = np.array([100.0, 200.0, 300.0])
+    never = LevelAnchor(mode="never").fit(y, y, y * 1.2, tenure_train=np.arange(30.0, 211.0))
+    assert not never.uses_anchor_for(np.array([900.0]))
+    plain = LevelAnchor(mode="auto").fit(y, y, y * 1.2)
+    assert not plain.uses_anchor_for(np.array([900.0]))

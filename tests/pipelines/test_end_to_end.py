@@ -76,6 +76,24 @@ def test_models_trained_beat_their_baselines_and_became_champions(first_run):
     assert 0.70 <= value["metrics"]["interval_coverage"] <= 0.95
 
 
+def test_the_design_search_logged_every_candidate_and_its_choice(first_run, home):
+    import mlflow
+
+    from models.design import CHURN_MENU, VALUE_MENU
+
+    for kind, menu, metric in (("churn", CHURN_MENU, "roc_auc"), ("value", VALUE_MENU, "normalized_gini")):
+        outcome = first_run["training"][kind]
+        run = mlflow.get_run(outcome["run_id"])
+        chosen = run.data.params["design"]
+        assert outcome["design"].startswith(chosen + ", BG/NBD share")
+        logged = {c.name: run.data.metrics.get(f"design.{c.name}.{metric}") for c in menu}
+        assert all(v is not None for v in logged.values()), logged
+        # The rule: the best, unless an earlier candidate is within 0.001 of it.
+        best = max(logged.values())
+        assert chosen == next(name for name, v in logged.items() if v >= best - 0.001)
+        assert "snapshots" in run.data.tags and float(run.data.params["design_blend_weight"]) in (0.0, 0.25, 0.5)
+
+
 def test_every_eligible_customer_scored_exactly_once(first_run, world, home):
     _, tables = world
     scores = _store(home).read_scores()
