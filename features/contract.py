@@ -32,7 +32,8 @@ class TableSpec:
     required: bool
     columns: tuple[ColumnSpec, ...]
     # Columns that identify one logical row; rows sharing them but differing elsewhere
-    # are conflicting duplicates. Empty: only exact duplicates are detected.
+    # are conflicting duplicates. Empty, or a key column absent from the source or empty
+    # on a row: nothing identifies the row, only exact duplicates are detected.
     key: tuple[str, ...] = ()
     # Customers may carry any further attribute columns; other tables ignore extras.
     allows_extra_columns: bool = False
@@ -85,8 +86,11 @@ TRANSACTIONS = TableSpec(
         _opt("discount", F, "money given away on the row, >= 0"),
         _opt("channel", S),
         _opt("currency", S),
+        _opt("line_id", S, "identifier of the line within its order; makes order_id + line_id the row's key"),
     ),
-    key=("order_id", "product_id"),  # plus the sign of amount (a return is its own line)
+    # A row is an order line: without a line id, two lines of one order with the same
+    # product are ordinary (the same item ordered twice), so only order_id + line_id is a key.
+    key=("order_id", "line_id"),
 )
 
 CUSTOMERS = TableSpec(

@@ -34,6 +34,7 @@ NORMALISED_TYPES: dict[str, dict[str, str]] = {
         "discount": "DOUBLE",
         "channel": "VARCHAR",
         "currency": "VARCHAR",
+        "line_id": "VARCHAR",
     },
     "customers": {"customer_id": "VARCHAR", "signup_date": "TIMESTAMP"},
     "invoices": {

@@ -21,11 +21,18 @@ Row rules, in the order they are tried (a row gets the reason of the first that 
 6. ``unknown_customer`` (invoices, interactions): the customer is not in the accepted
    customers table when there is one, else not among the accepted transactions' customers;
 7. ``exact_duplicate``: same values in every column as an earlier line (the first is kept);
-8. ``conflicting_duplicate``: rows describing the same thing with different values; all
-   rows of such a group are quarantined. Transactions: same order_id, product_id and sign
-   of amount (a return is its own line); without a product_id column only exact
-   duplicates are checked, since several lines of one order are legitimate. Invoices:
-   same invoice_id. Customers: same customer_id. Interactions have no key.
+8. ``conflicting_duplicate``: rows with the same key and different values; all rows of
+   such a group are quarantined. Keys: invoices invoice_id, customers customer_id,
+   transactions order_id + line_id (only where the optional line_id column is given and
+   filled in); interactions have none.
+
+A transaction row is an order line. Without a line id nothing tells two lines of one order
+apart, so the same product twice in an order, at the same or a different quantity, is two
+ordinary lines: no conflict is looked for. Exact copies of such a line follow
+``duplicate_lines``: ``keep`` accepts them and counts them in
+``TableReport.exact_duplicates_kept`` (a real order log has identical lines by design, e.g.
+an item scanned twice); ``drop_exact`` quarantines them as ``exact_duplicate``. A copy of a
+line with a line id, and an exact copy in any other table, is always ``exact_duplicate``.
 
 Duplicates are compared after normalisation (trimmed text, parsed numbers and UTC
 timestamps), so the same data gives the same answer from CSV, Parquet or DuckDB.
@@ -113,6 +120,9 @@ _FUTURE_CHECKED: dict[str, tuple[str, ...]] = {
 }
 _CHECKED_FOR_UNKNOWN_CUSTOMER = ("invoices", "interactions")
 _CSV_DELIMITERS = (",", ";", "\t", "|")
+
+# What to do with exact copies of a transaction line that has no line id (module docstring).
+DUPLICATE_LINE_POLICIES: tuple[str, ...] = ("keep", "drop_exact")
 _NEWLINE_COUNT_CHUNK = 1 << 24
 
 
@@ -130,12 +140,17 @@ class QuarantineThresholdError(ValueError):
 
 @dataclass(frozen=True)
 class TableReport:
-    """Counts for one table: rows read = accepted + quarantined."""
+    """Counts for one table: rows read = accepted + quarantined.
+
+    `exact_duplicates_kept`: accepted rows that are exact copies of an earlier row (transaction
+    lines without a line id under ``duplicate_lines="keep"``); they are part of `accepted`.
+    """
 
     read: int
     accepted: int
     quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
+    exact_duplicates_kept: int = 0
 
     @property
     def quarantined_share(self) -> float:
@@ -143,12 +158,13 @@ class TableReport:
         return self.quarantined / self.read if self.read else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON: read, accepted, quarantined, reasons."""
+        """Plain dict for JSON: read, accepted, quarantined, reasons, exact_duplicates_kept."""
         return {
             "read": self.read,
             "accepted": self.accepted,
             "quarantined": self.quarantined,
             "reasons": dict(self.reasons),
+            "exact_duplicates_kept": self.exact_duplicates_kept,
         }
 
 
@@ -173,7 +189,7 @@ class ValidatedData:
         return tuple(self.tables[table].columns)
 
     def report_json(self) -> dict[str, dict[str, Any]]:
-        """{table: {read, accepted, quarantined, reasons: {reason: count}}}."""
+        """{table: {read, accepted, quarantined, reasons: {reason: count}, exact_duplicates_kept}}."""
         return {name: rep.to_dict() for name, rep in self.report.items()}
 
     def write_quarantine(self, path: str | Path) -> Path:
@@ -775,7 +791,7 @@ def _check_rows(
     # Row and key hashes are taken here, while the values are at hand: they find duplicates
     # and their sum over accepted rows is the data hash.
     row_hash = f"hash({', '.join(_ident(c) for c in final_columns)})"
-    key_hash = f"hash({', '.join(key)})" if key else "NULL"
+    key_hash = f"CASE WHEN {_key_filled(key)} THEN hash({', '.join(key)}) END" if key else "NULL"
     checked = f"__chk_{src.table}"
     # Materialised: a regular table (not TEMP); once the rejected rows are deleted it becomes
     # the accepted table by a rename, which saves copying every string once more.
@@ -861,10 +877,12 @@ def _duplicate_key(spec: TableSpec, columns: Sequence[str]) -> list[str]:
     """SQL expressions identifying one logical row, or [] when conflicts cannot be judged."""
     if not spec.key or not all(k in columns for k in spec.key):
         return []
-    key = [_ident(k) for k in spec.key]
-    if spec.name == "transactions":
-        key.append('sign("amount")')
-    return key
+    return [_ident(k) for k in spec.key]
+
+
+def _key_filled(key: Sequence[str]) -> str:
+    """SQL: the row has a key (an empty optional key column, such as line_id, means it has none)."""
+    return " AND ".join(f"{k} IS NOT NULL" for k in key) if key else "false"
 
 
 def _candidate_rows(chk: _Checked, candidates: str) -> str:
@@ -878,8 +896,12 @@ def _candidate_rows(chk: _Checked, candidates: str) -> str:
     )
 
 
-def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
-    """Temp table of rows that are exact or conflicting duplicates among rule-passing rows."""
+def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked, drop_unkeyed_copies: bool) -> tuple[str, int]:
+    """Temp table of the duplicates to quarantine among rule-passing rows, and the copies kept.
+
+    A copy of a row that has a key is always quarantined; a copy of a row without one only
+    when `drop_unkeyed_copies` (otherwise it stays accepted and is counted).
+    """
     spec = TABLES[chk.src.table]
     cols = ", ".join(_ident(c) for c in chk.columns)
     key = _duplicate_key(spec, chk.columns)
@@ -887,18 +909,19 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
     dups = f"__dup_{chk.src.table}"
     if key:
         partition = ", ".join(key)
-        conflict = f"min(__h) OVER (PARTITION BY {partition}) <> max(__h) OVER (PARTITION BY {partition})"
-        key_text = " || '|' || ".join(f"coalesce(CAST({k} AS VARCHAR), '')" for k in key if not k.startswith("sign("))
+        conflict = (f"{_key_filled(key)} AND min(__h) OVER (PARTITION BY {partition}) <> "
+                    f"max(__h) OVER (PARTITION BY {partition})")
+        key_text = " || '|' || ".join(f"coalesce(CAST({k} AS VARCHAR), '')" for k in key)
         key_names = ",".join(spec.key)
     else:
         conflict, key_text, key_names = "false", "''", ""
     if not con.execute(f"SELECT count(*) FROM {candidates}").fetchall()[0][0]:
         con.execute(
             f'CREATE OR REPLACE TEMP TABLE {dups} (__rid BIGINT, reason VARCHAR, "column" VARCHAR, '
-            "value VARCHAR, __first BIGINT)"
+            "value VARCHAR, __first BIGINT, __kept BOOLEAN)"
         )
         con.execute(f"DROP TABLE IF EXISTS {candidates}")
-        return dups
+        return dups, 0
     # Exact comparison, but only over the few rows whose hashes collide (see candidates).
     # __first is the row id of the first copy; it becomes a line number in the quarantine.
     con.execute(
@@ -908,12 +931,14 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
                CASE WHEN __rn > 1 THEN '{EXACT_DUPLICATE}' ELSE '{CONFLICTING_DUPLICATE}' END AS reason,
                CASE WHEN __rn > 1 THEN '(whole row)' ELSE {_lit(key_names)} END AS "column",
                CASE WHEN __rn > 1 THEN NULL ELSE __key END AS value,
-               CASE WHEN __rn > 1 THEN __first END AS __first
+               CASE WHEN __rn > 1 THEN __first END AS __first,
+               NOT __conflict AND NOT __keyed AND {"false" if drop_unkeyed_copies else "true"} AS __kept
         FROM (
             SELECT __rid,
                    row_number() OVER (PARTITION BY {cols} ORDER BY __rid) AS __rn,
                    min(__rid) OVER (PARTITION BY {cols}) AS __first,
-                   {conflict} AS __conflict,
+                   coalesce({conflict}, false) AS __conflict,
+                   coalesce({_key_filled(key)}, false) AS __keyed,
                    {key_text} AS __key
             FROM {_candidate_rows(chk, candidates)}
         )
@@ -921,16 +946,19 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, chk: _Checked) -> str:
         """
     )
     con.execute(f"DROP TABLE IF EXISTS {candidates}")
-    return dups
+    kept = con.execute(f"SELECT count(*) FROM {dups} WHERE __kept").fetchall()[0][0]
+    if kept:
+        con.execute(f"DELETE FROM {dups} WHERE __kept")
+    return dups, int(kept)
 
 
 def _duplicate_candidates(con: duckdb.DuckDBPyConnection, chk: _Checked, key: list[str]) -> str:
-    """Rows that may be duplicates: their key (or, without a key, their row hash) repeats."""
+    """Rows that may be duplicates: their key (or, for a row without a key, its row hash) repeats."""
     # Grouping by 64-bit hashes is much cheaper than windows over every column of every row;
     # a hash collision only adds a candidate, which the exact pass then clears. Two copies of
     # a row share its key, so with a key one grouping finds exact and conflicting duplicates.
     candidates = f"__cand_{chk.src.table}"
-    by = "__hk" if key else "__hr"
+    by = "coalesce(__hk, __hr)" if key else "__hr"
     repeated = _repeated_hashes(con, chk.checked, by)
     if len(repeated):
         hashes = f"__rep_{chk.src.table}"
@@ -949,7 +977,7 @@ def _repeated_hashes(con: duckdb.DuckDBPyConnection, checked: str, by: str) -> n
     """Hash values that occur more than once among the rule-passing rows."""
     # Sorting the 64-bit hashes in numpy takes about a seventh of the CPU of DuckDB's
     # GROUP BY over millions of distinct values, and less memory than its hash table.
-    hashes = np.asarray(con.execute(f"SELECT {by} FROM {checked} WHERE __rule IS NULL").fetchnumpy()[by])
+    hashes = np.asarray(con.execute(f"SELECT {by} AS h FROM {checked} WHERE __rule IS NULL").fetchnumpy()["h"])
     hashes.sort()
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
@@ -1053,26 +1081,29 @@ def _drop_scratch(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 def _validate_table(
-    con: duckdb.DuckDBPyConnection, src: _Source, limit: datetime, known: str | None, margin_rate: float
+    con: duckdb.DuckDBPyConnection, src: _Source, limit: datetime, known: str | None, margin_rate: float,
+    duplicate_lines: str,
 ) -> tuple[TableReport, pd.DataFrame, int]:
     """Check and accept one table; returns its report, its quarantined rows and its row-hash sum."""
     rows = _rows(con, src)
     chk = _check_rows(con, src, rows, limit, known, margin_rate)
-    dups = _find_duplicates(con, chk)
+    # The policy is about order lines only; a copied invoice, customer or interaction is a fault.
+    drop_unkeyed_copies = src.table != "transactions" or duplicate_lines == "drop_exact"
+    dups, kept_copies = _find_duplicates(con, chk, drop_unkeyed_copies)
     n_dups = con.execute(f"SELECT count(*) FROM {dups}").fetchall()[0][0]
     quarantine = _quarantine_frame(con, chk, dups, n_dups)
     accepted, hash_sum = _accepted_hash_sum(con, chk, dups)
     _keep_accepted(con, chk, dups, n_dups)
     _drop_scratch(con, src.table)
     reasons = {str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
-    report = TableReport(chk.n_read, accepted, len(quarantine), reasons)
+    report = TableReport(chk.n_read, accepted, len(quarantine), reasons, kept_copies)
     if report.accepted + report.quarantined != report.read:
         raise RuntimeError(
             f"{src.display}: internal error, {report.read} rows read but {report.accepted} accepted "
             f"+ {report.quarantined} quarantined; please report this with the input file"
         )
-    logger.info("%s: read %d, accepted %d, quarantined %d %s", src.display, report.read,
-                report.accepted, report.quarantined, reasons)
+    logger.info("%s: read %d, accepted %d (%d exact copies kept), quarantined %d %s", src.display,
+                report.read, report.accepted, kept_copies, report.quarantined, reasons)
     return report, quarantine, hash_sum
 
 
@@ -1196,6 +1227,7 @@ def load_and_validate(
     database: str | Path | None = None,
     work_dir: str | Path | None = None,
     memory_limit: str | None = None,
+    duplicate_lines: str = "keep",
 ) -> ValidatedData:
     """Read `source` (directory of table files or DuckDB file), validate it and quarantine bad rows.
 
@@ -1206,7 +1238,9 @@ def load_and_validate(
     connection is released or the process exits, and folders of dead processes are removed
     on the next call. Without it Parquet files are read in place and must not change while
     the result is in use. `memory_limit` (e.g. "2GB") caps DuckDB's memory for validation
-    and for the feature queries run later on the same connection.
+    and for the feature queries run later on the same connection. `duplicate_lines` ("keep"
+    or "drop_exact"): what happens to exact copies of a transaction line without a line id
+    (see the module docstring).
 
     Raises InputContractError for file-level problems (before anything is written) and
     QuarantineThresholdError when a table's quarantined share exceeds
@@ -1214,6 +1248,10 @@ def load_and_validate(
     """
     if not 0 <= max_quarantine_share <= 1 or not math.isfinite(max_quarantine_share):
         raise ValueError(f"max_quarantine_share must be between 0 and 1, got {max_quarantine_share}")
+    if duplicate_lines not in DUPLICATE_LINE_POLICIES:
+        raise ValueError(
+            f"duplicate_lines must be one of {', '.join(DUPLICATE_LINE_POLICIES)}, got {duplicate_lines!r}"
+        )
     source = Path(source)
     sources = _discover_sources(source)
     limit = _to_naive_utc(clock)
@@ -1229,7 +1267,7 @@ def load_and_validate(
         # Bound to the backend, which every Ibis table of the result references.
         weakref.finalize(con, _close_and_remove, con.con, folder)
     try:
-        result = _validate_all(con, sources, limit, default_margin_rate)
+        result = _validate_all(con, sources, limit, default_margin_rate, duplicate_lines)
     except InputContractError:
         con.disconnect()
         if database is not None and not database_existed:
@@ -1243,7 +1281,9 @@ def load_and_validate(
     return result
 
 
-def _validate_all(con: Any, sources: dict[str, _Source], limit: datetime, margin_rate: float) -> ValidatedData:
+def _validate_all(
+    con: Any, sources: dict[str, _Source], limit: datetime, margin_rate: float, duplicate_lines: str
+) -> ValidatedData:
     """Validate the tables in contract order and assemble the result."""
     raw_con: duckdb.DuckDBPyConnection = con.con
     databases = {src.database for src in sources.values() if src.database}
@@ -1255,7 +1295,7 @@ def _validate_all(con: Any, sources: dict[str, _Source], limit: datetime, margin
     done: list[str] = []
     for table, src in sources.items():
         known = _known_customers(raw_con, done) if table in _CHECKED_FOR_UNKNOWN_CUSTOMER else None
-        reports[table], frame, hash_sum = _validate_table(raw_con, src, limit, known, margin_rate)
+        reports[table], frame, hash_sum = _validate_table(raw_con, src, limit, known, margin_rate, duplicate_lines)
         sums[table] = (reports[table].accepted, hash_sum)
         frames.append(frame)
         done.append(table)

@@ -122,19 +122,24 @@ def validate(
     data: Annotated[Path, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quarantine_out: Annotated[Path | None, typer.Option("--quarantine-out", help="Where to write rejected rows.")] = None,
-    data_end: Annotated[str | None, typer.Option("--data-end", help="Rows after this date are future.")] = None,
-    max_quarantine_share: Annotated[float, typer.Option("--max-quarantine-share")] = 0.05,
+    data_end: Annotated[str | None, typer.Option("--data-end", help="Rows after this date are future (default: the config's data.data_end).")] = None,
+    max_quarantine_share: Annotated[float | None, typer.Option("--max-quarantine-share", help="Default: the config's data.max_quarantine_share.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Check the input tables; print rows read, accepted and quarantined by reason."""
     from features.validation import QuarantineThresholdError, load_and_validate
+    from pipelines.config import load_config
     from pipelines.tasks import utc_now
 
     paths = _prepare()
+    cfg = _run_guarded(load_config, config)
     clock = utc_now()
-    end = datetime.combine(date.fromisoformat(data_end), datetime.min.time()) if data_end else None
+    end_day = date.fromisoformat(data_end) if data_end else cfg.data.data_end
+    end = datetime.combine(end_day, datetime.min.time()) if end_day else None
+    share = cfg.data.max_quarantine_share if max_quarantine_share is None else max_quarantine_share
     failure = None
     try:
-        result = _run_guarded_validation(load_and_validate, data, clock, end, max_quarantine_share)
+        result = _run_guarded_validation(load_and_validate, data, clock, end, share, cfg.data.duplicate_lines)
     except QuarantineThresholdError as exc:
         result, failure = exc.result, str(exc)
     target = quarantine_out or paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
@@ -150,21 +155,25 @@ def validate(
         _fail(failure, code=1)
 
 
-def _run_guarded_validation(load, data, clock, end, share):
+def _run_guarded_validation(load, data, clock, end, share, duplicate_lines):
     from features.validation import InputContractError
 
     try:
-        return load(data, clock=clock, data_end=end, max_quarantine_share=share)
+        return load(data, clock=clock, data_end=end, max_quarantine_share=share, duplicate_lines=duplicate_lines)
     except InputContractError as exc:
         _fail(str(exc))
 
 
 def _print_report(report: dict, written: Path | None) -> None:
-    grid = Table("table", "read", "accepted", "quarantined", "reasons", title="validation")
+    grid = Table("table", "read", "accepted", "exact duplicates kept", "quarantined", "reasons", title="validation")
     for table, row in report.items():
         reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(row["reasons"].items(), key=lambda kv: -kv[1]))
-        grid.add_row(table, f"{row['read']:,}", f"{row['accepted']:,}", f"{row['quarantined']:,}", reasons or "-")
+        grid.add_row(table, f"{row['read']:,}", f"{row['accepted']:,}", f"{row['exact_duplicates_kept']:,}",
+                     f"{row['quarantined']:,}", reasons or "-")
     console.print(grid)
+    if any(row["exact_duplicates_kept"] for row in report.values()):
+        console.print("exact duplicates kept: accepted lines identical to an earlier one (data.duplicate_lines: keep; "
+                      "drop_exact quarantines them)")
     console.print(f"quarantined rows written to {written}" if written else "no row quarantined")
 
 
@@ -189,7 +198,7 @@ def features(
     day = _date(as_of)
     with console.status("validating and building features"):
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
-                              default_margin_rate=cfg.data.default_margin_rate)
+                              default_margin_rate=cfg.data.default_margin_rate, duplicate_lines=cfg.data.duplicate_lines)
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
@@ -246,9 +255,14 @@ def _s(value) -> str | None:
 
 
 def _print_validation_line(report: dict) -> None:
-    parts = [f"{t}: {r['accepted']:,}/{r['read']:,} accepted" + (f" ({r['quarantined']:,} quarantined)" if r["quarantined"] else "")
-             for t, r in report.items()]
-    console.print("[bold]data[/] " + "; ".join(parts))
+    console.print("[bold]data[/] " + "; ".join(_validation_part(t, r) for t, r in report.items()))
+
+
+def _validation_part(table: str, row: dict) -> str:
+    """'transactions: 98/100 accepted (3 exact duplicates kept, 2 quarantined)'."""
+    notes = [f"{row['exact_duplicates_kept']:,} exact duplicates kept"] if row["exact_duplicates_kept"] else []
+    notes += [f"{row['quarantined']:,} quarantined"] if row["quarantined"] else []
+    return f"{table}: {row['accepted']:,}/{row['read']:,} accepted" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _print_training(training: dict) -> None:

@@ -34,6 +34,9 @@ class DataConfig(_Frozen):
     # DuckDB's memory cap for validation and the feature queries (beyond it DuckDB spills to the
     # run's work folder). 2GB kept a 1M-customer run under 4.5 GiB; 1GB ran out of memory there.
     duckdb_memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")] = "2GB"
+    # Exact copies of a transaction line without line_id: an order log has identical lines by
+    # design (an item scanned twice), so they are kept and counted unless told to drop them.
+    duplicate_lines: Literal["keep", "drop_exact"] = "keep"
 
 
 class DemoConfig(_Frozen):

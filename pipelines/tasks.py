@@ -65,6 +65,7 @@ def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datet
             max_quarantine_share=cfg.data.max_quarantine_share,
             default_margin_rate=cfg.data.default_margin_rate,
             work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
+            duplicate_lines=cfg.data.duplicate_lines,
         )
     except QuarantineThresholdError as exc:
         write_quarantine_file(exc.result, paths, clock)

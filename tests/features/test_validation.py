@@ -194,34 +194,30 @@ def test_aware_clock_is_compared_in_utc(tmp_path):
     assert only_quarantined(validate(tmp_path, clock=clock))["reason"] == "future_timestamp"
 
 
-def test_exact_duplicates_keep_the_first_and_name_it(tmp_path):
+def test_dropped_exact_duplicates_keep_the_first_and_name_it(tmp_path):
     write(tmp_path, "transactions.csv", [TX_HEADER, "A,O1,2024-01-05,5,P1", "B,O2,2024-01-05,5,P1", " A,O1,2024-01-05T00:00:00,5.0,P1"])
-    result = validate(tmp_path)
+    result = validate(tmp_path, duplicate_lines="drop_exact")
     row = only_quarantined(result)
     assert (row["reason"], row["line"], row["value"]) == ("exact_duplicate", 4, "same as line 2")
     assert len(accepted(result, "transactions")) == 2
 
 
-def test_conflicting_duplicates_of_an_order_line_are_all_quarantined(tmp_path):
+def test_lines_of_one_order_with_the_same_product_are_all_kept(tmp_path):
     write(tmp_path, "transactions.csv", [
         TX_HEADER, "A,O1,2024-01-05,5,P1", "A,O1,2024-01-05,7,P1", "A,O1,2024-01-06,-5,P1", "A,O1,2024-01-05,5,P2",
     ])
     result = validate(tmp_path)
-    quarantined = result.quarantine
-    assert quarantined["reason"].tolist() == ["conflicting_duplicate"] * 2
-    assert quarantined["line"].tolist() == [2, 3]
-    assert quarantined["value"].tolist() == ["O1|P1", "O1|P1"]
-    # the return (other sign) and the other product are separate order lines
-    assert sorted(accepted(result, "transactions")["amount"]) == [-5.0, 5.0]
+    assert result.quarantine.empty
+    assert sorted(accepted(result, "transactions")["amount"]) == [-5.0, 5.0, 5.0, 7.0]
 
 
-def test_without_product_id_several_lines_of_one_order_are_fine(tmp_path):
+def test_without_product_id_identical_lines_of_one_order_are_kept_and_counted(tmp_path):
     write(tmp_path, "transactions.csv", [
         "customer_id,order_id,ts,amount", "A,O1,2024-01-05,5", "A,O1,2024-01-05,7", "A,O1,2024-01-05,7",
     ])
     result = validate(tmp_path)
-    assert only_quarantined(result)["reason"] == "exact_duplicate"
-    assert sorted(accepted(result, "transactions")["amount"]) == [5.0, 7.0]
+    assert result.quarantine.empty and result.report["transactions"].exact_duplicates_kept == 1
+    assert sorted(accepted(result, "transactions")["amount"]) == [5.0, 7.0, 7.0]
 
 
 def test_one_reason_per_row_first_rule_wins(tmp_path):
@@ -321,7 +317,8 @@ def test_report_json_and_quarantine_parquet(tmp_path):
     write(tmp_path, "transactions.csv", [TX_HEADER, "A,O1,2024-01-05,5,P1", "A,O2,bad,5,P1"])
     result = validate(tmp_path)
     assert json.loads(json.dumps(result.report_json())) == {
-        "transactions": {"read": 2, "accepted": 1, "quarantined": 1, "reasons": {"bad_timestamp": 1}}
+        "transactions": {"read": 2, "accepted": 1, "quarantined": 1, "reasons": {"bad_timestamp": 1},
+                         "exact_duplicates_kept": 0}
     }
     back = pd.read_parquet(result.write_quarantine(tmp_path / "q.parquet"))
     assert back[["line", "column", "value", "reason"]].values.tolist() == [[3, "ts", "bad", "bad_timestamp"]]
@@ -432,6 +429,7 @@ def _messy_frame() -> pd.DataFrame:
                "2024-02-01", "2024-02-01"],
         "amount": ["10.5", "-3", "-3", "4", "5", "6"],
         "product_id": ["P1", "P1", "P1", "P1", "P1", "P1"],
+        "line_id": ["1", "1", "1", "1", "1", "1"],  # O2's second row is a copy, O4's rows conflict
     })
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.validation import QUARANTINE_REASONS, ValidatedData, load_and_validate
+from features.validation import DUPLICATE_LINE_POLICIES, QUARANTINE_REASONS, ValidatedData, load_and_validate
 
 CLOCK = datetime(2025, 1, 1)
 
@@ -81,3 +81,28 @@ def test_every_reason_is_a_documented_one(tx, interactions):
     with tempfile.TemporaryDirectory() as tmp:
         result = run(Path(tmp), tx, interactions)
     assert set(result.quarantine["reason"]) <= set(QUARANTINE_REASONS)
+
+
+keyed_rows = st.lists(
+    st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(["O1", "O2"]), st.sampled_from(["2024-01-05", "bad"]),
+              st.sampled_from(["5", "-5", "7"]), st.sampled_from(["1", "2", " 1", ""])),
+    min_size=1,
+    max_size=20,
+)
+
+
+@SETTINGS
+@given(tx=keyed_rows, policy=st.sampled_from(DUPLICATE_LINE_POLICIES))
+def test_with_line_ids_accepted_lines_are_unique_and_unkeyed_ones_follow_the_policy(tx, policy):
+    with tempfile.TemporaryDirectory() as tmp:
+        write_csv(Path(tmp) / "transactions.csv", ["customer_id", "order_id", "ts", "amount", "line_id"], tx)
+        result = load_and_validate(Path(tmp), clock=CLOCK, max_quarantine_share=1.0, duplicate_lines=policy)
+        rep = result.report["transactions"]
+        lines = result.tables["transactions"].execute()
+    assert rep.accepted + rep.quarantined == rep.read == len(tx) and len(lines) == rep.accepted
+    keyed = lines[lines["line_id"].notna()]
+    assert not keyed.duplicated(["order_id", "line_id"]).any()  # one accepted row per order line
+    unkeyed = lines[lines["line_id"].isna()]
+    copies = int(unkeyed.duplicated().sum())
+    assert rep.exact_duplicates_kept == (copies if policy == "keep" else 0)
+    assert copies == 0 or policy == "keep"

@@ -119,7 +119,7 @@ def test_typed_parquet_quarantine_names_row_column_value_and_reason(tmp_path):
         "('C2', 'O3', TIMESTAMP '2024-01-06', 7.0, 'P1'), "
         "('C1', 'O1', TIMESTAMP '2024-01-05', 10.0, 'P1')) v(customer_id, order_id, ts, amount, product_id)",
     )
-    result = validate(tmp_path)
+    result = validate(tmp_path, duplicate_lines="drop_exact")
     got = result.quarantine[["line", "column", "value", "reason"]].values.tolist()
     assert got == [[2, "amount", "nan", "non_finite_amount"], [4, "(whole row)", "same as row 1", "exact_duplicate"]]
     assert result.quarantine["source"].tolist() == [str(tmp_path / "transactions.parquet")] * 2

@@ -38,7 +38,7 @@ def test_validate_json_reports_counts_per_table(demo_dir, home):
     assert set(report) == {"transactions", "customers", "invoices", "interactions"}
     for row in report.values():
         assert row["read"] == row["accepted"] + row["quarantined"]
-        assert set(row) == {"read", "accepted", "quarantined", "reasons"}
+        assert set(row) == {"read", "accepted", "quarantined", "reasons", "exact_duplicates_kept"}
 
 
 def test_validate_writes_quarantined_rows_with_reasons(demo_dir, home, tmp_path):
@@ -54,6 +54,43 @@ def test_validate_writes_quarantined_rows_with_reasons(demo_dir, home, tmp_path)
     quarantined = pd.read_csv(out)
     assert quarantined.loc[0, "reason"] == "non_numeric_amount" and quarantined.loc[0, "line"] == 2
     assert quarantined.loc[0, "value"] == "lots" and quarantined.loc[0, "column"] == "amount"
+
+
+def _order_with_a_copied_line(folder):
+    folder.mkdir()
+    (folder / "transactions.csv").write_text(
+        "customer_id,order_id,ts,amount,product_id\n"
+        "C1,O1,2024-03-01,5,P1\nC1,O1,2024-03-01,9,P1\nC1,O1,2024-03-01,5,P1\n", encoding="utf-8")
+    return folder
+
+
+def test_validate_counts_kept_exact_duplicates_in_json_and_table(home, tmp_path):
+    data = _order_with_a_copied_line(tmp_path / "lines")
+    report = json.loads(runner.invoke(app, ["validate", "--data", str(data), "--json"]).output)
+    assert report["transactions"] == {"read": 3, "accepted": 3, "quarantined": 0, "reasons": {},
+                                      "exact_duplicates_kept": 1}
+    result = runner.invoke(app, ["validate", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "exact duplicates kept" in result.output and "drop_exact" in result.output
+
+
+def test_validate_reads_the_duplicate_policy_from_the_config(home, tmp_path):
+    data = _order_with_a_copied_line(tmp_path / "lines")
+    config = tmp_path / "drop.yaml"
+    config.write_text("data:\n  duplicate_lines: drop_exact\n  max_quarantine_share: 0.5\n")
+    result = runner.invoke(app, ["validate", "--data", str(data), "--json", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["transactions"] == {
+        "read": 3, "accepted": 2, "quarantined": 1, "reasons": {"exact_duplicate": 1}, "exact_duplicates_kept": 0}
+
+
+def test_the_run_summary_line_names_kept_duplicates_and_quarantined_rows():
+    from pipelines.cli import _validation_part
+
+    row = {"read": 100, "accepted": 98, "quarantined": 2, "reasons": {}, "exact_duplicates_kept": 3}
+    assert _validation_part("transactions", row) == "transactions: 98/100 accepted (3 exact duplicates kept, 2 quarantined)"
+    clean = row | {"accepted": 100, "quarantined": 0, "exact_duplicates_kept": 0}
+    assert _validation_part("transactions", clean) == "transactions: 100/100 accepted"
 
 
 def test_validate_missing_column_names_file_and_columns(tmp_path, home):

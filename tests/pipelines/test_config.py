@@ -52,3 +52,20 @@ def test_an_unknown_level_anchor_mode_is_rejected_with_its_path(tmp_path: Path):
     path.write_text("training:\n  level_anchor: sometimes\n")
     with pytest.raises(ConfigError, match=r"training.level_anchor.*'sometimes'"):
         load_config(path)
+
+
+def test_duplicate_lines_defaults_to_keep_and_accepts_drop_exact(tmp_path: Path):
+    assert load_config().data.duplicate_lines == "keep"
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  duplicate_lines: drop_exact\n")
+    assert load_config(path).data.duplicate_lines == "drop_exact"
+
+
+def test_an_unknown_duplicate_lines_policy_is_one_line_naming_key_choices_and_value(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  duplicate_lines: drop_all\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    [line] = [ln for ln in str(err.value).splitlines() if "duplicate_lines" in ln]
+    assert "'keep'" in line and "'drop_exact'" in line and "'drop_all'" in line
+    assert str(err.value).count("\n") == 1  # the file's heading, then this one line
