@@ -58,7 +58,7 @@ class FeatureSpec(BaseModel):
     # Join the customers table's columns as attr_<column> and days_since_signup.
     include_attributes: bool = True
     # Add recency and lifetime volume relative to tenure (features/tenure_ratios.py).
-    tenure_ratios: bool = False
+    tenure_ratios: bool = True
 
     @field_validator("windows_days")
     @classmethod
