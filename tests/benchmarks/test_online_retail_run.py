@@ -10,6 +10,9 @@ import pandas as pd
 
 from benchmarks.comparison import REPO_ROOT
 from benchmarks.online_retail.data import FIRST_FILE, SECOND_FILE
+from benchmarks.cdnow import run as cdnow_run
+from benchmarks.cdnow.scorers import CustscoreCliScorer
+from benchmarks.online_retail import run as retail_run
 from benchmarks.online_retail.run import main
 
 START, END = pd.Timestamp("2009-12-01"), pd.Timestamp("2011-12-09")
@@ -25,14 +28,16 @@ def generated_log(n_customers: int = 150, seed: int = 3) -> pd.DataFrame:
         first = START + pd.Timedelta(days=int(rng.integers(0, 500)))
         leaves = first + pd.Timedelta(days=int(rng.exponential(300)))
         gap = rng.uniform(10, 90)
+        level = rng.lognormal(1.0, 1.0)  # customers differ in spend, as Gamma-Gamma assumes
         day = first
         while day < min(leaves, END):
             invoice += 1
             ts = day + pd.Timedelta(hours=9, minutes=int(rng.integers(0, 480)))
             quantity = int(rng.integers(1, 24))
-            rows.append((str(invoice), "85123A", quantity, ts, 2.55, customer))
+            price = round(float(level * rng.gamma(4.0, 0.25)), 2)
+            rows.append((str(invoice), "85123A", quantity, ts, price, customer))
             if rng.random() < 0.1:
-                rows.append((f"C{invoice}", "85123A", -quantity, ts + pd.Timedelta(hours=1), 2.55, customer))
+                rows.append((f"C{invoice}", "85123A", -quantity, ts + pd.Timedelta(hours=1), price, customer))
             if rng.random() < 0.2:
                 rows.append((str(invoice), "POST", 1, ts, 18.0, customer))
             day += pd.Timedelta(days=max(1, int(rng.exponential(gap))))
@@ -98,3 +103,13 @@ def test_missing_data_folder_stops_with_one_line_naming_it(tmp_path: Path, capsy
     assert error.count("\n") == 0
     assert str(tmp_path / "nowhere" / FIRST_FILE) in error
     assert not (tmp_path / "out").exists()
+
+
+def test_both_benchmarks_run_custscore_with_its_default_configuration_unless_given_one(tmp_path: Path):
+    for module in (cdnow_run, retail_run):
+        args = module.parse_args(["--work", str(tmp_path)])
+        candidate = module.candidate_from_args(args, module.config_from_args(args, []))
+        assert isinstance(candidate, CustscoreCliScorer) and candidate.config is None
+    hand_tuned = REPO_ROOT / cdnow_run.HAND_TUNED_CONFIG
+    args = cdnow_run.parse_args(["--work", str(tmp_path), "--config", str(hand_tuned)])
+    assert cdnow_run.candidate_from_args(args, cdnow_run.config_from_args(args, [])).config == hand_tuned
