@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         candidate = candidate_from_args(args, config)
         results = run_benchmark(config, candidate)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:  # missing or unreadable input, as-of too late
         print(f"error: {error}", file=sys.stderr)
         return 2
     json_path, md_path = write_results(results, config.out_dir, render_markdown)

@@ -113,3 +113,12 @@ def test_both_benchmarks_run_custscore_with_its_default_configuration_unless_giv
     hand_tuned = REPO_ROOT / cdnow_run.HAND_TUNED_CONFIG
     args = cdnow_run.parse_args(["--work", str(tmp_path), "--config", str(hand_tuned)])
     assert cdnow_run.candidate_from_args(args, cdnow_run.config_from_args(args, [])).config == hand_tuned
+
+
+def test_an_as_of_whose_outcome_window_outruns_the_data_is_refused(tmp_path: Path, capsys):
+    write_published_files(generated_log(n_customers=20), tmp_path / "src")
+    assert main(["--data-dir", str(tmp_path / "src"), "--as-of", "2011-07-01", "--references-only",
+                 "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]) == 2
+    error = capsys.readouterr().err
+    assert "needs rows to 2011-12-28" in error and "choose an earlier --as-of" in error
+    assert not (tmp_path / "out").exists()
