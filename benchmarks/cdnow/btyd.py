@@ -20,23 +20,26 @@ __all__ = ["DAYS_PER_WEEK", "BetaGeoModel", "GammaGammaModel", "rfm_summary"]
 def rfm_summary(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Per-customer frequency, recency, T (weeks) and mean repeat-day spend from rows before as_of.
 
-    Columns: customer_id (index), frequency, recency, T, monetary_value (mean revenue of the
-    repeat purchase days, 0 where there is none), first_day, last_day.
+    A purchase day is a day with a row of non-negative amount (CDNOW's $0 records are purchases
+    of free CDs; a return line alone, negative, is not a purchase). Repeat spend is the net amount
+    of every row dated after the first purchase day, returns included where they happen, as
+    custscore's repeat_revenue_mean_per_order_day_lifetime. Customers without a purchase day are
+    left out. Columns: customer_id (index), frequency, recency, T, monetary_value (repeat spend
+    per repeat purchase day, 0 where there is none), first_day, last_day.
     """
     as_of = pd.Timestamp(as_of)
     before = transactions.loc[transactions["ts"] < as_of, ["customer_id", "ts", "amount"]]
-    if before.empty:
-        raise ValueError(f"no transactions before as_of {as_of.date()}: nothing to fit")
-    daily = (before.assign(day=before["ts"].dt.normalize())
-             .groupby(["customer_id", "day"], sort=True)["amount"].sum().reset_index())
-    grouped = daily.groupby("customer_id")
-    first_day = grouped["day"].min()
-    last_day = grouped["day"].max()
-    n_days = grouped.size()
-    first_amount = grouped["amount"].first()
-    total_amount = grouped["amount"].sum()
-    frequency = (n_days - 1).astype(float)
-    repeat_spend = (total_amount - first_amount).where(frequency > 0, 0.0)
+    before = before.assign(day=before["ts"].dt.normalize())
+    purchase_days = before.loc[before["amount"] >= 0, ["customer_id", "day"]].drop_duplicates()
+    if purchase_days.empty:
+        raise ValueError(f"no purchases before as_of {as_of.date()}: nothing to fit")
+    grouped = purchase_days.groupby("customer_id")["day"]
+    first_day = grouped.min()
+    last_day = grouped.max()
+    frequency = (grouped.size() - 1).astype(float)
+    after_first = before.loc[before["day"] > before["customer_id"].map(first_day)]
+    repeat_spend = after_first.groupby("customer_id")["amount"].sum().reindex(first_day.index, fill_value=0.0)
+    repeat_spend = repeat_spend.where(frequency > 0, 0.0)
     observed_end = as_of.normalize() - pd.Timedelta(days=1)
     summary = pd.DataFrame({
         "frequency": frequency,

@@ -8,17 +8,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from benchmarks.cdnow.btyd import BetaGeoModel, rfm_summary
@@ -31,13 +27,7 @@ from benchmarks.cdnow.data import (
     read_cdnow,
     to_transactions,
 )
-from benchmarks.cdnow.evaluation import (
-    HEADLINE_METRICS,
-    align_scores,
-    ground_truth,
-    headline_metrics,
-    paired_bootstrap,
-)
+from benchmarks.cdnow.evaluation import ground_truth
 from benchmarks.cdnow.scorers import (
     BgNbdGammaGammaScorer,
     CustscoreCliScorer,
@@ -45,14 +35,26 @@ from benchmarks.cdnow.scorers import (
     Scorer,
     ScoringTask,
 )
+from benchmarks.comparison import (
+    REFERENCE_NAME,
+    bootstrap_table_lines,
+    compare_scorers,
+    footer_lines,
+    machine_description,
+    metrics_table_lines,
+    repo_relative,
+    write_results,
+)
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE_NAME = "bgnbd_gg"
 # Fader, Hardie & Lee (2005), 2,357-customer sample, 39-week calibration ending 1997-09-30.
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 CALIBRATION_AS_OF = pd.Timestamp("1997-10-01")
+# The design chosen on the pre-1998 backtest (README, "How custscore's settings for CDNOW were
+# chosen"); runs use custscore's default configuration unless it is passed with --config.
+HAND_TUNED_CONFIG = "benchmarks/cdnow/custscore.yaml"
 
 
 @dataclass(frozen=True)
@@ -71,33 +73,6 @@ class BenchmarkConfig:
     dataset_label: str = "CDNOW"
 
 
-@dataclass
-class ModelResult:
-    """One scorer's metrics and how long it took."""
-
-    name: str
-    metrics: dict[str, float]
-    seconds: float
-    details: dict[str, object] = field(default_factory=dict)
-
-
-def machine_description() -> dict[str, object]:
-    """nproc, RAM, CPU model, OS and Python of the machine running the benchmark."""
-    ram_gb = float("nan")
-    cpu = platform.processor() or platform.machine()
-    try:
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
-        ram_gb = round(total_kb / 1024 / 1024, 1)
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
-                    if line.startswith("model name")), cpu)
-    except (OSError, StopIteration):
-        pass
-    return {"nproc": os.cpu_count(), "ram_gb": ram_gb, "cpu": cpu,
-            "os": platform.platform(), "python": platform.python_version()}
-
-
 def check_published_bgnbd(sample_path: Path = SHIPPED_SAMPLE) -> dict[str, object]:
     """Refit BG/NBD on the 2,357-customer sample, 39-week calibration, next to FHL 2005's values."""
     transactions = load_transactions_from_text(sample_path)
@@ -114,23 +89,6 @@ def load_transactions_from_text(path: Path) -> pd.DataFrame:
     frame = to_transactions(read_cdnow(path))
     frame["ts"] = pd.to_datetime(frame["ts"])
     return frame
-
-
-def score_and_evaluate(scorer: Scorer, task: ScoringTask, truth: pd.DataFrame):
-    """Run one scorer, align it with the truth and compute its headline metrics."""
-    started = time.perf_counter()
-    scores = scorer.score(task)
-    seconds = time.perf_counter() - started
-    aligned = align_scores(scorer.name, truth, scores)
-    metrics = headline_metrics(truth["churned"].to_numpy(), truth["revenue"].to_numpy(), aligned)
-    details: dict[str, object] = {"n_scored": int(len(scores))}
-    if isinstance(scorer, BgNbdGammaGammaScorer):
-        details["bgnbd_params"] = scorer.purchase_model_.params_
-        details["gamma_gamma_params"] = scorer.spend_model_.params_
-    if isinstance(scorer, CustscoreCliScorer):
-        details["commands"] = [shlex.join(cmd) for cmd in scorer.commands_]
-    logger.info("%s scored %d customers in %.1f s", scorer.name, len(scores), seconds)
-    return ModelResult(scorer.name, metrics, round(seconds, 2), details), aligned
 
 
 def prepare_data(config: BenchmarkConfig) -> tuple[Path, ConversionSummary]:
@@ -154,20 +112,12 @@ def run_benchmark(config: BenchmarkConfig, candidate: Scorer | None) -> dict[str
     scorers: list[Scorer] = [BgNbdGammaGammaScorer(), NaiveScorer()]
     if candidate is not None:
         scorers.insert(0, candidate)
-    results, aligned = {}, {}
-    for scorer in scorers:
-        results[scorer.name], aligned[scorer.name] = score_and_evaluate(scorer, task, truth)
-
+    compared = compare_scorers(scorers, task, truth, config.n_resamples, config.seed)
     churned, revenue = truth["churned"].to_numpy(), truth["revenue"].to_numpy()
-    others = [scores for name, scores in aligned.items() if name != REFERENCE_NAME]
-    tables = paired_bootstrap(churned, revenue, others, aligned[REFERENCE_NAME],
-                              n_resamples=config.n_resamples, seed=config.seed)
-    intervals = {name: {metric: {k: _json_float(v) for k, v in row.items()}
-                        for metric, row in table.iterrows()} for name, table in tables.items()}
 
     return {
         "dataset": {
-            "label": config.dataset_label, "source": str(source),
+            "label": config.dataset_label, "source": repo_relative(source),
             "n_customers": conversion.n_customers, "n_transactions": conversion.n_transactions,
             "first_date": str(conversion.first_date.date()), "last_date": str(conversion.last_date.date()),
             "population": int(len(truth)), "churn_rate": round(float(churned.mean()), 4),
@@ -178,10 +128,7 @@ def run_benchmark(config: BenchmarkConfig, candidate: Scorer | None) -> dict[str
         "value_horizon_days": config.value_horizon_days,
         "candidate": candidate.name if candidate is not None else None,
         "reference": REFERENCE_NAME,
-        "models": {name: {"metrics": {k: _json_float(v) for k, v in r.metrics.items()},
-                          "seconds": r.seconds, **r.details} for name, r in results.items()},
-        "paired_bootstrap_vs_reference": intervals,
-        "bootstrap": {"n_resamples": config.n_resamples, "seed": config.seed, "confidence": 0.95},
+        **compared,
         "reference_check_fhl2005": check_published_bgnbd(),
         "machine": machine_description(),
         "command": config.command,
@@ -189,36 +136,10 @@ def run_benchmark(config: BenchmarkConfig, candidate: Scorer | None) -> dict[str
     }
 
 
-def _json_float(value: object) -> object:
-    """Floats rounded for reading, NaN as None (JSON has no NaN)."""
-    if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else round(float(value), 4)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-METRIC_LABELS = {
-    "roc_auc": "churn ROC-AUC", "pr_auc": "churn PR-AUC", "brier": "churn Brier",
-    "spearman": "value Spearman", "normalized_gini": "value normalized Gini",
-    "top10_capture": "top-10% revenue capture", "top20_capture": "top-20% revenue capture",
-    "mae": "value MAE ($)", "aggregate_bias_pct": "aggregate bias %",
-    "p10_p90_coverage": "P10-P90 coverage", "predicted_total_revenue": "predicted total revenue ($)",
-}
-
-
-def _cell(value: object) -> str:
-    """One table cell: 'n/a' for missing, 3 decimals, thousands for large numbers."""
-    if value is None:
-        return "n/a"
-    value = float(value)
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
-
-
 def render_markdown(results: dict[str, object]) -> str:
     """Results as a markdown page: data, models side by side, intervals, reference check, machine."""
-    data, models = results["dataset"], results["models"]
-    names = list(models)
+    data = results["dataset"]
+    check = results["reference_check_fhl2005"]
     lines = [
         f"# CDNOW benchmark: as-of {results['as_of']}, "
         f"{results['churn_horizon_days']}-day churn / {results['value_horizon_days']}-day value horizon",
@@ -228,48 +149,16 @@ def render_markdown(results: dict[str, object]) -> str:
         f"{data['population']:,} customers with a purchase before as-of; churn rate "
         f"{data['churn_rate']:.3f}; actual revenue in the window ${data['actual_revenue_total']:,.0f}.",
         "",
-        "| metric | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for metric, label in METRIC_LABELS.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(models[n]["metrics"].get(metric)) for n in names) + " |")
-    lines.append("| seconds to score | " + " | ".join(f"{models[n]['seconds']:.1f}" for n in names) + " |")
-    for name, table in results["paired_bootstrap_vs_reference"].items():
-        boot = results["bootstrap"]
-        lines += ["", f"Paired bootstrap, {name} minus {results['reference']} "
-                  f"({boot['n_resamples']} customer resamples, seed {boot['seed']}, 95% percentile interval):",
-                  "", "| metric | difference | 95% interval |", "|---|---|---|"]
-        for metric in HEADLINE_METRICS:
-            row = table[metric]
-            lines.append(f"| {METRIC_LABELS[metric]} | {_cell(row['observed_difference'])} | "
-                         f"[{_cell(row['ci_low'])}, {_cell(row['ci_high'])}] |")
-    check = results["reference_check_fhl2005"]
-    ref = models.get(results["reference"], {})
-    lines += [
+        *metrics_table_lines(results, currency="$"),
+        *bootstrap_table_lines(results),
         "", "Reference check (BG/NBD on the 2,357-customer sample, 39-week calibration): fitted "
         + ", ".join(f"{k}={v}" for k, v in check["fitted"].items())
         + f" (LL {check['log_likelihood']}); published (Fader, Hardie & Lee 2005) "
         + ", ".join(f"{k}={v}" for k, v in check["published"].items())
         + f": {'match' if check['matches'] else 'MISMATCH'}.",
-        "", "Reference fitted at as-of: BG/NBD " + ", ".join(
-            f"{k}={v:.4f}" for k, v in ref.get("bgnbd_params", {}).items())
-        + "; Gamma-Gamma " + ", ".join(f"{k}={v:.4f}" for k, v in ref.get("gamma_gamma_params", {}).items()) + ".",
-        "", f"Command: `{results['command']}` (total {results['total_seconds']} s).",
-        "", "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()) + ".", "",
+        *footer_lines(results),
     ]
-    if results["models"].get("custscore", {}).get("commands"):
-        lines += ["custscore commands:", "", *[f"    {c}" for c in models["custscore"]["commands"]], ""]
     return "\n".join(lines)
-
-
-def write_results(results: dict[str, object], out_dir: Path) -> tuple[Path, Path]:
-    """Write results.json and results.md into out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
-    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    md_path.write_text(render_markdown(results))
-    return json_path, md_path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -287,8 +176,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="score only BG/NBD + Gamma-Gamma and the naive reference")
     parser.add_argument("--candidate", choices=["custscore", "naive"], default="custscore",
                         help="the model compared with the references; 'naive' stands in to check the harness")
-    parser.add_argument("--custscore-config", type=Path, default=Path(__file__).with_name("custscore.yaml"),
-                        help="YAML passed to `custscore run --config` (default: benchmarks/cdnow/custscore.yaml)")
+    parser.add_argument("--config", "--custscore-config", dest="config", type=Path, default=None,
+                        help="YAML passed to `custscore run --config` (default: none, custscore's default "
+                        f"configuration; the hand-tuned CDNOW design: --config {HAND_TUNED_CONFIG})")
     parser.add_argument("--as-of", default="1998-01-01")
     parser.add_argument("--horizon-days", type=int, default=182, help="churn and value horizon")
     parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
@@ -319,9 +209,9 @@ def candidate_from_args(args: argparse.Namespace, config: BenchmarkConfig) -> Sc
         return None
     if args.candidate == "naive":
         return NaiveScorer(name="naive_standin")
-    if args.custscore_config is not None and not args.custscore_config.exists():
-        raise FileNotFoundError(f"--custscore-config {args.custscore_config} does not exist")
-    return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.custscore_config)
+    if args.config is not None and not args.config.exists():
+        raise FileNotFoundError(f"--config {args.config} does not exist")
+    return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = config_from_args(args, argv)
     results = run_benchmark(config, candidate_from_args(args, config))
-    json_path, md_path = write_results(results, config.out_dir)
+    json_path, md_path = write_results(results, config.out_dir, render_markdown)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")
     return 0

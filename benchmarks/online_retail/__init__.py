@@ -1,0 +1,1 @@
+"""UCI Online Retail real-data benchmark."""
