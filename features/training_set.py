@@ -146,6 +146,21 @@ def plan_snapshots(
     return plan
 
 
+def search_snapshot_dates(plan: SnapshotPlan, *, data_start: datetime, horizon_days: int, n_snapshots: int,
+                          step_days: int) -> list[datetime]:
+    """Snapshots for the design search whose label windows end by the first validation snapshot.
+
+    At scoring, the model's latest snapshot lies one horizon before the scoring date, so the
+    customers scored are a horizon older than any it learnt from. Candidates of the design
+    search trained on these snapshots face the validation snapshots across the same gap, so the
+    search sees what ageing does to each design. The earliest may come MIN_HISTORY_FLOOR_DAYS
+    after the data starts; empty when the history is too short for even one.
+    """
+    first_validation = plan.dates[-plan.n_validation]
+    earliest = to_naive_utc(data_start) + timedelta(days=MIN_HISTORY_FLOOR_DAYS)
+    return [d for d in _candidate_dates(first_validation, horizon_days, n_snapshots, step_days) if d >= earliest]
+
+
 def data_start_of(tables: Mapping[str, ir.Table]) -> datetime:
     """Timestamp of the first transaction."""
     first = tables["transactions"].ts.min().to_pyarrow().as_py()
@@ -267,6 +282,26 @@ def _snapshot_frames(
     ]
 
 
+def _search_frame(tables: Mapping[str, ir.Table], moments: ir.Table, plan: SnapshotPlan, *, scoring_date: datetime,
+                  spec: FeatureSpec, churn_horizon_days: int, value_horizon_days: int, n_snapshots: int,
+                  step_days: int, targets: Literal["churn", "value"]) -> pd.DataFrame | None:
+    """The design search's training rows (snapshots a horizon before validation), or None when none fit."""
+    horizon = churn_horizon_days if targets == "churn" else value_horizon_days
+    dates = search_snapshot_dates(plan, data_start=data_start_of(tables), horizon_days=horizon,
+                                  n_snapshots=max(n_snapshots - plan.n_validation, 1), step_days=step_days)
+    if not dates:
+        logger.info("design search: no snapshot fits a %d-day horizon before %s; it validates next to training",
+                    horizon, plan.dates[-plan.n_validation])
+        return None
+    frames = [
+        snapshot_rows(tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
+                      value_horizon_days=value_horizon_days, labels=label_columns_for(targets),
+                      data_end=scoring_date, moments=moments)
+        for as_of in dates
+    ]
+    return _stacked(frames, dates, 0, targets)
+
+
 def build_training_set(
     tables: Mapping[str, ir.Table],
     scoring_date: datetime,
@@ -310,11 +345,15 @@ def build_training_sets(
     targets: Sequence[Literal["all", "churn", "value"]] = ("churn", "value"),
     data_end: datetime | None = None,
     max_customers: int | None = None,
+    search_sets: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """`build_training_set` for each of `targets`, reading one customer sample and one set of order moments.
 
     Sampling the customers and computing their order moments reads every table in full (about
-    7 s at 1M customers); doing it once for both model kinds halves that cost.
+    7 s at 1M customers); doing it once for both model kinds halves that cost. With
+    `search_sets`, each of "churn" and "value" also gets `<kind>_search`: the design search's
+    training rows, snapshots a horizon before the validation ones (`search_snapshot_dates`),
+    where the history holds any.
     """
     scoring_date = to_naive_utc(scoring_date)
     data_end = scoring_date if data_end is None else min(to_naive_utc(data_end), scoring_date)
@@ -332,6 +371,12 @@ def build_training_sets(
             )
             sets[kind] = _stacked(frames, list(plan.dates), plan.n_validation, kind)
             del frames  # one kind's snapshot frames at a time
+            if search_sets and kind != "all":
+                search = _search_frame(kept, moments, plan, scoring_date=data_end, spec=spec,
+                                       churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+                                       n_snapshots=n_snapshots, step_days=step_days, targets=kind)
+                if search is not None:
+                    sets[f"{kind}_search"] = search
     return sets
 
 
@@ -339,7 +384,8 @@ def _stacked(frames: list[pd.DataFrame], dates: list[datetime], n_validation_sna
              targets: Literal["all", "churn", "value"]) -> pd.DataFrame:
     """The snapshots as one frame, the latest `n_validation_snapshots` marked `is_validation`."""
     training = pd.concat(frames, ignore_index=True).copy()  # one block, not hundreds of fragments
-    training["is_validation"] = training["as_of"] >= pd.Timestamp(dates[-n_validation_snapshots])
+    training["is_validation"] = (training["as_of"] >= pd.Timestamp(dates[-n_validation_snapshots])
+                                 if n_validation_snapshots else False)
     # Categories differ between snapshots; concat makes them text again, so cast back.
     training = to_feature_frame(training)
     logger.info(

@@ -146,13 +146,16 @@ class DesignChoice:
     blend_weights: list[dict]
     blend_weight: float
     rule: str
+    # Whether the candidates trained on snapshots a horizon before validation, as at scoring.
+    gap_matched: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
     def describe(self) -> str:
         """One line: the chosen design and blend."""
-        return f"{self.chosen}, BG/NBD share {self.blend_weight:g}"
+        where = "validated a horizon after training" if self.gap_matched else "validated next to training"
+        return f"{self.chosen}, BG/NBD share {self.blend_weight:g} ({where})"
 
 
 RULE_TEXT = (

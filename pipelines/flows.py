@@ -33,7 +33,8 @@ def train_flow(data: str | None = None, as_of: str | None = None, config: str | 
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days))
     sets = tasks.training_sets(run.data, run.as_of, run.cfg)
-    outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label)
+    outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
+                                       sets.get(f"{kind}_search"))
                 for kind in ("churn", "value")}
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
             "training": {k: o.as_dict() for k, o in outcomes.items()}}
@@ -61,8 +62,9 @@ def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, co
     training = {}
     if retrain or any(c is None for c in champions.values()):
         sets = tasks.training_sets(run.data, run.as_of, run.cfg)
-        training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label)
-                    .as_dict() for kind in ("churn", "value")}
+        training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
+                                           sets.get(f"{kind}_search")).as_dict()
+                    for kind in ("churn", "value")}
         del sets  # scoring does not need the training frames: the run peaks at one phase, not their sum
         release_memory()
         champions = tasks.load_champions()

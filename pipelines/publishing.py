@@ -14,7 +14,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from features.build import feature_columns, iter_feature_batches
+from features.build import feature_columns, iter_feature_batches, round_float_noise
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
@@ -119,8 +119,15 @@ def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = ()) -> Itera
 
 
 def btyd_population_inputs(run: Run) -> pd.DataFrame:
-    """BG/NBD + Gamma-Gamma inputs of every customer with an order before the run's date (BtydFeatures puts them in customer order)."""
-    return btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
+    """BG/NBD + Gamma-Gamma inputs of every customer with an order before the run's date (BtydFeatures puts them in customer order).
+
+    Rounded as the feature table is: DuckDB's parallel sums differ in their last bits from one
+    run to the next, and the likelihood's optimum would carry that into every BTYD output.
+    """
+    inputs = btyd_inputs_expr(run.data.tables["transactions"], midnight(run.as_of)).to_pyarrow().to_pandas()
+    for column in inputs.columns.drop("customer_id"):
+        inputs[column] = round_float_noise(inputs[column].to_numpy(dtype=float))
+    return inputs
 
 
 def scoring_settings(cfg) -> ScoringSettings:

@@ -99,9 +99,11 @@ def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig)
         n_snapshots=cfg.training.n_snapshots, step_days=cfg.training.step_days,
         n_validation_snapshots=cfg.training.n_validation_snapshots,
         min_history_days=cfg.training.min_history_days, targets=("churn", "value"), data_end=_day_after(data.data_end),
-        max_customers=cfg.training.max_customers,
+        max_customers=cfg.training.max_customers, search_sets=cfg.training.design == "search",
     )
-    return {kind: with_btyd_features(frame, training_btyd_horizons(cfg, kind)) for kind, frame in sets.items()}
+    # "churn_search" / "value_search": the design search's rows, with the BTYD columns of their kind.
+    return {name: with_btyd_features(frame, training_btyd_horizons(cfg, name.removesuffix("_search")))
+            for name, frame in sets.items()}
 
 
 def training_btyd_horizons(cfg: CustscoreConfig, kind: str) -> list[int]:
@@ -129,7 +131,7 @@ def _day_after(moment: datetime) -> datetime:
 
 @task(name="train-and-gate", cache_policy=NO_CACHE)
 def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scoring_date: date,
-               source: str) -> TrainingOutcome:
+               source: str, search=None) -> TrainingOutcome:
     """Fit one model kind, evaluate it out of time, log it to MLflow and apply the champion gate."""
     horizon = cfg.labels.churn_horizon_days if kind == "churn" else cfg.labels.value_horizon_days
     ctx = RunContext(feature_set_name(feature_spec(cfg)), data.data_hash, scoring_date.isoformat(), horizon, source,
@@ -137,8 +139,8 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
                      design=cfg.training.design, design_max_customers=cfg.training.design_max_customers,
                      requested_snapshots=(cfg.training.n_snapshots, cfg.training.n_validation_snapshots))
     if kind == "churn":
-        return train_churn(frame, cfg.models.churn, ctx)
-    return train_value(frame, cfg.models.value, ctx)
+        return train_churn(frame, cfg.models.churn, ctx, search)
+    return train_value(frame, cfg.models.value, ctx, search)
 
 
 @task(name="features-as-of", cache_policy=NO_CACHE)

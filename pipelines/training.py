@@ -103,13 +103,19 @@ def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[st
     return {"order_days": train[label], "order_days_val": valid[label]} if label in train.columns else {}
 
 
-def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> TrainingOutcome:
-    """Fit the churn model on earlier snapshots, evaluate on the latest, log and gate it."""
+def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
+                search: pd.DataFrame | None = None) -> TrainingOutcome:
+    """Fit the churn model on earlier snapshots, evaluate on the latest, log and gate it.
+
+    `search`: the design search's training rows, a horizon before validation (None: the
+    search trains its candidates on the training snapshots themselves).
+    """
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
-    choice = None
+    choice = p_search = None
     if ctx.design == "search":
-        candidate, choice = search_churn_design(train, valid, names, params, ctx)
+        candidate, choice, p_search = search_churn_design(train if search is None else search, valid, names, params, ctx)
+        choice.gap_matched = search is not None
         names, params = candidate_columns(candidate, names), params.model_copy(update={"objective": candidate.objective})
     model = ChurnModel(params).fit(
         train[names], train["label_churn"], valid[names], valid["label_churn"], names,
@@ -118,7 +124,9 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
     if choice is not None:
-        choose_churn_blend(choice, y_val, p, _reference(valid, f"btyd_p_no_order_{ctx.horizon_days}d"))
+        # Blends are judged where the candidates met validation across a horizon, as scores meet customers.
+        choose_churn_blend(choice, y_val, p if search is None else p_search,
+                           _reference(valid, f"btyd_p_no_order_{ctx.horizon_days}d"))
         model.design_ = choice.as_dict()
         model.blend_weight_ = choice.blend_weight
     # Baselines and the champion read the whole validation frame: their columns need not be model features.
@@ -152,12 +160,16 @@ def _reference(valid: pd.DataFrame, column: str) -> np.ndarray | None:
 
 
 def search_churn_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], params: ChurnParams,
-                        ctx: RunContext) -> tuple[Candidate, DesignChoice]:
-    """Fit every churn candidate of the menu on the design sample; pick one by the rule of models/design.py."""
+                        ctx: RunContext) -> tuple[Candidate, DesignChoice, np.ndarray]:
+    """Fit every churn candidate on the design sample of `train`; pick one by the rule of models/design.py.
+
+    Returns the chosen candidate, the record of the search, and the chosen candidate's
+    validation probabilities.
+    """
     sample = design_sample(train, ctx.design_max_customers)
     y_val = valid["label_churn"].to_numpy(dtype=float)
     menu = available(CHURN_MENU, names)
-    rows = []
+    rows, probabilities = [], []
     for candidate in menu:
         columns = candidate_columns(candidate, names)
         fitted = ChurnModel(params.model_copy(update={"objective": candidate.objective})).fit(
@@ -165,12 +177,13 @@ def search_churn_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[st
             **_order_days(sample, valid, "label_churn_order_days"),
         )
         m = churn_metrics(y_val, fitted.validation_proba_)
+        probabilities.append(fitted.validation_proba_)
         rows.append({"name": candidate.name, "features": candidate.features, "objective": candidate.objective,
                      "n_features": len(columns), "roc_auc": m["roc_auc"], "brier": m["brier"]})
-    chosen = menu[pick_index([r["roc_auc"] for r in rows])]
+    i = pick_index([r["roc_auc"] for r in rows])
     log.info("churn design search on %d training rows: %s; chosen %s", len(sample),
-             {r["name"]: round(r["roc_auc"], 4) for r in rows}, chosen.name)
-    return chosen, DesignChoice("churn", rows, chosen.name, [], 0.0, RULE_TEXT)
+             {r["name"]: round(r["roc_auc"], 4) for r in rows}, menu[i].name)
+    return menu[i], DesignChoice("churn", rows, menu[i].name, [], 0.0, RULE_TEXT), probabilities[i]
 
 
 def choose_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarray, reference: np.ndarray | None) -> None:
@@ -185,13 +198,16 @@ def choose_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarra
     choice.blend_weights, choice.blend_weight = rows, BLEND_WEIGHTS[i]
 
 
-def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> TrainingOutcome:
-    """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them."""
+def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
+                search: pd.DataFrame | None = None) -> TrainingOutcome:
+    """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them (`search`: as train_churn)."""
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
-    choice = None
+    choice = pred_search = None
     if ctx.design == "search":
-        candidate, choice = search_value_design(train, valid, names, params, ctx)
+        candidate, choice, pred_search = search_value_design(train if search is None else search, valid, names,
+                                                             params, ctx)
+        choice.gap_matched = search is not None
         names = candidate_columns(candidate, names)
     # With transactions alone there may be no cost to serve at all; a model of zeros is no model.
     has_cost = "label_cost_to_serve" in frame.columns and bool(train["label_cost_to_serve"].abs().sum() > 0)
@@ -209,7 +225,8 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
     if choice is not None:
         reference = _reference(valid, f"btyd_expected_revenue_{ctx.horizon_days}d")
         if reference is not None:
-            anchored, _ = model.level_anchor_.transform(pred["expected_revenue"].to_numpy(), reference)
+            anchored = _blend_input(model, pred["expected_revenue"].to_numpy(), pred_search, search, valid, y_val,
+                                    reference, ctx)
             choose_value_blend(choice, y_val, anchored, reference)
         model.design_ = choice.as_dict()
         model.blend_weight_ = choice.blend_weight
@@ -238,26 +255,45 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
                   baseline_metrics, champion_metric, figures, extra, ctx, choice)
 
 
+def _blend_input(model: ValueModel, pred: np.ndarray, pred_search: np.ndarray | None, search: pd.DataFrame | None,
+                 valid: pd.DataFrame, y_val: np.ndarray, reference: np.ndarray, ctx: RunContext) -> np.ndarray:
+    """The validation values a blend is judged on: anchored as scoring would anchor them.
+
+    With search rows, the search's chosen candidate faces validation a horizon later, and its
+    anchor decision includes the ageing test against the search rows' tenure.
+    """
+    if search is None:
+        return model.level_anchor_.transform(pred, reference)[0]
+    anchor = LevelAnchor(mode=ctx.level_anchor).fit(y_val, pred_search, reference,
+                                                   tenure_train=search["days_since_first_order"].to_numpy(dtype=float))
+    return anchor.transform(pred_search, reference, tenure_scored=valid["days_since_first_order"].to_numpy(dtype=float))[0]
+
+
 def search_value_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[str], params: ValueParams,
-                        ctx: RunContext) -> tuple[Candidate, DesignChoice]:
-    """Fit the revenue model of every value candidate on the design sample; pick one by the rule of models/design.py."""
+                        ctx: RunContext) -> tuple[Candidate, DesignChoice, np.ndarray]:
+    """Fit the revenue model of every value candidate on the design sample of `train`; pick one by the rule.
+
+    Returns the chosen candidate, the record of the search, and the chosen candidate's
+    validation predictions.
+    """
     sample = design_sample(train, ctx.design_max_customers)
     y_val = valid["label_revenue"].to_numpy(dtype=float)
     menu = available(VALUE_MENU, names)
     order_days = _order_days(sample, valid, "label_value_order_days")
-    rows = []
+    rows, predictions = [], []
     for candidate in menu:
         columns = candidate_columns(candidate, names)
         pred = revenue_validation_predictions(
             params, sample[columns], sample["label_revenue"], valid[columns], valid["label_revenue"], columns,
             order_days.get("order_days"), order_days.get("order_days_val"),
         )
+        predictions.append(pred)
         rows.append({"name": candidate.name, "features": candidate.features, "n_features": len(columns),
                      "normalized_gini": normalized_gini(y_val, pred)})
-    chosen = menu[pick_index([r["normalized_gini"] for r in rows])]
+    i = pick_index([r["normalized_gini"] for r in rows])
     log.info("value design search on %d training rows: %s; chosen %s", len(sample),
-             {r["name"]: round(r["normalized_gini"], 4) for r in rows}, chosen.name)
-    return chosen, DesignChoice("value", rows, chosen.name, [], 0.0, RULE_TEXT)
+             {r["name"]: round(r["normalized_gini"], 4) for r in rows}, menu[i].name)
+    return menu[i], DesignChoice("value", rows, menu[i].name, [], 0.0, RULE_TEXT), predictions[i]
 
 
 def choose_value_blend(choice: DesignChoice, y_val: np.ndarray, pred_val: np.ndarray, reference: np.ndarray | None) -> None:

@@ -41,7 +41,8 @@ def features_of(con, log: pd.DataFrame) -> pd.DataFrame:
 def test_ratios_are_named_in_the_feature_list_only_when_asked():
     available = {"transactions": ["customer_id", "order_id", "ts", "amount", "margin"]}
     assert set(TENURE_RATIO_COLUMNS) <= set(feature_columns(SPEC, available))
-    assert not set(TENURE_RATIO_COLUMNS) & set(feature_columns(FeatureSpec(windows_days=(30, 90)), available))
+    assert not set(TENURE_RATIO_COLUMNS) & set(feature_columns(FeatureSpec(windows_days=(30, 90), tenure_ratios=False),
+                                                                available))
 
 
 def test_hand_computed_ratios(con):

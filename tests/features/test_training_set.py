@@ -14,6 +14,7 @@ from features.training_set import (
     build_training_set,
     build_training_sets,
     plan_snapshots,
+    search_snapshot_dates,
 )
 from tests.features.conftest import random_frames
 
@@ -174,3 +175,25 @@ def test_training_set_leaves_no_temporary_tables_behind(con, tables):
     )
     temporary = con.con.sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
     assert temporary == []
+
+
+def test_search_snapshots_meet_validation_across_one_horizon(tables):
+    # As at scoring, where the latest training snapshot lies one horizon before the scoring date.
+    spec = FeatureSpec(windows_days=(30, 90))
+    sets = build_training_sets(tables, SCORING, spec=spec, churn_horizon_days=90, value_horizon_days=180,
+                               n_snapshots=4, step_days=30, n_validation_snapshots=1, search_sets=True)
+    for kind, horizon in (("churn", 90), ("value", 180)):
+        first_validation = pd.Timestamp(sets[kind].loc[sets[kind]["is_validation"], "as_of"].min())
+        search = sets[f"{kind}_search"]
+        assert pd.Timestamp(search["as_of"].max()) == first_validation - pd.Timedelta(days=horizon)
+        assert search["as_of"].nunique() == 3 and not search["is_validation"].any()
+        # Their label windows close by the first validation snapshot: nothing they learn from is validated on.
+        assert (search["as_of"] + pd.Timedelta(days=horizon) <= first_validation).all()
+
+
+def test_search_snapshots_need_history_a_horizon_before_validation():
+    plan = plan_snapshots(datetime(1998, 1, 1), data_start=datetime(1997, 1, 1), horizon_days=182, n_snapshots=6,
+                          step_days=30, min_history_days=180, n_validation_snapshots=2)
+    # CDNOW: validation starts in June 1997, half a year after the data; nothing fits a horizon before it.
+    assert search_snapshot_dates(plan, data_start=datetime(1997, 1, 1), horizon_days=182, n_snapshots=4,
+                                 step_days=30) == []

@@ -30,7 +30,9 @@ def world(tmp_path_factory, prefect_harness):
     root = tmp_path_factory.mktemp("count-e2e")
     tables = generate_demo_data(N_CUSTOMERS, seed=5, end=date(2026, 6, 30))
     write_demo_data(tables, root / "data", "parquet")
-    config = DEFAULT_CONFIG.read_text().replace("chunk_size: 50000", "chunk_size: 300")
+    # A fixed design: the count objective is what is checked here, not the design search's choice.
+    config = (DEFAULT_CONFIG.read_text().replace("chunk_size: 50000", "chunk_size: 300")
+              .replace("design: search", "design: fixed"))
     (root / "config.yaml").write_text(config + "\nmodels:\n  churn:\n    objective: poisson\n")
     (root / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
     mp = pytest.MonkeyPatch()

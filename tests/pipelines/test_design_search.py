@@ -48,8 +48,8 @@ def _ctx(horizon=90):
 def test_churn_search_is_deterministic_and_follows_the_rule(frame):
     train, valid = _split(frame)
     params = ChurnParams(**SMALL)
-    first, choice = search_churn_design(train, valid, _names(frame), params, _ctx())
-    second, again = search_churn_design(train, valid, _names(frame), params, _ctx())
+    first, choice, _ = search_churn_design(train, valid, _names(frame), params, _ctx())
+    second, again, _ = search_churn_design(train, valid, _names(frame), params, _ctx())
     assert first == second and choice.candidates == again.candidates
     assert [r["name"] for r in choice.candidates] == [c.name for c in CHURN_MENU]
     # The rule, applied to the logged metrics, gives the chosen design.
@@ -59,7 +59,7 @@ def test_churn_search_is_deterministic_and_follows_the_rule(frame):
 
 def test_value_search_scores_every_candidate_by_gini(frame):
     train, valid = _split(frame)
-    candidate, choice = search_value_design(train, valid, _names(frame), ValueParams(**SMALL), _ctx())
+    candidate, choice, _ = search_value_design(train, valid, _names(frame), ValueParams(**SMALL), _ctx())
     assert [r["name"] for r in choice.candidates] == ["all", "btyd", "tenure_relative"]
     assert candidate.name == choice.chosen
     assert all(0 < r["normalized_gini"] <= 1 for r in choice.candidates)
