@@ -337,15 +337,16 @@ def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.
         return _cat("p_churn ", shown.at("p", i))
 
     tests: dict[str, tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]] = {}
-    no_orders = df["is_new"].fillna(False).to_numpy(dtype=bool)
-    is_new = no_orders
+    # is_new marks the rows scoring left unscored: no transaction line before as_of.
+    no_history = df["is_new"].fillna(False).to_numpy(dtype=bool)
+    is_new = no_history
     if tenure is not None:
-        is_new = no_orders | (tenure < rules.new_max_tenure_days)
+        is_new = no_history | (tenure < rules.new_max_tenure_days)
 
     def new_why(i: np.ndarray) -> pa.Array:
         if tenure is None:
-            return _where(no_orders[i], NO_HISTORY_REASON, "")
-        return _where(no_orders[i], NO_HISTORY_REASON, _cat("tenure ", shown.at("tenure", i), f" days < {rules.new_max_tenure_days}"))
+            return _where(no_history[i], NO_HISTORY_REASON, "")
+        return _where(no_history[i], NO_HISTORY_REASON, _cat("tenure ", shown.at("tenure", i), f" days < {rules.new_max_tenure_days}"))
 
     tests["new"] = (is_new, new_why)
 

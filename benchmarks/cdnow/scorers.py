@@ -208,9 +208,9 @@ def read_custscore_export(path: Path) -> pd.DataFrame:
 
 
 def fill_unscored(frame: pd.DataFrame) -> pd.DataFrame:
-    """Customers custscore lists as new without a score (no order with a positive amount before
-    as-of: in CDNOW, the few whose only records are $0) are read as the export means them: no
-    purchase expected (p_churn 1, revenue 0). The count is logged, so the reader knows."""
+    """Customers custscore lists as new without a score (no transaction line before as-of; in
+    CDNOW none, since customers whose only records are $0 are scored too) are read as the export
+    means them: no purchase expected (p_churn 1, revenue 0). The count is logged, so the reader knows."""
     unscored = frame["p_churn"].isna()
     if unscored.any():
         logger.info("custscore left %d customers without orders unscored; read as p_churn 1, revenue 0",
