@@ -95,6 +95,9 @@ class SegmentRules(_Frozen):
     most_valuable_top_share: Share = 0.05  # value_column in the top 5%
     growth_ratio: Annotated[float, Field(gt=0)] = 1.5  # expected_revenue >= 1.5 x current_value
     growth_top_share: Share = 0.30  # and value_column in the top 30%
+    # A customer with no current value passes any ratio; most such customers have lapsed and
+    # need winning back, not growing. True lets them be growth when expected_revenue > 0.
+    growth_from_zero: bool = False
     labels: dict[SegmentName, Label] = DEFAULT_LABELS
 
     @model_validator(mode="after")
@@ -380,7 +383,7 @@ def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.
 
     with np.errstate(invalid="ignore"):
         growth = ((expected >= rules.growth_ratio * np.clip(current, 0, None)) & (expected > 0)
-                  & in_top(value, value_top, rules.growth_top_share))
+                  & ((current > 0) | rules.growth_from_zero) & in_top(value, value_top, rules.growth_top_share))
 
     def growth_why(i: np.ndarray) -> pa.Array:
         r = ratio[i]

@@ -266,14 +266,27 @@ def test_most_valuable_and_growth_count_customers_and_skip_worthless_ones():
     frame = _population(np.zeros(100), p_churn=0.1)
     out = assign_segments(frame, SegmentRules()).set_index("customer_id")
     assert sorted(out.index[out["segment"] == "most_valuable"]) == ["c000", "c001", "c002", "c003", "c004"]
-    # growth: expected revenue up from zero for all, clv in the top 30% -> the next 25 by id
-    frame["expected_revenue"] = 100.0
+    # growth: expected revenue 10x the current value for all, clv in the top 30% -> the next 25 by id
+    frame["expected_revenue"], frame["current_value"] = 100.0, 10.0
     out = assign_segments(frame, SegmentRules()).set_index("customer_id")
     assert (out["segment"] == "growth").sum() == 25 and out.loc["c005", "segment"] == "growth"
+    assert out.loc["c005", "segment_reason"] == (
+        "expected_revenue 100 vs current_value 10 (10.0x >= 1.5x); clv 10 in top 6% (<= 30%)")
     # nobody is worth anything: no one is most valuable or growth, however tied
     frame["clv"] = 0.0
     out = assign_segments(frame, SegmentRules())
     assert set(out["segment"]) == {"regular"}
+
+
+def test_growth_from_zero_current_value_only_when_asked():
+    # no revenue in the last horizon passes any ratio: by default that is not growth (mostly lapsed customers)
+    frame = _population(np.zeros(100), p_churn=0.1, expected_revenue=100.0)
+    out = assign_segments(frame, SegmentRules()).set_index("customer_id")
+    assert (out["segment"] == "growth").sum() == 0
+    out = assign_segments(frame, SegmentRules(growth_from_zero=True)).set_index("customer_id")
+    assert (out["segment"] == "growth").sum() == 25
+    assert out.loc["c005", "segment_reason"] == (
+        "expected_revenue 100 vs current_value 0 (up from zero); clv 10 in top 6% (<= 30%)")
 
 
 def test_top_share_ranks_positive_values_one_by_one_and_ties_the_rest():
