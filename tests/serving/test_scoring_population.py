@@ -18,7 +18,7 @@ from features.training_set import build_training_set
 from models.churn import ChurnModel
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
-from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, ScoringSettings, score_chunk
+from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, ScoringSettings, score_chunk, trailing_net_value
 from serving.segments import SegmentRules, assign_segments
 from tests.features.conftest import random_frames
 
@@ -33,12 +33,14 @@ def tables():
     frames = random_frames(80, seed=11, start=datetime(2021, 6, 1), end=SCORING)
     tx = frames["transactions"]
     odd = pd.DataFrame({
-        "customer_id": ["zero", "zero", "ret"], "order_id": ["z1", "z2", "r1"],
-        "ts": pd.to_datetime(["2022-01-10", "2024-11-01", "2024-10-01"]), "amount": [0.0, 0.0, -25.0],
-        "margin": [0.0, 0.0, -7.5], "category": "a", "product_id": "p1", "discount": 0.0,
+        "customer_id": ["zero", "zero", "ret", "ret", "later"], "order_id": ["z1", "z2", "r1", "r2", "l1"],
+        # lines dated on the scoring date are not seen as of it: ret's second return, later's first order
+        "ts": pd.to_datetime(["2022-01-10", "2024-11-01", "2024-10-01", "2024-12-31", "2024-12-31"]),
+        "amount": [0.0, 0.0, -25.0, -1000.0, 80.0], "margin": [0.0, 0.0, -7.5, -300.0, 24.0],
+        "category": "a", "product_id": "p1", "discount": 0.0,
     })  # fmt: skip
     frames["transactions"] = pd.concat([tx, odd[tx.columns]], ignore_index=True)
-    ids = sorted(set(frames["transactions"]["customer_id"])) + ["prospect"]
+    ids = sorted(set(frames["transactions"]["customer_id"]) - {"later"}) + ["prospect"]
     frames["customers"] = pd.DataFrame({"customer_id": ids, "signup_date": pd.Timestamp("2021-01-01")})
     yield tables_from_frames({k: frames[k] for k in ("transactions", "customers")}, con)[1]
     con.disconnect()
@@ -78,3 +80,16 @@ def test_only_customers_without_any_line_are_left_unscored_and_say_why(scored):
     assert unscored.loc["prospect", "segment"] == "new"
     assert unscored.loc["prospect", "segment_reason"] == "no transaction before as_of: not scored"
     assert scored["p_churn"].notna().sum() == len(scored) - 1
+    assert "later" not in scored.index  # first line on the scoring date: no history as of it, and not in the customers table
+
+
+def test_trailing_net_value_is_margin_minus_cost_to_serve_of_the_value_horizon():
+    features = pd.DataFrame({
+        "revenue_sum_30d": [50.0, 0.0], "revenue_sum_90d": [90.0, 0.0],
+        "margin_sum_30d": [15.0, 0.0], "margin_sum_90d": [30.0, -6.0],
+        "cost_to_serve_30d": [1.0, 0.0], "cost_to_serve_90d": [6.0, 20.0],
+    })  # fmt: skip
+    # a 120-day horizon reads the nearest window, 90 days, scaled by 120 / 90
+    assert trailing_net_value(features, 120).tolist() == pytest.approx([(30 - 6) * 4 / 3, (-6 - 20) * 4 / 3])
+    assert trailing_net_value(features, 30).tolist() == [14.0, 0.0]
+    assert np.isnan(trailing_net_value(features[["revenue_sum_30d"]], 30)).all()
