@@ -115,8 +115,26 @@ def _fill_true_zeros(table: ir.Table, columns: list[str]) -> ir.Table:
     return table.mutate(**{c: table[c].fill_null(0) for c in present}) if present else table
 
 
+# Every customer with a transaction line before as_of has a lifetime revenue (0 when the lines
+# are $0 or cancel out); a prospect joined from the customers table has none.
+HISTORY_MARKER = "revenue_sum_lifetime"
+
+
+def has_transaction_history(features: pd.DataFrame) -> np.ndarray:
+    """True where the customer has any transaction line before as_of (an order, a $0 line or a return).
+
+    These are the customers scored and trained on; prospects (customers table only) have no
+    history. Frames without the marker column fall back to has_orders, then to recency.
+    """
+    if HISTORY_MARKER in features.columns:
+        return features[HISTORY_MARKER].notna().to_numpy()
+    if "has_orders" in features.columns:
+        return features["has_orders"].fillna(0).to_numpy() > 0
+    return features["days_since_last_order"].notna().to_numpy()
+
+
 def _customer_base(tables: Mapping[str, ir.Table], transaction_table: ir.Table, as_of: datetime, include_prospects: bool) -> ir.Table:
-    """Customers with a transaction row before as_of, plus (if asked) customers who never bought."""
+    """Customers with a transaction line before as_of (orders or not), plus (if asked) customers without any."""
     if not include_prospects or "customers" not in tables:
         return transaction_table
     # An outer join, not a union of ids joined back: the union made DuckDB run the transaction
@@ -214,7 +232,7 @@ def build_features(
     include_prospects: bool = False,
     moments: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """One row per customer with history before `as_of`: customer_id + feature columns."""
+    """One row per customer with a transaction line before `as_of` (and prospects if asked): customer_id + feature columns."""
     expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, moments=moments)
     frame = expr.to_pyarrow().to_pandas()
     logger.info("built %d features for %d customers as of %s", frame.shape[1] - 1, len(frame), as_of)

@@ -1,7 +1,8 @@
 """Churn and value labels as of a date T, as Ibis expressions executed on DuckDB.
 
-For every customer with at least one order before T (an order id with a positive row, dated by
-its first row, as in `transactions.py`):
+For every customer with at least one transaction line before T (the population the features
+and scoring cover: customers whose only lines are $0 lines or returns included; an order is an
+order id with a positive row, dated by its first row, as in `transactions.py`):
 
 - label_churn = 1 when the customer places no order in [T, T + churn horizon): no order id
   with a positive row whose first row falls in that window (an order begun before T is not new).
@@ -49,9 +50,13 @@ def _between(ts: ir.TimestampValue, start: datetime, end: datetime) -> ir.Boolea
     return (ts >= ibis.timestamp(start)) & (ts < ibis.timestamp(end))
 
 
-def customers_with_orders_before(moments: ir.Table, as_of: datetime) -> ir.Table:
-    """Customer ids with at least one order (an order id with a positive row) before as_of."""
-    rows = moments.filter((moments.ts < ibis.timestamp(as_of)) & (moments.max_amount > 0))
+def customers_with_history_before(moments: ir.Table, as_of: datetime) -> ir.Table:
+    """Customer ids with at least one transaction line before as_of (an order, a $0 line or a return).
+
+    The same customers `features.build.build_features` gives a row (without prospects), so a
+    training set covers everyone scoring scores.
+    """
+    rows = moments.filter(moments.ts < ibis.timestamp(as_of))
     return rows.select("customer_id").distinct()
 
 
@@ -90,7 +95,7 @@ def churn_label(order_days: ir.Table, customers: ir.Table) -> ir.Table:
 
 def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datetime, horizon_days: int,
                  order_days: ir.Table) -> ir.Table:
-    """customer_id, label_revenue, label_margin, label_cost_to_serve, label_value_order_days for customers with an order before as_of.
+    """customer_id, label_revenue, label_margin, label_cost_to_serve, label_value_order_days for customers with history before as_of.
 
     `order_days` is `new_order_days` with the value window's count as column VALUE_ORDER_DAYS.
     """
@@ -104,7 +109,7 @@ def value_labels(tables: Mapping[str, ir.Table], moments: ir.Table, as_of: datet
     if "discount" in rows.columns:
         money["_discount"] = rows.discount.sum()
     table = join_on_customer(
-        customers_with_orders_before(moments, as_of), rows.group_by("customer_id").aggregate(**money)
+        customers_with_history_before(moments, as_of), rows.group_by("customer_id").aggregate(**money)
     )
     cost = table._returned.fill_null(0.0) + (table._discount.fill_null(0.0) if "_discount" in table.columns else 0.0)
     interactions = tables.get("interactions")
@@ -155,7 +160,7 @@ def build_labels_expr(
     as_of, data_end = to_naive_utc(as_of), to_naive_utc(data_end)
     churn_observed, value_observed = observed_labels(as_of, churn_horizon_days, value_horizon_days, data_end)
     moments = order_moments(tables["transactions"]) if moments is None else moments
-    customers = customers_with_orders_before(moments, as_of)
+    customers = customers_with_history_before(moments, as_of)
     horizons = {name: days for name, days, observed in ((CHURN_ORDER_DAYS, churn_horizon_days, churn_observed),
                                                         (VALUE_ORDER_DAYS, value_horizon_days, value_observed)) if observed}
     order_days = new_order_days(moments, as_of, horizons)
@@ -176,7 +181,7 @@ def build_labels(
     data_end: datetime,
     moments: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """Labels as of `as_of` for customers with an order before it; only fully observed labels appear."""
+    """Labels as of `as_of` for customers with a transaction line before it; only fully observed labels appear."""
     expr = build_labels_expr(
         tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
         data_end=data_end, moments=moments,

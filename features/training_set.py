@@ -185,7 +185,7 @@ def snapshot_rows(
     data_end: datetime,
     moments: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """Features and labels of one snapshot: customers with an order before as_of."""
+    """Features and labels of one snapshot: customers with a transaction line before as_of (the scored population)."""
     features = build_features(tables, as_of, spec, moments=moments)
     label_frame = build_labels(
         tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,

@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from models.baselines import value_baseline
+from features.build import has_transaction_history
+from models.baselines import revenue_windows, value_baseline
 from models.explain import check_additivity, contributions
 from models.valuation import clv, net_value
 from serving.reasons import (
@@ -55,12 +56,12 @@ EXPLANATION_PART_STATISTICS = ("run_id", "customer_id", "score", "direction", "r
 
 log = logging.getLogger(__name__)
 
-NEW_CUSTOMER_TEXT_EN = "No order before the scoring date: a new customer, not scored yet."
-NEW_CUSTOMER_TEXT_ZH = "评分日前尚无订单：新客户，暂不评分。"
+NEW_CUSTOMER_TEXT_EN = "No transaction before the scoring date: a new customer, not scored yet."
+NEW_CUSTOMER_TEXT_ZH = "评分日前尚无任何交易记录：新客户，暂不评分。"
 # Columns kept in memory for the whole run (segmentation and the summary need them).
 SEGMENT_INPUT_COLUMNS = [
     "customer_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve", "net_value", "clv",
-    "value_p10", "value_p90", "current_value", "tenure_days", "is_new",
+    "value_p10", "value_p90", "current_value", "trailing_net_value", "tenure_days", "is_new",
 ]
 
 
@@ -130,10 +131,25 @@ class _ExplainedChunk:
 
 
 def has_history(features: pd.DataFrame) -> np.ndarray:
-    """True where the customer ordered before the as-of date (prospects have no history)."""
-    if "has_orders" in features.columns:
-        return features["has_orders"].fillna(0).to_numpy() > 0
-    return features["days_since_last_order"].notna().to_numpy()
+    """True where the customer has a transaction line before the as-of date: scored (prospects are not)."""
+    return has_transaction_history(features)
+
+
+def trailing_net_value(features: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """Realised margin minus cost to serve of the trailing window as long as the horizon.
+
+    The counterpart of the predicted net_value, from features as of the scoring date. If
+    that window is not built, the nearest one (ties to the longer) is scaled by H / W, as the
+    value baseline does; NaN when no window has both columns.
+    """
+    windows = {w: c for w, c in revenue_windows(features.columns).items()
+               if f"margin_sum_{w}d" in features.columns and f"cost_to_serve_{w}d" in features.columns}
+    if not windows:
+        return np.full(len(features), np.nan)
+    w = min(windows, key=lambda d: (abs(d - horizon_days), -d))
+    margin = features[f"margin_sum_{w}d"].to_numpy(dtype=float)
+    cost = features[f"cost_to_serve_{w}d"].to_numpy(dtype=float)
+    return (margin - cost) * (horizon_days / w)
 
 
 def raw_scores(features: pd.DataFrame, models: ScoringModels) -> dict[str, np.ndarray]:
@@ -154,6 +170,7 @@ def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scori
     out["net_value"] = net_value(out["expected_margin"].to_numpy(), out["cost_to_serve"].to_numpy())
     out["clv"] = clv(out["net_value"].to_numpy(), settings.value_horizon_days, settings.annual_discount_rate)
     out["current_value"] = value_baseline(features, settings.value_horizon_days)
+    out["trailing_net_value"] = trailing_net_value(features, settings.value_horizon_days)
     out["tenure_days"] = features["days_since_first_order"].to_numpy(dtype=float)
     out["is_new"] = False
     return out
@@ -211,13 +228,13 @@ def actionable(contrib: np.ndarray, X: pd.DataFrame) -> np.ndarray:
 
 
 def prospects_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Rows for customers without orders: no model output, marked new, with a reason in words."""
+    """Rows for customers without any transaction line: no model output, marked new, with a reason in words."""
     n = len(features)
     nothing = np.full(n, np.nan)
     # One constructor call: inserting columns one by one re-copies the (Arrow string) column index each time.
     columns = {"customer_id": features["customer_id"].to_numpy()}
-    columns |= {column: nothing for column in SEGMENT_INPUT_COLUMNS[1:-3]}
-    columns |= {"current_value": np.zeros(n), "tenure_days": nothing, "is_new": np.ones(n, dtype=bool),
+    columns |= {column: nothing for column in SEGMENT_INPUT_COLUMNS[1:-4]}
+    columns |= {"current_value": np.zeros(n), "trailing_net_value": nothing, "tenure_days": nothing, "is_new": np.ones(n, dtype=bool),
                 "reasons": "{}", "reason_text_en": NEW_CUSTOMER_TEXT_EN, "reason_text_zh": NEW_CUSTOMER_TEXT_ZH}
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 

@@ -9,6 +9,12 @@ Strategy classes are tried in `rules.order`; the first that matches wins and its
 `segment_reason` says which numbers met which thresholds, e.g.
 "clv 12,400 in top 0.3% (<= 5%)" (money with three significant figures). `regular`
 matches everyone and is always last.
+
+"Top x%" counts customers, not values: customers are ranked by value, equal values ordered
+by customer_id, and the first x% of the run's customers are the top x%, so a rule selects at
+most that share however many customers share a value. Only a strictly positive value can be
+in the top of anything: a customer worth nothing now is not "valuable now" because most
+customers are worth nothing too.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ SCORE_INPUT_COLUMNS: tuple[str, ...] = (
     "customer_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve",
     "net_value", "clv", "current_value", "is_new",
 )  # fmt: skip
+# Margin minus cost to serve over the trailing window as long as the value horizon, from the
+# features as of the scoring date: the realised counterpart of the predicted net_value.
+TRAILING_NET_VALUE = "trailing_net_value"
+NegativeValueEvidence = Literal["trailing_net_value", "prediction_only"]
+# The reason of a row left unscored: scoring had nothing to score it on.
+NO_HISTORY_REASON = "no transaction before as_of: not scored"
 Share = Annotated[float, Field(gt=0, le=1)]
 
 
@@ -72,14 +84,20 @@ class SegmentRules(_Frozen):
     tier_b_cumulative_share: Share = 0.95  # B: the next 15%; C: the rest
     order: tuple[SegmentName, ...] = ("new", "negative_value", "at_risk", "most_valuable", "growth", "regular")
     new_max_tenure_days: Annotated[int, Field(ge=0)] = 90  # used when the frame has tenure_days
-    negative_value_below: float = 0.0  # net_value below this is negative_value
+    negative_value_below: float = 0.0  # net_value below this is negative_value ...
+    # ... when the evidence agrees: "trailing_net_value" also needs the realised trailing net
+    # value below the same threshold; "prediction_only" takes the predicted net_value alone.
+    negative_value_evidence: NegativeValueEvidence = "trailing_net_value"
     at_risk_min_p_churn: Share = 0.5
     at_risk_value_column: Literal["current_value", "clv", "net_value", "expected_revenue"] = "current_value"
     at_risk_top_share: Share = 0.20  # "valuable": at_risk_value_column in the top 20%
-    at_risk_min_value: float = 0.0  # ... and at least this much
+    at_risk_min_value: float = 0.0  # ... and at least this much (and always more than 0)
     most_valuable_top_share: Share = 0.05  # value_column in the top 5%
     growth_ratio: Annotated[float, Field(gt=0)] = 1.5  # expected_revenue >= 1.5 x current_value
     growth_top_share: Share = 0.30  # and value_column in the top 30%
+    # A customer with no current value passes any ratio; most such customers have lapsed and
+    # need winning back, not growing. True lets them be growth when expected_revenue > 0.
+    growth_from_zero: bool = False
     labels: dict[SegmentName, Label] = DEFAULT_LABELS
 
     @model_validator(mode="after")
@@ -148,11 +166,32 @@ def _ties_broken(order: np.ndarray, v: np.ndarray, tiebreak: np.ndarray) -> np.n
     return out
 
 
-def top_share(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Return each customer's rank as a share from the top: 0.01 = in the top 1% (ties share the best rank)."""
-    s = pd.Series(np.asarray(values, dtype=float))
-    ranks = s.rank(ascending=False, method="min", na_option="bottom").to_numpy()
-    return ranks / max(len(s), 1)
+def top_share(values: pd.Series | np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Return each customer's rank as a share of all customers from the top: 0.01 = in the top 1%.
+
+    Positive values are ranked one customer at a time (equal values ordered by `tiebreak`,
+    e.g. customer_id), so at most x% of the customers have a share <= x. Zero, negative and
+    missing values come after every positive one and share the best rank of their tie
+    (missing last): they are never selected, and their texts do not depend on the row order.
+    """
+    v = np.asarray(values, dtype=float)
+    n = max(len(v), 1)
+    share = pd.Series(v).rank(ascending=False, method="min", na_option="bottom").to_numpy() / n
+    positive = v > 0
+    if positive.any():
+        order = np.argsort(-v, kind="stable")
+        if tiebreak is not None:
+            order = _ties_broken(order, v, np.asarray(tiebreak))
+        position = np.empty(len(v), dtype=float)
+        position[order] = np.arange(1, len(v) + 1)
+        share[positive] = position[positive] / n
+    return share
+
+
+def in_top(values: np.ndarray, share: np.ndarray, top: float) -> np.ndarray:
+    """True where a strictly positive value ranks within the top `top` share of customers."""
+    with np.errstate(invalid="ignore"):
+        return (values > 0) & (share <= top)
 
 
 # --------------------------------------------------------------------------- strategy classes
@@ -180,11 +219,14 @@ def assign_segments(scores: pd.DataFrame, rules: SegmentRules) -> pd.DataFrame:
 
 def _check_input(scores: pd.DataFrame, rules: SegmentRules) -> None:
     needed = set(SCORE_INPUT_COLUMNS) | {rules.value_column, rules.at_risk_value_column}
+    if rules.negative_value_evidence == TRAILING_NET_VALUE:
+        needed.add(TRAILING_NET_VALUE)
     missing = sorted(needed - set(scores.columns))
     if missing:
         raise ValueError(
             f"assign_segments: score frame lacks column(s) {missing}; it needs {sorted(needed)} "
-            f"(current_value = trailing revenue over the same horizon as expected_revenue)"
+            f"(current_value = trailing revenue over the same horizon as expected_revenue; {TRAILING_NET_VALUE} = trailing "
+            "margin minus cost to serve over that horizon, needed by negative_value_evidence: trailing_net_value)"
         )
     if scores["customer_id"].duplicated().any():
         dup = scores.loc[scores["customer_id"].duplicated(), "customer_id"].head(3).tolist()
@@ -270,23 +312,25 @@ def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.
     """
     n = len(df)
     vcol = rules.value_column
+    ids = df["customer_id"].astype(str).to_numpy()
     value = df[vcol].to_numpy(dtype=float)
-    value_top = top_share(value)
+    value_top = top_share(value, ids)
     p = df["p_churn"].to_numpy(dtype=float)
     net = df["net_value"].to_numpy(dtype=float)
     current = df["current_value"].to_numpy(dtype=float)
     expected = df["expected_revenue"].to_numpy(dtype=float)
     risk_col = rules.at_risk_value_column
     risk_value = df[risk_col].to_numpy(dtype=float)
-    risk_top = top_share(risk_value)
+    risk_top = top_share(risk_value, ids)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(current > 0, expected / current, np.inf)
     tenure = df["tenure_days"].to_numpy(dtype=float) if "tenure_days" in df.columns else None
+    trailing = df[TRAILING_NET_VALUE].to_numpy(dtype=float) if TRAILING_NET_VALUE in df.columns else np.full(n, np.nan)
     shown = _Shown({
         "value": lambda: _money(value), "value_top": lambda: _pct(value_top), "p": lambda: _fmt(p, 2),
         "tenure": lambda: _fmt(tenure), "net": lambda: _money(net), "risk_value": lambda: _money(risk_value),
         "risk_top": lambda: _pct(risk_top), "ratio": lambda: _fmt(np.where(np.isfinite(ratio), ratio, 0), 1),
-        "expected": lambda: _money(expected), "current": lambda: _money(current),
+        "expected": lambda: _money(expected), "current": lambda: _money(current), "trailing": lambda: _money(trailing),
     })  # fmt: skip
 
     def value_txt(i: np.ndarray) -> pa.Array:
@@ -296,22 +340,37 @@ def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.
         return _cat("p_churn ", shown.at("p", i))
 
     tests: dict[str, tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]] = {}
-    no_orders = df["is_new"].fillna(False).to_numpy(dtype=bool)
-    is_new = no_orders
+    # is_new marks the rows scoring left unscored: no transaction line before as_of.
+    no_history = df["is_new"].fillna(False).to_numpy(dtype=bool)
+    is_new = no_history
     if tenure is not None:
-        is_new = no_orders | (tenure < rules.new_max_tenure_days)
+        is_new = no_history | (tenure < rules.new_max_tenure_days)
 
     def new_why(i: np.ndarray) -> pa.Array:
         if tenure is None:
-            return _where(no_orders[i], "no orders before as_of", "")
-        return _where(no_orders[i], "no orders before as_of", _cat("tenure ", shown.at("tenure", i), f" days < {rules.new_max_tenure_days}"))
+            return _where(no_history[i], NO_HISTORY_REASON, "")
+        return _where(no_history[i], NO_HISTORY_REASON, _cat("tenure ", shown.at("tenure", i), f" days < {rules.new_max_tenure_days}"))
 
     tests["new"] = (is_new, new_why)
 
-    neg = net < rules.negative_value_below
-    tests["negative_value"] = (neg, lambda i: _cat("net_value ", shown.at("net", i), f" < {rules.negative_value_below:,g}"))
+    below = f" < {rules.negative_value_below:,g}"
+    with np.errstate(invalid="ignore"):
+        neg = net < rules.negative_value_below
+        if rules.negative_value_evidence == TRAILING_NET_VALUE:
+            # A prediction alone is not evidence that a customer loses money: the last horizon must show it too.
+            neg &= trailing < rules.negative_value_below
 
-    at_risk = (p >= rules.at_risk_min_p_churn) & (risk_top <= rules.at_risk_top_share) & (risk_value >= rules.at_risk_min_value)
+    def negative_why(i: np.ndarray) -> pa.Array:
+        predicted = _cat("net_value ", shown.at("net", i), below)
+        if rules.negative_value_evidence != TRAILING_NET_VALUE:
+            return predicted
+        return _cat(predicted, f"; {TRAILING_NET_VALUE} ", shown.at("trailing", i), below)
+
+    tests["negative_value"] = (neg, negative_why)
+
+    with np.errstate(invalid="ignore"):
+        at_risk = ((p >= rules.at_risk_min_p_churn) & in_top(risk_value, risk_top, rules.at_risk_top_share)
+                   & (risk_value >= rules.at_risk_min_value))
 
     def at_risk_why(i: np.ndarray) -> pa.Array:
         risk_txt = _cat(f"{risk_col} ", shown.at("risk_value", i), " in top ", shown.at("risk_top", i), f" (<= {_share_text(rules.at_risk_top_share)}); ")
@@ -319,10 +378,12 @@ def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.
 
     tests["at_risk"] = (at_risk, at_risk_why)
 
-    top = value_top <= rules.most_valuable_top_share
+    top = in_top(value, value_top, rules.most_valuable_top_share)
     tests["most_valuable"] = (top, lambda i: _cat(value_txt(i), f" (<= {_share_text(rules.most_valuable_top_share)})"))
 
-    growth = (expected >= rules.growth_ratio * np.clip(current, 0, None)) & (expected > 0) & (value_top <= rules.growth_top_share)
+    with np.errstate(invalid="ignore"):
+        growth = ((expected >= rules.growth_ratio * np.clip(current, 0, None)) & (expected > 0)
+                  & ((current > 0) | rules.growth_from_zero) & in_top(value, value_top, rules.growth_top_share))
 
     def growth_why(i: np.ndarray) -> pa.Array:
         r = ratio[i]

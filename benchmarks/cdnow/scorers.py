@@ -269,9 +269,9 @@ def read_custscore_export(path: Path) -> pd.DataFrame:
 
 
 def fill_unscored(frame: pd.DataFrame) -> pd.DataFrame:
-    """Customers custscore lists as new without a score (no order with a positive amount before
-    as-of: in CDNOW, the few whose only records are $0) are read as the export means them: no
-    purchase expected (p_churn 1, revenue 0). The count is logged and kept in
+    """Customers custscore lists as new without a score (no transaction line before as-of; in
+    CDNOW none, since customers whose only records are $0 are scored too) are read as the export
+    means them: no purchase expected (p_churn 1, revenue 0). The count is logged and kept in
     frame.attrs["n_unscored"], so the reader knows."""
     unscored = frame["p_churn"].isna()
     frame.attrs["n_unscored"] = int(unscored.sum())

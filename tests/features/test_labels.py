@@ -31,7 +31,9 @@ TRANSACTIONS = pd.DataFrame(
         ("spans", "x1", at(-1), 40.0, 10.0, 0.0),
         ("spans", "x1", at(2), 30.0, 8.0, 0.0),  # a line of an order begun before T is not a new order
         ("new", "n1", at(3), 70.0, 20.0, 0.0),  # no order before T: no label at T
-        ("returns_only", "r1", at(-3), -5.0, -1.0, 0.0),  # a return before T is not an order
+        ("returns_only", "r1", at(-3), -5.0, -1.0, 0.0),  # a return before T is not an order, but it is history
+        ("zero_only", "q1", at(-7), 0.0, 0.0, 0.0),  # a $0 line before T: history, no order
+        ("zero_only", "q2", at(20), 12.0, 3.0, 0.0),  # then a first real order inside both windows
         ("busy", "b1", at(-40), 10.0, 2.0, 0.0),
         ("busy", "b2", at(1.25), 10.0, 2.0, 0.0),  # two orders begun on the same day: one order day
         ("busy", "b3", at(1.75), 10.0, 2.0, 0.0),
@@ -67,8 +69,18 @@ def labels(tables) -> pd.DataFrame:
     return build_labels(tables, T, churn_horizon_days=90, value_horizon_days=365, data_end=DATA_END).set_index("customer_id")
 
 
-def test_labels_only_for_customers_with_an_order_before_t(labels):
-    assert sorted(labels.index) == ["busy", "late", "leaves", "slow", "spans", "stays"]
+def test_labels_for_every_customer_with_a_line_before_t(labels):
+    # the scored population: $0 lines and returns count as history, a first line after T does not
+    assert sorted(labels.index) == ["busy", "late", "leaves", "returns_only", "slow", "spans", "stays", "zero_only"]
+
+
+def test_customers_without_an_order_before_t_have_labels_like_anyone(labels):
+    assert labels.loc["returns_only"].to_dict() == {
+        "label_churn": 1, "label_churn_order_days": 0, "label_revenue": 0.0, "label_margin": 0.0,
+        "label_cost_to_serve": 0.0, "label_value_order_days": 0}
+    assert labels.loc["zero_only"].to_dict() == {
+        "label_churn": 0, "label_churn_order_days": 1, "label_revenue": 12.0, "label_margin": 3.0,
+        "label_cost_to_serve": 0.0, "label_value_order_days": 1}
 
 
 def test_churn_means_no_new_order_in_the_horizon(labels):
@@ -78,13 +90,15 @@ def test_churn_means_no_new_order_in_the_horizon(labels):
 
 
 def test_order_days_count_the_days_with_a_new_order_in_the_churn_window(labels):
-    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "slow": 1, "spans": 0, "stays": 1}
+    assert labels["label_churn_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "returns_only": 0, "slow": 1, "spans": 0,
+                                                          "stays": 1, "zero_only": 1}
     assert ((labels["label_churn_order_days"] == 0) == (labels["label_churn"] == 1)).all()
 
 
 def test_value_order_days_count_new_order_days_in_the_value_window(labels):
     # busy: b2 and b3 share a day, b4, b6 at T + 90 (inside 365 days); b5 is a return only
-    assert labels["label_value_order_days"].to_dict() == {"busy": 3, "late": 1, "leaves": 1, "slow": 1, "spans": 0, "stays": 1}
+    assert labels["label_value_order_days"].to_dict() == {"busy": 3, "late": 1, "leaves": 1, "returns_only": 0, "slow": 1, "spans": 0,
+                                                          "stays": 1, "zero_only": 1}
 
 
 def test_a_shorter_window_does_not_see_the_longer_windows_rows(tables):
@@ -92,7 +106,8 @@ def test_a_shorter_window_does_not_see_the_longer_windows_rows(tables):
     # only positive line (T + 70) is after the 60-day window ends, so it is an order of the churn window only
     frame = build_labels(tables, T, churn_horizon_days=90, value_horizon_days=60, data_end=DATA_END).set_index("customer_id")
     assert frame.loc["slow", "label_value_order_days"] == 0 and frame.loc["slow", "label_churn_order_days"] == 1
-    assert frame["label_value_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "slow": 0, "spans": 0, "stays": 0}
+    assert frame["label_value_order_days"].to_dict() == {"busy": 2, "late": 0, "leaves": 0, "returns_only": 0, "slow": 0, "spans": 0,
+                                                         "stays": 0, "zero_only": 1}
     # and the other way round: a 60-day churn window inside a 90-day value window
     swapped = build_labels(tables, T, churn_horizon_days=60, value_horizon_days=90, data_end=DATA_END).set_index("customer_id")
     assert swapped.loc["slow", "label_churn"] == 1 and swapped.loc["slow", "label_value_order_days"] == 1

@@ -89,7 +89,7 @@ def test_training_set_stacks_snapshots_with_labels_and_out_of_time_validation(ta
     assert not training.loc[~training["is_validation"], "as_of"].eq(snapshots[-1]).any()
     assert {"label_churn", "label_revenue", "label_margin", "label_cost_to_serve"} <= set(training.columns)
     assert not training.duplicated(["customer_id", "as_of"]).any()
-    assert training["order_count_lifetime"].gt(0).all()  # every row is a customer with an order before T
+    assert training["revenue_sum_lifetime"].notna().all()  # every row is a customer with a line before T
 
 
 def test_churn_only_training_set_uses_the_shorter_horizon(tables):
@@ -197,3 +197,26 @@ def test_search_snapshots_need_history_a_horizon_before_validation():
     # CDNOW: validation starts in June 1997, half a year after the data; nothing fits a horizon before it.
     assert search_snapshot_dates(plan, data_start=datetime(1997, 1, 1), horizon_days=182, n_snapshots=4,
                                  step_days=30) == []
+
+
+def test_customers_with_only_zero_lines_or_returns_are_trained_on_as_they_are_scored(con):
+    """They are in the scored population, so every snapshot after their first line has their row and labels."""
+    frames = random_frames(40, seed=5, start=datetime(2021, 6, 1), end=SCORING)
+    tx = frames["transactions"]
+    extra = pd.DataFrame({
+        "customer_id": ["zero", "zero", "ret"], "order_id": ["z1", "z2", "r1"],
+        "ts": pd.to_datetime(["2022-01-10", "2022-03-01", "2022-02-01"]), "amount": [0.0, 0.0, -25.0],
+        "margin": [0.0, 0.0, -7.5], "category": "a", "product_id": "p1", "discount": 0.0,
+    })  # fmt: skip
+    frames["transactions"] = pd.concat([tx, extra[tx.columns]], ignore_index=True)
+    tables = tables_from_frames(frames, con)[1]
+    training = build_training_set(
+        tables, SCORING, spec=FeatureSpec(windows_days=(30, 90)), n_snapshots=2, step_days=90, min_history_days=180,
+    )
+    odd = training[training["customer_id"].isin(["zero", "ret"])].set_index(["customer_id", "as_of"]).sort_index()
+    assert len(odd) == 4  # both customers in both snapshots
+    assert odd["has_orders"].eq(0).all() and odd["order_count_lifetime"].eq(0).all()
+    assert odd["days_since_last_order"].isna().all()  # no order: no order recency (the models learn what that means)
+    assert odd.xs("ret", level="customer_id")["revenue_sum_lifetime"].eq(-25.0).all()
+    assert odd.xs("zero", level="customer_id")["revenue_sum_lifetime"].eq(0.0).all()
+    assert odd["label_churn"].eq(1).all() and odd["label_revenue"].eq(0.0).all()
