@@ -22,6 +22,7 @@ from models.splits import split_by_flag
 from models.value import FrequencySeverityRegressor, ValueModel
 from pipelines import plots, tracking
 from pipelines.tracking import HEADLINE_METRIC
+from serving.scoring import fit_reason_reference
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> Tr
         train[names], train["label_churn"], valid[names], valid["label_churn"], names,
         **_order_days(train, valid, "label_churn_order_days"),
     )
+    model.reason_reference_ = fit_reason_reference("churn", model, latest_snapshot(valid))
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
     # Baselines and the champion read the whole validation frame: their columns need not be model features.
@@ -120,6 +122,7 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
         cost_to_serve_val=valid["label_cost_to_serve"] if has_cost else None,
         **_order_days(train, valid, "label_value_order_days"),
     )
+    model.reason_reference_ = fit_reason_reference("value", model, latest_snapshot(valid))
     X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
     pred = model.predict(X_val)
     model.level_anchor_ = fit_level_anchor(valid, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days,
@@ -147,6 +150,11 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext) -> Tr
                                        "scale": revenue.scale_}
     return _track("value", model, model.boosters_["revenue"], params, frame, train, valid, names, metrics,
                   baseline_metrics, champion_metric, figures, extra, ctx)
+
+
+def latest_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the most recent snapshot: the customers a model's reasons are compared with."""
+    return frame.loc[frame["as_of"] == frame["as_of"].max()]
 
 
 def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int,
