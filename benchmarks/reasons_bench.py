@@ -120,13 +120,14 @@ def _custscore(home: Path, *args: str) -> float:
 
 
 def make_world(folder: Path, customers: int, seed: int) -> pd.DataFrame:
-    """Write the demo tables and their truth into `folder` (once); the truth."""
+    """Write the demo tables and their truth into `folder` (once); the truth as seen at AS_OF."""
     from features.demo_data import TRUTH_FILE, generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     if not (folder / TRUTH_FILE).exists():
         write_demo_data(generate_demo_data(customers, seed=seed, end=END), folder, "parquet")
         write_demo_truth(generate_demo_truth(customers, seed=seed, end=END), folder)
-    return pd.read_parquet(folder / TRUTH_FILE)
+    # What the data before the scoring date can show: a driver whose trace comes later is none yet.
+    return generate_demo_truth(customers, seed=seed, end=END, seen_before=AS_OF)
 
 
 def rule_off_config(work: Path) -> Path:

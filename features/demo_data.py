@@ -152,6 +152,7 @@ CHURN_MECHANISMS = ("none", "payment", "complaint", "quiet")
 # What the demo truth calls each mechanism: the cause an account manager would act on.
 CHURN_DRIVERS = ("none", "payment", "service", "demand")
 TRUTH_FILE = "_truth.parquet"  # not named after a table: validation never reads it
+TRUTH_VISIBLE_LAG_DAYS = 30  # an order shows its driver once its invoice (net 30 at least) has fallen due
 CHURN_MECHANISM_SHARES = (0.35, 0.30, 0.35)  # of churners: payment, complaint, quiet
 PAYMENT_EPISODE_SHARE = 0.15
 COMPLAINT_EPISODE_SHARE = 0.12
@@ -257,6 +258,7 @@ def generate_demo_truth(
     seed: int = 7,
     end: date = date(2026, 9, 30),
     years: float = 3.0,
+    seen_before: date | None = None,
 ) -> pd.DataFrame:
     """Each customer's true churn driver in the world `generate_demo_data` draws with the same arguments.
 
@@ -266,6 +268,9 @@ def generate_demo_truth(
     paid ever later, the last ones possibly unpaid), service (complaints piling up), demand
     (orders fading away), or none: the customer stays, or left without any order in the lead
     window, so nothing in the data says why (a rare buyer whose departure fell in a silence).
+    With `seen_before` (a scoring date), only what the data before that date can show counts:
+    the driver is named where an order of the lead window came at least
+    TRUTH_VISIBLE_LAG_DAYS before it (time for its invoice to fall due), else none.
     It is the latent cause behind the tables, never an input: kept out of the customers table
     so that it cannot become an `attr_*` feature, and written apart (`write_demo_truth`).
     Only the latent world and the order days are redrawn (the first draws of their random
@@ -275,6 +280,7 @@ def generate_demo_truth(
         raise ValueError(f"n_customers must be at least 1, got {n_customers}; pass a count.")
     horizon_days = int(round(years * 365.25))
     start = end + timedelta(days=1) - timedelta(days=horizon_days)
+    seen_day = horizon_days if seen_before is None else (seen_before - start).days
     world_seq, _, events_seq = np.random.SeedSequence(seed).spawn(3)
     world = _draw_world(n_customers, np.random.default_rng(world_seq), horizon_days)
     chunk_count = (n_customers + CHUNK_CUSTOMERS - 1) // CHUNK_CUSTOMERS
@@ -285,6 +291,7 @@ def generate_demo_truth(
         # The same first draws as _draw_chunk_events makes: the very order days of the tables.
         order_cust, order_day = _draw_order_days(part, np.random.default_rng(chunk_seq), horizon_days, np.datetime64(start, "D"))
         in_lead = order_day >= part.departure_day[order_cust] - part.lead_days[order_cust]
+        in_lead &= order_day < seen_day - TRUTH_VISIBLE_LAG_DAYS
         acted[lo:hi] = np.bincount(order_cust[in_lead], minlength=hi - lo) > 0
     customer_ids = _fixed_width_ids("C", world.number, _id_width(n_customers, 7)).combine_chunks()
     leaves = np.isfinite(world.departure_day)
