@@ -332,9 +332,28 @@ def test_truth_names_every_customer_and_is_the_same_for_the_same_seed(world, tru
     assert (truth["departure_date"].dropna() <= END_EXCLUSIVE).all()
     silent = truth.loc[~driven & truth["departure_date"].notna(), "customer_id"]
     assert 0 < len(silent) < driven.sum()
-    # A silent leaver ordered nothing in the 75 days (the shortest lead window) before leaving.
+    # A silent leaver ordered nothing in the 75 days (the shortest lead window) before leaving,
+    # except in the last 30 days of the history, where an invoice has not fallen due yet.
     orders = _orders(world["transactions"]).merge(truth[truth["customer_id"].isin(silent)], on="customer_id")
-    assert not ((orders["departure_date"] - orders["ts"]) < pd.Timedelta(days=74)).any()
+    in_lead = (orders["departure_date"] - orders["ts"]) < pd.Timedelta(days=74)
+    assert not (in_lead & (orders["ts"] < END_EXCLUSIVE - pd.Timedelta(days=31))).any()
+
+
+def test_truth_seen_before_a_date_names_only_drivers_the_data_before_it_shows(world) -> None:
+    from features.demo_data import generate_demo_truth
+
+    seen = date(2026, 7, 1)
+    truth = generate_demo_truth(2000, seed=7, end=END, seen_before=seen)
+    full = generate_demo_truth(2000, seed=7, end=END)
+    pd.testing.assert_series_equal(truth["departure_date"], full["departure_date"])
+    # Seeing less can only turn drivers into none.
+    changed = truth["churn_driver"] != full["churn_driver"]
+    assert changed.any() and (truth.loc[changed, "churn_driver"] == "none").all()
+    # Every driver named has an order at least 30 days before the date, inside 210 days (the longest lead) of leaving.
+    orders = _orders(world["transactions"]).merge(truth[truth["churn_driver"] != "none"], on="customer_id")
+    early = orders["ts"] < pd.Timestamp(seen) - pd.Timedelta(days=30)
+    close = (orders["departure_date"] - orders["ts"]) <= pd.Timedelta(days=211)
+    assert (early & close).groupby(orders["customer_id"]).any().all()
 
 
 def test_truth_is_no_input_column_and_is_written_where_validation_does_not_look(world, truth, tmp_path) -> None:
