@@ -45,6 +45,10 @@ The world (the constants below hold every number):
   Noise keeps it from being trivial: ``PAYMENT_EPISODE_SHARE`` of customers have a
   temporary payment slip and ``COMPLAINT_EPISODE_SHARE`` a temporary complaint burst
   without leaving, and ``CHRONIC_LATE_SHARE`` always pay 25 days late or so.
+  The mechanism is the truth behind the tables: `generate_demo_truth` gives each customer's
+  churn driver (payment, service for complaints, demand for the quiet fade; none for those
+  who stay and for leavers without an order in their lead window) and departure date,
+  apart from the tables so that no model can read it.
 - Invoices: one per sales order, issued with the order, due after the terms; payment
   delay = the customer's habit + noise + slips; invoices paid after the end are open
   (``paid_at`` and ``paid_amount`` null); 3% are paid partially.
@@ -145,6 +149,10 @@ GROWTH_CAP = 4.0
 
 MONTHLY_CHURN_HAZARD = 0.028
 CHURN_MECHANISMS = ("none", "payment", "complaint", "quiet")
+# What the demo truth calls each mechanism: the cause an account manager would act on.
+CHURN_DRIVERS = ("none", "payment", "service", "demand")
+TRUTH_FILE = "_truth.parquet"  # not named after a table: validation never reads it
+TRUTH_VISIBLE_LAG_DAYS = 30  # an order shows its driver once its invoice (net 30 at least) has fallen due
 CHURN_MECHANISM_SHARES = (0.35, 0.30, 0.35)  # of churners: payment, complaint, quiet
 PAYMENT_EPISODE_SHARE = 0.15
 COMPLAINT_EPISODE_SHARE = 0.12
@@ -242,6 +250,66 @@ def generate_demo_data(
         ", ".join(f"{name} {len(df):,} rows" for name, df in tables.items()),
     )
     return tables
+
+
+def generate_demo_truth(
+    n_customers: int,
+    *,
+    seed: int = 7,
+    end: date = date(2026, 9, 30),
+    years: float = 3.0,
+    seen_before: date | None = None,
+) -> pd.DataFrame:
+    """Each customer's true churn driver in the world `generate_demo_data` draws with the same arguments.
+
+    Columns: customer_id; churn_driver; departure_date (first day without the customer, NaT
+    for those who stay through the history). The driver is the cause that acted through the
+    data in the customer's last months (the lead window before leaving): payment (invoices
+    paid ever later, the last ones possibly unpaid), service (complaints piling up), demand
+    (orders fading away), or none: the customer stays, or left without any order in the lead
+    window, so nothing in the data says why (a rare buyer whose departure fell in a silence).
+    With `seen_before` (a scoring date), only what the data before that date can show counts:
+    the driver is named where an order of the lead window came at least
+    TRUTH_VISIBLE_LAG_DAYS before it (time for its invoice to fall due), else none.
+    It is the latent cause behind the tables, never an input: kept out of the customers table
+    so that it cannot become an `attr_*` feature, and written apart (`write_demo_truth`).
+    Only the latent world and the order days are redrawn (the first draws of their random
+    streams), not lines, invoices or service, so this is cheap.
+    """
+    if n_customers < 1:
+        raise ValueError(f"n_customers must be at least 1, got {n_customers}; pass a count.")
+    horizon_days = int(round(years * 365.25))
+    start = end + timedelta(days=1) - timedelta(days=horizon_days)
+    seen_day = horizon_days if seen_before is None else (seen_before - start).days
+    world_seq, _, events_seq = np.random.SeedSequence(seed).spawn(3)
+    world = _draw_world(n_customers, np.random.default_rng(world_seq), horizon_days)
+    chunk_count = (n_customers + CHUNK_CUSTOMERS - 1) // CHUNK_CUSTOMERS
+    acted = np.zeros(n_customers, dtype=bool)
+    for i, chunk_seq in enumerate(events_seq.spawn(chunk_count)):
+        lo, hi = i * CHUNK_CUSTOMERS, min(n_customers, (i + 1) * CHUNK_CUSTOMERS)
+        part = world.slice(lo, hi)
+        # The same first draws as _draw_chunk_events makes: the very order days of the tables.
+        order_cust, order_day = _draw_order_days(part, np.random.default_rng(chunk_seq), horizon_days, np.datetime64(start, "D"))
+        in_lead = order_day >= part.departure_day[order_cust] - part.lead_days[order_cust]
+        in_lead &= order_day < seen_day - TRUTH_VISIBLE_LAG_DAYS
+        acted[lo:hi] = np.bincount(order_cust[in_lead], minlength=hi - lo) > 0
+    customer_ids = _fixed_width_ids("C", world.number, _id_width(n_customers, 7)).combine_chunks()
+    leaves = np.isfinite(world.departure_day)
+    departure = np.datetime64(start, "D") + np.ceil(np.where(leaves, world.departure_day, 0)).astype("timedelta64[D]")
+    driver = np.where(acted, world.mechanism, 0)
+    return pd.DataFrame({
+        "customer_id": _text(customer_ids),
+        "churn_driver": _text(_labels(CHURN_DRIVERS, driver)),
+        "departure_date": np.where(leaves, departure, np.datetime64("NaT")).astype("datetime64[us]"),
+    })
+
+
+def write_demo_truth(truth: pd.DataFrame, out_dir: Path) -> Path:
+    """Write the demo truth to `out_dir/_truth.parquet` (a name validation does not read)."""
+    path = Path(out_dir) / TRUTH_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(truth, preserve_index=False), path)
+    return path
 
 
 def write_demo_data(

@@ -105,15 +105,18 @@ def demo_data(
     end: Annotated[str | None, typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
 ) -> None:
     """Write a realistic demo world (transactions, customers, invoices, interactions)."""
-    from features.demo_data import generate_demo_data, write_demo_data
+    from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     kwargs = {"seed": seed} | ({"end": date.fromisoformat(end)} if end else {})
     with console.status(f"generating {customers:,} customers"):
         tables = generate_demo_data(customers, **kwargs)
         paths = write_demo_data(tables, out, fmt)
+        truth = generate_demo_truth(customers, **kwargs)
+        truth_path = write_demo_truth(truth, out)
     grid = Table("table", "rows", "file", title="demo data")
     for name, path in paths.items():
         grid.add_row(name, f"{len(tables[name]):,}", str(path))
+    grid.add_row("truth (each customer's churn driver; not an input)", f"{len(truth):,}", str(truth_path))
     console.print(grid)
 
 

@@ -100,12 +100,20 @@ class BtydBlendConfig(_Frozen):
     value_weight: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
+class UnusualReasonsConfig(_Frozen):
+    # A feature is a reason only where the customer's value lies beyond this percentile of the
+    # model's reference population in the direction it pushes the score (serving/unusual.py);
+    # null: every feature may be a reason, ranked by contribution alone.
+    percentile: Annotated[int, Field(ge=50, le=100)] | None = 80
+
+
 class ScoringConfig(_Frozen):
     chunk_size: Annotated[int, Field(gt=0)] = 50_000
     feature_partitions: Annotated[int, Field(ge=1, le=64)] = 1
     reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
     # One reason per fact: the window of a measure that pushes hardest, not the same measure over 90, 180 and 365 days.
     distinct_reasons: bool = True
+    unusual_reasons: UnusualReasonsConfig = UnusualReasonsConfig()
     btyd_blend: BtydBlendConfig = BtydBlendConfig()
 
 

@@ -133,7 +133,8 @@ def btyd_population_inputs(run: Run) -> pd.DataFrame:
 def scoring_settings(cfg) -> ScoringSettings:
     """What scoring takes from the run's configuration."""
     return ScoringSettings(cfg.labels.value_horizon_days, cfg.valuation.annual_discount_rate,
-                           cfg.scoring.reasons_per_direction, distinct_reasons=cfg.scoring.distinct_reasons)
+                           cfg.scoring.reasons_per_direction, distinct_reasons=cfg.scoring.distinct_reasons,
+                           unusual_percentile=cfg.scoring.unusual_reasons.percentile)
 
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)

@@ -16,7 +16,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from features.build import FeatureSpec, build_features, feature_set_name
-from features.demo_data import generate_demo_data, write_demo_data
+from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 from features.training_set import build_training_sets
 from features.validation import (
     QuarantineThresholdError,
@@ -47,6 +47,7 @@ def ensure_demo_data(paths: HomePaths, cfg: CustscoreConfig) -> Path:
         tables = generate_demo_data(cfg.demo.customers, seed=cfg.demo.seed, end=cfg.demo.end)
         staging = folder.with_name(folder.name + ".partial")
         write_demo_data(tables, staging, "parquet")
+        write_demo_truth(generate_demo_truth(cfg.demo.customers, seed=cfg.demo.seed, end=cfg.demo.end), staging)
         staging.replace(folder)
     return folder
 

@@ -35,6 +35,7 @@ from models.splits import split_by_flag
 from models.value import FrequencySeverityRegressor, ValueModel, revenue_validation_predictions
 from pipelines import plots, tracking
 from pipelines.tracking import HEADLINE_METRIC
+from serving.scoring import fit_reason_reference
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
         train[names], train["label_churn"], valid[names], valid["label_churn"], names,
         **_order_days(train, valid, "label_churn_order_days"),
     )
+    model.reason_reference_ = fit_reason_reference("churn", model, latest_snapshot(valid))
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
     if choice is not None:
@@ -218,6 +220,7 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
         cost_to_serve_val=valid["label_cost_to_serve"] if has_cost else None,
         **_order_days(train, valid, "label_value_order_days"),
     )
+    model.reason_reference_ = fit_reason_reference("value", model, latest_snapshot(valid))
     X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
     pred = model.predict(X_val)
     model.level_anchor_ = fit_level_anchor(valid, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days,
@@ -304,6 +307,11 @@ def choose_value_blend(choice: DesignChoice, y_val: np.ndarray, pred_val: np.nda
             for w in BLEND_WEIGHTS]
     i = pick_blend_weight(BLEND_WEIGHTS, [r["normalized_gini"] for r in rows])
     choice.blend_weights, choice.blend_weight = rows, BLEND_WEIGHTS[i]
+
+
+def latest_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the most recent snapshot: the customers a model's reasons are compared with."""
+    return frame.loc[frame["as_of"] == frame["as_of"].max()]
 
 
 def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int,

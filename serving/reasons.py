@@ -36,6 +36,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from serving.unusual import ReasonReference, unusual_only
+
 logger = logging.getLogger(__name__)
 
 ScoreKind = Literal["churn", "value"]
@@ -679,14 +681,22 @@ def reasons_table(
     score: ScoreKind,
     k: int = 3,
     distinct_facts: bool = False,
+    reference: ReasonReference | None = None,
+    unusual_percentile: int | None = None,
 ) -> pa.Table:
     """`reasons_for_chunk` as an Arrow table (sentences dictionary-encoded; no pandas round trip).
 
     With `distinct_facts`, a measure taken over several windows (spend in 90, 180 and 365
-    days) gives at most one reason per direction: the window that pushes hardest.
+    days) gives at most one reason per direction: the window that pushes hardest. With a
+    `reference` population and an `unusual_percentile`, a feature is a reason only where the
+    customer's value is unusual in the direction it pushes (serving/unusual.py).
     """
     contrib = _check_chunk(contrib, X, feature_names, score=score, k=k)
-    candidates = strongest_per_fact(contrib[:, :-1], fact_groups(tuple(feature_names))) if distinct_facts else contrib[:, :-1]
+    candidates = contrib[:, :-1]
+    if reference is not None and unusual_percentile is not None:
+        candidates = unusual_only(candidates, X, reference.aligned(feature_names), unusual_percentile)
+    if distinct_facts:
+        candidates = strongest_per_fact(candidates, fact_groups(tuple(feature_names)))
     raise_idx, raise_val, lower_idx, lower_val = top_k_contributions(candidates, k)
     parts = [_long_part(raise_idx, raise_val, 0), _long_part(lower_idx, lower_val, 1)]
     rows, ranks, feats, contribs, dirs = (np.concatenate([p[i] for p in parts]) for i in range(5))

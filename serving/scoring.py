@@ -46,6 +46,7 @@ from serving.reasons import (
     reasons_table,
 )
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
+from serving.unusual import ReasonReference
 
 # Part files are published as they are (hard links), so they are written as the store keeps them.
 PART_COMPRESSION = "zstd"
@@ -84,6 +85,9 @@ class ScoringSettings:
     reasons_per_direction: int = 3
     additivity_atol: float = 1e-6
     distinct_reasons: bool = True  # one reason per fact, not the same measure over several windows
+    # A feature is a reason only where the customer's value lies beyond this percentile of the
+    # model's reference population in the direction it pushes (serving/unusual.py); None: off.
+    unusual_percentile: int | None = 80
 
 
 @dataclass
@@ -128,6 +132,7 @@ class _ExplainedChunk:
     history_ids: np.ndarray
     prospect_ids: np.ndarray
     shap: list[tuple[str, np.ndarray, pd.DataFrame, list[str]]]  # (score, actionable contributions, X, names)
+    references: dict[str, ReasonReference | None] = field(default_factory=dict)  # per score: the model's reference population
 
 
 def has_history(features: pd.DataFrame) -> np.ndarray:
@@ -178,9 +183,36 @@ def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scori
 
 def explain_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
     """Top reasons raising and lowering each score, checked to add up to the raw predictions."""
-    tables = [reasons_table(c, X, names, score=kind, k=settings.reasons_per_direction, distinct_facts=settings.distinct_reasons)
+    references = reason_references(models)
+    tables = [reasons_table(c, X, names, score=kind, k=settings.reasons_per_direction, distinct_facts=settings.distinct_reasons,
+                            reference=references[kind], unusual_percentile=settings.unusual_percentile)
               for kind, c, X, names in checked_contributions(features, models, settings)]
     return _plain_strings(pa.concat_tables(tables)).to_pandas()
+
+
+def reason_references(models: ScoringModels) -> dict[str, ReasonReference | None]:
+    """Each model's reference population for the unusual-reasons rule (None for a model trained without one)."""
+    return {"churn": getattr(models.churn, "reason_reference_", None), "value": getattr(models.value, "reason_reference_", None)}
+
+
+def explained_booster(kind: str, model: Any) -> tuple[Any, float]:
+    """The booster whose contributions explain a score, and the sign that turns them to push the score itself."""
+    if kind == "churn":
+        return model.booster_, model.risk_sign
+    return model.boosters_["revenue"], 1.0
+
+
+def fit_reason_reference(kind: str, model: Any, population: pd.DataFrame) -> ReasonReference:
+    """The reference population of a model for the unusual-reasons rule: its customers with history in `population`.
+
+    Contributions are taken exactly as scoring takes them for reasons (missing values zeroed,
+    oriented to push the score), so thresholds and reasons speak of the same numbers.
+    """
+    rows = population.loc[has_history(population)]
+    X = rows[model.feature_names_]
+    booster, sign = explained_booster(kind, model)
+    contrib = oriented(actionable(contributions(booster, X), X), sign)
+    return ReasonReference.from_population(contrib, X, model.feature_names_)
 
 
 def checked_contributions(
@@ -194,10 +226,8 @@ def checked_contributions(
     """
     raw = raw if raw is not None else raw_scores(features, models)
     out = []
-    for kind, model, booster, sign in (
-        ("churn", models.churn, models.churn.booster_, models.churn.risk_sign),
-        ("value", models.value, models.value.boosters_["revenue"], 1.0),
-    ):
+    for kind, model in (("churn", models.churn), ("value", models.value)):
+        booster, sign = explained_booster(kind, model)
         X = features[model.feature_names_]
         contrib = contributions(booster, X)
         check_additivity(contrib, raw[kind], atol=settings.additivity_atol * max(1.0, float(np.abs(contrib).max())))
@@ -265,7 +295,7 @@ def predict_and_explain(
     if len(prospect_ids):
         frames.append(prospects_frame(features.loc[~known])[SEGMENT_INPUT_COLUMNS])
     numbers = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SEGMENT_INPUT_COLUMNS)
-    return _ExplainedChunk(index, numbers, scored["customer_id"].to_numpy(), prospect_ids, shap)
+    return _ExplainedChunk(index, numbers, scored["customer_id"].to_numpy(), prospect_ids, shap, reason_references(models))
 
 
 def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock: StageClock,
@@ -278,7 +308,8 @@ def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock:
     k = settings.reasons_per_direction
     n = len(explained.history_ids)
     with clock.stage("reasons"):
-        tables = [reasons_table(c, X, names, score=kind, k=k, distinct_facts=settings.distinct_reasons)
+        tables = [reasons_table(c, X, names, score=kind, k=k, distinct_facts=settings.distinct_reasons,
+                                reference=explained.references.get(kind), unusual_percentile=settings.unusual_percentile)
                   for kind, c, X, names in explained.shap]
     with clock.stage("reason_columns"):
         history = reason_columns_table(tables, n, k=k) if n else None
@@ -385,6 +416,7 @@ def score_all(
     (`ScoreStore.publish_parts` links them instead of rewriting them).
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    _warn_without_reference(models, settings)
     clock = StageClock()
     numbers: list[pd.DataFrame] = []
     score_parts: list[Path] = []
@@ -403,6 +435,16 @@ def score_all(
         dup = all_numbers.loc[all_numbers["customer_id"].duplicated(), "customer_id"].iloc[0]
         raise ValueError(f"customer {dup!r} was scored twice: the feature table must have one row per customer")
     return ScoringResult(all_numbers, score_parts, explanation_parts, dict(clock.seconds), dict(clock.cpu_seconds))
+
+
+def _warn_without_reference(models: ScoringModels, settings: ScoringSettings) -> None:
+    if settings.unusual_percentile is None:
+        return
+    for kind, reference in reason_references(models).items():
+        if reference is None:
+            log.warning("the %s champion was trained without a reference population: its reasons are ranked by "
+                        "contribution alone, usual values included; retrain (custscore run --retrain) to apply "
+                        "scoring.unusual_reasons", kind)
 
 
 def _finish_chunk(explained: _ExplainedChunk, settings: ScoringSettings, workdir: Path,

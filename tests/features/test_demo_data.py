@@ -310,3 +310,93 @@ def test_twenty_thousand_customers_have_about_twenty_rows_each() -> None:
     tables = generate_demo_data(20_000, seed=3)
     assert 14 * 20_000 < len(tables["transactions"]) < 26 * 20_000
     assert np.isfinite(tables["transactions"]["amount"]).all()
+
+
+@pytest.fixture(scope="module")
+def truth() -> pd.DataFrame:
+    from features.demo_data import generate_demo_truth
+
+    return generate_demo_truth(2000, seed=7, end=END)
+
+
+def test_truth_names_every_customer_and_is_the_same_for_the_same_seed(world, truth) -> None:
+    from features.demo_data import generate_demo_truth
+
+    assert truth["customer_id"].tolist() == world["customers"]["customer_id"].tolist()
+    assert set(truth["churn_driver"]) == {"none", "payment", "service", "demand"}
+    pd.testing.assert_frame_equal(truth, generate_demo_truth(2000, seed=7, end=END))
+    assert not truth.equals(generate_demo_truth(2000, seed=8, end=END))
+    # Every customer with a driver leaves within the history; some leave with none (no order in their last months).
+    driven = truth["churn_driver"] != "none"
+    assert truth.loc[driven, "departure_date"].notna().all()
+    assert (truth["departure_date"].dropna() <= END_EXCLUSIVE).all()
+    silent = truth.loc[~driven & truth["departure_date"].notna(), "customer_id"]
+    assert 0 < len(silent) < driven.sum()
+    # A silent leaver ordered nothing in the 75 days (the shortest lead window) before leaving,
+    # except in the last 30 days of the history, where an invoice has not fallen due yet.
+    orders = _orders(world["transactions"]).merge(truth[truth["customer_id"].isin(silent)], on="customer_id")
+    in_lead = (orders["departure_date"] - orders["ts"]) < pd.Timedelta(days=74)
+    assert not (in_lead & (orders["ts"] < END_EXCLUSIVE - pd.Timedelta(days=31))).any()
+
+
+def test_truth_seen_before_a_date_names_only_drivers_the_data_before_it_shows(world) -> None:
+    from features.demo_data import generate_demo_truth
+
+    seen = date(2026, 7, 1)
+    truth = generate_demo_truth(2000, seed=7, end=END, seen_before=seen)
+    full = generate_demo_truth(2000, seed=7, end=END)
+    pd.testing.assert_series_equal(truth["departure_date"], full["departure_date"])
+    # Seeing less can only turn drivers into none.
+    changed = truth["churn_driver"] != full["churn_driver"]
+    assert changed.any() and (truth.loc[changed, "churn_driver"] == "none").all()
+    # Every driver named has an order at least 30 days before the date, inside 210 days (the longest lead) of leaving.
+    orders = _orders(world["transactions"]).merge(truth[truth["churn_driver"] != "none"], on="customer_id")
+    early = orders["ts"] < pd.Timestamp(seen) - pd.Timedelta(days=30)
+    close = (orders["departure_date"] - orders["ts"]) <= pd.Timedelta(days=211)
+    assert (early & close).groupby(orders["customer_id"]).any().all()
+
+
+def test_truth_is_no_input_column_and_is_written_where_validation_does_not_look(world, truth, tmp_path) -> None:
+    from features.demo_data import write_demo_truth
+    from features.validation import load_and_validate
+
+    assert "churn_driver" not in world["customers"].columns
+    write_demo_data(world, tmp_path, "parquet")
+    path = write_demo_truth(truth, tmp_path)
+    assert path.name == "_truth.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(path), truth)
+    data = load_and_validate(tmp_path, clock=pd.Timestamp(END_EXCLUSIVE).to_pydatetime())
+    assert set(data.tables) == {"customers", "transactions", "invoices", "interactions"}
+    assert "churn_driver" not in data.tables["customers"].columns
+
+
+def _lead_window(frame: pd.DataFrame, ts: str, truth: pd.DataFrame, days: int = 120) -> pd.DataFrame:
+    """Rows of churners in the `days` before their departure, with their driver."""
+    leavers = truth[truth["churn_driver"] != "none"]
+    rows = frame.merge(leavers, on="customer_id")
+    before = (rows["departure_date"] - rows[ts]).dt.days
+    return rows[(before >= 0) & (before < days)]
+
+
+def test_each_driver_acts_through_its_own_data(world, truth) -> None:
+    # No order after the departure day.
+    orders = _orders(world["transactions"]).merge(truth, on="customer_id")
+    assert not (orders["ts"] >= orders["departure_date"]).any()
+    # Payment trouble: invoices due in the last 120 days before leaving paid late or not at all, far more than others.
+    invoices = _lead_window(world["invoices"], "due_at", truth)
+    late = invoices["paid_at"].isna() | (invoices["paid_at"] - invoices["due_at"] > pd.Timedelta(days=15))
+    late_share = late.groupby(invoices["churn_driver"]).mean()
+    assert late_share["payment"] > 0.5 and late_share["payment"] > 2 * max(late_share["service"], late_share["demand"])
+    # Complaints: complaints per leaver in the lead window, far more for service churners.
+    complaints = _lead_window(world["interactions"], "ts", truth)
+    complaints = complaints[complaints["kind"] == "complaint"]
+    per_leaver = complaints.groupby("churn_driver").size() / truth["churn_driver"].value_counts()
+    assert per_leaver["service"] > 2.0 and per_leaver["service"] > 4 * max(per_leaver["payment"], per_leaver["demand"])
+    # Fading demand: orders in the 120 days before leaving against the 120 days before those, lowest for demand churners.
+    orders = orders[orders["churn_driver"] != "none"]
+    before = (orders["departure_date"] - orders["ts"]).dt.days
+    recent = orders[before < 120].groupby("customer_id").size()
+    earlier = orders[(before >= 120) & (before < 240)].groupby("customer_id").size()
+    drivers = truth.set_index("customer_id").loc[earlier.index, "churn_driver"]
+    kept = (recent.reindex(earlier.index, fill_value=0) / earlier).groupby(drivers).mean()
+    assert kept["demand"] < 0.9 and kept["demand"] < min(kept["payment"], kept["service"]) - 0.2

@@ -27,8 +27,10 @@ def demo_dir(tmp_path_factory):
     return out
 
 
-def test_demo_data_writes_all_four_tables(demo_dir):
+def test_demo_data_writes_all_four_tables_and_the_truth_apart(demo_dir):
     assert {p.name for p in demo_dir.iterdir()} >= {"transactions.csv", "customers.csv", "invoices.csv", "interactions.csv"}
+    truth = pd.read_parquet(demo_dir / "_truth.parquet")
+    assert len(truth) == 150 and set(truth["churn_driver"]) <= {"none", "payment", "service", "demand"}
 
 
 def test_validate_json_reports_counts_per_table(demo_dir, home):
