@@ -48,6 +48,9 @@ class FeatureConfig(_Frozen):
     tenure_ratios: bool = False
     # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py).
     btyd: bool = False
+    # Last year's window of each label horizon (under 365 days): the customer's revenue, order
+    # days and share of the year in it, and all customers' share (features/seasonal.py).
+    seasonal: bool = True
     # Only these feature columns reach the models (null: all). The others are still built:
     # baselines, segments and the level anchor read them.
     model_features: tuple[str, ...] | None = None
