@@ -187,7 +187,7 @@ def reference_season_shares(transactions: pd.DataFrame, as_of: datetime, horizon
     ts, amount = visible["ts"].tolist(), visible["amount"].tolist()
     year_start = as_of - timedelta(days=YEAR_DAYS)
     year_revenue = sum(a for t, a in zip(ts, amount, strict=True) if _within(t, as_of, 0, YEAR_DAYS))
-    measurable = len(ts) > 0 and min(ts) <= year_start and year_revenue >= MIN_REVENUE_BASE
+    measurable = len(ts) > 0 and min(ts).date() <= year_start.date() and year_revenue >= MIN_REVENUE_BASE
     return {
         f"season_share_next_{h}d": sum(a for t, a in zip(ts, amount, strict=True) if _within(t, as_of, YEAR_DAYS - h, YEAR_DAYS)) / year_revenue
         if measurable else float("nan")

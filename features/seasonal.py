@@ -10,8 +10,9 @@ share of the customer's year. This module gives the same share for all customers
   the net revenue of all rows with T - 365d <= ts < T: the calendar weight of the coming
   horizon, last year (H / 365 = 0.25 for a flat year and H = 91). One value per snapshot, so
   it tells stacked training snapshots apart by season. Null when the history before T is
-  shorter than a year (first row after T - 365d) or that year's revenue is not positive
-  (below MIN_REVENUE_BASE), and for H >= 365 not built at all (`season_horizons`).
+  shorter than a year (the first row is dated on a later UTC day than T - 365d: a log that
+  starts at 07:45 on that day covers it) or that year's revenue is not positive (below
+  MIN_REVENUE_BASE), and for H >= 365 not built at all (`season_horizons`).
 
 It reads only rows with ts < T. The population is every customer of the data, not the
 customers of one query: scoring in hash partitions and training on a customer sample pass the
@@ -43,13 +44,18 @@ def season_shares(population: ir.Table, as_of: datetime, horizons: Sequence[int]
         **{f"_season_{h}d": sum_where(rows.amount, in_window(rows.ts, as_of, YEAR_DAYS - h, YEAR_DAYS))
            for h in season_horizons(horizons)},
     )
-    full_year = sums._first_ts <= ibis.timestamp(as_of - timedelta(days=YEAR_DAYS))
+    full_year = sums._first_ts < ibis.timestamp(day_after(as_of - timedelta(days=YEAR_DAYS)))
     measurable = full_year & (sums._year_revenue >= MIN_REVENUE_BASE)
     return sums.select(**{
         f"season_share_next_{h}d": ibis.cases(
             (measurable, sums[f"_season_{h}d"].fill_null(0.0) / sums._year_revenue), else_=ibis.null("float64"))
         for h in season_horizons(horizons)
     })
+
+
+def day_after(moment: datetime) -> datetime:
+    """Midnight at the end of the UTC day of `moment`."""
+    return datetime.combine(moment.date(), datetime.min.time()) + timedelta(days=1)
 
 
 def daily_revenue(transactions: ir.Table) -> ir.Table:

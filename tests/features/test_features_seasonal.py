@@ -78,6 +78,9 @@ def test_population_share_is_everyones_revenue_in_the_window_over_their_year(con
 def test_population_share_needs_a_year_of_history(con):
     exactly_a_year = LOG[LOG["order_id"] != "s5"]  # first row at T - 365d exactly
     assert features_of(con, exactly_a_year)["season_share_next_90d"].notna().all()
+    # A log that starts later on that day covers it (a shop's first sale of the day is not at midnight).
+    same_day = exactly_a_year.assign(ts=exactly_a_year["ts"].where(exactly_a_year["order_id"] != "s1", YEAR_AGO + timedelta(hours=7)))
+    assert features_of(con, same_day)["season_share_next_90d"].notna().all()
     shorter = exactly_a_year[exactly_a_year["order_id"] != "s1"]  # first row 30 days later
     f = features_of(con, shorter)
     assert f["season_share_next_90d"].isna().all() and f["season_share_next_180d"].isna().all()
