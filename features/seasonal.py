@@ -36,8 +36,14 @@ def season_share_columns(horizons: Sequence[int]) -> list[str]:
 
 
 def season_shares(population: ir.Table, as_of: datetime, horizons: Sequence[int]) -> ir.Table:
-    """One row: season_share_next_{H}d for each season horizon, from rows (ts, amount) with ts < as_of."""
-    rows = population.filter(population.ts < ibis.timestamp(as_of))
+    """One row: season_share_next_{H}d for each season horizon, from rows (ts, amount) before as_of.
+
+    Every window ends by as_of, and the first ts only decides whether history starts before
+    the day after T - 365d, which no row at or after as_of is: so the rows are not filtered
+    first. Filtered by ts < as_of they would be the same expression as the customers' visible
+    rows, which Ibis then shares as one CTE that DuckDB holds in memory whole.
+    """
+    rows = population
     sums = rows.aggregate(
         _first_ts=rows.ts.min(),
         _year_revenue=sum_where(rows.amount, in_window(rows.ts, as_of, 0, YEAR_DAYS)),

@@ -312,19 +312,16 @@ def utc_day_number(as_of: datetime, age_s: ir.IntegerValue) -> ir.IntegerValue:
     return ((ibis.literal(as_of_epoch_seconds(as_of)) - age_s) / SECONDS_PER_DAY).floor()
 
 
-def season_order_days(days: ir.Table, as_of: datetime, seasons: Sequence[int]) -> dict[str, ir.Scalar]:
-    """Order days with an order dated in last year's window of each coming horizon.
+def season_day_flags(orders: ir.Table, as_of: datetime, seasons: Sequence[int]) -> dict[str, ir.Scalar]:
+    """Per order day (an aggregate over its orders): whether an order of it is dated in last year's window of each horizon."""
+    return {f"_in_season_{h}d": in_window(orders.order_ts, as_of, YEAR_DAYS - h, YEAR_DAYS).any()
+            for h in season_horizons(seasons)}
 
-    `days` has one row per order day with the ts of its first and last order. No day holds
-    both ends of a window of one day or more, so a day has an order in the window exactly when
-    its last order is on or after the start and its first order is before the end.
-    """
-    sums: dict[str, ir.Scalar] = {}
-    for h in season_horizons(seasons):
-        start, end = as_of - timedelta(days=YEAR_DAYS), as_of - timedelta(days=YEAR_DAYS - h)
-        in_season = (days._day_last_ts >= ibis.timestamp(start)) & (days._day_first_ts < ibis.timestamp(end))
-        sums[f"order_days_next_{h}d_year_ago"] = count_where(days.order_day, in_season)
-    return sums
+
+def season_order_days(days: ir.Table, seasons: Sequence[int]) -> dict[str, ir.Scalar]:
+    """Order days with an order dated in last year's window of each horizon (from `season_day_flags`)."""
+    return {f"order_days_next_{h}d_year_ago": count_where(days.order_day, days[f"_in_season_{h}d"])
+            for h in season_horizons(seasons)}
 
 
 def cadence_aggregates(orders: ir.Table, as_of: datetime, seasons: Sequence[int] = ()) -> ir.Table:
@@ -336,8 +333,8 @@ def cadence_aggregates(orders: ir.Table, as_of: datetime, seasons: Sequence[int]
     """
     order_days = orders.filter(orders.is_order).mutate(order_day=utc_day_number(as_of, orders.order_age_s))
     if season_horizons(seasons):
-        days = order_days.group_by(["customer_id", "order_day"]).aggregate(
-            _day_first_ts=order_days.order_ts.min(), _day_last_ts=order_days.order_ts.max())
+        # One flag per day and horizon: a day on a window's edge counts when one of its orders is inside.
+        days = order_days.group_by(["customer_id", "order_day"]).aggregate(**season_day_flags(order_days, as_of, seasons))
     else:
         days = order_days.select("customer_id", "order_day").distinct()
     window = ibis.window(group_by="customer_id", order_by="order_day")
@@ -347,7 +344,7 @@ def cadence_aggregates(orders: ir.Table, as_of: datetime, seasons: Sequence[int]
         order_gap_std_days=gaps.gap_days.std(how="sample"),
         order_days_lifetime=gaps.order_day.count(),
         _first_order_day=gaps.order_day.min(),
-        **season_order_days(gaps, as_of, seasons),
+        **season_order_days(gaps, seasons),
     )
 
 
