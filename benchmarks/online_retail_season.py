@@ -1,6 +1,6 @@
 """Do the season features carry signal? UCI Online Retail, features as of two dates, Spearman against what followed.
 
-    python -m benchmarks.online_retail_season [--data DIR] [--horizon 180]
+    python -m benchmarks.online_retail_season [--data DIR] [--horizon 180] [--model-check SEEDS]
 
 The two files of ../shared/data/online_retail/ become one log in the input contract (Invoice ->
 order_id, StockCode -> product_id, InvoiceDate -> ts, Quantity x Price -> amount, Customer ID as
@@ -14,6 +14,12 @@ correlations of realised revenue with the season column after taking out the tra
 revenue's ranks (partial Spearman), the population season share beside the realised population
 ratio, and the ROC-AUC of "an order day a year ago in the coming season" for "orders again in
 [T, T + H)".
+
+`--model-check SEEDS` then trains LightGBM churn (binary) and revenue (Tweedie) boosters out of
+time, with and without the season columns, on 7 monthly snapshots with 90-day horizons (the
+longest horizon whose training label windows end before a test date with a year of history
+behind every snapshot), scored as of 2011-09-01 (labels to 2011-11-30, so it reads the whole
+log); mean and range over SEEDS seeds. It measures the columns, not custscore's models.
 """
 
 from __future__ import annotations
@@ -102,10 +108,66 @@ def report(features: pd.DataFrame, log: pd.DataFrame, as_of: datetime, horizon: 
         print(f"  ROC-AUC of {column} for ordering again in [T, T+{h}d): {roc_auc_score(again, f[column]):.4f}")
 
 
+SEASON_STEM = "_next_"  # revenue_sum_next_*, order_days_next_*, revenue_share_next_*, season_share_next_*
+MODEL_SNAPSHOTS = 7
+MODEL_AS_OF = datetime(2011, 9, 1)
+
+
+def model_check(log: pd.DataFrame, horizon: int, seeds: int) -> None:
+    """Out of time: LightGBM trained on monthly snapshots before MODEL_AS_OF, scored as of it, with and without the season columns.
+
+    Reads the log up to its end (2011-12-09) to observe the labels of MODEL_AS_OF; each
+    snapshot's features still see only rows before it, and every training label window ends
+    by MODEL_AS_OF. The same boosters, parameters and seeds on both column sets.
+    """
+    import lightgbm as lgb
+
+    from features.labels import build_labels
+    from features.training_set import build_training_set
+    from models.metrics import normalized_gini
+
+    spec = FeatureSpec(season_horizons_days=(horizon,))
+    end = datetime(2011, 12, 10)
+    with tempfile.TemporaryDirectory() as folder:
+        log.to_parquet(Path(folder) / "transactions.parquet", index=False)
+        data = load_and_validate(folder, clock=end, max_quarantine_share=1.0)
+        train = build_training_set(
+            data.tables, MODEL_AS_OF, spec=spec, churn_horizon_days=horizon, value_horizon_days=horizon,
+            n_snapshots=MODEL_SNAPSHOTS, step_days=30, n_validation_snapshots=1, min_history_days=365,
+        )
+        test = build_features(data.tables, MODEL_AS_OF, spec).merge(
+            build_labels(data.tables, MODEL_AS_OF, churn_horizon_days=horizon, value_horizon_days=horizon, data_end=end),
+            on="customer_id")
+    labels = [c for c in train.columns if c.startswith("label_")]
+    everything = [c for c in train.columns if c not in ("customer_id", "as_of", "is_validation", *labels)]
+    without = [c for c in everything if SEASON_STEM not in c]
+    print(f"\nmodel check, horizon {horizon} days: {train['as_of'].nunique()} snapshots "
+          f"{train['as_of'].min():%Y-%m-%d}..{train['as_of'].max():%Y-%m-%d}, {len(train):,} rows; "
+          f"scored as of {MODEL_AS_OF:%Y-%m-%d}: {len(test):,} customers; season columns: {sorted(set(everything) - set(without))}")
+    params = {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50, "feature_fraction": 0.8,
+              "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1, "num_threads": 2}
+    rounds = 300
+    for name, columns in (("without season columns", without), ("with season columns", everything)):
+        auc, gini, rho = [], [], []
+        for seed in range(seeds):
+            churn = lgb.train({**params, "objective": "binary", "seed": seed},
+                              lgb.Dataset(train[columns], train["label_churn"]), rounds)
+            value = lgb.train({**params, "objective": "tweedie", "seed": seed},
+                              lgb.Dataset(train[columns], train["label_revenue"].clip(lower=0)), rounds)
+            auc.append(roc_auc_score(test["label_churn"], churn.predict(test[columns])))
+            predicted = value.predict(test[columns])
+            gini.append(normalized_gini(test["label_revenue"], predicted))
+            rho.append(spearmanr(predicted, test["label_revenue"]).statistic)
+        print(f"  {name:24s} churn ROC-AUC {np.mean(auc):.4f} (seeds {min(auc):.4f}-{max(auc):.4f}); "
+              f"revenue Gini {np.mean(gini):.4f} ({min(gini):.4f}-{max(gini):.4f}), Spearman {np.mean(rho):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--horizon", type=int, default=180)
+    parser.add_argument("--model-check", type=int, default=0, metavar="SEEDS",
+                        help="also train LightGBM out of time with and without the season columns (90-day horizons)")
     args = parser.parse_args()
     log = contract_log(args.data)
     spec = FeatureSpec(season_horizons_days=(args.horizon,))
@@ -117,6 +179,8 @@ def main() -> None:
               f"{dict(report_.reasons)}")
         for as_of in AS_OF_DATES:
             report(build_features(data.tables, as_of, spec), log, as_of, args.horizon)
+    if args.model_check:
+        model_check(log, 90, args.model_check)
 
 
 if __name__ == "__main__":
