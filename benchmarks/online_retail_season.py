@@ -19,7 +19,8 @@ ratio, and the ROC-AUC of "an order day a year ago in the coming season" for "or
 time, with and without the season columns, on 7 monthly snapshots with 90-day horizons (the
 longest horizon whose training label windows end before a test date with a year of history
 behind every snapshot), scored as of 2011-09-01 (labels to 2011-11-30, so it reads the whole
-log); mean and range over SEEDS seeds. It measures the columns, not custscore's models.
+log); mean and range over SEEDS seeds, and the predicted total's error (aggregate bias, %). It
+measures the columns, not custscore's models.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def model_check(log: pd.DataFrame, horizon: int, seeds: int) -> None:
 
     from features.labels import build_labels
     from features.training_set import build_training_set
-    from models.metrics import normalized_gini
+    from models.metrics import aggregate_bias_pct, normalized_gini
 
     spec = FeatureSpec(season_horizons_days=(horizon,))
     end = datetime(2011, 12, 10)
@@ -144,11 +145,18 @@ def model_check(log: pd.DataFrame, horizon: int, seeds: int) -> None:
     print(f"\nmodel check, horizon {horizon} days: {train['as_of'].nunique()} snapshots "
           f"{train['as_of'].min():%Y-%m-%d}..{train['as_of'].max():%Y-%m-%d}, {len(train):,} rows; "
           f"scored as of {MODEL_AS_OF:%Y-%m-%d}: {len(test):,} customers; season columns: {sorted(set(everything) - set(without))}")
+    shares = train.groupby("as_of")["season_share_next_90d"].first()
+    print("  season_share_next_90d by training snapshot: "
+          + ", ".join(f"{day:%Y-%m-%d} {share:.3f}" for day, share in shares.items())
+          + f"; as of {MODEL_AS_OF:%Y-%m-%d}: {test['season_share_next_90d'].iloc[0]:.3f}")
     params = {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50, "feature_fraction": 0.8,
               "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1, "num_threads": 2}
     rounds = 300
-    for name, columns in (("without season columns", without), ("with season columns", everything)):
-        auc, gini, rho = [], [], []
+    population = [c for c in everything if c.startswith("season_share_")]
+    column_sets = (("without season columns", without), ("+ the customer's season", [c for c in everything if c not in population]),
+                   ("+ the population share", without + population), ("with season columns", everything))
+    for name, columns in column_sets:
+        auc, gini, rho, bias = [], [], [], []
         for seed in range(seeds):
             churn = lgb.train({**params, "objective": "binary", "seed": seed},
                               lgb.Dataset(train[columns], train["label_churn"]), rounds)
@@ -158,8 +166,10 @@ def model_check(log: pd.DataFrame, horizon: int, seeds: int) -> None:
             predicted = value.predict(test[columns])
             gini.append(normalized_gini(test["label_revenue"], predicted))
             rho.append(spearmanr(predicted, test["label_revenue"]).statistic)
+            bias.append(aggregate_bias_pct(test["label_revenue"], predicted))
         print(f"  {name:24s} churn ROC-AUC {np.mean(auc):.4f} (seeds {min(auc):.4f}-{max(auc):.4f}); "
-              f"revenue Gini {np.mean(gini):.4f} ({min(gini):.4f}-{max(gini):.4f}), Spearman {np.mean(rho):.4f}")
+              f"revenue Gini {np.mean(gini):.4f} ({min(gini):.4f}-{max(gini):.4f}), Spearman {np.mean(rho):.4f}, "
+              f"total {np.mean(bias):+.1f}%")
 
 
 def main() -> None:
