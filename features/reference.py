@@ -1,6 +1,6 @@
-"""Slow, obvious pandas implementation of the transaction, payment and service features.
+"""Slow, obvious pandas implementation of the transaction (season included), payment and service features.
 
-Used only by tests and benchmarks to cross-check the Ibis expressions in `transactions.py`,
+Used only by tests and benchmarks to cross-check the Ibis expressions in `transactions.py`, `seasonal.py`,
 `payments.py` and `service.py`: one customer at a time, straight from the definitions in those
 modules' docstrings. Never used on real data volumes.
 """
