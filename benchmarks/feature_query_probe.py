@@ -1,6 +1,6 @@
 """The scoring feature query as `custscore run` executes it, with one variant at a time.
 
-    python -m benchmarks.feature_query_probe DATA_DIR [--memory-limit 2GB] [--variant V] [--as-of 2026-10-01] [--profile N]
+    python -m benchmarks.feature_query_probe DATA_DIR [--memory-limit 2GB] [--variant V] [--as-of 2026-10-01] [--profile N] [--no-season]
 
 Validates DATA_DIR like the pipeline (on-disk DuckDB in a work folder, Parquet served as views,
 `data.duckdb_memory_limit`), builds the feature expression with prospects and streams it in
@@ -14,7 +14,8 @@ batches of 50,000 customers. Variants, each a question asked about the query at 
   part (all tables filtered), so each query has 1/K of the working set.
 
 Prints wall s, CPU s of the process (DuckDB's threads included), seconds to the first batch,
-rows and peak RSS, with the load average. One variant per process, so peaks are their own.
+rows and peak RSS, with the load average. `--no-season` leaves out the season columns
+(`features.seasonal: false`), to price them. One variant per process, so peaks are their own.
 With `--profile N` the query runs under EXPLAIN ANALYZE instead (nothing streamed) and the N
 operators with the most time (DuckDB's operator_timing, summed over its threads) are listed.
 Run manually; not part of the tests.
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--as-of", default="2026-10-01")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/.work/probe"))
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="EXPLAIN ANALYZE; list the N costliest operators")
+    parser.add_argument("--no-season", action="store_true", help="without the season columns (features.seasonal: false)")
     args = parser.parse_args()
 
     from features.build import build_features_expr
@@ -94,7 +96,8 @@ def main() -> None:
     as_of = datetime.fromisoformat(args.as_of)
     data = load_and_validate(args.data, clock=datetime.now(), max_quarantine_share=0.05,
                              work_dir=args.work, memory_limit=args.memory_limit)
-    spec = feature_spec(load_config(None))
+    cfg = load_config(None)
+    spec = feature_spec(cfg.with_overrides(features={"seasonal": False}) if args.no_season else cfg)
     backend = data.tables["transactions"]._find_backend()
     start, cpu0 = time.perf_counter(), _cpu_s()
     if args.variant.startswith("partitions-"):
@@ -102,7 +105,7 @@ def main() -> None:
         rows, first = 0, None
         for part in range(k):
             tables = {n: t.filter((t.customer_id.hash() % k + k) % k == part) for n, t in data.tables.items()}
-            expr = build_features_expr(tables, as_of, spec, include_prospects=True)
+            expr = build_features_expr(tables, as_of, spec, include_prospects=True, population=data.tables["transactions"])
             part_rows, part_first = _stream(backend.con, str(backend.compile(expr)))
             rows += part_rows
             first = first if first is not None else part_first
@@ -122,7 +125,7 @@ def main() -> None:
             _profile(backend.con, sql, args.profile)
             return
         rows, first = _stream(backend.con, sql)
-    print(f"variant={args.variant} memory_limit={args.memory_limit} rows={rows:,} "
+    print(f"variant={args.variant}{' no-season' if args.no_season else ''} columns={len(expr.columns) - 1} memory_limit={args.memory_limit} rows={rows:,} "
           f"wall_s={time.perf_counter() - start:.1f} cpu_s={_cpu_s() - cpu0:.1f} first_batch_s={first:.1f} "
           f"peak_rss_gib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} load={os.getloadavg()[0]:.2f}")
 

@@ -30,11 +30,13 @@ from features.payments import (
     payment_feature_columns,
     payment_features,
 )
+from features.seasonal import season_share_columns, season_shares
 from features.service import service_feature_columns, service_features
 from features.tables import columns_of, to_naive_utc
 from features.tenure_ratios import TENURE_RATIO_COLUMNS, tenure_ratio_features
 from features.transactions import (
     join_on_customer,
+    season_horizons,
     transaction_feature_columns,
     transaction_features,
 )
@@ -59,6 +61,10 @@ class FeatureSpec(BaseModel):
     include_attributes: bool = True
     # Add recency and lifetime volume relative to tenure (features/tenure_ratios.py).
     tenure_ratios: bool = True
+    # Coming horizons (the label horizons) whose window of a year ago gets season features:
+    # the customer's revenue, order days and share of the year in it, and the population's share
+    # (transactions.py, seasonal.py). Only horizons under 365 days give columns; empty: none.
+    season_horizons_days: tuple[int, ...] = ()
 
     @field_validator("windows_days")
     @classmethod
@@ -68,10 +74,24 @@ class FeatureSpec(BaseModel):
             raise ValueError(f"windows_days must be non-empty positive whole days, got {windows!r}")
         return tuple(sorted(set(windows)))
 
+    @field_validator("season_horizons_days")
+    @classmethod
+    def _horizons_positive_unique_sorted(cls, horizons: tuple[int, ...]) -> tuple[int, ...]:
+        """Horizons must be positive whole days; duplicates are dropped and the order is ascending."""
+        if any(h <= 0 for h in horizons):
+            raise ValueError(f"season_horizons_days must be positive whole days, got {horizons!r}")
+        return tuple(sorted(set(horizons)))
+
 
 def feature_set_name(spec: FeatureSpec) -> str:
-    """The name logged with runs, e.g. 'custscore-v1'."""
-    return f"{spec.name}-v{spec.version}"
+    """The name logged with runs, e.g. 'custscore-v1', or 'custscore-v1-season-90d' with season columns for 90 days.
+
+    The season columns depend on the label horizons, not only on the version: the name says
+    which were built, so runs with the same name have the same columns.
+    """
+    seasons = season_horizons(spec.season_horizons_days)
+    suffix = "-season-" + "-".join(f"{h}d" for h in seasons) if seasons else ""
+    return f"{spec.name}-v{spec.version}{suffix}"
 
 
 def cost_to_serve_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]]) -> list[str]:
@@ -84,8 +104,9 @@ def feature_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]])
     if "transactions" not in available:
         raise ValueError(f"feature_columns: the transactions table is required; tables given: {sorted(available)}")
     windows = spec.windows_days
-    names = transaction_feature_columns(windows, spec.year_ago, available["transactions"])
+    names = transaction_feature_columns(windows, spec.year_ago, available["transactions"], spec.season_horizons_days)
     names += list(TENURE_RATIO_COLUMNS) if spec.tenure_ratios else []
+    names += season_share_columns(spec.season_horizons_days)
     if "invoices" in available:
         names += payment_feature_columns(windows, available["invoices"])
     if "interactions" in available:
@@ -153,18 +174,23 @@ def build_features_expr(
     include_prospects: bool = False,
     moments: ir.Table | None = None,
     ordered: bool = True,
+    population: ir.Table | None = None,
 ) -> ir.Table:
     """The Ibis expression of the feature table as of `as_of` (customer_id + feature columns).
 
     `moments` is `features.transactions.order_moments` of the whole transactions table, when
     the caller has it already (a training set materialises it once for all its snapshots).
     `ordered`: rows sorted by customer_id; without it they come in no fixed order.
+    `population`: rows (ts, amount) of every customer, for the population season shares when
+    `tables` hold only some customers (a hash partition, a sample); default: the moments, else
+    the transactions.
     """
     if "transactions" not in tables:
         raise ValueError(f"build_features: the transactions table is required; tables given: {sorted(tables)}")
     as_of = to_naive_utc(as_of)
     windows = spec.windows_days
-    transaction_table = transaction_features(tables["transactions"], as_of, windows, spec.year_ago, moments=moments)
+    transaction_table = transaction_features(tables["transactions"], as_of, windows, spec.year_ago, moments=moments,
+                                             seasons=spec.season_horizons_days)
     if spec.tenure_ratios:
         transaction_table = transaction_table.mutate(**tenure_ratio_features(transaction_table))
     table = _customer_base(tables, transaction_table, as_of, include_prospects)
@@ -179,6 +205,9 @@ def build_features_expr(
     table = table.mutate(**_cost_to_serve(table, spec))
     if spec.include_attributes and "customers" in tables:
         table = join_on_customer(table, attribute_features(tables["customers"], as_of))
+    if season_share_columns(spec.season_horizons_days):
+        rows = population if population is not None else moments if moments is not None else tables["transactions"]
+        table = table.cross_join(season_shares(rows, as_of, spec.season_horizons_days))
     table = table.select("customer_id", *feature_columns(spec, columns_of(tables)))
     return table.order_by("customer_id") if ordered else table
 
@@ -231,9 +260,11 @@ def build_features(
     *,
     include_prospects: bool = False,
     moments: ir.Table | None = None,
+    population: ir.Table | None = None,
 ) -> pd.DataFrame:
     """One row per customer with a transaction line before `as_of` (and prospects if asked): customer_id + feature columns."""
-    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, moments=moments)
+    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, moments=moments,
+                               population=population)
     frame = expr.to_pyarrow().to_pandas()
     logger.info("built %d features for %d customers as of %s", frame.shape[1] - 1, len(frame), as_of)
     return to_feature_frame(frame)
@@ -266,7 +297,8 @@ def iter_feature_batches(
         return
     # ibis 12's to_pyarrow_batches calls a method DuckDB 2.0 removed; stream from DuckDB directly.
     # Each query is compiled when it is started (about a second of Python each), not all up front.
-    queries = [partial(_compiled_features, backend, part, as_of, spec, include_prospects)
+    # The population season shares read every customer's rows, whichever partition is queried.
+    queries = [partial(_compiled_features, backend, part, as_of, spec, include_prospects, tables["transactions"])
                for part in customer_partitions(tables, partitions)]
     for table in _rebatched(_overlapped_batches(backend.con, queries, batch_rows), batch_rows):
         yield to_feature_frame(table.to_pandas())
@@ -294,8 +326,9 @@ def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Tabl
 
 
 def _compiled_features(backend, tables: Mapping[str, ir.Table], as_of: datetime, spec: FeatureSpec,
-                       include_prospects: bool) -> str:
-    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, ordered=False)
+                       include_prospects: bool, population: ir.Table) -> str:
+    expr = build_features_expr(tables, as_of, spec, include_prospects=include_prospects, ordered=False,
+                               population=population)
     return str(backend.compile(expr))
 
 

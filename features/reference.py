@@ -1,6 +1,6 @@
-"""Slow, obvious pandas implementation of the transaction, payment and service features.
+"""Slow, obvious pandas implementation of the transaction (season included), payment and service features.
 
-Used only by tests and benchmarks to cross-check the Ibis expressions in `transactions.py`,
+Used only by tests and benchmarks to cross-check the Ibis expressions in `transactions.py`, `seasonal.py`,
 `payments.py` and `service.py`: one customer at a time, straight from the definitions in those
 modules' docstrings. Never used on real data volumes.
 """
@@ -19,6 +19,7 @@ from features.transactions import (
     MONTH_SECONDS,
     SLOPE_MONTHS,
     YEAR_DAYS,
+    season_horizons,
     transaction_feature_columns,
     year_ago_windows,
 )
@@ -82,7 +83,20 @@ def _gaps(orders: list[dict]) -> list[float]:
     return [float((b - a).days) for a, b in zip(days, days[1:], strict=False)]
 
 
-def _customer_transaction_features(rows: list[dict], as_of: datetime, windows: Sequence[int], year_ago: bool, columns: set[str]) -> dict:
+def _season_features(rows: list[dict], orders: list[dict], as_of: datetime, horizons: Sequence[int]) -> dict:
+    """Revenue, order days and share of the last 365 days' revenue in last year's window of each horizon."""
+    f: dict[str, float] = {}
+    year_revenue = sum(r["amount"] for r in rows if _within(r["ts"], as_of, 0, YEAR_DAYS))
+    for h in season_horizons(horizons):
+        revenue = sum(r["amount"] for r in rows if _within(r["ts"], as_of, YEAR_DAYS - h, YEAR_DAYS))
+        f[f"revenue_sum_next_{h}d_year_ago"] = revenue
+        f[f"order_days_next_{h}d_year_ago"] = len({o["order_ts"].date() for o in orders if _within(o["order_ts"], as_of, YEAR_DAYS - h, YEAR_DAYS)})
+        f[f"revenue_share_next_{h}d_year_ago"] = revenue / year_revenue if year_revenue >= MIN_REVENUE_BASE else float("nan")
+    return f
+
+
+def _customer_transaction_features(rows: list[dict], as_of: datetime, windows: Sequence[int], year_ago: bool, columns: set[str],
+                                   seasons: Sequence[int] = ()) -> dict:
     """All transaction features of one customer from their visible rows."""
     nan = float("nan")
     orders = _orders(rows)
@@ -117,6 +131,7 @@ def _customer_transaction_features(rows: list[dict], as_of: datetime, windows: S
         year_before = revenue_between(YEAR_DAYS, YEAR_DAYS + w)
         f[f"revenue_change_pct_{w}d_vs_year_ago"] = _change_pct(f[f"revenue_sum_{w}d"], year_before)
     f[f"revenue_monthly_slope_{SLOPE_MONTHS}m"] = _monthly_slope(rows, as_of)
+    f.update(_season_features(rows, orders, as_of, seasons))
     bought = [r for r in rows if r["amount"] > 0]
     for column, distinct_name, new_name in [
         ("category", "distinct_categories", "new_category_count"),
@@ -149,9 +164,9 @@ def _customer_transaction_features(rows: list[dict], as_of: datetime, windows: S
 
 
 def reference_transaction_features(
-    transactions: pd.DataFrame, as_of: datetime, windows: Sequence[int], year_ago: bool = True
+    transactions: pd.DataFrame, as_of: datetime, windows: Sequence[int], year_ago: bool = True, seasons: Sequence[int] = ()
 ) -> pd.DataFrame:
-    """Transaction features per customer with a visible row, computed one customer at a time."""
+    """Transaction features per customer with a visible row, computed one customer at a time (`seasons`: season horizons)."""
     visible = transactions[transactions["ts"] < as_of]
     columns = set(transactions.columns)
     by_customer: dict[str, list[dict]] = {}
@@ -159,11 +174,25 @@ def reference_transaction_features(
         row["ts"] = pd.Timestamp(row["ts"]).to_pydatetime()
         by_customer.setdefault(row["customer_id"], []).append(row)
     records = [
-        {"customer_id": customer_id, **_customer_transaction_features(rows, as_of, windows, year_ago, columns)}
+        {"customer_id": customer_id, **_customer_transaction_features(rows, as_of, windows, year_ago, columns, seasons)}
         for customer_id, rows in by_customer.items()
     ]
-    names = ["customer_id", *transaction_feature_columns(windows, year_ago, columns)]
+    names = ["customer_id", *transaction_feature_columns(windows, year_ago, columns, seasons)]
     return pd.DataFrame(records, columns=names).sort_values("customer_id", ignore_index=True)
+
+
+def reference_season_shares(transactions: pd.DataFrame, as_of: datetime, horizons: Sequence[int]) -> dict[str, float]:
+    """season_share_next_{H}d: all customers' revenue in last year's window of H over their last 365 days' revenue."""
+    visible = transactions[transactions["ts"] < as_of]
+    ts, amount = visible["ts"].tolist(), visible["amount"].tolist()
+    year_start = as_of - timedelta(days=YEAR_DAYS)
+    year_revenue = sum(a for t, a in zip(ts, amount, strict=True) if _within(t, as_of, 0, YEAR_DAYS))
+    measurable = len(ts) > 0 and min(ts).date() <= year_start.date() and year_revenue >= MIN_REVENUE_BASE
+    return {
+        f"season_share_next_{h}d": sum(a for t, a in zip(ts, amount, strict=True) if _within(t, as_of, YEAR_DAYS - h, YEAR_DAYS)) / year_revenue
+        if measurable else float("nan")
+        for h in season_horizons(horizons)
+    }
 
 
 def _invoice_status(invoice: dict, as_of: datetime) -> dict:

@@ -14,7 +14,10 @@ with the churn horizon only (snapshots up to scoring_date - 90 days, only label_
 `targets="value"` one with the value labels only, for when that freshness matters.
 
 On DuckDB the customer sample and the order moments of its transactions are computed once, as
-temp tables dropped at the end, and every snapshot's feature and label queries read them.
+temp tables dropped at the end, and every snapshot's feature and label queries read them. The
+population season shares (features/seasonal.py) read every customer, also when training on a
+sample: from the order moments when there is no sample, else from the daily revenue of the
+whole data, made once (exact because snapshots are midnights).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pandas as pd
 
 from features.build import FeatureSpec, build_features, to_feature_frame
 from features.labels import build_labels
+from features.seasonal import daily_revenue, season_share_columns
 from features.tables import to_naive_utc
 from features.transactions import order_moments
 
@@ -184,9 +188,14 @@ def snapshot_rows(
     labels: list[str],
     data_end: datetime,
     moments: ir.Table | None = None,
+    population: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """Features and labels of one snapshot: customers with a transaction line before as_of (the scored population)."""
-    features = build_features(tables, as_of, spec, moments=moments)
+    """Features and labels of one snapshot: customers with a transaction line before as_of (the scored population).
+
+    `population`: rows (ts, amount) of every customer for the population season shares, when
+    `tables` are a sample (see `build_features_expr`).
+    """
+    features = build_features(tables, as_of, spec, moments=moments, population=population)
     label_frame = build_labels(
         tables, as_of, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
         data_end=data_end, moments=moments,
@@ -216,19 +225,21 @@ def sample_customers(tables: Mapping[str, ir.Table], max_customers: int) -> dict
 
 @contextmanager
 def materialised(
-    tables: Mapping[str, ir.Table], *, copy_tables: bool
-) -> Iterator[tuple[dict[str, ir.Table], ir.Table]]:
+    tables: Mapping[str, ir.Table], *, copy_tables: bool, population: ir.Table | None = None
+) -> Iterator[tuple[dict[str, ir.Table], ir.Table, ir.Table | None]]:
     """The order moments of the transactions (and the tables, when `copy_tables`) as DuckDB temp tables, made once.
 
     Every snapshot of a training set reads the same (sampled) tables; computing the sample and
     the moments once instead of inside every snapshot's query is most of the training-set cost.
-    Copy the tables only when they are a sample (an expression, not stored data). The temp
-    tables get unique names and are dropped on exit. On other backends nothing is
-    materialised and the expressions are returned as they are.
+    Copy the tables only when they are a sample (an expression, not stored data). `population`
+    (transactions of every customer) is reduced to its daily revenue, the third table yielded
+    (None without it). The temp tables get unique names and are dropped on exit. On other
+    backends nothing is materialised and the expressions are returned as they are.
     """
     backend = tables["transactions"]._find_backend()
+    daily = None if population is None else daily_revenue(population)
     if backend.name != "duckdb":
-        yield dict(tables), order_moments(tables["transactions"])
+        yield dict(tables), order_moments(tables["transactions"]), daily
         return
     run = uuid.uuid4().hex[:12]
     created: list[str] = []
@@ -241,7 +252,8 @@ def materialised(
 
     try:
         kept = {name: create(name, table) for name, table in tables.items()} if copy_tables else dict(tables)
-        yield kept, create("moments", order_moments(kept["transactions"]))
+        moments = create("moments", order_moments(kept["transactions"]))
+        yield kept, moments, None if daily is None else create("daily_revenue", daily)
     finally:
         for table_name in created:
             backend.con.execute(f'DROP TABLE IF EXISTS temp.main."{table_name}"')
@@ -260,6 +272,7 @@ def _snapshot_frames(
     n_validation_snapshots: int,
     min_history_days: int,
     targets: Literal["all", "churn", "value"],
+    population: ir.Table | None = None,
 ) -> tuple[SnapshotPlan, list[pd.DataFrame]]:
     """The snapshots that fit before `scoring_date` (the end of the data), and their features and labels."""
     horizon = {"all": max(churn_horizon_days, value_horizon_days), "churn": churn_horizon_days, "value": value_horizon_days}[targets]
@@ -277,6 +290,7 @@ def _snapshot_frames(
         snapshot_rows(
             tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
             value_horizon_days=value_horizon_days, labels=labels, data_end=scoring_date, moments=moments,
+            population=population,
         )
         for as_of in plan.dates
     ]
@@ -284,7 +298,8 @@ def _snapshot_frames(
 
 def _search_frame(tables: Mapping[str, ir.Table], moments: ir.Table, plan: SnapshotPlan, *, scoring_date: datetime,
                   spec: FeatureSpec, churn_horizon_days: int, value_horizon_days: int, n_snapshots: int,
-                  step_days: int, targets: Literal["churn", "value"]) -> pd.DataFrame | None:
+                  step_days: int, targets: Literal["churn", "value"],
+                  population: ir.Table | None = None) -> pd.DataFrame | None:
     """The design search's training rows (snapshots a horizon before validation), or None when none fit."""
     horizon = churn_horizon_days if targets == "churn" else value_horizon_days
     dates = search_snapshot_dates(plan, data_start=data_start_of(tables), horizon_days=horizon,
@@ -296,7 +311,7 @@ def _search_frame(tables: Mapping[str, ir.Table], moments: ir.Table, plan: Snaps
     frames = [
         snapshot_rows(tables, as_of, spec=spec, churn_horizon_days=churn_horizon_days,
                       value_horizon_days=value_horizon_days, labels=label_columns_for(targets),
-                      data_end=scoring_date, moments=moments)
+                      data_end=scoring_date, moments=moments, population=population)
         for as_of in dates
     ]
     return _stacked(frames, dates, 0, targets)
@@ -361,20 +376,24 @@ def build_training_sets(
         raise ValueError(f"build_training_set: n_validation_snapshots must be >= 1, got {n_validation_snapshots}")
     sampled = sample_customers(tables, max_customers) if max_customers is not None else dict(tables)
     is_sample = sampled["transactions"] is not tables["transactions"]
+    # Without a sample the moments are every customer's: the season shares read them.
+    everyone = tables["transactions"] if is_sample and season_share_columns(spec.season_horizons_days) else None
     sets: dict[str, pd.DataFrame] = {}
-    with materialised(sampled, copy_tables=is_sample) as (kept, moments):
+    with materialised(sampled, copy_tables=is_sample, population=everyone) as (kept, moments, population):
         for kind in targets:
             plan, frames = _snapshot_frames(
                 kept, moments, scoring_date=data_end, spec=spec, churn_horizon_days=churn_horizon_days,
                 value_horizon_days=value_horizon_days, n_snapshots=n_snapshots, step_days=step_days,
                 n_validation_snapshots=n_validation_snapshots, min_history_days=min_history_days, targets=kind,
+                population=population,
             )
             sets[kind] = _stacked(frames, list(plan.dates), plan.n_validation, kind)
             del frames  # one kind's snapshot frames at a time
             if search_sets and kind != "all":
                 search = _search_frame(kept, moments, plan, scoring_date=data_end, spec=spec,
                                        churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
-                                       n_snapshots=n_snapshots, step_days=step_days, targets=kind)
+                                       n_snapshots=n_snapshots, step_days=step_days, targets=kind,
+                                       population=population)
                 if search is not None:
                     sets[f"{kind}_search"] = search
     return sets

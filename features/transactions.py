@@ -20,6 +20,13 @@ Definitions (shared by every family; `reference.py` implements the same in plain
   than 365 days (for 365 it would repeat vs-previous). revenue_monthly_slope_12m is the
   least-squares slope, in money per month, of the net revenue of the last 12 months of
   30.4375 days each, months without rows counting as 0.
+- Season (a year ago in the coming horizon): for a horizon of H days (the label horizons,
+  `season_horizons`), revenue_sum_next_{H}d_year_ago is the net revenue of the rows with
+  T - 365d <= ts < T - 365d + H, the window of last year that the coming [T, T + H) repeats;
+  order_days_next_{H}d_year_ago the UTC dates of the orders dated in it; and
+  revenue_share_next_{H}d_year_ago that revenue over the revenue of the 365 days before T
+  (null unless that is positive, at least MIN_REVENUE_BASE). Only for H < 365: at 365 days the
+  window is the last 365 days (revenue_sum_365d, share 1), beyond it the window reaches past T.
 - Breadth: a category (product) is bought in a window when it has a purchase row
   (amount > 0) in it; it is new in the window when its first purchase row is in it.
 - Discounts: discount_share = discount / (gross sales + discount), i.e. the share of the list
@@ -84,8 +91,27 @@ def year_ago_windows(windows: Sequence[int], year_ago: bool) -> list[int]:
     return [w for w in windows if year_ago and w < YEAR_DAYS]
 
 
-def transaction_feature_columns(windows: Sequence[int], year_ago: bool, columns: Collection[str]) -> list[str]:
-    """Names of the transaction features produced for `windows` given the transaction columns present."""
+def season_horizons(horizons: Sequence[int]) -> list[int]:
+    """Horizons whose window of a year ago gets season features: shorter than a year, sorted, unique.
+
+    At 365 days the window of a year ago is the last 365 days (nothing seasonal in it); longer
+    horizons would reach into the days at and after T.
+    """
+    return sorted({h for h in horizons if 0 < h < YEAR_DAYS})
+
+
+def season_feature_columns(horizons: Sequence[int]) -> list[str]:
+    """Customer season features for the `season_horizons` of `horizons`."""
+    names = []
+    for h in season_horizons(horizons):
+        names += [f"revenue_sum_next_{h}d_year_ago", f"order_days_next_{h}d_year_ago", f"revenue_share_next_{h}d_year_ago"]
+    return names
+
+
+def transaction_feature_columns(
+    windows: Sequence[int], year_ago: bool, columns: Collection[str], seasons: Sequence[int] = ()
+) -> list[str]:
+    """Names of the transaction features produced for `windows` (and season horizons) given the transaction columns present."""
     names = ["has_orders", "days_since_last_order", "days_since_first_order"]
     for period in [f"{w}d" for w in windows] + ["lifetime"]:
         names += [
@@ -100,6 +126,7 @@ def transaction_feature_columns(windows: Sequence[int], year_ago: bool, columns:
     names += [f"revenue_change_pct_{w}d_vs_prev_{w}d" for w in windows]
     names += [f"revenue_change_pct_{w}d_vs_year_ago" for w in year_ago_windows(windows, year_ago)]
     names.append(f"revenue_monthly_slope_{SLOPE_MONTHS}m")
+    names += season_feature_columns(seasons)
     if "category" in columns:
         names += [f"distinct_categories_{w}d" for w in windows]
         names += [f"new_category_count_{w}d" for w in windows]
@@ -212,8 +239,20 @@ def window_sums(moments: ir.Table, as_of: datetime, w: int) -> dict[str, ir.Scal
     return sums
 
 
+def season_revenue_sums(moments: ir.Table, as_of: datetime, windows: Sequence[int], seasons: Sequence[int]) -> dict[str, ir.Scalar]:
+    """Revenue of last year's window of each coming horizon, and of the last 365 days where no window gives it."""
+    horizons = season_horizons(seasons)
+    sums: dict[str, ir.Scalar] = {
+        f"revenue_sum_next_{h}d_year_ago": revenue_sum(moments, as_of, YEAR_DAYS - h, YEAR_DAYS) for h in horizons
+    }
+    if horizons and YEAR_DAYS not in windows:
+        sums[f"_revenue_{YEAR_DAYS}d"] = revenue_sum(moments, as_of, 0, YEAR_DAYS)
+    return sums
+
+
 def moment_aggregates(
-    moments: ir.Table, first_days: ir.Table, as_of: datetime, windows: Sequence[int], year_ago: bool
+    moments: ir.Table, first_days: ir.Table, as_of: datetime, windows: Sequence[int], year_ago: bool,
+    seasons: Sequence[int] = (),
 ) -> ir.Table:
     """Per customer: every sum over rows (volume, trend, returns, discounts, repeat-day revenue) in one pass.
 
@@ -232,6 +271,7 @@ def moment_aggregates(
         metrics.update(window_sums(m, as_of, w))
     for w in year_ago_windows(windows, year_ago):
         metrics[f"_revenue_year_ago_{w}d"] = revenue_sum(m, as_of, YEAR_DAYS, YEAR_DAYS + w)
+    metrics.update(season_revenue_sums(m, as_of, windows, seasons))
     return m.group_by("customer_id").aggregate(**metrics)
 
 
@@ -272,14 +312,31 @@ def utc_day_number(as_of: datetime, age_s: ir.IntegerValue) -> ir.IntegerValue:
     return ((ibis.literal(as_of_epoch_seconds(as_of)) - age_s) / SECONDS_PER_DAY).floor()
 
 
-def cadence_aggregates(orders: ir.Table, as_of: datetime) -> ir.Table:
+def season_day_flags(orders: ir.Table, as_of: datetime, seasons: Sequence[int]) -> dict[str, ir.Scalar]:
+    """Per order day (an aggregate over its orders): whether an order of it is dated in last year's window of each horizon."""
+    return {f"_in_season_{h}d": in_window(orders.order_ts, as_of, YEAR_DAYS - h, YEAR_DAYS).any()
+            for h in season_horizons(seasons)}
+
+
+def season_order_days(days: ir.Table, seasons: Sequence[int]) -> dict[str, ir.Scalar]:
+    """Order days with an order dated in last year's window of each horizon (from `season_day_flags`)."""
+    return {f"order_days_next_{h}d_year_ago": count_where(days.order_day, days[f"_in_season_{h}d"])
+            for h in season_horizons(seasons)}
+
+
+def cadence_aggregates(orders: ir.Table, as_of: datetime, seasons: Sequence[int] = ()) -> ir.Table:
     """Per customer: order days, first order day, mean and sample std of the gaps between order days.
 
     Order days are the distinct UTC dates of the orders. Same-day orders share one order day,
-    so they add no zero gaps; one order day gives no gap.
+    so they add no zero gaps; one order day gives no gap. With season horizons, also the order
+    days in last year's window of each (`season_order_days`).
     """
     order_days = orders.filter(orders.is_order).mutate(order_day=utc_day_number(as_of, orders.order_age_s))
-    days = order_days.select("customer_id", "order_day").distinct()
+    if season_horizons(seasons):
+        # One flag per day and horizon: a day on a window's edge counts when one of its orders is inside.
+        days = order_days.group_by(["customer_id", "order_day"]).aggregate(**season_day_flags(order_days, as_of, seasons))
+    else:
+        days = order_days.select("customer_id", "order_day").distinct()
     window = ibis.window(group_by="customer_id", order_by="order_day")
     gaps = days.mutate(gap_days=(days.order_day - days.order_day.lag().over(window)).cast("float64"))
     return gaps.group_by("customer_id").aggregate(
@@ -287,6 +344,7 @@ def cadence_aggregates(orders: ir.Table, as_of: datetime) -> ir.Table:
         order_gap_std_days=gaps.gap_days.std(how="sample"),
         order_days_lifetime=gaps.order_day.count(),
         _first_order_day=gaps.order_day.min(),
+        **season_order_days(gaps, seasons),
     )
 
 
@@ -340,6 +398,19 @@ def revenue_change_pct(current: ir.NumericValue, before: ir.NumericValue) -> ir.
     return ibis.cases((before >= MIN_REVENUE_BASE, (current - before) / before * 100.0), else_=ibis.null("float64"))
 
 
+def season_features(table: ir.Table, seasons: Sequence[int]) -> dict[str, ir.Value]:
+    """Per horizon: the share of the last 365 days' revenue that fell in last year's window, and its order days (0 without)."""
+    year = f"revenue_sum_{YEAR_DAYS}d" if f"revenue_sum_{YEAR_DAYS}d" in table.columns else f"_revenue_{YEAR_DAYS}d"
+    shares: dict[str, ir.Value] = {}
+    for h in season_horizons(seasons):
+        shares[f"revenue_share_next_{h}d_year_ago"] = ibis.cases(
+            (table[year] >= MIN_REVENUE_BASE, table[f"revenue_sum_next_{h}d_year_ago"] / table[year]),
+            else_=ibis.null("float64"))
+        # A customer with returns only has no order day at all (no cadence row): a true zero.
+        shares[f"order_days_next_{h}d_year_ago"] = table[f"order_days_next_{h}d_year_ago"].fill_null(0)
+    return shares
+
+
 def derived_features(table: ir.Table, windows: Sequence[int], year_ago: bool) -> dict[str, ir.Value]:
     """Features computed from the aggregates: means, shares, changes, recency, slope."""
     t = table
@@ -372,10 +443,10 @@ def derived_features(table: ir.Table, windows: Sequence[int], year_ago: bool) ->
     return derived
 
 
-def order_tables(moments: ir.Table, as_of: datetime, windows: Sequence[int]) -> tuple[ir.Table, ir.Table]:
+def order_tables(moments: ir.Table, as_of: datetime, windows: Sequence[int], seasons: Sequence[int] = ()) -> tuple[ir.Table, ir.Table]:
     """Per customer: order aggregates joined with cadence; and (customer_id, _first_order_day)."""
     orders = order_rollup(moments)
-    cadence = cadence_aggregates(orders, as_of)
+    cadence = cadence_aggregates(orders, as_of, seasons)
     return join_on_customer(order_aggregates(orders, as_of, windows), cadence), cadence.select("customer_id", "_first_order_day")
 
 
@@ -386,16 +457,18 @@ def transaction_features(
     year_ago: bool = True,
     *,
     moments: ir.Table | None = None,
+    seasons: Sequence[int] = (),
 ) -> ir.Table:
     """One row per customer with any visible transaction row: customer_id + transaction features.
 
     `moments` is `order_moments` of these transactions (any rows, also after as_of), when the
     caller has it already, e.g. materialised once for every snapshot of a training set.
+    `seasons`: the coming horizons (days) whose window of a year ago gets season features.
     """
     rows = visible_rows(transactions, as_of)
     visible = moments_before(order_moments(rows) if moments is None else moments, as_of)
-    orders, first_days = order_tables(visible, as_of, windows)
-    table = join_on_customer(moment_aggregates(visible, first_days, as_of, windows, year_ago), orders)
+    orders, first_days = order_tables(visible, as_of, windows, seasons)
+    table = join_on_customer(moment_aggregates(visible, first_days, as_of, windows, year_ago, seasons), orders)
     count_columns: list[str] = []
     if "category" in rows.columns:
         categories = breadth_aggregates(rows, as_of, "category", windows, "distinct_categories", "new_category_count")
@@ -407,8 +480,8 @@ def transaction_features(
         count_columns += [c for c in products.columns if c != "customer_id"]
     # A customer with no purchase row bought zero categories and products: a true zero.
     table = table.mutate(**{c: table[c].fill_null(0) for c in count_columns})
-    table = table.mutate(**derived_features(table, windows, year_ago))
-    return table.select("customer_id", *transaction_feature_columns(windows, year_ago, rows.columns))
+    table = table.mutate(**derived_features(table, windows, year_ago), **season_features(table, seasons))
+    return table.select("customer_id", *transaction_feature_columns(windows, year_ago, rows.columns, seasons))
 
 
 def btyd_inputs_expr(transactions: ir.Table, as_of: datetime) -> ir.Table:

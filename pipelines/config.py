@@ -53,6 +53,9 @@ class FeatureConfig(_Frozen):
     # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py),
     # with training.design fixed; the design search decides for itself.
     btyd: bool = False
+    # Last year's window of each label horizon (under 365 days): the customer's revenue, order
+    # days and share of the year in it, and all customers' share (features/seasonal.py).
+    seasonal: bool = True
     # Only these feature columns reach the models (null: all). The others are still built:
     # baselines, segments and the level anchor read them.
     model_features: tuple[str, ...] | None = None

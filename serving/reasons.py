@@ -227,6 +227,36 @@ def _complaint_change(x, g, _):
     return (f"{_int(abs(x))} {en} complaint{'s' if abs(x) != 1 else ''} {_w_en(g)} than in the {p} days before", f"{_w_zh(g)}投诉比前{p}天{zh}{_int(abs(x))}次")
 
 
+def _season_en(g: dict) -> str:
+    return f"in the same {g['w']} days last year (the season ahead)"
+
+
+def _season_zh(g: dict) -> str:
+    return f"去年同期（未来{g['w']}天对应的时段）"
+
+
+def _season_spend(x, g, _):
+    if x == 0:
+        return f"no spend {_season_en(g)}", f"{_season_zh(g)}无消费"
+    return f"spend of {_money(x)} {_season_en(g)}", f"{_season_zh(g)}消费额{_money(x)}"
+
+
+def _season_order_days(x, g, _):
+    if x == 0:
+        return f"no orders {_season_en(g)}", f"{_season_zh(g)}无订单"
+    return f"ordered on {_plural(x, 'different day')} {_season_en(g)}", f"{_season_zh(g)}在{_int(x)}个不同日期下单"
+
+
+def _season_share_of_year(x, g, _):
+    return (f"{_int(x)}% of the last 365 days' spend fell {_season_en(g)}",
+            f"近365天消费额的{_int(x)}%落在{_season_zh(g)}")
+
+
+def _season_share_of_everyone(x, g, _):
+    return (f"all customers spent {_int(x)}% of the last 365 days' sales {_season_en(g)}",
+            f"全部客户近365天消费额的{_int(x)}%落在{_season_zh(g)}")
+
+
 def _amount_or_none(en: str, zh: str, none_en: str, none_zh: str) -> Render:
     def render(x, _g, _c):
         if x == 0:
@@ -286,6 +316,16 @@ FAMILIES: tuple[_Family, ...] = (
             _spend_change(lambda g: "the same period a year earlier", lambda g: "去年同期")),
     _Family(r"revenue_monthly_slope_(?P<m>\d+)m", "money",
             lambda g: f"monthly spend trend over {g['m']} months", lambda g: f"近{g['m']}个月月消费额趋势", _slope),
+    _Family(r"revenue_sum_next_(?P<w>\d+)d_year_ago", "money",
+            lambda g: f"spend {_season_en(g)}", lambda g: f"{_season_zh(g)}消费额", _season_spend),
+    _Family(r"order_days_next_(?P<w>\d+)d_year_ago", "count",
+            lambda g: f"days with an order {_season_en(g)}", lambda g: f"{_season_zh(g)}下单天数", _season_order_days),
+    _Family(r"revenue_share_next_(?P<w>\d+)d_year_ago", "pct",
+            lambda g: f"share of the last 365 days' spend {_season_en(g)}", lambda g: f"近365天消费额中{_season_zh(g)}的占比",
+            _season_share_of_year),
+    _Family(r"season_share_next_(?P<w>\d+)d", "pct",
+            lambda g: f"all customers' share of the last 365 days' sales {_season_en(g)}",
+            lambda g: f"全部客户近365天消费额中{_season_zh(g)}的占比", _season_share_of_everyone),
     _count_family("distinct_categories", "category", "categories", lambda g, n: f"{_w_zh(g)}购买了{n}个品类", "bought from no category", lambda g: f"{_w_zh(g)}未购买任何品类", "品类数", verb_en="bought from "),
     _count_family("distinct_products", "different product", None, lambda g, n: f"{_w_zh(g)}购买了{n}种产品", "bought no product", lambda g: f"{_w_zh(g)}未购买任何产品", "产品种数", verb_en="bought "),
     _count_family("new_category_count", "new category", "new categories", lambda g, n: f"{_w_zh(g)}新增购买{n}个品类", "no new categories", lambda g: f"{_w_zh(g)}无新增品类", "新增品类数", verb_en="bought from "),

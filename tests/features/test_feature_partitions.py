@@ -19,7 +19,8 @@ from features.tables import tables_from_frames
 from tests.features.conftest import random_frames
 
 T = datetime(2024, 7, 1)
-SPEC = FeatureSpec(windows_days=(30, 90))
+# With season columns: the population share must be everyone's in every partition.
+SPEC = FeatureSpec(windows_days=(30, 90), season_horizons_days=(90,))
 PARTITIONS = 3
 
 
@@ -43,6 +44,8 @@ def test_partitioned_stream_has_every_customer_once_with_the_same_features(table
 
     assert all(len(b) <= 64 for b in batches)
     assert not streamed.index.duplicated().any()
+    # The population season share is everyone's, not each partition's.
+    assert streamed["season_share_next_90d"].notna().all() and streamed["season_share_next_90d"].nunique() == 1
     pd.testing.assert_frame_equal(streamed.sort_index(), whole, check_categorical=False)
 
 

@@ -14,10 +14,11 @@ from features.build import FeatureSpec, build_features, build_features_expr, to_
 from features.tables import tables_from_frames
 
 T = datetime(2024, 7, 1)
-# Two windows keep each query quick; their edges (30, 60, 90, 180 days, a year ago) are all exercised.
-SPEC = FeatureSpec(windows_days=(30, 90))
+# Two windows keep each query quick; their edges (30, 60, 90, 180 days, a year ago) are all exercised,
+# and those of last year's 90-day season (275 and 365 days before T).
+SPEC = FeatureSpec(windows_days=(30, 90), season_horizons_days=(90,))
 TABLE_NAMES = {"transactions": "prop_transactions", "invoices": "prop_invoices", "interactions": "prop_interactions"}
-EDGES_S = [0, 1, 30 * 86400, 60 * 86400, 90 * 86400, 365 * 86400, 395 * 86400]
+EDGES_S = [0, 1, 30 * 86400, 60 * 86400, 90 * 86400, 275 * 86400, 365 * 86400, 395 * 86400]
 HYPOTHESIS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -169,6 +169,24 @@ def test_sampled_training_set_rows_equal_the_scoring_features_and_labels_of_each
         pd.testing.assert_frame_equal(got[expected.columns], expected, check_categorical=False, rtol=1e-9)
 
 
+def test_sampled_training_set_takes_the_season_share_of_every_customer(con, tables):
+    """Customer season columns come from the sample; the population share from all customers, as scoring has it."""
+    from features.build import build_features
+
+    spec = FeatureSpec(windows_days=(30,), season_horizons_days=(90, 365))
+    training = build_training_set(
+        tables, SCORING, spec=spec, n_snapshots=2, step_days=60, n_validation_snapshots=1, max_customers=60,
+    )
+    assert training["customer_id"].nunique() < 120  # a sample
+    for as_of, rows in training.groupby("as_of"):
+        everyone = build_features(tables, pd.Timestamp(as_of).to_pydatetime(), spec).set_index("customer_id")
+        assert rows["season_share_next_90d"].tolist() == pytest.approx(
+            [everyone["season_share_next_90d"].iloc[0]] * len(rows), rel=1e-9)
+        mine = everyone.loc[rows["customer_id"], "revenue_sum_next_90d_year_ago"]
+        assert rows["revenue_sum_next_90d_year_ago"].tolist() == pytest.approx(mine.tolist(), rel=1e-9)
+    assert training["as_of"].nunique() == 2 and "season_share_next_365d" not in training.columns
+
+
 def test_training_set_leaves_no_temporary_tables_behind(con, tables):
     build_training_set(
         tables, SCORING, spec=FeatureSpec(windows_days=(30,)), n_snapshots=2, step_days=60, max_customers=60,

@@ -16,6 +16,18 @@ def test_default_config_loads_into_typed_frozen_objects():
         cfg.labels.churn_horizon_days = 10  # frozen: business code cannot mutate its config
 
 
+def test_season_features_follow_the_label_horizons_and_can_be_switched_off():
+    from pipelines.tasks import feature_spec
+
+    cfg = load_config()
+    assert cfg.features.seasonal
+    # 365 days (the default value horizon) covers every season once: only the churn horizon gets columns.
+    assert feature_spec(cfg).season_horizons_days == (90, 365)
+    shorter = cfg.with_overrides(labels={"value_horizon_days": 180})
+    assert feature_spec(shorter).season_horizons_days == (90, 180)
+    assert feature_spec(cfg.with_overrides(features={"seasonal": False})).season_horizons_days == ()
+
+
 def test_unknown_key_is_rejected_with_its_path(tmp_path: Path):
     path = tmp_path / "c.yaml"
     path.write_text("labels:\n  churn_horizon_dayz: 30\n")

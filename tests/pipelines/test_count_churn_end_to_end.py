@@ -52,14 +52,17 @@ def run(world):
 
 @pytest.fixture(scope="module")
 def champion_and_features(run, world):
-    from features.build import FeatureSpec, build_features
+    from features.build import build_features
     from features.tables import tables_from_frames
     from pipelines import tracking
+    from pipelines.config import load_config
+    from pipelines.tasks import feature_spec
 
     _, tables = world
     churn = tracking.load_champion("churn").model
     _, ibis_tables = tables_from_frames(tables)
-    features = build_features(ibis_tables, datetime.fromisoformat(AS_OF), FeatureSpec())
+    spec = feature_spec(load_config(world[0] / "config.yaml"))  # the features the champion was trained on
+    features = build_features(ibis_tables, datetime.fromisoformat(AS_OF), spec)
     return churn, features[features["days_since_last_order"].notna()].reset_index(drop=True)
 
 

@@ -123,15 +123,18 @@ def test_every_row_has_a_segment_and_reasons_in_both_languages(first_run, home):
 
 
 def test_contributions_add_up_to_the_champion_raw_predictions(first_run, world, home):
-    from features.build import FeatureSpec, build_features
+    from features.build import build_features
     from features.tables import tables_from_frames
     from models.explain import contributions
     from pipelines import tracking
+    from pipelines.config import load_config
+    from pipelines.tasks import feature_spec
 
     _, tables = world
     churn = tracking.load_champion("churn").model
     _, ibis_tables = tables_from_frames(tables)
-    feats = build_features(ibis_tables, datetime.fromisoformat(AS_OF), FeatureSpec()).head(200)
+    # The run's config differs from the default only in its chunk size: the same features.
+    feats = build_features(ibis_tables, datetime.fromisoformat(AS_OF), feature_spec(load_config())).head(200)
     X = feats[churn.feature_names_]
     contrib = contributions(churn.booster_, X)
     np.testing.assert_allclose(contrib.sum(axis=1), churn.predict_raw(X), atol=1e-6)

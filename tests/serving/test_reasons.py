@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from serving.reasons import (
+    fact_groups,
     humanise,
     reason_columns,
     reasons_for_chunk,
@@ -49,6 +51,16 @@ from serving.reasons import (
         ("complaint_change_90d_vs_prev_90d", -1, None,
          "1 fewer complaint in the last 90 days than in the 90 days before", "近90天投诉比前90天少1次"),
         ("return_amount_90d", -1200, None, "returns worth 1,200 in the last 90 days", "近90天退货金额1,200"),
+        ("revenue_sum_next_90d_year_ago", 1234.5, None,
+         "spend of 1,230 in the same 90 days last year (the season ahead)", "去年同期（未来90天对应的时段）消费额1,230"),
+        ("order_days_next_180d_year_ago", 0, None,
+         "no orders in the same 180 days last year (the season ahead)", "去年同期（未来180天对应的时段）无订单"),
+        ("revenue_share_next_90d_year_ago", 0.353, None,
+         "35% of the last 365 days' spend fell in the same 90 days last year (the season ahead)",
+         "近365天消费额的35%落在去年同期（未来90天对应的时段）"),
+        ("season_share_next_90d", 0.28, None,
+         "all customers spent 28% of the last 365 days' sales in the same 90 days last year (the season ahead)",
+         "全部客户近365天消费额的28%落在去年同期（未来90天对应的时段）"),
         ("attr_industry", "retail", None, "industry: retail", "行业：retail"),
         ("attr_region", None, None, "region: unknown", "地区：未知"),
     ],
@@ -63,7 +75,8 @@ FAMILY_EXAMPLES = [
     "distinct_products_90d", "new_category_count_365d", "return_count_30d", "discount_amount_90d",
     "discounted_order_count_90d", "days_late_max_180d", "days_late_change_90d_vs_prev_90d",
     "open_invoice_amount", "collection_rate_90d", "dso_days", "ticket_count_30d", "service_cost_90d",
-    "interaction_count_90d", "cost_to_serve_365d",
+    "interaction_count_90d", "cost_to_serve_365d", "revenue_sum_next_180d_year_ago", "order_days_next_90d_year_ago",
+    "revenue_share_next_180d_year_ago", "season_share_next_180d",
 ]  # fmt: skip
 
 
@@ -74,6 +87,24 @@ def test_every_catalogue_family_reads_as_words_not_codes(feature):
     assert "_" not in en and "_" not in zh
     assert "7" in en and "7" in zh
     assert any("\u4e00" <= ch <= "\u9fff" for ch in zh)  # the Chinese sentence has Chinese words
+
+
+SEASON_FEATURES = ["revenue_sum_next_90d_year_ago", "order_days_next_90d_year_ago", "revenue_share_next_90d_year_ago",
+                   "season_share_next_90d"]
+
+
+@pytest.mark.parametrize("feature", SEASON_FEATURES)
+@pytest.mark.parametrize("value", [0.0, 1.0, 0.42, -3.0, float("nan")])
+def test_season_sentences_have_their_own_template_and_chinese_without_latin_letters(feature, value):
+    en, zh = sentence(feature, value)
+    assert "season ahead" in en and "去年同期" in zh  # not the fallback that prints the column name
+    assert not re.search(r"[A-Za-z]", zh)
+
+
+def test_season_windows_of_one_measure_are_one_fact():
+    names = ("revenue_sum_next_90d_year_ago", "revenue_sum_next_180d_year_ago", "revenue_sum_90d",
+             "season_share_next_90d", "season_share_next_180d", "order_days_next_90d_year_ago")
+    assert [cols.tolist() for cols in fact_groups(names)] == [[0, 1], [3, 4]]
 
 
 def test_missing_values_say_no_data_instead_of_nan():
