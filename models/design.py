@@ -1,9 +1,12 @@
 """The design menu: candidate model designs compared out of time, and the rule that picks one.
 
 A user with new data has no hand-tuned configuration. At training time custscore fits a small,
-fixed menu of designs on the training snapshots, scores each on the out-of-time validation
-snapshots, and keeps the one the rule below picks. The menu and the rule are fixed here, before
-any comparison, so the choice is reproducible and cannot be tuned on the data it is judged on.
+fixed menu of designs, scores each on the out-of-time validation snapshots, and keeps the one
+the rule below picks. The menu and the rule are fixed here, before any comparison, so the
+choice is reproducible and cannot be tuned on the data it is judged on. Where the history holds
+them, the candidates train on snapshots one horizon before the validation ones: scores meet
+customers one horizon after the latest training snapshot, and the comparison should see what
+that gap does to each design (features/training_set.py `search_snapshot_dates`).
 
 Menu (in this order; earlier = simpler):
 
