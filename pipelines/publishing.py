@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from features.build import feature_columns, iter_feature_batches, round_float_noise
 from features.tables import columns_of
-from features.transactions import btyd_inputs_expr
+from features.transactions import BTYD_INPUT_COLUMNS, btyd_inputs_expr
 from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
 from pipelines import tracking
 from pipelines.runs import Run
@@ -105,15 +105,19 @@ def btyd_horizons_of(models: ScoringModels) -> list[int]:
     return sorted({int(m.group(1)) for n in names if (m := _BTYD_HORIZON.match(n))})
 
 
-def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = ()) -> Iterator[pd.DataFrame]:
-    """The feature table as of the run's date, streamed from DuckDB in chunks of customers, with BTYD columns for `horizons`."""
+def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = (),
+                   inputs: pd.DataFrame | None = None) -> Iterator[pd.DataFrame]:
+    """The feature table as of the run's date, streamed from DuckDB in chunks of customers, with BTYD columns for `horizons`.
+
+    `inputs`: the population's BG/NBD inputs (`btyd_population_inputs`), when the caller has them.
+    """
     chunks = iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
                                   include_prospects=True, batch_rows=chunk_size,
                                   partitions=run.cfg.scoring.feature_partitions)
     if not horizons:
         return chunks
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
-    inputs = btyd_population_inputs(run)
+    inputs = btyd_population_inputs(run) if inputs is None else inputs
     models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
     return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
 
@@ -147,11 +151,35 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | Non
         done["n"] += n
         log.info("scored %d customers", done["n"])
 
-    chunks = feature_chunks(run, run.cfg.scoring.chunk_size, btyd_horizons_of(models))
+    horizons = btyd_horizons_of(models)
+    # BG/NBD's inputs are queried before scoring only when the models read BTYD columns; for the
+    # anchor and the blend they are taken from the feature chunks as they pass (the same values).
+    inputs = btyd_population_inputs(run) if horizons else None
+    captured: list[pd.DataFrame] = []
+    chunks = feature_chunks(run, run.cfg.scoring.chunk_size, horizons, inputs)
+    if inputs is None and needs_btyd_reference(run, models):
+        chunks = _capturing_btyd_inputs(chunks, captured)
     result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
-    result.numbers = adjusted_by_btyd(result.numbers, run, models, settings)
+    if captured:
+        inputs = pd.concat(captured, ignore_index=True)
+    result.numbers = adjusted_by_btyd(result.numbers, run, models, settings, inputs)
     return result
+
+
+def _capturing_btyd_inputs(chunks: Iterator[pd.DataFrame], into: list[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks unchanged; the BG/NBD input columns of their customers with an order appended to `into`."""
+    columns = ["customer_id", *BTYD_INPUT_COLUMNS]
+    for chunk in chunks:
+        into.append(chunk.loc[chunk["days_since_first_order"].notna(), columns].reset_index(drop=True))
+        yield chunk
+
+
+def needs_btyd_reference(run: Run, models: ScoringModels) -> bool:
+    """Whether scoring fits BG/NBD + Gamma-Gamma on the population: for a blend, or for a level anchor that may apply."""
+    anchor = getattr(models.value, "level_anchor_", None)
+    anchor_may_apply = anchor is not None and (anchor.use_anchor_ or anchor.mode == "auto")
+    return anchor_may_apply or any(w > 0 for w in blend_weights(run, models))
 
 
 def blend_weights(run: Run, models: ScoringModels) -> tuple[float, float]:
@@ -162,23 +190,24 @@ def blend_weights(run: Run, models: ScoringModels) -> tuple[float, float]:
     return float(churn), float(value)
 
 
-def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
+def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, models: ScoringModels, settings: ScoringSettings,
+                     inputs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The level anchor (when it applies) and the blend of each score with BG/NBD + Gamma-Gamma.
 
     One BG/NBD fit on the scored population serves both. The anchor rescales value so its
     total matches BG/NBD's (ranks unchanged); the blend then mixes each score with BG/NBD's.
+    `inputs`: the population's BG/NBD inputs, when the caller has them (else they are queried).
     """
+    if not needs_btyd_reference(run, models):
+        return numbers
     churn_w, value_w = blend_weights(run, models)
     anchor = getattr(models.value, "level_anchor_", None)
-    # The anchor's ageing test reads the scored customers' tenure, from the same query as BG/NBD's inputs.
-    anchor_may_apply = anchor is not None and (anchor.use_anchor_ or anchor.mode == "auto")
-    if not anchor_may_apply and churn_w == 0 and value_w == 0:
-        return numbers
     churn_h, value_h = run.cfg.labels.churn_horizon_days, settings.value_horizon_days
-    inputs = btyd_population_inputs(run)
+    inputs = btyd_population_inputs(run) if inputs is None else inputs
     reference = btyd_reference(inputs, (churn_h, value_h)).reindex(numbers["customer_id"].to_numpy())
     expected_revenue = reference[f"btyd_expected_revenue_{value_h}d"].to_numpy()
-    if anchor_may_apply and anchor.uses_anchor_for(inputs[FIRST_ORDER_AGE].to_numpy(dtype=float)):
+    # The anchor's ageing test reads the scored customers' tenure.
+    if anchor is not None and anchor.uses_anchor_for(inputs[FIRST_ORDER_AGE].to_numpy(dtype=float)):
         scored = numbers["expected_revenue"].notna().to_numpy()
         _, factor = anchor.transform(numbers.loc[scored, "expected_revenue"].to_numpy(), expected_revenue[scored],
                                      tenure_scored=inputs[FIRST_ORDER_AGE].to_numpy(dtype=float))

@@ -123,18 +123,28 @@ def test_every_row_has_a_segment_and_reasons_in_both_languages(first_run, home):
 
 
 def test_contributions_add_up_to_the_champion_raw_predictions(first_run, world, home):
+    from types import SimpleNamespace
+
     from features.build import build_features
     from features.tables import tables_from_frames
+    from models.btyd import BTYD_FIT_ROWS
+    from models.btyd_columns import add_btyd_features
     from models.explain import contributions
     from pipelines import tracking
     from pipelines.config import load_config
+    from pipelines.publishing import btyd_horizons_of
     from pipelines.tasks import feature_spec
 
     _, tables = world
     churn = tracking.load_champion("churn").model
     _, ibis_tables = tables_from_frames(tables)
-    # The run's config differs from the default only in its chunk size: the same features.
-    feats = build_features(ibis_tables, datetime.fromisoformat(AS_OF), feature_spec(load_config())).head(200)
+    # The run's config differs from the default only in its chunk size: the same features, and the
+    # BG/NBD columns where the design search gave them to the models (fitted on the whole population).
+    feats = build_features(ibis_tables, datetime.fromisoformat(AS_OF), feature_spec(load_config()))
+    value = tracking.load_champion("value").model
+    for horizon in btyd_horizons_of(SimpleNamespace(churn=churn, value=value)):
+        feats = add_btyd_features(feats, horizon, max_fit_rows=BTYD_FIT_ROWS)
+    feats = feats.head(200)
     X = feats[churn.feature_names_]
     contrib = contributions(churn.booster_, X)
     np.testing.assert_allclose(contrib.sum(axis=1), churn.predict_raw(X), atol=1e-6)
