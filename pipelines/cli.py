@@ -91,6 +91,19 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _release_failed_run(exc: BaseException) -> None:
+    """Free what the failed run's frames hold (the validated data's DuckDB connection) before exiting.
+
+    Left to interpreter shutdown, DuckDB's bindings print dozens of "leaked instance" lines
+    after the one-line error.
+    """
+    import gc
+    import traceback
+
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+
+
 def _run_guarded(fn, *args, **kwargs):
     """Run a flow or step; known user errors become a clear message and exit code 2."""
     import duckdb
@@ -98,6 +111,7 @@ def _run_guarded(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except _known_errors() as exc:
+        _release_failed_run(exc)
         _fail(str(exc))
     except duckdb.OutOfMemoryException as exc:
         first_line = str(exc).splitlines()[0]
