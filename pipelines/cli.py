@@ -214,6 +214,8 @@ def features(
 ) -> None:
     """Write the point-in-time feature table (one row per customer) for inspection."""
     day = _date(as_of)
+    if day is None:
+        _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
     _prepare()
     from features.build import build_features
     from features.validation import load_and_validate
@@ -454,13 +456,13 @@ def runs_list() -> None:
     if runs.empty:
         console.print(f"no published run in {paths.store}; `custscore run` publishes one")
         return
-    latest = store.latest_run()
+    latest = runs["run_id"].iloc[-1]  # list_runs is oldest first, by the store's own order of recency
     grid = Table("as of", "run id", "rows", "churn model", "value model", "published at (UTC)", "",
                  title=f"published runs in {paths.store}")
     for r in runs.iloc[::-1].itertuples():
         grid.add_row(str(r.as_of), r.run_id, f"{r.score_rows:,}", _version(r.churn_model_version),
                      _version(r.value_model_version), f"{r.published_at:%Y-%m-%d %H:%M:%S}",
-                     "latest" if latest and r.run_id == latest.run_id else "")
+                     "latest" if r.run_id == latest else "")
     console.print(grid)
 
 
