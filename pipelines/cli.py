@@ -20,14 +20,17 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from pipelines.arguments import RunArgumentError, check_horizon_days, parse_day
 from pipelines.local_api import start_local_api_early
 
 app = typer.Typer(help="custscore: customer value, churn and segments with reasons.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 scores_app = typer.Typer(help="Read published score tables.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models: champions and rollback.", no_args_is_help=True)
+runs_app = typer.Typer(help="Published scoring runs: list and delete.", no_args_is_help=True)
 app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -38,6 +41,9 @@ AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Scoring date YYYY-
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config (default: configs/default.yaml).")]
 ChurnH = Annotated[int | None, typer.Option("--churn-horizon-days", help="Churn = no order within this many days.")]
 ValueH = Annotated[int | None, typer.Option("--value-horizon-days", help="Value horizon in days.")]
+AllowFutureOpt = Annotated[bool, typer.Option(
+    "--allow-future-as-of",
+    help="Accept an --as-of later than the day after the last transaction (days without data then count as days without orders).")]
 
 
 @app.callback()
@@ -63,16 +69,19 @@ def _prepare():
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line however narrow the terminal or pipe, so logs can be grepped line by line.
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from features.validation import InputContractError, QuarantineThresholdError
+    from pipelines.arguments import AsOfOutsideDataError
     from pipelines.config import ConfigError
     from pipelines.publishing import NoChampionError
 
-    errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError]
+    errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
+                                         AsOfOutsideDataError, RunArgumentError]
     try:
         from features.training_set import InsufficientHistoryError
 
@@ -82,6 +91,19 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _release_failed_run(exc: BaseException) -> None:
+    """Free what the failed run's frames hold (the validated data's DuckDB connection) before exiting.
+
+    Left to interpreter shutdown, DuckDB's bindings print dozens of "leaked instance" lines
+    after the one-line error.
+    """
+    import gc
+    import traceback
+
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+
+
 def _run_guarded(fn, *args, **kwargs):
     """Run a flow or step; known user errors become a clear message and exit code 2."""
     import duckdb
@@ -89,6 +111,7 @@ def _run_guarded(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except _known_errors() as exc:
+        _release_failed_run(exc)
         _fail(str(exc))
     except duckdb.OutOfMemoryException as exc:
         first_line = str(exc).splitlines()[0]
@@ -107,7 +130,7 @@ def demo_data(
     """Write a realistic demo world (transactions, customers, invoices, interactions)."""
     from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
-    kwargs = {"seed": seed} | ({"end": date.fromisoformat(end)} if end else {})
+    kwargs = {"seed": seed} | ({"end": _date(end, "--end")} if end else {})
     with console.status(f"generating {customers:,} customers"):
         tables = generate_demo_data(customers, **kwargs)
         paths = write_demo_data(tables, out, fmt)
@@ -130,6 +153,7 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Check the input tables; print rows read, accepted and quarantined by reason."""
+    end_flag = _date(data_end, "--data-end")
     from features.validation import QuarantineThresholdError, load_and_validate
     from pipelines.config import load_config
     from pipelines.tasks import utc_now
@@ -137,7 +161,7 @@ def validate(
     paths = _prepare()
     cfg = _run_guarded(load_config, config)
     clock = utc_now()
-    end_day = date.fromisoformat(data_end) if data_end else cfg.data.data_end
+    end_day = end_flag or cfg.data.data_end
     end = datetime.combine(end_day, datetime.min.time()) if end_day else None
     share = cfg.data.max_quarantine_share if max_quarantine_share is None else max_quarantine_share
     failure = None
@@ -186,11 +210,16 @@ def features(
     as_of: Annotated[str, typer.Option("--as-of", help="YYYY-MM-DD: features see only rows before it.")],
     output: Annotated[Path, typer.Option("--output", help=".parquet or .csv")],
     config: ConfigOpt = None,
+    allow_future_as_of: AllowFutureOpt = False,
 ) -> None:
     """Write the point-in-time feature table (one row per customer) for inspection."""
+    day = _date(as_of)
+    if day is None:
+        _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
     _prepare()
     from features.build import build_features
     from features.validation import load_and_validate
+    from pipelines.arguments import check_as_of_within_data
     from pipelines.publishing import write_frame
     from pipelines.runs import RunRequest, resolve_config
     from pipelines.tasks import feature_spec, midnight, utc_now
@@ -198,10 +227,10 @@ def features(
     if output.suffix not in (".parquet", ".csv"):
         _fail(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
     cfg = _run_guarded(resolve_config, RunRequest(data=str(data), config=str(config) if config else None))
-    day = _date(as_of)
     with console.status("validating and building features"):
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
                               default_margin_rate=cfg.data.default_margin_rate, duplicate_lines=cfg.data.duplicate_lines)
+        _run_guarded(check_as_of_within_data, day, loaded.data_start, loaded.data_end, allow_future=allow_future_as_of)
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
@@ -216,8 +245,10 @@ def _tracking_while_api_boots(paths) -> None:
 
 @app.command()
 def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
-          churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None) -> None:
+          churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None,
+          allow_future_as_of: AllowFutureOpt = False) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
+    _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
     paths = _prepare()
     local_api = start_local_api_early()
     from pipelines.flows import train_flow
@@ -226,7 +257,8 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
-                                  churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days)
+                                  churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
+                                  allow_future_as_of=allow_future_as_of)
     _print_training(result["training"])
     _print_where(paths)
 
@@ -234,8 +266,10 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
 @app.command()
 def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH = None,
         value_horizon_days: ValueH = None, config: ConfigOpt = None,
-        retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False) -> None:
+        retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False,
+        allow_future_as_of: AllowFutureOpt = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
+    _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
     paths = _prepare()
     local_api = start_local_api_early()
     from pipelines.flows import retrain_and_score_flow
@@ -245,12 +279,22 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
         with local_api:
             result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
-                                  retrain=retrain)
+                                  retrain=retrain, allow_future_as_of=allow_future_as_of)
     _print_validation_line(result["report"])
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])
     _print_where(paths)
+
+
+def _check_run_flags(as_of: str | None, churn_horizon_days: int | None, value_horizon_days: int | None) -> None:
+    """Malformed flags fail here, in milliseconds, before the environment, Prefect or the data."""
+    _date(as_of)
+    try:
+        check_horizon_days(churn_horizon_days, "--churn-horizon-days")
+        check_horizon_days(value_horizon_days, "--value-horizon-days")
+    except RunArgumentError as exc:
+        _fail(str(exc))
 
 
 def _s(value) -> str | None:
@@ -365,14 +409,12 @@ def _num(x, fmt: str = "{:,.0f}") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-def _date(text: str | None) -> date | None:
-    """A YYYY-MM-DD flag as a date, or a clear error."""
-    if not text:
-        return None
+def _date(text: str | None, option: str = "--as-of") -> date | None:
+    """A YYYY-MM-DD flag as a date, or a one-line error naming the flag (exit code 2)."""
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        _fail(f"--as-of {text!r} is not a date; use YYYY-MM-DD")
+        return parse_day(text, option)
+    except RunArgumentError as exc:
+        _fail(str(exc))
 
 
 @models_app.command("list")
@@ -401,6 +443,52 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")])
     except ValueError as exc:
         _fail(str(exc))
     console.print(f"{tracking.model_name(kind)}: champion is now version {version}")
+
+
+@runs_app.command("list")
+def runs_list() -> None:
+    """Show the published runs, latest first: as-of date, run id, rows, model versions, when published."""
+    paths = _prepare()
+    from serving.store import ScoreStore
+
+    store = ScoreStore(paths.store)
+    runs = store.list_runs()
+    if runs.empty:
+        console.print(f"no published run in {paths.store}; `custscore run` publishes one")
+        return
+    latest = runs["run_id"].iloc[-1]  # list_runs is oldest first, by the store's own order of recency
+    grid = Table("as of", "run id", "rows", "churn model", "value model", "published at (UTC)", "",
+                 title=f"published runs in {paths.store}")
+    for r in runs.iloc[::-1].itertuples():
+        grid.add_row(str(r.as_of), r.run_id, f"{r.score_rows:,}", _version(r.churn_model_version),
+                     _version(r.value_model_version), f"{r.published_at:%Y-%m-%d %H:%M:%S}",
+                     "latest" if r.run_id == latest else "")
+    console.print(grid)
+
+
+def _version(version: str | None) -> str:
+    return f"v{version}" if isinstance(version, str) and version else "-"
+
+
+@runs_app.command("delete")
+def runs_delete(
+    run_id: Annotated[str, typer.Argument(help="The run id, as `custscore runs list` shows it.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Also delete the latest run (the only one included).")] = False,
+) -> None:
+    """Remove a published run from the store; the latest run only with --yes."""
+    paths = _prepare()
+    from serving.store import LatestRunDeletionError, RunNotFoundError, ScoreStore
+
+    store = ScoreStore(paths.store)
+    try:
+        run = store.delete_run(run_id, allow_latest=yes)
+    except RunNotFoundError as exc:
+        _fail(str(exc))
+    except LatestRunDeletionError as exc:
+        _fail(f"{exc}. Nothing deleted; pass --yes to delete it", code=1)
+    latest = store.latest_run()
+    after = f"latest is now run {latest.run_id} (as of {latest.as_of})" if latest else "the store has no run left"
+    console.print(f"deleted run {run.run_id} (as of {run.as_of}, {run.score_rows:,} rows); {after}", highlight=False)
 
 
 @app.command()

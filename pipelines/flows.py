@@ -17,9 +17,9 @@ from pipelines.runs import RunRequest, resolve_run
 
 @flow(name="custscore-build-features")
 def build_features_flow(output: str, data: str | None = None, as_of: str | None = None,
-                        config: str | None = None) -> dict:
+                        config: str | None = None, allow_future_as_of: bool = False) -> dict:
     """Write the point-in-time feature table as of a date to a Parquet or CSV file."""
-    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config))
+    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, allow_future_as_of=allow_future_as_of))
     frame = tasks.features_as_of(run.data, run.as_of, run.cfg)
     written = publishing.write_frame(frame, Path(output))
     return {"output": str(written), "customers": len(frame), "features": frame.shape[1] - 1,
@@ -28,10 +28,12 @@ def build_features_flow(output: str, data: str | None = None, as_of: str | None 
 
 @flow(name="custscore-train")
 def train_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
-               churn_horizon_days: int | None = None, value_horizon_days: int | None = None) -> dict:
+               churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
+               allow_future_as_of: bool = False) -> dict:
     """Train churn and value models on point-in-time snapshots, track them and gate the champion."""
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
-                                 value_horizon_days=value_horizon_days))
+                                 value_horizon_days=value_horizon_days,
+                                 allow_future_as_of=allow_future_as_of))
     sets = tasks.training_sets(run.data, run.as_of, run.cfg)
     outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                        sets.get(f"{kind}_search"))
@@ -42,10 +44,12 @@ def train_flow(data: str | None = None, as_of: str | None = None, config: str | 
 
 @flow(name="custscore-score")
 def score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
-               churn_horizon_days: int | None = None, value_horizon_days: int | None = None) -> dict:
+               churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
+               allow_future_as_of: bool = False) -> dict:
     """Score every customer with the champion models, explain, segment and publish all or nothing."""
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
-                                 value_horizon_days=value_horizon_days))
+                                 value_horizon_days=value_horizon_days,
+                                 allow_future_as_of=allow_future_as_of))
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "published": published}
@@ -54,10 +58,11 @@ def score_flow(data: str | None = None, as_of: str | None = None, config: str | 
 @flow(name="custscore-retrain-and-score")
 def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                            churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
-                           retrain: bool = True) -> dict:
+                           retrain: bool = True, allow_future_as_of: bool = False) -> dict:
     """The main job: validate, train (always, or only when there is no champion), score, publish."""
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
-                                 value_horizon_days=value_horizon_days))
+                                 value_horizon_days=value_horizon_days,
+                                 allow_future_as_of=allow_future_as_of))
     champions = tasks.load_champions()
     training = {}
     if retrain or any(c is None for c in champions.values()):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from features.validation import ValidatedData
 from pipelines import tasks, tracking
+from pipelines.arguments import check_as_of_within_data, check_horizon_days, parse_day
 from pipelines.config import CustscoreConfig, load_config
 from pipelines.environment import HomePaths, prepare_environment
 
@@ -24,6 +25,13 @@ class RunRequest:
     config: str | None = None
     churn_horizon_days: int | None = None
     value_horizon_days: int | None = None
+    allow_future_as_of: bool = False  # score after the day after the data ends (days without data count as no orders)
+
+    def __post_init__(self) -> None:
+        # A schedule or a direct flow call fails here, before config, tracking and data are touched.
+        parse_day(self.as_of, "as_of")
+        check_horizon_days(self.churn_horizon_days, "churn_horizon_days")
+        check_horizon_days(self.value_horizon_days, "value_horizon_days")
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,13 @@ def resolve_config(request: RunRequest) -> CustscoreConfig:
 
 
 def resolve_run(request: RunRequest) -> Run:
-    """Load config, prepare the home folder and tracking, validate the data, fix the as-of date."""
+    """Load config, prepare the home folder, validate the data, fix and check the as-of date, set up tracking.
+
+    The as-of date is checked against the validated data before anything is trained or
+    scored, so a date outside the data never reaches the registry or the store.
+    """
     cfg = resolve_config(request)
     paths = prepare_environment()
-    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
     clock = tasks.utc_now()
     if cfg.data.source is None:
         source = tasks.ensure_demo_data(paths, cfg)
@@ -59,6 +70,15 @@ def resolve_run(request: RunRequest) -> Run:
     else:
         source, label = Path(cfg.data.source), str(cfg.data.source)
     data = tasks.load_data(source, cfg, paths, clock)
-    as_of = date.fromisoformat(request.as_of) if request.as_of else tasks.default_as_of(data)
+    as_of = resolve_as_of(request, data)
+    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
     log.info("run on %s as of %s", label, as_of)
     return Run(cfg, paths, data, as_of, clock, label)
+
+
+def resolve_as_of(request: RunRequest, data: ValidatedData) -> date:
+    """The requested as-of date (default: the day after the last transaction), checked against the data."""
+    requested = parse_day(request.as_of, "as_of")
+    as_of = requested or (tasks.default_as_of(data) if data.data_end is not None else tasks.utc_now().date())
+    check_as_of_within_data(as_of, data.data_start, data.data_end, allow_future=request.allow_future_as_of)
+    return as_of

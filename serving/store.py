@@ -26,7 +26,10 @@ publishes (staging folders, temporary manifests, unreferenced run folders) are r
 by the next publish. Re-publishing a run_id replaces that run (no duplicate rows); the
 replaced files are deleted after the switch. `publish_chunks` takes (scores, explanations)
 pairs per chunk, so a scoring loop can hand over each chunk's tables as it goes.
-Publishers are serialised with an fcntl lock (POSIX only). SQL users get DuckDB views over the current
+`delete_run` removes a run the same way: the manifest without it is renamed into place, then its
+folder is deleted; deleting the latest run needs `allow_latest`. A reader that resolved a run
+just before it was deleted or republished finds its files gone and resolves once more from the
+new manifest. Publishers are serialised with an fcntl lock (POSIX only). SQL users get DuckDB views over the current
 files with `connect_views()`.
 
 Why the score table is split in two: its reason texts (JSON and two sentences, ~3 KB per
@@ -115,6 +118,10 @@ class PublishedRun(RunMetadata):
 
 class RunNotFoundError(LookupError):
     """No published run matches the run_id / as_of asked for."""
+
+
+class LatestRunDeletionError(ValueError):
+    """Deleting this run would change which run is latest (or empty the store), and that was not allowed."""
 
 
 class ScoreStore:
@@ -281,6 +288,30 @@ class ScoreStore:
         body = {"format": 1, "runs": {rid: r.model_dump(mode="json") for rid, r in sorted(runs.items())}}
         _write_json_durably(self.root / MANIFEST, body)
 
+    # ------------------------------------------------------------------ deleting
+
+    def delete_run(self, run_id: str, *, allow_latest: bool = False) -> PublishedRun:
+        """Remove a published run: the manifest switch hides it at once, then its files go.
+
+        Like a publish, one atomic manifest rename is the switch, under the publish lock:
+        readers see the store with the run or without it. Deleting the latest run (the
+        only one included) changes what every default read returns, so it needs
+        `allow_latest`; otherwise LatestRunDeletionError says what it would do.
+        """
+        if not (self.root / MANIFEST).exists():
+            raise RunNotFoundError(f"{self.root}: no published runs yet, so no run {run_id!r} to delete")
+        with self._publish_lock():
+            runs = self._manifest_runs()
+            if run_id not in runs:
+                raise RunNotFoundError(f"{self.root}: no run with run_id {run_id!r}; published runs: {sorted(runs) or 'none'}")
+            run = runs.pop(run_id)
+            if not allow_latest:
+                _refuse_latest_deletion(run, runs)
+            self._write_manifest(runs)  # the one step that hides the run
+            self._remove_unreferenced_runs(runs)
+        logger.info("deleted run %s (as of %s, %d scores)", run.run_id, run.as_of, run.score_rows)
+        return run
+
     # ------------------------------------------------------------------ reading
 
     def _manifest_runs(self) -> dict[str, PublishedRun]:
@@ -374,12 +405,18 @@ class ScoreStore:
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"{path}: cannot export to a {suffix or 'suffix-less'} file; use a name ending in .csv or .parquet")
-        run = self._resolve(run_id, as_of)
-        folder = self.root / run.folder
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            _write_score_tables(_iter_score_tables(folder), tmp, suffix)
+            # As in _read: a run deleted or republished while exported is resolved once more.
+            for attempt in (1, 2):
+                run = self._resolve(run_id, as_of)
+                try:
+                    _write_score_tables(_iter_score_tables(self.root / run.folder), tmp, suffix)
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -413,6 +450,17 @@ class ScoreStore:
 
 def _recency(run: PublishedRun) -> tuple:
     return (run.as_of, run.published_at, run.run_id)
+
+
+def _refuse_latest_deletion(run: PublishedRun, remaining: dict[str, PublishedRun]) -> None:
+    """Raise LatestRunDeletionError when `run` is the latest of the runs it is removed from."""
+    if not remaining:
+        raise LatestRunDeletionError(f"run {run.run_id} (as of {run.as_of}) is the only published run; "
+                                     "deleting it leaves the store with no run to read or export")
+    successor = max(remaining.values(), key=_recency)
+    if _recency(run) > _recency(successor):
+        raise LatestRunDeletionError(f"run {run.run_id} (as of {run.as_of}) is the latest run; deleting it makes "
+                                     f"run {successor.run_id} (as of {successor.as_of}) the latest")
 
 
 def _date(value: dt.date | str) -> dt.date:
@@ -595,18 +643,20 @@ def _read_run_table(folder: Path, table: str, filters: list | None, columns: lis
 def _read_split_scores(folder: Path, expression: pads.Expression | None, columns: list[str] | None) -> pa.Table:
     """Score rows (all, or those matching `expression` on the number columns) with their texts put back."""
     numbers = pq.read_table(folder / SCORE_NUMBERS)
+    total_rows = numbers.num_rows
     positions = None
     if expression is not None:
         numbers = numbers.append_column("__row", pa.array(np.arange(numbers.num_rows, dtype=np.int64))).filter(expression)
         positions = numbers.column("__row").to_numpy()
         numbers = numbers.drop_columns(["__row"])
     wanted = [c for c in SCORE_TEXT_COLUMNS if columns is None or c in columns]
-    texts = _text_columns(folder, wanted, positions) if wanted else {}
+    texts = _text_columns(folder, wanted, positions, total_rows) if wanted else {}
     names = list(columns) if columns else list(SCORE_SCHEMA.names)
     return pa.table({c: texts[c] if c in texts else numbers.column(c) for c in names})
 
 
-def _text_columns(folder: Path, columns: list[str], positions: np.ndarray | None) -> dict[str, pa.ChunkedArray]:
+def _text_columns(folder: Path, columns: list[str], positions: np.ndarray | None,
+                  total_rows: int) -> dict[str, pa.ChunkedArray]:
     """Text columns of the score rows at `positions` (sorted; None = all), read part by part."""
     pieces: dict[str, list[pa.Array]] = {c: [] for c in columns}
     offset = 0
@@ -621,6 +671,7 @@ def _text_columns(folder: Path, columns: list[str], positions: np.ndarray | None
             for c in columns:
                 pieces[c].extend(part.column(c).chunks)
         offset += rows
+    _check_parts_complete(folder, offset, total_rows)
     return {c: pa.chunked_array(pieces[c], type=SCORE_SCHEMA.field(c).type) for c in columns}
 
 
@@ -638,8 +689,16 @@ def _iter_score_tables(folder: Path) -> Iterator[pa.Table]:
         part = numbers.slice(offset, texts.num_rows)
         offset += texts.num_rows
         yield pa.table({c: texts.column(c) if c in SCORE_TEXT_COLUMNS else part.column(c) for c in SCORE_SCHEMA.names})
+    _check_parts_complete(folder, offset, numbers.num_rows)
     if offset == 0:
         yield SCORE_SCHEMA.empty_table()
+
+
+def _check_parts_complete(folder: Path, text_rows: int, score_rows: int) -> None:
+    """A run's text parts hold every score row; fewer means its folder went away while being read."""
+    if text_rows != score_rows:
+        raise FileNotFoundError(f"{folder}: the run's text parts vanished while being read "
+                                "(the run was deleted or republished meanwhile)")
 
 
 def _write_score_tables(tables: Iterator[pa.Table], target: Path, suffix: str) -> None:

@@ -1,0 +1,76 @@
+"""Check a run's arguments before any work: dates, horizons, and the as-of date against the data.
+
+Standard library only: the command line checks its flags here before it prepares the
+environment or imports Prefect, so a typo costs milliseconds and one line, not a traceback
+after the API server has booted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class RunArgumentError(ValueError):
+    """A flag or flow parameter is malformed or out of range; the message names it and its value."""
+
+
+class AsOfOutsideDataError(ValueError):
+    """The as-of date lies after the data ends or before it starts, so a run would publish nonsense."""
+
+
+def parse_day(text: str | date | None, option: str) -> date | None:
+    """A YYYY-MM-DD value as a date (None or empty: None), or RunArgumentError naming the option."""
+    if not text:  # an empty flag or parameter means "the default", as an absent one
+        return None
+    if isinstance(text, date):
+        return text
+    if not _ISO_DAY.fullmatch(text):
+        raise RunArgumentError(f"{option} {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:  # e.g. "month must be in 1..12", "day is out of range for month"
+        raise RunArgumentError(f"{option} {text!r} is not a date ({exc}); use YYYY-MM-DD, e.g. 2026-07-01") from None
+
+
+def check_horizon_days(value: int | None, option: str) -> int | None:
+    """A horizon given as an override must be at least one day (None: the config's value)."""
+    if value is not None and value < 1:
+        raise RunArgumentError(f"{option} {value} is not a horizon; give a whole number of days, at least 1")
+    return value
+
+
+def earliest_as_of(data_start: datetime) -> date:
+    """The first as-of date with at least one transaction before it (features see ts < as-of)."""
+    return data_start.date() + timedelta(days=1)
+
+
+def latest_as_of(data_end: datetime) -> date:
+    """The day after the last transaction: the default as-of, and the latest one without a flag."""
+    return data_end.date() + timedelta(days=1)
+
+
+def check_as_of_within_data(as_of: date, data_start: datetime | None, data_end: datetime | None,
+                            *, allow_future: bool = False) -> None:
+    """Refuse an as-of date the data cannot score: before its first transaction, or after its end.
+
+    After the end, every customer would look inactive for the days the data does not cover
+    (an as-of decades ahead scores everyone as long gone), so that needs `allow_future`.
+    """
+    if data_start is None or data_end is None:
+        raise AsOfOutsideDataError(
+            f"as-of date {as_of}: the data has no accepted transaction, so there is nothing to score; "
+            "check the validation report and the quarantine file")
+    span = f"the data's transactions run from {data_start.date()} to {data_end.date()}"
+    first, last = earliest_as_of(data_start), latest_as_of(data_end)
+    if as_of < first:
+        raise AsOfOutsideDataError(
+            f"as-of date {as_of} is before the data: {span}, so no customer has an order before it; "
+            f"use an as-of date from {first} to {last}")
+    if as_of > last and not allow_future:
+        raise AsOfOutsideDataError(
+            f"as-of date {as_of} is after the data: {span}, so the latest as-of date is {last} (the default); "
+            "a later one counts the days without data as days without orders. "
+            "Pass --allow-future-as-of (flow parameter allow_future_as_of) to score at a later date anyway")
