@@ -58,7 +58,10 @@ missing required column, an empty table or two files for one table are file-leve
 
 In the quarantine, ``line`` is the physical line in a CSV file (the header is line 1);
 for Parquet files and DuckDB tables there are no lines and ``line`` is the 1-based row
-number (``ValidatedData.line_kind`` says which).
+number (``ValidatedData.line_kind`` says which). Its ``value`` is the cell as found with
+every control character written ``\\xHH`` (whatever the reason), so the file and the
+one-line threshold error stay printable; ``raw``, the row as found in JSON, keeps the exact
+text. Written as CSV, its text cells are made safe for spreadsheets (``features.safe_csv``).
 
 Where the accepted rows live: CSV files and DuckDB tables are read as text and the
 accepted rows stored as DuckDB tables. Parquet files are read in place with their native

@@ -137,6 +137,14 @@ def test_too_many_rows_with_control_characters_fail_in_one_printable_line(tmp_pa
             "(invalid_characters)") in message
 
 
+def test_every_quarantined_value_is_shown_printable_whatever_the_reason(tmp_path):
+    rows = clean_rows(3) + [{**clean_rows()[3], "amount": "1\x002"}, {**clean_rows()[4], "ts": "2024-01-0\x1b1"}]
+    result = validate(write_source(tmp_path, rows, "csv"))
+    shown = result.quarantine[["reason", "value"]].values.tolist()
+    assert shown == [["non_numeric_amount", "1\\x002"], ["bad_timestamp", "2024-01-0\\x1b1"]]
+    assert json.loads(result.quarantine["raw"].iloc[0])["amount"] == "1\x002"
+
+
 def test_printable_escapes_only_control_characters():
     assert printable("A\x00B\tC\x7fD\x9f E中ü\\x") == "A\\x00B\\x09C\\x7fD\\x9f E中ü\\x"
 
