@@ -653,8 +653,10 @@ def _reads_as_missing(text_sql: str) -> str:
     """SQL: trimmed text is one of the words tools write for a missing value (MISSING_ID_TEXTS)."""
     lengths = [len(word) for word in MISSING_ID_TEXTS]
     words = ", ".join(_lit(word) for word in MISSING_ID_TEXTS)
-    # The byte length test is free and rules out almost every real id before lower() copies it.
-    return f"(strlen({text_sql}) BETWEEN {min(lengths)} AND {max(lengths)} AND lower({text_sql}) IN ({words}))"
+    # The byte length test is free and rules out almost every real id; only CASE makes DuckDB
+    # skip lower() for those rows (with AND it lowered every id: 3x the CPU, measured).
+    return (f"(CASE WHEN strlen({text_sql}) BETWEEN {min(lengths)} AND {max(lengths)} "
+            f"THEN lower({text_sql}) IN ({words}) ELSE false END)")
 
 
 def _has_control_character(text_sql: str) -> str:
