@@ -16,7 +16,11 @@ Row rules, in the order they are tried (a row gets the reason of the first that 
    NUL, tab, newline, carriage return...), DEL (0x7f) or C1 (0x80-0x9f). No real id has
    one, and each breaks something downstream (a NUL ends the text in C tools, a newline
    or tab splits a line of a report). The quarantine shows such a value escaped
-   (``C\\x001``) so it stays printable; its ``raw`` JSON keeps the exact text;
+   (``C\\x001``) so it stays printable; its ``raw`` JSON keeps the exact text. This check
+   is one regular expression per identifier value, the dearest rule per row (about 65 ns
+   each on one core). With it and the missing-value words, validating 50,000 demo
+   customers (1.7M rows, Parquet) took 1.6-2.1 CPU s against 1.0-1.2 before, on a shared
+   machine; the regular expression alone accounted for about 0.4 s of that;
 2. timestamps: ``missing_timestamp`` (required column empty), ``bad_timestamp`` (not
    ISO 8601); columns in contract order;
 3. amounts: ``missing_amount``, ``non_numeric_amount``, ``non_finite_amount`` (NaN, inf);
