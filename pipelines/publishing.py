@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from features.build import feature_columns, iter_feature_batches, round_float_noise
+from features.safe_csv import safe_text_frame
 from features.tables import columns_of
 from features.transactions import BTYD_INPUT_COLUMNS, btyd_inputs_expr
 from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
@@ -34,13 +35,16 @@ class NoChampionError(LookupError):
 
 
 def write_frame(frame: pd.DataFrame, output: Path) -> Path:
-    """Write a frame to .parquet or .csv, chosen by the file's suffix."""
+    """Write a frame to .parquet or .csv, chosen by the file's suffix.
+
+    CSV text cells that a spreadsheet would run as formulas get a leading ``'`` (features.safe_csv).
+    """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".parquet":
         frame.to_parquet(output, index=False)
     elif output.suffix == ".csv":
-        frame.to_csv(output, index=False)
+        safe_text_frame(frame).to_csv(output, index=False)
     else:
         raise ValueError(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
     return output

@@ -68,6 +68,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.safe_csv import safe_text_table
 from serving.score_table import (
     EXPLANATION_SCHEMA,
     SCORE_NUMBERS_SCHEMA,
@@ -400,7 +401,12 @@ class ScoreStore:
     # ------------------------------------------------------------------ export and SQL
 
     def export_scores(self, path: Path | str, run_id: str | None = None, as_of: dt.date | str | None = None) -> PublishedRun:
-        """Write a run's score table (default: latest) to .csv or .parquet, chosen by the file suffix."""
+        """Write a run's score table (default: latest) to .csv or .parquet, chosen by the file suffix.
+
+        In CSV, a text cell beginning with ``=``, ``+``, ``-``, ``@``, tab, carriage return or
+        ``'`` gets a ``'`` in front so a spreadsheet shows it instead of evaluating it (see
+        `features.safe_csv`; remove one leading ``'`` to get the text back). Parquet is unchanged.
+        """
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):
@@ -702,9 +708,12 @@ def _check_parts_complete(folder: Path, text_rows: int, score_rows: int) -> None
 
 
 def _write_score_tables(tables: Iterator[pa.Table], target: Path, suffix: str) -> None:
+    """Parquet as stored; CSV with text cells a spreadsheet cannot run as formulas (features.safe_csv)."""
     writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
     try:
         for table in tables:
+            if suffix == ".csv":
+                table = safe_text_table(table)
             if writer is None:
                 writer = pq.ParquetWriter(target, table.schema, compression="zstd") if suffix == ".parquet" else pacsv.CSVWriter(target, table.schema)
             for batch in table.to_batches(max_chunksize=65_536):

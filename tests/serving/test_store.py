@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import os
 import signal
@@ -16,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from features.safe_csv import original_text
 from serving.score_table import EXPLANATION_COLUMNS, SCORE_COLUMNS, ContractError
 from serving.store import RunMetadata, RunNotFoundError, ScoreStore
 
@@ -254,6 +256,45 @@ def test_export_to_an_unknown_format_says_what_to_use(tmp_path):
     publish(store, "r1")
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
         store.export_scores(tmp_path / "scores.xlsx")
+
+
+FORMULA_IDS = ["=1+1", "@SUM(A1:A9)", "+44 20", "-x", "'quoted", "plain"]
+
+
+def publish_formula_ids(store: ScoreStore) -> pd.DataFrame:
+    """Customers whose ids a spreadsheet would evaluate, with negative numbers beside them."""
+    scores = make_scores(len(FORMULA_IDS)).assign(
+        customer_id=FORMULA_IDS,
+        net_value=[-12.5, 3.0, -0.25, 4.0, 5.0, -1e6],
+        segment_reason=["-40% revenue vs last year", "ok", "ok", "ok", "ok", "ok"],
+    )
+    store.publish(metadata("r1"), [scores], [make_explanations(scores)], _summary())
+    return scores
+
+
+def test_csv_export_quotes_text_a_spreadsheet_would_evaluate_and_keeps_numbers(tmp_path):
+    store = ScoreStore(tmp_path / "store")
+    publish_formula_ids(store)
+    target = tmp_path / "scores.csv"
+    store.export_scores(target)
+    with open(target, encoding="utf-8", newline="") as handle:
+        cells = list(csv.DictReader(handle))
+    assert [row["customer_id"] for row in cells] == ["'=1+1", "'@SUM(A1:A9)", "'+44 20", "'-x", "''quoted", "plain"]
+    assert [row["segment_reason"] for row in cells][:2] == ["'-40% revenue vs last year", "ok"]
+    assert [row["net_value"] for row in cells] == ["-12.5", "3", "-0.25", "4", "5", "-1000000"]
+    back = pd.read_csv(target, dtype={"customer_id": str})
+    assert back["net_value"].tolist() == [-12.5, 3.0, -0.25, 4.0, 5.0, -1e6]  # numbers, not text
+    assert back["customer_id"].map(original_text).tolist() == FORMULA_IDS  # one leading quote removed
+
+
+def test_parquet_export_keeps_ids_as_published(tmp_path):
+    store = ScoreStore(tmp_path / "store")
+    publish_formula_ids(store)
+    store.export_scores(tmp_path / "scores.parquet")
+    exported = pq.read_table(tmp_path / "scores.parquet").to_pandas()
+    assert exported["customer_id"].tolist() == FORMULA_IDS
+    assert exported["segment_reason"].iloc[0] == "-40% revenue vs last year"
+    assert store.read_scores()["customer_id"].tolist() == FORMULA_IDS  # the store itself is unchanged
 
 
 def test_duckdb_views_over_the_latest_run(tmp_path):
