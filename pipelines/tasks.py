@@ -90,7 +90,7 @@ def with_chosen_attributes(data: ValidatedData, cfg: CustscoreConfig) -> Validat
     data.tables["customers"] = keep_chosen_attributes(data.tables["customers"], choice)
     data.attributes = choice
     for column, reason in choice.excluded:
-        log.warning("customers column %r is no feature: %s", column, reason)
+        log.info("customers column %r is no feature: %s", column, reason)
     return data
 
 
