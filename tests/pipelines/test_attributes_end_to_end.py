@@ -1,8 +1,8 @@
 """Personal data, identifiers and outcomes in the customers table never reach a model, and a leak is not promoted.
 
 Small demo data with the columns a careless export carries: an e-mail address and a code per
-customer, the outcome itself (`churned`, from the demo world's true departures) and an honest
-number (`credit_limit`).
+customer, the outcome itself (`churned`, as a CRM flags it on the day of the export: no order in
+the last 90 days) and an honest number (`credit_limit`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data
+from features.demo_data import generate_demo_data, write_demo_data
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +30,13 @@ LEAKING = ("email", "customer_code", "churned")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("attrs")
     tables = generate_demo_data(N_CUSTOMERS, seed=5, end=END)
-    truth = generate_demo_truth(N_CUSTOMERS, seed=5, end=END).set_index("customer_id")
     customers = tables["customers"]
+    tx = tables["transactions"]
+    recent = set(tx.loc[pd.to_datetime(tx["ts"]) >= pd.Timestamp(END) - pd.Timedelta(days=89), "customer_id"])
     ids = customers["customer_id"]
     customers["email"] = [f"{c.lower()}@example.com" for c in ids]
     customers["customer_code"] = [f"K{i * 37 % 100_003:06d}" for i in range(len(ids))]
-    customers["churned"] = truth.loc[ids, "departure_date"].notna().astype(int).to_numpy()
+    customers["churned"] = (~ids.isin(recent)).astype(int)
     customers["credit_limit"] = np.random.default_rng(5).integers(1, 20, len(ids)) * 1000
     write_demo_data(tables, root / "data", "parquet")
     return root
@@ -49,13 +51,14 @@ def home(world, prefect_harness):
     mp.undo()
 
 
-def _config(root: Path, name: str, allow: str) -> Path:
-    """The default config, a fixed design (fewer fits), small chunks, and the given allow list."""
+def _config(root: Path, name: str, allow: str, roc_auc_above: float = 0.98) -> Path:
+    """The default config, a fixed design (fewer fits), small chunks, the given allow list and ROC-AUC limit."""
     from pipelines.config import DEFAULT_CONFIG
 
     text = DEFAULT_CONFIG.read_text()
     for pattern, value in ((r"design: search", "design: fixed"), (r"chunk_size: \d+", "chunk_size: 300"),
-                           (r"    allow: \[\]", f"    allow: [{allow}]")):
+                           (r"    allow: \[\]", f"    allow: [{allow}]"),
+                           (r"roc_auc_above: 0\.98", f"roc_auc_above: {roc_auc_above}")):
         text, replaced = re.subn(pattern, value, text)
         assert replaced == 1, f"configs/default.yaml should contain {pattern!r} once"
     (root / name).write_text(text)
@@ -74,7 +77,7 @@ def test_email_code_and_outcome_are_excluded_with_their_reasons_in_the_summary(f
     attributes = first_run["attributes"]
     assert set(LEAKING) <= set(attributes["excluded"])
     assert attributes["excluded"]["email"] == f"personal data: {N_CUSTOMERS} values look like e-mail addresses"
-    assert attributes["excluded"]["customer_code"].startswith(f"identifier-like: {N_CUSTOMERS} distinct values")
+    assert attributes["excluded"]["customer_code"] == f"free text or code: {N_CUSTOMERS} distinct values, more than max_categories 100"
     assert "'churned' is on the leakage list" in attributes["excluded"]["churned"]
     assert {"credit_limit", "industry", "region"} <= set(attributes["kept"])
 
@@ -112,10 +115,13 @@ def test_an_allowed_outcome_column_is_kept_and_its_too_good_model_is_registered_
     from pipelines.flows import train_flow
 
     champion_before = tracking.load_champion("churn").version
-    result = train_flow(data=str(world / "data"), as_of=AS_OF, config=str(_config(world, "b.yaml", "churned")))
+    # This leak is subtler than the default limits: out of time it lifts ROC-AUC from 0.881
+    # (the champion, without it) to 0.941, with 23% of the gain. A limit of 0.92 catches it.
+    config = _config(world, "b.yaml", "churned", roc_auc_above=0.92)
+    result = train_flow(data=str(world / "data"), as_of=AS_OF, config=str(config))
     assert "churned" in result["attributes"]["kept"]
     churn = result["training"]["churn"]
-    assert not churn["promoted"] and int(churn["version"]) > int(champion_before)
-    assert churn["reason"].startswith("not promoted: ")
-    assert "attr_churned carries" in churn["reason"] or "roc_auc" in churn["reason"]
+    assert churn["metrics"]["roc_auc"] > 0.92 and not churn["promoted"]
+    assert int(churn["version"]) > int(champion_before)  # registered all the same
+    assert churn["reason"].startswith(f"not promoted: validation roc_auc {churn['metrics']['roc_auc']:.4f} is above 0.92")
     assert tracking.load_champion("churn").version == champion_before
