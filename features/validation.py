@@ -100,6 +100,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from features.attributes import AttributeChoice
 from features.contract import (
     CSV_SUFFIXES,
     DATABASE_SUFFIXES,
@@ -210,6 +211,9 @@ class ValidatedData:
     data_end: datetime | None
     sources: dict[str, str] = field(default_factory=dict)
     line_kind: dict[str, str] = field(default_factory=dict)  # "line" (CSV) or "row"
+    # The customers columns chosen as attributes, and the excluded ones with their reason, once
+    # `features.attributes.choose_attributes` has been applied (None before, or without customers).
+    attributes: AttributeChoice | None = None
 
     def present_columns(self, table: str) -> tuple[str, ...]:
         """Columns of an accepted table (empty when the table is absent)."""

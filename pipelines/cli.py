@@ -222,7 +222,7 @@ def features(
     from pipelines.arguments import check_as_of_within_data
     from pipelines.publishing import write_frame
     from pipelines.runs import RunRequest, resolve_config
-    from pipelines.tasks import feature_spec, midnight, utc_now
+    from pipelines.tasks import feature_spec, midnight, utc_now, with_chosen_attributes
 
     if output.suffix not in (".parquet", ".csv"):
         _fail(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
@@ -231,8 +231,10 @@ def features(
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
                               default_margin_rate=cfg.data.default_margin_rate, duplicate_lines=cfg.data.duplicate_lines)
         _run_guarded(check_as_of_within_data, day, loaded.data_start, loaded.data_end, allow_future=allow_future_as_of)
+        loaded = with_chosen_attributes(loaded, cfg)
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
+    _print_attributes(loaded.attributes.as_dict() if loaded.attributes else None)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 
 
@@ -259,6 +261,7 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   allow_future_as_of=allow_future_as_of)
+    _print_attributes(result.get("attributes"))
     _print_training(result["training"])
     _print_where(paths)
 
@@ -281,6 +284,7 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   retrain=retrain, allow_future_as_of=allow_future_as_of)
     _print_validation_line(result["report"])
+    _print_attributes(result.get("attributes"))
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])
@@ -303,6 +307,16 @@ def _s(value) -> str | None:
 
 def _print_validation_line(report: dict) -> None:
     console.print("[bold]data[/] " + "; ".join(_validation_part(t, r) for t, r in report.items()))
+
+
+def _print_attributes(attributes: dict | None) -> None:
+    """'attributes kept: industry, region; not features: email (personal data: ...), churned (...)'."""
+    if not attributes:
+        return
+    line = "[bold]attributes[/] kept: " + (", ".join(attributes["kept"]) or "none")
+    if attributes["excluded"]:
+        line += "; not features: " + "; ".join(f"{c} ({r})" for c, r in attributes["excluded"].items())
+    console.print(line, highlight=False)
 
 
 def _validation_part(table: str, row: dict) -> str:

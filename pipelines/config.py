@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.attributes import AttributePolicy
 from models.params import ChurnParams, ValueParams
 from serving.segments import SegmentRules
 
@@ -59,11 +60,25 @@ class FeatureConfig(_Frozen):
     # Only these feature columns reach the models (null: all). The others are still built:
     # baselines, segments and the level anchor read them.
     model_features: tuple[str, ...] | None = None
+    # Which customers columns may become attr_<column> features (features/attributes.py): not
+    # personal data, identifiers, free text or outcome names, unless allowed.
+    attributes: AttributePolicy = AttributePolicy()
 
 
 class LabelConfig(_Frozen):
     churn_horizon_days: Annotated[int, Field(gt=0)] = 90
     value_horizon_days: Annotated[int, Field(gt=0)] = 365
+
+
+class TooGoodLimits(_Frozen):
+    # A model this good out of time has almost always seen the outcome (a column recording it, an
+    # identifier joined to it): it is registered but not promoted, with a warning naming what
+    # crossed which limit. null switches a limit off.
+    roc_auc_above: Annotated[float, Field(gt=0.5, le=1)] | None = 0.98  # churn validation ROC-AUC
+    normalized_gini_above: Annotated[float, Field(gt=0, le=1)] | None = 0.98  # value validation normalized Gini
+    # One feature carrying more than this share of the booster's total split gain. Honest models
+    # reached 0.41-0.51 (churn) and 0.30-0.63 (value revenue) on demo, CDNOW and Online Retail data.
+    feature_gain_share_above: Annotated[float, Field(gt=0, le=1)] | None = 0.7
 
 
 class TrainingConfig(_Frozen):
@@ -85,6 +100,8 @@ class TrainingConfig(_Frozen):
     # The search's candidates train on a hash sample of at most this many customers; the chosen
     # design is then fitted on the whole training sample.
     design_max_customers: Annotated[int, Field(gt=0)] | None = 20_000
+    # Promotion is blocked for a model that looks too good to be true (pipelines/tracking.py).
+    too_good: TooGoodLimits = TooGoodLimits()
 
 
 class ModelsConfig(_Frozen):

@@ -23,7 +23,8 @@ def build_features_flow(output: str, data: str | None = None, as_of: str | None 
     frame = tasks.features_as_of(run.data, run.as_of, run.cfg)
     written = publishing.write_frame(frame, Path(output))
     return {"output": str(written), "customers": len(frame), "features": frame.shape[1] - 1,
-            "as_of": run.as_of.isoformat(), "report": run.data.report_json()}
+            "as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "attributes": tasks.attributes_summary(run.data)}
 
 
 @flow(name="custscore-train")
@@ -39,6 +40,7 @@ def train_flow(data: str | None = None, as_of: str | None = None, config: str | 
                                        sets.get(f"{kind}_search"))
                 for kind in ("churn", "value")}
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "attributes": tasks.attributes_summary(run.data),
             "training": {k: o.as_dict() for k, o in outcomes.items()}}
 
 
@@ -52,7 +54,8 @@ def score_flow(data: str | None = None, as_of: str | None = None, config: str | 
                                  allow_future_as_of=allow_future_as_of))
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "published": published}
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "attributes": tasks.attributes_summary(run.data), "published": published}
 
 
 @flow(name="custscore-retrain-and-score")
@@ -74,5 +77,6 @@ def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, co
         release_memory()
         champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions, training)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "training": training,
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "attributes": tasks.attributes_summary(run.data), "training": training,
             "published": published}

@@ -82,7 +82,8 @@ def check_champion_features(run: Run, models: ScoringModels) -> None:
             raise ChampionFeaturesMissingError(
                 f"the champion {tracking.model_name(kind)} v{version} uses {len(missing)} feature columns this "
                 f"run does not build, e.g. {missing[:5]}: the data's tables or the feature settings "
-                "(features.windows_days, tenure_ratios, btyd, seasonal, the label horizons) changed since it was trained. Retrain with "
+                "(features.windows_days, tenure_ratios, btyd, seasonal, the label horizons, features.attributes: attr_ columns "
+                "this run excludes) changed since it was trained. Retrain with "
                 "`custscore run --retrain`, or score with the settings it was trained with."
             )
 

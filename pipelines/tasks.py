@@ -15,6 +15,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from features.attributes import choose_attributes, keep_chosen_attributes
 from features.build import FeatureSpec, build_features, feature_set_name
 from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 from features.training_set import build_training_sets
@@ -74,7 +75,28 @@ def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datet
         write_quarantine_file(exc.result, paths, clock)
         raise
     write_quarantine_file(data, paths, clock)
+    return with_chosen_attributes(data, cfg)
+
+
+def with_chosen_attributes(data: ValidatedData, cfg: CustscoreConfig) -> ValidatedData:
+    """Keep only the customers columns that may be features, once per run, for training and scoring alike.
+
+    The excluded columns leave the customers table every feature query reads, so no later step
+    (training snapshots, the champion's input example, scoring, reasons) can see them.
+    """
+    if "customers" not in data.tables:
+        return data
+    choice = choose_attributes(data.tables["customers"], cfg.features.attributes)
+    data.tables["customers"] = keep_chosen_attributes(data.tables["customers"], choice)
+    data.attributes = choice
+    for column, reason in choice.excluded:
+        log.info("customers column %r is no feature: %s", column, reason)
     return data
+
+
+def attributes_summary(data: ValidatedData) -> dict | None:
+    """{kept: [...], excluded: {column: reason}} of the run's customers table (None without one)."""
+    return data.attributes.as_dict() if data.attributes is not None else None
 
 
 def write_quarantine_file(data: ValidatedData, paths: HomePaths, clock: datetime) -> Path | None:
@@ -146,7 +168,8 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
     ctx = RunContext(feature_set_name(feature_spec(cfg)), data.data_hash, scoring_date.isoformat(), horizon, source,
                      model_features=cfg.features.model_features, level_anchor=cfg.training.level_anchor,
                      design=cfg.training.design, design_max_customers=cfg.training.design_max_customers,
-                     requested_snapshots=(cfg.training.n_snapshots, cfg.training.n_validation_snapshots))
+                     requested_snapshots=(cfg.training.n_snapshots, cfg.training.n_validation_snapshots),
+                     attributes=attributes_summary(data), too_good=cfg.training.too_good)
     if kind == "churn":
         return train_churn(frame, cfg.models.churn, ctx, search)
     return train_value(frame, cfg.models.value, ctx, search)

@@ -207,16 +207,37 @@ class PromotionDecision:
     reason: str
 
 
+def too_good_to_be_true(metric: str, value: float, metric_limit: float | None,
+                        gains: dict[str, float], gain_share_limit: float | None) -> str | None:
+    """Why a model looks too good to be true (a metric or one feature's gain share above its limit), or None."""
+    if metric_limit is not None and np.isfinite(value) and value > metric_limit:
+        return (f"validation {metric} {value:.4f} is above {metric_limit:g}: too good to be true; look for a "
+                f"column that records the outcome (features.attributes.exclude)")
+    total = float(sum(gains.values()))
+    if gain_share_limit is not None and total > 0:
+        feature, gain = max(gains.items(), key=lambda item: (item[1], item[0]))
+        if gain / total > gain_share_limit:
+            return (f"feature {feature} carries {gain / total:.0%} of the total gain, above {gain_share_limit:g}: "
+                    f"too good to be true; check that it is known before the outcome")
+    return None
+
+
 def decide_promotion(
     metric: str,
     challenger: float,
     baseline: float,
     champion: float | None,
     min_improvement: float = MIN_IMPROVEMENT,
+    too_good: str | None = None,
 ) -> PromotionDecision:
-    """The champion gate: beat the baseline, and the current champion when there is one."""
+    """The champion gate: not too good to be true, beat the baseline, and the current champion when there is one.
+
+    `too_good`: the warning of `too_good_to_be_true`, when the model looks it.
+    """
     if not np.isfinite(challenger):
         return PromotionDecision(False, f"challenger {metric} is not a number")
+    if too_good is not None:
+        return PromotionDecision(False, f"not promoted: {too_good}")
     if not challenger > baseline:
         return PromotionDecision(
             False, f"challenger {metric} {challenger:.4f} does not beat the baseline {baseline:.4f}"

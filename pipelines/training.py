@@ -34,6 +34,7 @@ from models.params import ChurnParams, ValueParams
 from models.splits import split_by_flag
 from models.value import FrequencySeverityRegressor, ValueModel, revenue_validation_predictions
 from pipelines import plots, tracking
+from pipelines.config import TooGoodLimits
 from pipelines.tracking import HEADLINE_METRIC
 from serving.scoring import fit_reason_reference
 
@@ -97,6 +98,10 @@ class RunContext:
     design_max_customers: int | None = 20_000
     # Configured snapshots (training.n_snapshots / n_validation_snapshots), to say when fewer fit.
     requested_snapshots: tuple[int, int] | None = None
+    # The customers columns kept as attributes and the excluded ones with their reason ({kept, excluded}).
+    attributes: dict[str, Any] | None = None
+    # Limits beyond which a model is registered but not promoted (config training.too_good).
+    too_good: TooGoodLimits = TooGoodLimits()
 
 
 def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[str, pd.Series]:
@@ -379,6 +384,11 @@ def _log_design(choice: DesignChoice | None) -> str:
     return choice.describe()
 
 
+def _metric_limit(kind: str, limits: TooGoodLimits) -> float | None:
+    """The headline metric's too-good limit of a model kind."""
+    return limits.roc_auc_above if kind == "churn" else limits.normalized_gini_above
+
+
 def _track(kind, model, booster, params, frame, train, valid, names, metrics, baseline_metrics,
            champion_metric, figures, extra, ctx: RunContext, choice: DesignChoice | None = None) -> TrainingOutcome:
     """Log one training run with everything needed to reproduce and judge it, then gate it."""
@@ -400,6 +410,9 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         design = _log_design(choice)
         tracking.log_metrics_beside_baseline(metrics, baseline_metrics)
         tracking.log_json(names, "feature_names.json")
+        if ctx.attributes is not None:
+            tracking.log_json(ctx.attributes, "attributes.json")
+            mlflow.set_tag("attributes_excluded", ", ".join(ctx.attributes["excluded"]) or "none")
         tracking.log_json(extra, "model_details.json")
         tracking.log_json({"grade": grade.letter, "text": grade.text}, "grade.json")
         sample = X_val.iloc[: min(len(X_val), 5000)]
@@ -410,7 +423,14 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         tracking.log_figures(figures)
         version = tracking.log_model_version(kind, model, X_val)
         metric = HEADLINE_METRIC[kind]
-        decision = tracking.decide_promotion(metric, metrics[metric], baseline_metrics[metric], champion_metric)
+        warning = tracking.too_good_to_be_true(metric, metrics[metric], _metric_limit(kind, ctx.too_good),
+                                               dict(zip(booster.feature_name(), map(float, gains))),
+                                               ctx.too_good.feature_gain_share_above)
+        if warning is not None:
+            log.warning("%s model not promoted: %s", kind, warning)
+            mlflow.set_tag("too_good_to_be_true", warning)
+        decision = tracking.decide_promotion(metric, metrics[metric], baseline_metrics[metric], champion_metric,
+                                             too_good=warning)
         mlflow.set_tags({"grade": grade.letter, "promoted": str(decision.promote), "promotion_reason": decision.reason})
         tracking.apply_promotion(kind, version.version, decision)
     log.info("%s model v%s: %s; %s", kind, version.version, grade.text, decision.reason)
