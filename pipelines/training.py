@@ -173,24 +173,35 @@ def search_churn_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[st
     Returns the chosen candidate, the record of the search, and the chosen candidate's
     validation probabilities.
     """
-    sample = design_sample(train, ctx.design_max_customers)
     y_val = valid["label_churn"].to_numpy(dtype=float)
-    menu = available(CHURN_MENU, names)
-    rows, probabilities = [], []
-    for candidate in menu:
-        columns = candidate_columns(candidate, names)
+
+    def fit(candidate: Candidate, columns: list[str], sample: pd.DataFrame) -> tuple[dict, np.ndarray]:
         fitted = ChurnModel(params.model_copy(update={"objective": candidate.objective})).fit(
             sample[columns], sample["label_churn"], valid[columns], valid["label_churn"], columns,
             **_order_days(sample, valid, "label_churn_order_days"),
         )
         m = churn_metrics(y_val, fitted.validation_proba_)
-        probabilities.append(fitted.validation_proba_)
+        return {"roc_auc": m["roc_auc"], "brier": m["brier"]}, fitted.validation_proba_
+
+    return _search_design("churn", CHURN_MENU, names, train, ctx, fit, "roc_auc")
+
+
+def _search_design(kind: str, menu: tuple[Candidate, ...], names: list[str], train: pd.DataFrame, ctx: RunContext,
+                   fit, metric: str) -> tuple[Candidate, DesignChoice, np.ndarray]:
+    """Fit each available candidate of `menu` on the design sample (`fit` returns its metrics and validation output); pick by the rule."""
+    sample = design_sample(train, ctx.design_max_customers)
+    candidates = available(menu, names)
+    rows, outputs = [], []
+    for candidate in candidates:
+        columns = candidate_columns(candidate, names)
+        measured, output = fit(candidate, columns, sample)
         rows.append({"name": candidate.name, "features": candidate.features, "objective": candidate.objective,
-                     "n_features": len(columns), "roc_auc": m["roc_auc"], "brier": m["brier"]})
-    i = pick_index([r["roc_auc"] for r in rows])
-    log.info("churn design search on %d training rows: %s; chosen %s", len(sample),
-             {r["name"]: round(r["roc_auc"], 4) for r in rows}, menu[i].name)
-    return menu[i], DesignChoice("churn", rows, menu[i].name, [], 0.0, RULE_TEXT), probabilities[i]
+                     "n_features": len(columns), **measured})
+        outputs.append(output)
+    i = pick_index([r[metric] for r in rows])
+    log.info("%s design search on %d training rows: %s; chosen %s", kind, len(sample),
+             {r["name"]: round(r[metric], 4) for r in rows}, candidates[i].name)
+    return candidates[i], DesignChoice(kind, rows, candidates[i].name, [], 0.0, RULE_TEXT), outputs[i]
 
 
 def choose_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarray, reference: np.ndarray | None) -> None:
@@ -284,24 +295,17 @@ def search_value_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[st
     Returns the chosen candidate, the record of the search, and the chosen candidate's
     validation predictions.
     """
-    sample = design_sample(train, ctx.design_max_customers)
     y_val = valid["label_revenue"].to_numpy(dtype=float)
-    menu = available(VALUE_MENU, names)
-    order_days = _order_days(sample, valid, "label_value_order_days")
-    rows, predictions = [], []
-    for candidate in menu:
-        columns = candidate_columns(candidate, names)
+
+    def fit(candidate: Candidate, columns: list[str], sample: pd.DataFrame) -> tuple[dict, np.ndarray]:
+        order_days = _order_days(sample, valid, "label_value_order_days")
         pred = revenue_validation_predictions(
             params, sample[columns], sample["label_revenue"], valid[columns], valid["label_revenue"], columns,
             order_days.get("order_days"), order_days.get("order_days_val"),
         )
-        predictions.append(pred)
-        rows.append({"name": candidate.name, "features": candidate.features, "n_features": len(columns),
-                     "normalized_gini": normalized_gini(y_val, pred)})
-    i = pick_index([r["normalized_gini"] for r in rows])
-    log.info("value design search on %d training rows: %s; chosen %s", len(sample),
-             {r["name"]: round(r["normalized_gini"], 4) for r in rows}, menu[i].name)
-    return menu[i], DesignChoice("value", rows, menu[i].name, [], 0.0, RULE_TEXT), predictions[i]
+        return {"normalized_gini": normalized_gini(y_val, pred)}, pred
+
+    return _search_design("value", VALUE_MENU, names, train, ctx, fit, "normalized_gini")
 
 
 def choose_value_blend(choice: DesignChoice, y_val: np.ndarray, pred_val: np.ndarray, reference: np.ndarray | None) -> None:
