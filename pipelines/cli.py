@@ -41,6 +41,8 @@ AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Scoring date YYYY-
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config (default: configs/default.yaml).")]
 ChurnH = Annotated[int | None, typer.Option("--churn-horizon-days", help="Churn = no order within this many days.")]
 ValueH = Annotated[int | None, typer.Option("--value-horizon-days", help="Value horizon in days.")]
+WaitOpt = Annotated[bool, typer.Option(
+    "--wait", help="If another run holds this home, wait for it instead of exiting with an error.")]
 AllowFutureOpt = Annotated[bool, typer.Option(
     "--allow-future-as-of",
     help="Accept an --as-of later than the day after the last transaction (days without data then count as days without orders).")]
@@ -78,10 +80,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from features.validation import InputContractError, QuarantineThresholdError
     from pipelines.arguments import AsOfOutsideDataError
     from pipelines.config import ConfigError
+    from pipelines.home_lock import RunInProgressError
     from pipelines.publishing import NoChampionError
 
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
-                                         AsOfOutsideDataError, RunArgumentError]
+                                         AsOfOutsideDataError, RunArgumentError, RunInProgressError]
     try:
         from features.training_set import InsufficientHistoryError
 
@@ -248,19 +251,20 @@ def _tracking_while_api_boots(paths) -> None:
 @app.command()
 def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None,
-          allow_future_as_of: AllowFutureOpt = False) -> None:
+          allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
     paths = _prepare()
+    lock = _hold_home(paths, wait)
     local_api = start_local_api_early()
     from pipelines.flows import train_flow
 
-    with console.status("training (validate, build snapshots, fit, evaluate, register)"):
+    with lock, console.status("training (validate, build snapshots, fit, evaluate, register)"):
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
-                                  allow_future_as_of=allow_future_as_of)
+                                  allow_future_as_of=allow_future_as_of, wait=wait)
     _print_attributes(result.get("attributes"))
     _print_training(result["training"])
     _print_where(paths)
@@ -270,25 +274,46 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
 def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH = None,
         value_horizon_days: ValueH = None, config: ConfigOpt = None,
         retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False,
-        allow_future_as_of: AllowFutureOpt = False) -> None:
+        allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
     paths = _prepare()
+    lock = _hold_home(paths, wait)
     local_api = start_local_api_early()
     from pipelines.flows import retrain_and_score_flow
 
-    with console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
+    with lock, console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
-                                  retrain=retrain, allow_future_as_of=allow_future_as_of)
+                                  retrain=retrain, allow_future_as_of=allow_future_as_of, wait=wait)
     _print_validation_line(result["report"])
     _print_attributes(result.get("attributes"))
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])
     _print_where(paths)
+
+
+def _hold_home(paths, wait: bool):
+    """Take the home's run lock before Prefect boots, so a second run exits in milliseconds.
+
+    Returns a context manager that releases it; the flow takes the same lock again (a no-op in
+    this process) so that runs started by a schedule hold it too.
+    """
+    import contextlib
+
+    from pipelines.home_lock import RunInProgressError, home_run_lock
+
+    lock = home_run_lock(paths.root, wait=wait,
+                         on_wait=lambda line: err.print(line, highlight=False, soft_wrap=True))
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(lock)
+    except RunInProgressError as exc:
+        _fail(str(exc))
+    return stack
 
 
 def _check_run_flags(as_of: str | None, churn_horizon_days: int | None, value_horizon_days: int | None) -> None:
@@ -452,10 +477,11 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")])
     from pipelines import tracking
 
     tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
-    try:
-        version = tracking.rollback_champion(kind)
-    except ValueError as exc:
-        _fail(str(exc))
+    with _hold_home(paths, wait=False):  # a run in progress must not see its champion pair change
+        try:
+            version = tracking.rollback_champion(kind)
+        except ValueError as exc:
+            _fail(str(exc))
     console.print(f"{tracking.model_name(kind)}: champion is now version {version}")
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from prefect import flow
 
 from pipelines import publishing, tasks
-from pipelines.environment import release_memory
+from pipelines.environment import prepare_environment, release_memory
+from pipelines.home_lock import home_run_lock
 from pipelines.runs import RunRequest, resolve_run
 
 
@@ -27,11 +28,22 @@ def build_features_flow(output: str, data: str | None = None, as_of: str | None 
             "attributes": tasks.attributes_summary(run.data)}
 
 
+def one_run_per_home(wait: bool = False):
+    """The home's run lock, held for the whole flow (CLI and scheduled runs alike), so training,
+    the champion aliases and the score store see one run at a time; `wait` queues instead of refusing."""
+    return home_run_lock(prepare_environment().root, wait=wait)
+
+
 @flow(name="custscore-train")
 def train_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
-               allow_future_as_of: bool = False) -> dict:
+               allow_future_as_of: bool = False, wait: bool = False) -> dict:
     """Train churn and value models on point-in-time snapshots, track them and gate the champion."""
+    with one_run_per_home(wait):
+        return _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of)
+
+
+def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of) -> dict:
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
@@ -47,8 +59,13 @@ def train_flow(data: str | None = None, as_of: str | None = None, config: str | 
 @flow(name="custscore-score")
 def score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
-               allow_future_as_of: bool = False) -> dict:
+               allow_future_as_of: bool = False, wait: bool = False) -> dict:
     """Score every customer with the champion models, explain, segment and publish all or nothing."""
+    with one_run_per_home(wait):
+        return _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of)
+
+
+def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of) -> dict:
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
@@ -61,8 +78,15 @@ def score_flow(data: str | None = None, as_of: str | None = None, config: str | 
 @flow(name="custscore-retrain-and-score")
 def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                            churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
-                           retrain: bool = True, allow_future_as_of: bool = False) -> dict:
+                           retrain: bool = True, allow_future_as_of: bool = False, wait: bool = False) -> dict:
     """The main job: validate, train (always, or only when there is no champion), score, publish."""
+    with one_run_per_home(wait):
+        return _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_days, retrain,
+                                  allow_future_as_of)
+
+
+def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_days, retrain,
+                       allow_future_as_of) -> dict:
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))

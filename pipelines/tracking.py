@@ -195,7 +195,8 @@ def load_champion(kind: str, client: MlflowClient | None = None) -> Champion | N
         mv = client.get_model_version_by_alias(model_name(kind), CHAMPION)
     except MlflowException:
         return None
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}@{CHAMPION}")
+    # By version, not by alias again: a second read of the alias could return another version.
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}/{mv.version}")
     return Champion(pyfunc.unwrap_python_model().model, str(mv.version), mv.run_id)
 
 
@@ -264,20 +265,45 @@ def decide_promotion(
     )
 
 
-def apply_promotion(kind: str, version: str, decision: PromotionDecision, client: MlflowClient | None = None) -> None:
-    """Move `champion` to the version (keeping the old one as `previous-champion`) if promoted."""
+_UNCHECKED = object()
+
+
+def apply_promotion(kind: str, version: str, decision: PromotionDecision, client: MlflowClient | None = None,
+                    compared_with: str | None | object = _UNCHECKED) -> PromotionDecision:
+    """Move `champion` to the version (keeping the old one as `previous-champion`) if promoted.
+
+    `compared_with`: the champion version the gate measured (None: there was none). The alias is
+    read again just before it moves; if another version holds it now, the challenger beat a
+    champion that is gone, so nothing moves and the returned decision says why.
+    """
     client = client or MlflowClient()
     name = model_name(kind)
+    current = current_champion_version(kind, client)
+    if decision.promote and compared_with is not _UNCHECKED and current != compared_with:
+        decision = PromotionDecision(
+            False, f"not promoted: the champion changed from {_version_label(compared_with)} to "
+            f"{_version_label(current)} after the gate compared against it; retrain to compare with the new champion")
     client.set_model_version_tag(name, version, "promotion_decision", "promoted" if decision.promote else "kept")
     client.set_model_version_tag(name, version, "promotion_reason", decision.reason)
     if not decision.promote:
-        return
-    try:
-        old = client.get_model_version_by_alias(name, CHAMPION)
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, old.version)
-    except MlflowException:
-        pass
+        return decision
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
     client.set_registered_model_alias(name, CHAMPION, version)
+    return decision
+
+
+def current_champion_version(kind: str, client: MlflowClient | None = None) -> str | None:
+    """The version the `champion` alias points at now, None when unset."""
+    client = client or MlflowClient()
+    try:
+        return str(client.get_model_version_by_alias(model_name(kind), CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _version_label(version) -> str:
+    return f"v{version}" if version is not None else "no champion"
 
 
 def rollback_champion(kind: str, client: MlflowClient | None = None) -> str:

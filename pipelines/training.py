@@ -140,7 +140,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     baseline = churn_baseline(valid)
     metrics = churn_metrics(y_val, p)
     baseline_metrics = churn_metrics(y_val, baseline)
-    champion_metric = _champion_metric("churn", valid, y_val)
+    champion_metric, champion_version = _champion_metric("churn", valid, y_val)
     figures = {
         "calibration_curve": plots.calibration_curve(y_val, p),
         "gain_chart": plots.gain_chart(y_val, {"model": p, "baseline": baseline}, "churners"),
@@ -148,7 +148,8 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     }
     extra = {"calibration": model.calibration_report_, "best_iteration": model.best_iteration_}
     return _track("churn", model, model.booster_, params, frame, train, valid, names, metrics,
-                  baseline_metrics, champion_metric, figures, extra, ctx, choice)
+                  baseline_metrics, champion_metric, figures, extra, ctx, choice,
+                  champion_version=champion_version)
 
 
 def design_sample(train: pd.DataFrame, max_customers: int | None) -> pd.DataFrame:
@@ -256,7 +257,7 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
     metrics["interval_coverage"] = model.interval_coverage_
     metrics["interval_coverage_in_sample_band"] = interval_coverage(y_val, pred["value_p10"], pred["value_p90"])
     baseline_metrics = value_metrics(y_val, baseline)
-    champion_metric = _champion_metric("value", valid, y_val)
+    champion_metric, champion_version = _champion_metric("value", valid, y_val)
     figures = {
         "gain_chart": plots.gain_chart(y_val, {"model": pred["expected_revenue"].to_numpy(), "baseline": baseline},
                                        "revenue"),
@@ -271,7 +272,8 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
         extra["frequency_severity"] = {"frequency_trees": revenue.frequency_trees_, "severity_trees": revenue.severity_trees_,
                                        "scale": revenue.scale_}
     return _track("value", model, model.boosters_["revenue"], params, frame, train, valid, names, metrics,
-                  baseline_metrics, champion_metric, figures, extra, ctx, choice)
+                  baseline_metrics, champion_metric, figures, extra, ctx, choice,
+                  champion_version=champion_version)
 
 
 def _blend_input(model: ValueModel, pred: np.ndarray, pred_search: np.ndarray | None, search: pd.DataFrame | None,
@@ -345,11 +347,15 @@ def snapshot_list(frame: pd.DataFrame) -> str:
     return ",".join(sorted({str(d)[:10] for d in frame["as_of"].unique()}))
 
 
-def _champion_metric(kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> float | None:
-    """The current champion's headline metric on the same out-of-time data, if it can score it."""
+def _champion_metric(kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> tuple[float | None, str | None]:
+    """The current champion's headline metric on the same out-of-time data (if it can score it), and its version."""
     champion = tracking.load_champion(kind)
     if champion is None:
-        return None
+        return None, None
+    return _metric_of(champion, kind, X_val, y_val), champion.version
+
+
+def _metric_of(champion: tracking.Champion, kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> float:
     missing = [c for c in champion.model.feature_names_ if c not in X_val.columns]
     if missing:
         # A champion that cannot score today's data cannot defend its title on it.
@@ -394,7 +400,8 @@ def _metric_limit(kind: str, limits: TooGoodLimits) -> float | None:
 
 
 def _track(kind, model, booster, params, frame, train, valid, names, metrics, baseline_metrics,
-           champion_metric, figures, extra, ctx: RunContext, choice: DesignChoice | None = None) -> TrainingOutcome:
+           champion_metric, figures, extra, ctx: RunContext, choice: DesignChoice | None = None, *,
+           champion_version: str | None) -> TrainingOutcome:
     """Log one training run with everything needed to reproduce and judge it, then gate it."""
     grade = grade_model(kind, metrics, baseline_metrics)
     experiment = mlflow.get_experiment_by_name(tracking.model_name(kind))
@@ -435,8 +442,9 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
             mlflow.set_tag("too_good_to_be_true", warning)
         decision = tracking.decide_promotion(metric, metrics[metric], baseline_metrics[metric], champion_metric,
                                              too_good=warning)
+        # The gate compared against champion_version; the alias moves only if that is still the champion.
+        decision = tracking.apply_promotion(kind, version.version, decision, compared_with=champion_version)
         mlflow.set_tags({"grade": grade.letter, "promoted": str(decision.promote), "promotion_reason": decision.reason})
-        tracking.apply_promotion(kind, version.version, decision)
     log.info("%s model v%s: %s; %s", kind, version.version, grade.text, decision.reason)
     return TrainingOutcome(kind, run.info.run_id, version.version, metrics, baseline_metrics, champion_metric,
                            grade.letter, grade.text, decision.promote, decision.reason, rows, snapshots, design)
