@@ -84,6 +84,68 @@ def test_gate_first_better_model_promoted_worse_kept_better_moves_alias(mlflow_h
     assert str(client.get_model_version_by_alias("custscore-churn", "previous-champion").version) == v4.version
 
 
+def _register(p: float) -> tracking.RegisteredVersion:
+    exp = mlflow.get_experiment_by_name("custscore-churn")
+    with mlflow.start_run(experiment_id=exp.experiment_id):
+        return tracking.log_model_version("churn", ConstantChurnModel(p), _example())
+
+
+def _champion(client) -> str | None:
+    return tracking.current_champion_version("churn", client)
+
+
+def test_the_alias_does_not_move_when_another_run_promoted_a_champion_after_the_gate_read_it(mlflow_home):
+    client = mlflow_home
+    # An empty registry: two runs both see "no champion" and both pass the gate as "first model".
+    gate_read = _champion(client)
+    assert gate_read is None
+    first, second = _register(0.70), _register(0.72)
+    first_decision = tracking.decide_promotion("roc_auc", 0.70, 0.60, None)
+    second_decision = tracking.decide_promotion("roc_auc", 0.72, 0.60, None)
+    assert first_decision.promote and second_decision.promote
+
+    applied = tracking.apply_promotion("churn", first.version, first_decision, client, compared_with=gate_read)
+    assert applied.promote and _champion(client) == first.version
+
+    # The second run's gate compared against "no champion"; the first run's model holds the alias now.
+    late = tracking.apply_promotion("churn", second.version, second_decision, client, compared_with=gate_read)
+    assert not late.promote
+    assert late.reason == (f"not promoted: the champion changed from no champion to v{first.version} after the gate "
+                           "compared against it; retrain to compare with the new champion")
+    assert _champion(client) == first.version
+    tags = client.get_model_version("custscore-churn", second.version).tags
+    assert tags["promotion_decision"] == "kept" and tags["promotion_reason"] == late.reason
+
+
+def test_the_alias_moves_when_the_champion_the_gate_read_is_still_the_champion(mlflow_home):
+    client = mlflow_home
+    v1 = _register(0.70)
+    tracking.apply_promotion("churn", v1.version, tracking.decide_promotion("roc_auc", 0.70, 0.6, None), client,
+                             compared_with=None)
+    v2 = _register(0.80)
+    decision = tracking.apply_promotion("churn", v2.version, tracking.decide_promotion("roc_auc", 0.80, 0.6, 0.70),
+                                        client, compared_with=v1.version)
+    assert decision.promote and _champion(client) == v2.version
+    assert str(client.get_model_version_by_alias("custscore-churn", "previous-champion").version) == v1.version
+
+
+def test_a_champion_is_loaded_as_the_version_the_alias_named_even_if_the_alias_moves_meanwhile(mlflow_home):
+    client = mlflow_home
+    v1, v2 = _register(0.70), _register(0.80)
+    client.set_registered_model_alias("custscore-churn", "champion", v1.version)
+    read_alias = client.get_model_version_by_alias
+
+    def read_then_move(name, alias):
+        named = read_alias(name, alias)
+        client.set_registered_model_alias(name, alias, v2.version)  # another writer, right after the read
+        return named
+
+    client.get_model_version_by_alias = read_then_move
+    champion = tracking.load_champion("churn", client)
+    # The model and the version reported with it are the same one: what the alias named when read.
+    assert champion.version == v1.version and champion.model.p == 0.70
+
+
 @pytest.mark.parametrize(
     ("challenger", "baseline", "champion", "promote"),
     [(0.7, 0.6, None, True), (0.6, 0.6, None, False), (0.7, 0.6, 0.7, False), (0.71, 0.6, 0.7, True),
