@@ -18,7 +18,8 @@ from pipelines.runs import RunRequest, resolve_config
 def build_deployments(config: str | None = None, data: str | None = None) -> list[RunnerDeployment]:
     """The scheduled retrain-and-score and score deployments, parameters fixed at deploy time."""
     cfg = resolve_config(RunRequest(config=config, data=data))
-    params = {"data": data, "config": config}
+    # A scheduled run queues behind a run in progress (the retrain and the score can fall on one day).
+    params = {"data": data, "config": config, "wait": True}
     timezone = cfg.schedules.timezone
     retrain = retrain_and_score_flow.to_deployment(
         name="custscore-monthly-retrain", parameters={**params, "retrain": True},

@@ -31,3 +31,5 @@ def test_deployments_register_with_configured_cron_schedules(prefect_harness, tm
     assert score.schedules[0].schedule.cron == cfg.schedules.score_cron
     assert retrain.parameters["retrain"] is True and retrain.parameters["data"] == str(tmp_path / "data")
     assert score.parameters["data"] == str(tmp_path / "data")
+    # Both wait for a run in progress instead of failing when their crons meet.
+    assert retrain.parameters["wait"] is True and score.parameters["wait"] is True
