@@ -79,9 +79,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from pipelines.arguments import AsOfOutsideDataError
     from pipelines.config import ConfigError
     from pipelines.publishing import NoChampionError
+    from pipelines.runs import LostRegistryError
+    from pipelines.training import TrainingDataError
 
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
-                                         AsOfOutsideDataError, RunArgumentError]
+                                         AsOfOutsideDataError, RunArgumentError, LostRegistryError, TrainingDataError]
     try:
         from features.training_set import InsufficientHistoryError
 
@@ -285,6 +287,8 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
                                   retrain=retrain, allow_future_as_of=allow_future_as_of)
     _print_validation_line(result["report"])
     _print_attributes(result.get("attributes"))
+    if result.get("registry"):
+        console.print(f"[bold]registry[/] {result['registry']}", highlight=False, soft_wrap=True)
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])

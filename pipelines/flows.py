@@ -12,7 +12,8 @@ from prefect import flow
 
 from pipelines import publishing, tasks
 from pipelines.environment import release_memory
-from pipelines.runs import RunRequest, resolve_run
+from pipelines.runs import RunRequest, check_registry_knows_store, resolve_run
+from pipelines.training import check_trainable
 
 
 @flow(name="custscore-build-features")
@@ -35,7 +36,9 @@ def train_flow(data: str | None = None, as_of: str | None = None, config: str | 
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
+    check_registry_knows_store(run.paths.store)
     sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+    _check_both_trainable(sets)
     outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                        sets.get(f"{kind}_search"))
                 for kind in ("churn", "value")}
@@ -52,6 +55,7 @@ def score_flow(data: str | None = None, as_of: str | None = None, config: str | 
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
+    check_registry_knows_store(run.paths.store)
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
@@ -66,10 +70,12 @@ def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, co
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
+    registry = check_registry_knows_store(run.paths.store, new_lineage=retrain)
     champions = tasks.load_champions()
     training = {}
     if retrain or any(c is None for c in champions.values()):
         sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+        _check_both_trainable(sets)
         training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                            sets.get(f"{kind}_search")).as_dict()
                     for kind in ("churn", "value")}
@@ -79,4 +85,10 @@ def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, co
     published = publishing.score_and_publish(run, champions, training)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
             "attributes": tasks.attributes_summary(run.data), "training": training,
-            "published": published}
+            "published": published} | ({"registry": registry} if registry else {})
+
+
+def _check_both_trainable(sets: dict) -> None:
+    """Both kinds are checked before either trains, so a refused run registers no model at all."""
+    for kind in ("churn", "value"):
+        check_trainable(kind, sets[kind])
