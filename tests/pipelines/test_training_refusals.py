@@ -65,3 +65,25 @@ def test_a_training_run_that_ends_with_an_exception_is_marked_failed(tmp_path, m
         assert mlflow.active_run() is None
     finally:
         mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize("error", [
+    "TrainingDataError: label 'churn' has a single class at validation snapshot(s) 2026-06-01 (all 0, 80 rows)",
+    "LostRegistryError: store /h/store: its last published run 20260701-abc was scored with custscore-churn v1",
+])
+def test_the_command_line_prints_a_refusal_as_one_line_and_exits_2(error, capsys):
+    import typer
+
+    from pipelines import cli
+    from pipelines.runs import LostRegistryError
+
+    kind, message = error.split(": ", 1)
+    error_type = {"TrainingDataError": TrainingDataError, "LostRegistryError": LostRegistryError}[kind]
+
+    def refused_flow():
+        raise error_type(message)
+
+    with pytest.raises(typer.Exit) as exited:
+        cli._run_guarded(refused_flow)
+    assert exited.value.exit_code == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
