@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ AllowFutureOpt = Annotated[bool, typer.Option(
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False) -> None:
     """custscore: point-in-time features, LightGBM churn and value models, explained segments."""
+    end_on_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
     for name in ("features", "models", "serving", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
@@ -60,6 +62,19 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pro
     # would bury the one-line error the CLI prints; --verbose shows it.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+
+
+def end_on_sigterm() -> None:
+    """A `kill` (SIGTERM: a stopped container, a timeout) ends the command as Ctrl+C does.
+
+    Python's default is to die at once, leaving the MLflow run of a model in training RUNNING
+    forever; an exception unwinds `mlflow.start_run`'s block, which marks the run FAILED.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def _prepare():

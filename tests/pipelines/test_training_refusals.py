@@ -87,3 +87,33 @@ def test_the_command_line_prints_a_refusal_as_one_line_and_exits_2(error, capsys
         cli._run_guarded(refused_flow)
     assert exited.value.exit_code == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
+def test_a_command_stopped_by_sigterm_marks_its_open_mlflow_run_failed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = textwrap.dedent(f"""
+        import time, mlflow
+        from pipelines.cli import end_on_sigterm
+        end_on_sigterm()
+        mlflow.set_tracking_uri({uri!r})
+        with mlflow.start_run():
+            print("started", flush=True)
+            time.sleep(120)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env) as child:
+        assert child.stdout.readline().strip() == "started"
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+    mlflow.set_tracking_uri(uri)
+    try:
+        runs = MlflowClient().search_runs(["0"])
+        assert [r.info.status for r in runs] == ["FAILED"]
+    finally:
+        mlflow.set_tracking_uri(None)
