@@ -101,7 +101,7 @@ def check_registry_knows_store(store_root: Path, new_lineage: bool = False) -> s
     runs = ScoreStore(store_root).list_runs()
     if runs.empty:
         return None
-    last = runs.loc[runs["published_at"].idxmax()]
+    last = runs.sort_values("published_at", kind="stable").iloc[-1]  # ties (same second): the later as-of
     missing = [m for kind in tracking.MODEL_KINDS
                if (m := tracking.registry_mismatch(kind, _text(last[f"{kind}_model_version"]),
                                                    _text(last[f"{kind}_mlflow_run_id"])))]
