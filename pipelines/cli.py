@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ AllowFutureOpt = Annotated[bool, typer.Option(
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False) -> None:
     """custscore: point-in-time features, LightGBM churn and value models, explained segments."""
+    end_on_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
     for name in ("features", "models", "serving", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
@@ -62,6 +64,19 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pro
     # would bury the one-line error the CLI prints; --verbose shows it.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+
+
+def end_on_sigterm() -> None:
+    """A `kill` (SIGTERM: a stopped container, a timeout) ends the command as Ctrl+C does.
+
+    Python's default is to die at once, leaving the MLflow run of a model in training RUNNING
+    forever; an exception unwinds `mlflow.start_run`'s block, which marks the run FAILED.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def _prepare():
@@ -82,9 +97,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from pipelines.config import ConfigError
     from pipelines.home_lock import RunInProgressError
     from pipelines.publishing import NoChampionError
+    from pipelines.runs import LostRegistryError
+    from pipelines.training import TrainingDataError
 
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
-                                         AsOfOutsideDataError, RunArgumentError, RunInProgressError]
+                                         AsOfOutsideDataError, RunArgumentError, RunInProgressError,
+                                         LostRegistryError, TrainingDataError]
     try:
         from features.training_set import InsufficientHistoryError
 
@@ -290,6 +308,8 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
                                   retrain=retrain, allow_future_as_of=allow_future_as_of, wait=wait)
     _print_validation_line(result["report"])
     _print_attributes(result.get("attributes"))
+    if result.get("registry"):
+        console.print(f"[bold]registry[/] {result['registry']}", highlight=False, soft_wrap=True)
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])

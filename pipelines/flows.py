@@ -13,7 +13,8 @@ from prefect import flow
 from pipelines import publishing, tasks
 from pipelines.environment import prepare_environment, release_memory
 from pipelines.home_lock import home_run_lock
-from pipelines.runs import RunRequest, resolve_run
+from pipelines.runs import RunRequest, check_registry_knows_store, resolve_run
+from pipelines.training import check_trainable
 
 
 @flow(name="custscore-build-features")
@@ -47,7 +48,9 @@ def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
+    check_registry_knows_store(run.paths.store)
     sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+    _check_both_trainable(sets)
     outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                        sets.get(f"{kind}_search"))
                 for kind in ("churn", "value")}
@@ -69,6 +72,7 @@ def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
+    check_registry_knows_store(run.paths.store)
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
@@ -90,10 +94,12 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
     run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
+    registry = check_registry_knows_store(run.paths.store, new_lineage=retrain)
     champions = tasks.load_champions()
     training = {}
     if retrain or any(c is None for c in champions.values()):
         sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+        _check_both_trainable(sets)
         training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                            sets.get(f"{kind}_search")).as_dict()
                     for kind in ("churn", "value")}
@@ -103,4 +109,10 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
     published = publishing.score_and_publish(run, champions, training)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
             "attributes": tasks.attributes_summary(run.data), "training": training,
-            "published": published}
+            "published": published} | ({"registry": registry} if registry else {})
+
+
+def _check_both_trainable(sets: dict) -> None:
+    """Both kinds are checked before either trains, so a refused run registers no model at all."""
+    for kind in ("churn", "value"):
+        check_trainable(kind, sets[kind])

@@ -88,11 +88,16 @@ def check_champion_features(run: Run, models: ScoringModels) -> None:
             )
 
 
-def run_id_for(run: Run, models: ScoringModels) -> str:
-    """Same as-of, data, models and settings give the same run id, so a rerun replaces its run."""
+def run_id_for(run: Run, models: ScoringModels, champions: dict) -> str:
+    """Same as-of, data, models and settings give the same run id, so a rerun replaces its run.
+
+    The models are their versions and the MLflow runs behind them: a new registry numbers its
+    first models v1 again, and its runs must not replace the runs of the lineage before it.
+    """
     key = {
         "as_of": run.as_of.isoformat(), "data": run.data.data_hash,
         "churn": models.churn_version, "value": models.value_version,
+        "mlflow_runs": {kind: c.run_id for kind, c in sorted(champions.items())},
         # How the work is split (chunks, feature-query partitions) does not change a score, so not the run either.
         "settings": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "segments", "features"},
                                        exclude={"scoring": {"chunk_size", "feature_partitions"}}),
@@ -262,7 +267,7 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     """Score every customer with the champions and publish the run (the scoring half of a flow)."""
     models = scoring_models(champions, training)
     check_champion_features(run, models)
-    run_id = run_id_for(run, models)
+    run_id = run_id_for(run, models, champions)
     workdir = run.paths.root / "work" / run_id
     shutil.rmtree(workdir, ignore_errors=True)
     try:

@@ -12,6 +12,7 @@ from pipelines import tasks, tracking
 from pipelines.arguments import check_as_of_within_data, check_horizon_days, parse_day
 from pipelines.config import CustscoreConfig, load_config
 from pipelines.environment import HomePaths, prepare_environment
+from serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +83,37 @@ def resolve_as_of(request: RunRequest, data: ValidatedData) -> date:
     as_of = requested or (tasks.default_as_of(data) if data.data_end is not None else tasks.utc_now().date())
     check_as_of_within_data(as_of, data.data_start, data.data_end, allow_future=request.allow_future_as_of)
     return as_of
+
+
+class LostRegistryError(RuntimeError):
+    """The store's last published run names model versions the registry no longer knows."""
+
+
+def check_registry_knows_store(store_root: Path, new_lineage: bool = False) -> str | None:
+    """Refuse to train or score when the registry lost the models of the store's last published run.
+
+    Without this a deleted or replaced mlflow.db silently starts over: v1 registered again and
+    published runs whose model versions point at models that no longer exist (or at other ones).
+    The last published run decides, so after a deliberate new lineage the older runs stay history.
+    Returns None when the registry knows them (or the store is empty); with `new_lineage`, a note
+    for the summary instead of the error.
+    """
+    runs = ScoreStore(store_root).list_runs()
+    if runs.empty:
+        return None
+    last = runs.sort_values("published_at", kind="stable").iloc[-1]  # ties (same second): the later as-of
+    missing = [m for kind in tracking.MODEL_KINDS
+               if (m := tracking.registry_mismatch(kind, _text(last[f"{kind}_model_version"]),
+                                                   _text(last[f"{kind}_mlflow_run_id"])))]
+    if not missing:
+        return None
+    problem = (f"store {store_root}: its last published run {last['run_id']} was scored with {'; '.join(missing)} "
+               f"(registry {tracking.registry_location()})")
+    if not new_lineage:
+        raise LostRegistryError(f"{problem}; the registry was lost or replaced: restore it, or `custscore run --retrain` "
+                                f"starts a new lineage on purpose; nothing trained or published")
+    return f"new: {problem}; a new lineage starts here"
+
+
+def _text(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and value != value) else str(value)

@@ -333,6 +333,36 @@ def aliased_versions(kind: str, client: MlflowClient | None = None) -> dict[str,
     return out
 
 
+def registry_location() -> str:
+    """Where the registry lives (the tracking URI), for messages."""
+    return mlflow.get_tracking_uri()
+
+
+def registry_mismatch(kind: str, version: str | None, run_id: str | None,
+                      client: MlflowClient | None = None) -> str | None:
+    """What the registry lacks of a model version (and its MLflow run) a published run names, or None.
+
+    A version number alone is not proof: a registry created anew numbers its first model v1
+    again, so the version must also come from the same MLflow run.
+    """
+    client = client or MlflowClient()
+    name = model_name(kind)
+    if version is not None:
+        try:
+            registered = client.get_model_version(name, str(version))
+        except MlflowException:
+            return f"{name} v{version} (MLflow run {run_id}), which the registry does not have"
+        if run_id is not None and registered.run_id != run_id:
+            return f"{name} v{version} from MLflow run {run_id}, but the registry's v{version} comes from run {registered.run_id}"
+        return None
+    if run_id is not None:
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            return f"the {kind} model's MLflow run {run_id}, which the tracking store does not have"
+    return None
+
+
 def grade_of(run_id: str, client: MlflowClient | None = None) -> str | None:
     """The grade a training run gave its model (tag `grade`), None if it has none."""
     client = client or MlflowClient()

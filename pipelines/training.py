@@ -42,6 +42,36 @@ log = logging.getLogger(__name__)
 
 NON_FEATURE_COLUMNS = {"customer_id", "as_of", "is_validation"}
 TARGETS = {"churn": "label_churn", "value": "label_revenue"}
+# Below this many customers in the training or the validation snapshots, out-of-time metrics are noise
+# and the champion gate would decide on chance: refuse instead of registering such a model.
+MIN_CUSTOMERS_PER_PART = 50
+
+
+class TrainingDataError(ValueError):
+    """The training set cannot give an honest model (too few customers, a churn label of one class)."""
+
+
+def check_trainable(kind: str, frame: pd.DataFrame) -> None:
+    """Refuse, before any fit or registration, a training set too small or with a single churn class."""
+    train, valid = split_by_flag(frame)
+    for part, rows in (("training", train), ("validation", valid)):
+        customers = rows["customer_id"].nunique()
+        if customers < MIN_CUSTOMERS_PER_PART:
+            raise TrainingDataError(
+                f"{kind} {part} snapshot(s) {snapshot_list(rows) or 'none'} hold {customers} customers, fewer than "
+                f"{MIN_CUSTOMERS_PER_PART}: nothing registered; use more data or a later --as-of")
+        if kind == "churn":
+            _check_both_classes(part, rows)
+
+
+def _check_both_classes(part: str, rows: pd.DataFrame) -> None:
+    classes = rows["label_churn"].dropna().astype(int).value_counts()
+    if len(classes) < 2:
+        only = int(classes.index[0]) if len(classes) else "missing"
+        raise TrainingDataError(
+            f"label 'churn' has a single class at {part} snapshot(s) {snapshot_list(rows)} "
+            f"(all {only}, {len(rows)} rows): nothing registered; use data with both churners and active "
+            f"customers, another --as-of or another --churn-horizon-days")
 
 
 def feature_names_of(training_set: pd.DataFrame, allowed: tuple[str, ...] | None = None) -> list[str]:
@@ -116,6 +146,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     `search`: the design search's training rows, a horizon before validation (None: the
     search trains its candidates on the training snapshots themselves).
     """
+    check_trainable("churn", frame)
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
     choice = p_search = None
@@ -220,6 +251,7 @@ def choose_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarra
 def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
                 search: pd.DataFrame | None = None) -> TrainingOutcome:
     """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them (`search`: as train_churn)."""
+    check_trainable("value", frame)
     train, valid = split_by_flag(frame)
     names = feature_names_of(frame, ctx.model_features)
     choice = pred_search = None
