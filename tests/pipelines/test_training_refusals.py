@@ -57,7 +57,7 @@ def test_a_training_run_that_ends_with_an_exception_is_marked_failed(tmp_path, m
     try:
         with pytest.raises(AttributeError):  # no booster: the run fails half way, after it logged its parameters
             _track("churn", None, None, ChurnParams(), frame, train, valid, ["recency"], metrics, {"roc_auc": 0.6},
-                   None, {}, {}, _ctx())
+                   None, {}, {}, _ctx(), champion_version=None)
         experiment = mlflow.get_experiment_by_name("custscore-churn")
         runs = MlflowClient().search_runs([experiment.experiment_id])
         assert [r.info.status for r in runs] == ["FAILED"]
