@@ -283,7 +283,7 @@ def iter_feature_batches(
 
     On DuckDB the customers come in no fixed order: sorting the finished table kept all of it
     in DuckDB (0.7-1.0 GB at 1M customers) for as long as the chunks were being scored;
-    unsorted, a 1M scoring run peaks lower and ends sooner (benchmarks/README.md, issue 4).
+    unsorted, a 1M scoring run peaks lower and ends sooner (benchmarks/README.md, "Scoring 1M customers").
     Each customer's features are the same in any order. With `partitions` > 1 the customers
     are split by a hash of their id into that many queries, streamed one after another; the
     next one runs on DuckDB's threads while the caller works through the batches of the one

@@ -66,8 +66,8 @@ class TreeParams(BaseModel):
 class ChurnParams(TreeParams):
     """Parameters of the churn model and its calibration."""
 
-    # poisson was chosen for CDNOW on its pre-1998 backtest (benchmarks/cdnow/backtest.md, sixth
-    # and seventh sessions): the count keeps more of each row's outcome than the 0/1 label.
+    # poisson was chosen for CDNOW on its pre-1998 backtest (benchmarks/cdnow/backtest.md, design
+    # steps 6 and 7): the count keeps more of each row's outcome than the 0/1 label.
     objective: ChurnObjective = Field(
         "binary",
         description="binary: classify no order in the horizon; poisson: model the order days in the "
@@ -106,8 +106,8 @@ class ValueParams(TreeParams):
         "tweedie", description="loss for revenue/margin/cost; tweedie suits zero-inflated spend"
     )
     tweedie_variance_power: float = Field(1.5, gt=1, lt=2)
-    # frequency_severity was measured on the CDNOW backtest (benchmarks/cdnow/backtest.md, ninth
-    # session); it needs label_value_order_days in the training set.
+    # frequency_severity was measured on the CDNOW backtest (benchmarks/cdnow/backtest.md, design
+    # step 9); it needs label_value_order_days in the training set.
     revenue_model: RevenueModel = Field(
         "direct",
         description="direct: one booster of horizon revenue (objective); frequency_severity: a Poisson booster of "

@@ -281,23 +281,23 @@ DESIGNS = {
                                  for h in (60, 91, 121))),
     # The design frozen in custscore.yaml: rfm_ratio with the level always anchored to BG/NBD.
     "final": Design("final", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO, level_anchor="always"),
-    # Third session: the final design with its scores blended with BG/NBD's (models/blend.py).
+    # Design step 3: the final design with its scores blended with BG/NBD's (models/blend.py).
     "blend_churn25": Design("blend_churn25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                             level_anchor="always", churn_blend=0.25),
     "blend_value25": Design("blend_value25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                             level_anchor="always", value_blend=0.25),
     "blend25": Design("blend25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                       level_anchor="always", churn_blend=0.25, value_blend=0.25),
-    # Seventh session: blend25 with the count-based churn model (ChurnParams objective poisson).
+    # Design step 7: blend25 with the count-based churn model (ChurnParams objective poisson).
     "count25": Design("count25", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                       level_anchor="always", churn_blend=0.25, value_blend=0.25, churn={"objective": "poisson"}),
-    # Seventh session: count25 with every booster an average of 5 seeds (TreeParams.ensemble_size).
+    # Design step 7: count25 with every booster an average of 5 seeds (TreeParams.ensemble_size).
     "count25_ens5": Design("count25_ens5", windows_days=(30, 90), ratio_features=True, keep_features=RFM_RATIO,
                            level_anchor="always", churn_blend=0.25, value_blend=0.25,
                            churn={"objective": "poisson", "ensemble_size": 5}, value={"ensemble_size": 5}),
     "tf_step15": Design("tf_step15", windows_days=(30, 90), drop_features=TENURE_BOUND, n_snapshots=7, step_days=15),
 }
-# Ninth session: count25_ens5 with revenue as order days x revenue per order day (ValueParams.revenue_model).
+# Design step 9: count25_ens5 with revenue as order days x revenue per order day (ValueParams.revenue_model).
 DESIGNS["count25_ens5_fs"] = replace(DESIGNS["count25_ens5"], name="count25_ens5_fs",
                                      value={**DESIGNS["count25_ens5"].value, "revenue_model": "frequency_severity"})
 

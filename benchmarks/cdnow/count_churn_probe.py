@@ -2,7 +2,7 @@
 
     python -m benchmarks.cdnow.count_churn_probe [--seeds 42,7,99]
 
-Question (sixth session of benchmarks/cdnow/backtest.md): does a LightGBM Poisson model of the
+Question (design step 6 of benchmarks/cdnow/backtest.md): does a LightGBM Poisson model of the
 number of order days in the horizon, read as P(no order) = exp(-expected order days), rank
 churners better than the binary churn model of the frozen design blend25? The count carries
 more of each training row's outcome than the 0/1 label (a customer who bought five times is

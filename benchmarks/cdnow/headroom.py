@@ -55,7 +55,7 @@ from models.metrics import churn_metrics, value_metrics
 
 RESULTS_JSON = Path(__file__).resolve().parent / "results.json"
 HOLDOUT = bt.Fold(pd.Timestamp("1998-01-01"), 182)
-# The design frozen in custscore.yaml (the eighth session's records in backtest.md were made with
+# The design frozen in custscore.yaml (the design step 8's records in backtest.md were made with
 # count25_ens5, the same churn model with the direct value model).
 DEFAULT_DESIGN = "count25_ens5_fs"
 SEEDS = (0, 1)
