@@ -27,7 +27,7 @@ from benchmarks.cdnow.evaluation import (
     headline_metrics,
     paired_bootstrap,
 )
-from benchmarks.cdnow.scorers import BgNbdGammaGammaScorer, CustscoreCliScorer, Scorer, ScoringTask
+from benchmarks.cdnow.scorers import BgNbdGammaGammaScorer, CustscoreCliScorer, NaiveScorer, Scorer, ScoringTask
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +191,36 @@ def write_results(results: dict[str, object], out_dir: Path,
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     md_path.write_text(render(results))
     return json_path, md_path
+
+
+def results_record(dataset: dict, truth: pd.DataFrame, config, candidate, compared: dict, started: float,
+                   **extra: object) -> dict[str, object]:
+    """One benchmark's results: the data set (with the truth's population, churn rate and revenue), the
+    settings, every model's metrics and intervals, `extra` entries, the machine and the command."""
+    churned, revenue = truth["churned"].to_numpy(), truth["revenue"].to_numpy()
+    return {
+        "dataset": {**dataset, "population": int(len(truth)), "churn_rate": round(float(churned.mean()), 4),
+                    "actual_revenue_total": round(float(revenue.sum()), 2)},
+        "as_of": str(config.as_of.date()),
+        "churn_horizon_days": config.churn_horizon_days,
+        "value_horizon_days": config.value_horizon_days,
+        "candidate": candidate.name if candidate is not None else None,
+        "reference": REFERENCE_NAME,
+        **compared,
+        **extra,
+        "machine": machine_description(),
+        "command": config.command,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def candidate_from_args(args, config) -> Scorer | None:
+    """The scorer a benchmark compares with the references (from its --references-only, --candidate
+    and --config options), or None for --references-only."""
+    if args.references_only:
+        return None
+    if args.candidate == "naive":
+        return NaiveScorer(name="naive_standin")
+    if args.config is not None and not args.config.exists():
+        raise FileNotFoundError(f"--config {args.config} does not exist")
+    return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.config)

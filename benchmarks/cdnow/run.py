@@ -30,19 +30,18 @@ from benchmarks.cdnow.data import (
 from benchmarks.cdnow.evaluation import ground_truth
 from benchmarks.cdnow.scorers import (
     BgNbdGammaGammaScorer,
-    CustscoreCliScorer,
     NaiveScorer,
     Scorer,
     ScoringTask,
 )
 from benchmarks.comparison import (
-    REFERENCE_NAME,
     bootstrap_table_lines,
     compare_scorers,
     footer_lines,
-    machine_description,
     metrics_table_lines,
+    candidate_from_args,
     repo_relative,
+    results_record,
     write_results,
 )
 
@@ -113,27 +112,13 @@ def run_benchmark(config: BenchmarkConfig, candidate: Scorer | None) -> dict[str
     if candidate is not None:
         scorers.insert(0, candidate)
     compared = compare_scorers(scorers, task, truth, config.n_resamples, config.seed)
-    churned, revenue = truth["churned"].to_numpy(), truth["revenue"].to_numpy()
-
-    return {
-        "dataset": {
-            "label": config.dataset_label, "source": repo_relative(source),
-            "n_customers": conversion.n_customers, "n_transactions": conversion.n_transactions,
-            "first_date": str(conversion.first_date.date()), "last_date": str(conversion.last_date.date()),
-            "population": int(len(truth)), "churn_rate": round(float(churned.mean()), 4),
-            "actual_revenue_total": round(float(revenue.sum()), 2),
-        },
-        "as_of": str(config.as_of.date()),
-        "churn_horizon_days": config.churn_horizon_days,
-        "value_horizon_days": config.value_horizon_days,
-        "candidate": candidate.name if candidate is not None else None,
-        "reference": REFERENCE_NAME,
-        **compared,
-        "reference_check_fhl2005": check_published_bgnbd(),
-        "machine": machine_description(),
-        "command": config.command,
-        "total_seconds": round(time.perf_counter() - started, 1),
+    dataset = {
+        "label": config.dataset_label, "source": repo_relative(source),
+        "n_customers": conversion.n_customers, "n_transactions": conversion.n_transactions,
+        "first_date": str(conversion.first_date.date()), "last_date": str(conversion.last_date.date()),
     }
+    return results_record(dataset, truth, config, candidate, compared, started,
+                          reference_check_fhl2005=check_published_bgnbd())
 
 
 def render_markdown(results: dict[str, object]) -> str:
@@ -201,17 +186,6 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchmarkConf
         command=shlex.join(["python", "-m", "benchmarks.cdnow.run", *argv]),
         dataset_label="CDNOW 2,357-customer sample" if args.sample or source == SHIPPED_SAMPLE else "CDNOW",
     )
-
-
-def candidate_from_args(args: argparse.Namespace, config: BenchmarkConfig) -> Scorer | None:
-    """The scorer compared with the references, or None for --references-only."""
-    if args.references_only:
-        return None
-    if args.candidate == "naive":
-        return NaiveScorer(name="naive_standin")
-    if args.config is not None and not args.config.exists():
-        raise FileNotFoundError(f"--config {args.config} does not exist")
-    return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.config)
 
 
 def main(argv: list[str] | None = None) -> int:

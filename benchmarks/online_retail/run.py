@@ -29,14 +29,14 @@ from benchmarks.cdnow.scorers import (
     ScoringTask,
 )
 from benchmarks.comparison import (
-    REFERENCE_NAME,
     REPO_ROOT,
     bootstrap_table_lines,
     compare_scorers,
     footer_lines,
-    machine_description,
     metrics_table_lines,
+    candidate_from_args,
     repo_relative,
+    results_record,
     write_results,
 )
 from benchmarks.online_retail.data import convert_online_retail
@@ -99,24 +99,8 @@ def run_benchmark(config: BenchmarkConfig, candidate: Scorer | None) -> dict[str
         compared["models"][candidate.name]["quarantined"] = candidate.quarantine_
         if candidate.code_location_ is not None:
             compared["models"][candidate.name]["code"] = repo_relative(candidate.code_location_)
-    churned, revenue = truth["churned"].to_numpy(), truth["revenue"].to_numpy()
-    return {
-        "dataset": {
-            "label": DATASET_LABEL, "source": repo_relative(config.source_dir),
-            "conversion": conversion.as_dict(),
-            "population": int(len(truth)), "churn_rate": round(float(churned.mean()), 4),
-            "actual_revenue_total": round(float(revenue.sum()), 2),
-        },
-        "as_of": str(config.as_of.date()),
-        "churn_horizon_days": config.churn_horizon_days,
-        "value_horizon_days": config.value_horizon_days,
-        "candidate": candidate.name if candidate is not None else None,
-        "reference": REFERENCE_NAME,
-        **compared,
-        "machine": machine_description(),
-        "command": config.command,
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }
+    dataset = {"label": DATASET_LABEL, "source": repo_relative(config.source_dir), "conversion": conversion.as_dict()}
+    return results_record(dataset, truth, config, candidate, compared, started)
 
 
 def render_markdown(results: dict[str, object]) -> str:
@@ -191,17 +175,6 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchmarkConf
         value_horizon_days=args.horizon_days, n_resamples=args.bootstrap, seed=args.seed,
         command=shlex.join(["python", "-m", "benchmarks.online_retail.run", *argv]),
     )
-
-
-def candidate_from_args(args: argparse.Namespace, config: BenchmarkConfig) -> Scorer | None:
-    """The scorer compared with the references, or None for --references-only."""
-    if args.references_only:
-        return None
-    if args.candidate == "naive":
-        return NaiveScorer(name="naive_standin")
-    if args.config is not None and not args.config.exists():
-        raise FileNotFoundError(f"--config {args.config} does not exist")
-    return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.config)
 
 
 def main(argv: list[str] | None = None) -> int:
