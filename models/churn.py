@@ -130,17 +130,12 @@ class ChurnModel:
     @property
     def risk_sign(self) -> float:
         """+1 when the booster's raw score rises with churn risk (binary), -1 when it falls (poisson)."""
-        return -1.0 if self._objective == "poisson" else 1.0
-
-    @property
-    def _objective(self) -> str:
-        # Models pickled before the objective existed are binary classifiers.
-        return getattr(self, "objective_", "binary")
+        return -1.0 if self.objective_ == "poisson" else 1.0
 
     def churn_log_odds(self, raw: np.ndarray) -> np.ndarray:
         """Uncalibrated log-odds of churn from the booster's raw score."""
         raw = np.asarray(raw, dtype=float)
-        return churn_log_odds_from_log_rate(raw) if self._objective == "poisson" else raw
+        return churn_log_odds_from_log_rate(raw) if self.objective_ == "poisson" else raw
 
     @staticmethod
     def _order_day_target(order_days: Any, churned: np.ndarray, name: str) -> np.ndarray:

@@ -93,6 +93,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from features.validation import InputContractError, QuarantineThresholdError
+    from models.model_files import ModelFileError
     from pipelines.arguments import AsOfOutsideDataError
     from pipelines.config import ConfigError
     from pipelines.home_lock import RunInProgressError
@@ -102,7 +103,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
                                          AsOfOutsideDataError, RunArgumentError, RunInProgressError,
-                                         LostRegistryError, TrainingDataError]
+                                         LostRegistryError, TrainingDataError, ModelFileError]
     try:
         from features.training_set import InsufficientHistoryError
 

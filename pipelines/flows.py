@@ -95,9 +95,10 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
                                  value_horizon_days=value_horizon_days,
                                  allow_future_as_of=allow_future_as_of))
     registry = check_registry_knows_store(run.paths.store, new_lineage=retrain)
-    champions = tasks.load_champions()
+    # A retrain does not read the champions first: that is how an unreadable champion is replaced.
+    champions = None if retrain else tasks.load_champions()
     training = {}
-    if retrain or any(c is None for c in champions.values()):
+    if champions is None or any(c is None for c in champions.values()):
         sets = tasks.training_sets(run.data, run.as_of, run.cfg)
         _check_both_trainable(sets)
         training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,

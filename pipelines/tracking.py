@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+from models.model_files import FORMAT as MODEL_FILE_FORMAT
+from models.model_files import ModelFileError, read_model_file, write_model_file
+from pipelines.model_pyfunc import ModelPredictor
+
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
@@ -33,7 +38,11 @@ MODEL_KINDS = ("churn", "value")
 HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini"}
 # A challenger must beat the champion by more than noise to take its place.
 MIN_IMPROVEMENT = 0.0
-_PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1"]
+_PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1", "skops==0.16.0"]
+MODEL_FILE = "model.skops"
+# Model version tag holding the SHA-256 of the model file, recorded at registration.
+MODEL_FILE_TAG = "model_file_sha256"
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 
 def model_name(kind: str) -> str:
@@ -79,37 +88,6 @@ def ensure_experiment(name: str, artifact_location: Path) -> str:
     return mlflow.create_experiment(name, artifact_location=artifact_location.resolve().as_uri())
 
 
-class CustscoreModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper whose predict returns scores, not class labels.
-
-    The pyfunc flavour of an LGBMClassifier would return labels (STACK.md); this wrapper
-    returns p_churn for the churn model and the value frame for the value model. String
-    columns arrive as text at the pyfunc boundary and go back to categoricals here.
-    """
-
-    def __init__(self, model: Any, kind: str):
-        self.model = model
-        self.kind = kind
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        X = as_model_matrix(model_input, self.model.feature_names_)
-        if self.kind == "churn":
-            return pd.DataFrame({"p_churn": self.model.predict_proba(X)}, index=model_input.index)
-        return self.model.predict(X)
-
-
-def as_model_matrix(frame: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
-    """Select the model's features in order; text columns become categoricals."""
-    missing = [c for c in feature_names if c not in frame.columns]
-    if missing:
-        raise ValueError(f"input lacks {len(missing)} feature(s) the model needs: {missing[:10]}")
-    X = frame[feature_names].copy()
-    for col in X.columns:
-        if X[col].dtype == object or pd.api.types.is_string_dtype(X[col]):
-            X[col] = X[col].astype("category")
-    return X
-
-
 def _signature_frame(X: pd.DataFrame) -> pd.DataFrame:
     out = X.head(5).copy()
     for col in out.columns:
@@ -130,23 +108,37 @@ class RegisteredVersion:
 
 
 def log_model_version(kind: str, model: Any, X_example: pd.DataFrame) -> RegisteredVersion:
-    """Log the model in the active run and register it with signature and input example."""
+    """Log the model in the active run as data (no pickle), register it and record its file's checksum.
+
+    MLflow gets a pyfunc "from code": the code is custscore's own `pipelines/pyfunc_entry.py`
+    and the fitted model a skops file beside it, so `mlflow.pyfunc.load_model` works for
+    other tools. custscore itself never runs that code: `load_champion` reads the model file
+    after checking it against the SHA-256 recorded here on the model version.
+    """
     example = _signature_frame(X_example)
-    wrapper = CustscoreModel(model, kind)
-    output = wrapper.predict(None, example)
-    chatter = io.StringIO()
-    with contextlib.redirect_stderr(chatter):  # MLflow prints registry progress to stderr
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=wrapper,
-            signature=infer_signature(example, output),
-            input_example=example,
-            pip_requirements=_PIP_REQUIREMENTS,
-            registered_model_name=model_name(kind),
-        )
+    output = ModelPredictor(model, kind).predict(example)
+    with tempfile.TemporaryDirectory(prefix="custscore-model-") as folder:
+        model_file = Path(folder) / MODEL_FILE
+        checksum = write_model_file(model, model_file)
+        chatter = io.StringIO()
+        with contextlib.redirect_stderr(chatter):  # MLflow prints registry progress to stderr
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_ENTRY),
+                artifacts={"model_file": str(model_file)},
+                model_config={"kind": kind, MODEL_FILE_TAG: checksum},
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=_PIP_REQUIREMENTS,
+                registered_model_name=model_name(kind),
+            )
     log.debug("mlflow: %s", chatter.getvalue().strip())
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_model_version_tag(model_name(kind), version, MODEL_FILE_TAG, checksum)
+    client.set_model_version_tag(model_name(kind), version, "model_file_format", MODEL_FILE_FORMAT)
     run_id = mlflow.active_run().info.run_id
-    return RegisteredVersion(model_name(kind), str(info.registered_model_version), run_id)
+    return RegisteredVersion(model_name(kind), version, run_id)
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
@@ -189,15 +181,36 @@ class Champion:
 
 
 def load_champion(kind: str, client: MlflowClient | None = None) -> Champion | None:
-    """Load `models:/custscore-<kind>@champion`, or None when there is no champion yet."""
+    """Load `models:/custscore-<kind>@champion`, or None when there is no champion yet.
+
+    Raises ModelFileError (naming model, version and what differs) when the model file is
+    missing, changed since registration, or from a custscore that stored pickles.
+    """
     client = client or MlflowClient()
     try:
         mv = client.get_model_version_by_alias(model_name(kind), CHAMPION)
     except MlflowException:
         return None
     # By version, not by alias again: a second read of the alias could return another version.
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}/{mv.version}")
-    return Champion(pyfunc.unwrap_python_model().model, str(mv.version), mv.run_id)
+    return Champion(read_registered_model(mv), str(mv.version), mv.run_id)
+
+
+def read_registered_model(mv: Any) -> Any:
+    """The fitted model of a registry model version, read from its file after the checksum check."""
+    label = f"{mv.name} v{mv.version}"
+    checksum = (mv.tags or {}).get(MODEL_FILE_TAG)
+    if checksum is None:
+        raise ModelFileError(
+            f"{label} has no recorded model-file checksum: it was stored by an earlier custscore as a pickle, "
+            "which custscore no longer loads; train a new one with `custscore run --retrain`"
+        )
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # download progress bars
+            folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}")
+    except MlflowException as exc:
+        raise ModelFileError(f"{label}: its files cannot be fetched from the artifact store: "
+                             f"{str(exc).splitlines()[0]}") from exc
+    return read_model_file(Path(folder) / "artifacts" / MODEL_FILE, checksum, label)
 
 
 @dataclass(frozen=True)
@@ -249,7 +262,8 @@ def decide_promotion(
         )
     if champion == float("-inf"):
         return PromotionDecision(
-            True, f"the champion cannot score this data (its features are missing); challenger {metric} "
+            True, f"the champion cannot score this data (its features are missing or its model file cannot be read); "
+            f"challenger {metric} "
             f"{challenger:.4f} beats the baseline {baseline:.4f}"
         )
     if not challenger > champion + min_improvement:

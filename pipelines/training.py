@@ -30,6 +30,7 @@ from models.explain import contributions
 from models.grading import grade_model
 from models.level import LevelAnchor
 from models.metrics import churn_metrics, interval_coverage, normalized_gini, value_metrics
+from models.model_files import ModelFileError
 from models.params import ChurnParams, ValueParams
 from models.splits import split_by_flag
 from models.value import FrequencySeverityRegressor, ValueModel, revenue_validation_predictions
@@ -381,7 +382,12 @@ def snapshot_list(frame: pd.DataFrame) -> str:
 
 def _champion_metric(kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> tuple[float | None, str | None]:
     """The current champion's headline metric on the same out-of-time data (if it can score it), and its version."""
-    champion = tracking.load_champion(kind)
+    try:
+        champion = tracking.load_champion(kind)
+    except ModelFileError as exc:
+        # A retrain is how a damaged or pickled champion is replaced: it cannot defend its title.
+        log.warning("%s; it scores as not comparable", exc)
+        return float("-inf"), tracking.current_champion_version(kind)
     if champion is None:
         return None, None
     return _metric_of(champion, kind, X_val, y_val), champion.version

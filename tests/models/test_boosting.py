@@ -1,6 +1,5 @@
 """Binning once and reusing the bins: same trees as binning per booster, at a fraction of the cost."""
 
-import pickle
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from models.boosting import (
     train_early_stopped,
 )
 from models.explain import contributions
+from models.model_files import read_model_file, write_model_file
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
 
@@ -67,7 +67,7 @@ def test_quantile_row_cap_keeps_the_band_honest(training_split):
     assert all(_root_count(b) <= 1500 < len(train) for b in model.quantile_boosters_)
 
 
-def test_ensemble_is_the_mean_of_its_members_and_explains_exactly(training_split):
+def test_ensemble_is_the_mean_of_its_members_and_explains_exactly(training_split, tmp_path):
     train, valid, names = training_split
     p = ChurnParams(num_threads=1, n_estimators=40)
     lgb_params = lightgbm_params(p, "binary", "binary_logloss")
@@ -86,7 +86,7 @@ def test_ensemble_is_the_mean_of_its_members_and_explains_exactly(training_split
     contrib = contributions(ensemble, X)  # exact TreeSHAP from per-tree tables, categoricals included
     np.testing.assert_allclose(contrib.sum(axis=1), mean_raw, atol=1e-9)
     np.testing.assert_allclose(contrib, np.mean([m.predict(X, pred_contrib=True) for m in members], axis=0), atol=1e-9)
-    restored = pickle.loads(pickle.dumps(ensemble))
+    restored = read_model_file(tmp_path / "ensemble.skops", write_model_file(ensemble, tmp_path / "ensemble.skops"), "e")
     np.testing.assert_array_equal(restored.predict(X, raw_score=True), ensemble.predict(X, raw_score=True))
 
 

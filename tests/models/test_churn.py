@@ -1,6 +1,5 @@
 """Churn model on synthetic data with real signal: beats its baseline out of time, calibrated."""
 
-import pickle
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ from models.baselines import churn_baseline
 from models.churn import ChurnModel, churn_log_odds_from_log_rate, sigmoid
 from models.explain import check_additivity, contributions
 from models.metrics import churn_metrics, expected_calibration_error
+from models.model_files import read_model_file, write_model_file
 from models.params import ChurnParams
 
 ECE_TOLERANCE = 0.03
@@ -83,9 +83,10 @@ def test_scoring_frame_with_other_category_order_scores_the_same(churn_model, tr
     np.testing.assert_array_equal(churn_model.predict_proba(shuffled), churn_model.predict_proba(valid))
 
 
-def test_pickled_model_predicts_the_same(churn_model, training_split):
+def test_a_model_read_back_from_its_model_file_predicts_the_same(churn_model, training_split, tmp_path):
     _, valid, _ = training_split
-    restored = pickle.loads(pickle.dumps(churn_model))
+    path = tmp_path / "churn.skops"
+    restored = read_model_file(path, write_model_file(churn_model, path), "churn")
     np.testing.assert_array_equal(restored.predict_proba(valid), churn_model.predict_proba(valid))
 
 
@@ -161,14 +162,6 @@ def test_count_model_refuses_missing_or_inconsistent_order_days(training_split):
     with pytest.raises(ValueError, match=rf"first at row {first_churner}: 2.0 order days, churn label 1"):
         ChurnModel(params).fit(train, train["label_churn"], valid, valid["label_churn"], features,
                                order_days=days, order_days_val=valid["label_churn_order_days"])
-
-
-def test_model_pickled_before_the_objective_existed_scores_as_a_classifier(churn_model, training_split):
-    _, valid, _ = training_split
-    old = pickle.loads(pickle.dumps(churn_model))
-    del old.objective_
-    assert old.risk_sign == 1.0
-    np.testing.assert_array_equal(old.predict_proba(valid), churn_model.predict_proba(valid))
 
 
 def test_classifier_only_settings_are_refused_with_the_count_objective():

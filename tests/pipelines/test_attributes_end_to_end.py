@@ -90,7 +90,7 @@ def test_excluded_columns_reach_no_model_input_example_or_reason(first_run, home
         names = set(tracking.load_champion(kind).model.feature_names_)
         assert "attr_credit_limit" in names and not {f"attr_{c}" for c in LEAKING} & names
     examples = list(home.glob("mlartifacts/**/input_example.json"))
-    stored = list(home.glob("mlartifacts/**/python_model.pkl"))
+    stored = list(home.glob("mlartifacts/**/model.skops"))
     assert len(examples) >= 2 and len(stored) >= 2
     for path in examples + stored:
         content = path.read_bytes()
