@@ -1257,9 +1257,10 @@ def _with_plausibility_warnings(con: duckdb.DuckDBPyConnection, reports: dict[st
         warnings[table].append(warning)
     whales, figures = whale_orders(con, plausibility.whale_order)
     warnings["transactions"] += whale_warnings(whales, figures, plausibility.whale_order)
+    # Logged at info only: the report carries them, and the CLI prints them once with its summary.
     for table, lines in warnings.items():
         for line in lines:
-            logger.warning("%s: %s", table, line)
+            logger.info("%s: %s", table, line)
     return {table: replace(rep, warnings=rep.warnings + tuple(warnings[table])) for table, rep in reports.items()}
 
 
