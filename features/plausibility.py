@@ -220,32 +220,26 @@ def whale_orders(con: Any, rule: WhaleOrderRule | None) -> tuple[list[dict[str, 
     """
     if rule is None:
         return [], {}
-    stats = con.execute(
-        f"""
-        WITH orders AS (SELECT sum(amount) AS amount FROM transactions GROUP BY customer_id, order_id
-                        HAVING sum(amount) > 0)
-        SELECT count(*), quantile_cont(amount, {rule.percentile / 100!r}), sum(amount) FROM orders
-        """
-    ).fetchall()[0]
-    n_orders, level, total = int(stats[0]), stats[1], stats[2]
-    if n_orders < rule.min_orders or not level or not total:
-        return [], {}
-    conditions = ["sum(amount) > ? * ?"]
-    parameters = [rule.multiple, level]
-    if rule.revenue_share is not None:
-        conditions.append("sum(amount) > ? * ?")
-        parameters += [rule.revenue_share, total]
+    share = rule.revenue_share if rule.revenue_share is not None else "NULL"
+    # One pass over the lines: the orders are summed once and read twice (their figures, the whales).
     rows = con.execute(
         f"""
-        SELECT customer_id, order_id, min(ts) AS ts, sum(amount) AS amount FROM transactions
-        GROUP BY customer_id, order_id
-        HAVING sum(amount) > 0 AND ({' OR '.join(conditions)})
-        ORDER BY amount DESC, customer_id, order_id
-        """,
-        parameters,
+        WITH orders AS MATERIALIZED (
+                 SELECT customer_id, order_id, min(ts) AS ts, sum(amount) AS amount FROM transactions
+                 GROUP BY customer_id, order_id HAVING sum(amount) > 0),
+             figures AS (SELECT count(*) AS n, quantile_cont(amount, {rule.percentile / 100!r}) AS level,
+                                sum(amount) AS total FROM orders)
+        SELECT o.customer_id, o.order_id, o.ts, o.amount, f.n, f.level, f.total FROM orders o, figures f
+        WHERE f.n >= {rule.min_orders} AND f.level > 0
+          AND (o.amount > {rule.multiple!r} * f.level OR o.amount > {share} * f.total)
+        ORDER BY o.amount DESC, o.customer_id, o.order_id
+        """
     ).fetchall()
+    if not rows:
+        return [], {}
+    n_orders, level, total = int(rows[0][4]), float(rows[0][5]), float(rows[0][6])
     whales = [{"customer_id": c, "order_id": o, "ts": ts, "amount": float(a), "times_percentile": float(a) / level,
-               "share": float(a) / total} for c, o, ts, a in rows]
+               "share": float(a) / total} for c, o, ts, a, *_ in rows]
     return whales, {"n_orders": n_orders, "percentile_amount": float(level), "total": float(total)}
 
 
