@@ -202,8 +202,8 @@ def stale_source_warnings(last: dict[str, datetime], max_lag_days: int | None) -
         if lag > max_lag_days:
             warnings[table] = (
                 f"stale: its last row is dated {ends.date()}, {lag:,} days before the last of {newest_table} "
-                f"({newest.date()}); features as of later dates see nothing of it since, as if nothing had "
-                f"happened: check that the extract is complete (warned beyond data.max_source_lag_days = {max_lag_days})"
+                f"({newest.date()}); features as of later dates read the gap as no activity: check that the "
+                f"extract is complete (warned beyond data.max_source_lag_days = {max_lag_days})"
             )
     return warnings
 
