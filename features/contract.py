@@ -85,7 +85,7 @@ TRANSACTIONS = TableSpec(
         _opt("margin", F, "gross profit of the row; absent -> amount x default margin rate"),
         _opt("discount", F, "money given away on the row, >= 0"),
         _opt("channel", S),
-        _opt("currency", S),
+        _opt("currency", S, "currency code of amount, margin and discount; more than one needs data.currency rates"),
         _opt("line_id", S, "identifier of the line within its order; makes order_id + line_id the row's key"),
     ),
     # A row is an order line: without a line id, two lines of one order with the same
@@ -119,6 +119,7 @@ INVOICES = TableSpec(
         _req("amount", F),
         _opt("paid_at", T, "null = unpaid"),
         _opt("paid_amount", F, "null with paid_at set -> amount"),
+        _opt("currency", S, "currency code of amount and paid_amount; more than one needs data.currency rates"),
     ),
     key=("invoice_id",),
 )

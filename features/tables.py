@@ -45,6 +45,7 @@ NORMALISED_TYPES: dict[str, dict[str, str]] = {
         "amount": "DOUBLE",
         "paid_at": "TIMESTAMP",
         "paid_amount": "DOUBLE",
+        "currency": "VARCHAR",
     },
     "interactions": {"customer_id": "VARCHAR", "ts": "TIMESTAMP", "kind": "VARCHAR", "cost": "DOUBLE"},
 }

@@ -22,11 +22,15 @@ Row rules, in the order they are tried (a row gets the reason of the first that 
    customers (1.7M rows, Parquet) took 1.6-2.1 CPU s against 1.0-1.2 before, on a shared
    machine; the regular expression alone accounted for about 0.4 s of that;
 2. timestamps: ``missing_timestamp`` (required column empty), ``bad_timestamp`` (not
-   ISO 8601); columns in contract order;
+   ISO 8601), ``implausible_date`` (before ``PlausibilityRules.min_date``, config
+   ``data.min_date``: the 1900-01-01, 1970-01-01 or 0001-01-01 a system writes for "no
+   date"; every timestamp column of every table); columns in contract order;
 3. amounts: ``missing_amount``, ``non_numeric_amount``, ``non_finite_amount`` (NaN, inf);
    other numeric columns: ``non_numeric_value``, ``non_finite_value``;
 4. table rules: ``negative_discount`` (transactions), ``negative_cost`` (interactions),
-   ``due_before_issued`` and ``paid_before_issued`` (invoices, compared by calendar day);
+   ``due_before_issued`` and ``paid_before_issued`` (invoices, compared by calendar day),
+   ``unknown_currency`` (transactions, invoices: a currency with no rate in the configured
+   conversion, see below);
 5. ``future_timestamp``: after the run's clock, or after ``data_end`` when given
    (transactions.ts, interactions.ts, invoices.issued_at and paid_at,
    customers.signup_date);
@@ -37,6 +41,19 @@ Row rules, in the order they are tried (a row gets the reason of the first that 
    such a group are quarantined. Keys: invoices invoice_id, customers customer_id,
    transactions order_id + line_id (only where the optional line_id column is given and
    filled in); interactions have none.
+
+Currencies (``features.plausibility``). Amounts of the transactions and invoices are added up,
+so they must be in one currency: when their currency columns (case ignored, empty cells not
+counted) name more than one, validation stops with one line naming each currency and its rows
+(MixedCurrencyError), unless a conversion (``data.currency``) is given; then the money columns
+(amount, margin, discount, paid_amount) of the accepted rows are converted into the base
+currency, the currency column reads the base, an empty currency is taken as the base, and a
+currency without a rate is quarantined as ``unknown_currency``.
+
+Warnings, not quarantine (``TableReport.warnings``): an event table whose last timestamp lies
+more than ``max_source_lag_days`` before the latest table's (a stale extract), and whale
+orders, far above the rest (``PlausibilityRules.whale_order``): they can be real, so they
+are kept and named for a person to check.
 
 A transaction row is an order line. Without a line id nothing tells two lines of one order
 apart, so the same product twice in an order, at the same or a different quantity, is two
@@ -109,6 +126,18 @@ from features.contract import (
     LogicalType,
     TableSpec,
 )
+from features.plausibility import (
+    MONEY_COLUMNS,
+    PlausibilityRules,
+    currency_counts,
+    currency_factor_sql,
+    last_event_times,
+    mixed_currency_message,
+    stale_source_warnings,
+    unknown_currency_sql,
+    whale_orders,
+    whale_warnings,
+)
 from features.safe_csv import safe_text_frame
 
 logger = logging.getLogger(__name__)
@@ -121,6 +150,8 @@ CONFLICTING_DUPLICATE = "conflicting_duplicate"
 UNKNOWN_CUSTOMER = "unknown_customer"
 FUTURE_TIMESTAMP = "future_timestamp"
 INVALID_CHARACTERS = "invalid_characters"
+IMPLAUSIBLE_DATE = "implausible_date"
+UNKNOWN_CURRENCY = "unknown_currency"
 
 # Identifiers: text that names a customer, order, invoice, line or product (module docstring).
 IDENTIFIER_COLUMNS: tuple[str, ...] = ("customer_id", "order_id", "invoice_id", "line_id", "product_id")
@@ -136,9 +167,9 @@ _JSON_ESCAPED_CONTROLS = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 # Every reason a row can be quarantined for, in the order rules are tried.
 QUARANTINE_REASONS: tuple[str, ...] = (
     "missing_customer_id", "missing_order_id", "missing_invoice_id", "missing_kind", INVALID_CHARACTERS,
-    "missing_timestamp", "bad_timestamp",
+    "missing_timestamp", "bad_timestamp", IMPLAUSIBLE_DATE,
     "missing_amount", "non_numeric_amount", "non_finite_amount", "non_numeric_value", "non_finite_value",
-    "negative_discount", "negative_cost", "due_before_issued", "paid_before_issued",
+    "negative_discount", "negative_cost", "due_before_issued", "paid_before_issued", UNKNOWN_CURRENCY,
     FUTURE_TIMESTAMP, UNKNOWN_CUSTOMER, EXACT_DUPLICATE, CONFLICTING_DUPLICATE,
 )
 
@@ -160,6 +191,10 @@ class InputContractError(ValueError):
     """A file-level problem: the input cannot be read as the contract describes."""
 
 
+class MixedCurrencyError(InputContractError):
+    """Amounts in more than one currency and no conversion configured (data.currency)."""
+
+
 class QuarantineThresholdError(ValueError):
     """Too many rows of a table were quarantined; `.result` still holds report and quarantine."""
 
@@ -174,6 +209,7 @@ class TableReport:
 
     `exact_duplicates_kept`: accepted rows that are exact copies of an earlier row (transaction
     lines without a line id under ``duplicate_lines="keep"``); they are part of `accepted`.
+    `warnings`: what a person should check although every row passed (a stale table, whale orders).
     """
 
     read: int
@@ -181,6 +217,7 @@ class TableReport:
     quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
     exact_duplicates_kept: int = 0
+    warnings: tuple[str, ...] = ()
 
     @property
     def quarantined_share(self) -> float:
@@ -188,13 +225,14 @@ class TableReport:
         return self.quarantined / self.read if self.read else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON: read, accepted, quarantined, reasons, exact_duplicates_kept."""
+        """Plain dict for JSON: read, accepted, quarantined, reasons, exact_duplicates_kept, warnings."""
         return {
             "read": self.read,
             "accepted": self.accepted,
             "quarantined": self.quarantined,
             "reasons": dict(self.reasons),
             "exact_duplicates_kept": self.exact_duplicates_kept,
+            "warnings": list(self.warnings),
         }
 
 
@@ -222,7 +260,7 @@ class ValidatedData:
         return tuple(self.tables[table].columns)
 
     def report_json(self) -> dict[str, dict[str, Any]]:
-        """{table: {read, accepted, quarantined, reasons: {reason: count}, exact_duplicates_kept}}."""
+        """{table: {read, accepted, quarantined, reasons: {reason: count}, exact_duplicates_kept, warnings}}."""
         return {name: rep.to_dict() for name, rep in self.report.items()}
 
     def write_quarantine(self, path: str | Path) -> Path:
@@ -676,7 +714,7 @@ def printable(text: str) -> str:
     return text.translate(_PRINTABLE_CONTROLS)
 
 
-def _column_rules(spec: TableSpec, present: Sequence[str]) -> list[_Rule]:
+def _column_rules(spec: TableSpec, present: Sequence[str], min_date: date) -> list[_Rule]:
     """Rules about single columns, in the documented order: ids, timestamps, numbers."""
     ids, characters, stamps, numbers = [], [], [], []
     for col in spec.column_names:
@@ -693,6 +731,7 @@ def _column_rules(spec: TableSpec, present: Sequence[str]) -> list[_Rule]:
             if c.required:
                 stamps.append(_Rule("missing_timestamp", col, f"{s} IS NULL"))
             stamps.append(_Rule("bad_timestamp", col, f"{s} IS NOT NULL AND {_ident(col)} IS NULL"))
+            stamps.append(_implausible_date_rule(col, min_date))
         elif c.type is LogicalType.FLOAT:
             suffix = col if col == "amount" else "value"
             if c.required:
@@ -702,7 +741,13 @@ def _column_rules(spec: TableSpec, present: Sequence[str]) -> list[_Rule]:
     return ids + characters + stamps + numbers
 
 
-def _table_rules(table: str, present: Sequence[str]) -> list[_Rule]:
+def _implausible_date_rule(col: str, min_date: date) -> _Rule:
+    """A timestamp before the minimum date: a placeholder for "no date" (1900-01-01, 1970-01-01, 0001-01-01)."""
+    # Accepted, such a date turns into decades of tenure and "an order every 184,957 days".
+    return _Rule(IMPLAUSIBLE_DATE, col, f"{_ident(col)} < TIMESTAMP '{min_date.isoformat()}'")
+
+
+def _table_rules(table: str, present: Sequence[str], plausibility: PlausibilityRules) -> list[_Rule]:
     """Rules across columns of one row that only make sense for one table."""
     rules: list[_Rule] = []
     if table == "transactions" and "discount" in present:
@@ -713,6 +758,8 @@ def _table_rules(table: str, present: Sequence[str]) -> list[_Rule]:
         rules.append(_Rule("due_before_issued", "due_at", "CAST(due_at AS DATE) < CAST(issued_at AS DATE)"))
         if "paid_at" in present:
             rules.append(_Rule("paid_before_issued", "paid_at", "CAST(paid_at AS DATE) < CAST(issued_at AS DATE)"))
+    if table in MONEY_COLUMNS and "currency" in present and plausibility.currency is not None:
+        rules.append(_Rule(UNKNOWN_CURRENCY, "currency", unknown_currency_sql(plausibility.currency, "currency")))
     return rules
 
 
@@ -832,12 +879,14 @@ def _check_rows(
     limit: datetime,
     known_customers: str | None,
     margin_rate: float,
+    plausibility: PlausibilityRules,
 ) -> _Checked:
     """One pass: parse every column, mark each row with the first rule it breaks, hash it."""
     spec = TABLES[src.table]
     attribute_types = _attribute_types(con, rows, src)
     columns = list(src.mapping)
-    rules = _column_rules(spec, columns) + _table_rules(spec.name, columns) + _future_rules(spec.name, columns, limit)
+    rules = (_column_rules(spec, columns, plausibility.min_date) + _table_rules(spec.name, columns, plausibility)
+             + _future_rules(spec.name, columns, limit))
     known_join = ""
     if known_customers is not None:
         rules.append(_Rule(UNKNOWN_CUSTOMER, "customer_id", "k.customer_id IS NULL"))
@@ -846,7 +895,7 @@ def _check_rows(
     normalised = _normalised_sql(src, rows, attribute_types, flag_untrimmed=not materialised)
     case = " ".join(f"WHEN {rule.condition} THEN {i}" for i, rule in enumerate(rules))
     rule_sql = f"CASE {case} END" if rules else "NULL"
-    outputs = _finalise_expressions(spec.name, columns, margin_rate, prefix="p.")
+    outputs = _finalise_expressions(spec.name, columns, margin_rate, prefix="p.", plausibility=plausibility)
     final_columns = columns + (["margin"] if spec.name == "transactions" and "margin" not in columns else [])
     key = _duplicate_key(spec, final_columns)
     # Row and key hashes are taken here, while the values are at hand: they find duplicates
@@ -1043,22 +1092,29 @@ def _repeated_hashes(con: duckdb.DuckDBPyConnection, checked: str, by: str) -> n
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
-def _finalise_expressions(table: str, columns: Sequence[str], margin_rate: float, prefix: str) -> list[str]:
-    """SELECT list for the accepted columns: normalised columns plus derived defaults."""
+def _finalise_expressions(table: str, columns: Sequence[str], margin_rate: float, prefix: str,
+                          plausibility: PlausibilityRules | None = None) -> list[str]:
+    """SELECT list for the accepted columns: normalised columns plus derived defaults, money in one currency."""
     margin, amount = f'{prefix}"margin"', f'{prefix}"amount"'
     paid_amount, paid_at = f'{prefix}"paid_amount"', f'{prefix}"paid_at"'
-    exprs = []
+    exprs: dict[str, str] = {}
     for col in columns:
         if table == "transactions" and col == "margin":
-            exprs.append(f'coalesce({margin}, {amount} * {margin_rate!r}) AS "margin"')
+            exprs[col] = f"coalesce({margin}, {amount} * {margin_rate!r})"
         elif table == "invoices" and col == "paid_amount" and "paid_at" in columns:
-            exprs.append(f'CASE WHEN {paid_amount} IS NULL AND {paid_at} IS NOT NULL THEN {amount} '
-                         f'ELSE {paid_amount} END AS "paid_amount"')
+            exprs[col] = f"CASE WHEN {paid_amount} IS NULL AND {paid_at} IS NOT NULL THEN {amount} ELSE {paid_amount} END"
         else:
-            exprs.append(f"{prefix}{_ident(col)} AS {_ident(col)}")
+            exprs[col] = f"{prefix}{_ident(col)}"
     if table == "transactions" and "margin" not in columns:
-        exprs.append(f'{amount} * {margin_rate!r} AS "margin"')
-    return exprs
+        exprs["margin"] = f"{amount} * {margin_rate!r}"
+    conversion = plausibility.currency if plausibility is not None else None
+    if conversion is not None and table in MONEY_COLUMNS and "currency" in columns:
+        factor = currency_factor_sql(conversion, f'{prefix}"currency"')
+        for col in MONEY_COLUMNS[table]:
+            if col in exprs:
+                exprs[col] = f"({exprs[col]}) * {factor}"
+        exprs["currency"] = _lit(conversion.base)
+    return [f"{sql} AS {_ident(col)}" for col, sql in exprs.items()]
 
 
 def _accepted_hash_sum(con: duckdb.DuckDBPyConnection, chk: _Checked, dups: str) -> tuple[int, int]:
@@ -1146,11 +1202,11 @@ def _drop_scratch(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 def _validate_table(
     con: duckdb.DuckDBPyConnection, src: _Source, limit: datetime, known: str | None, margin_rate: float,
-    duplicate_lines: str,
+    duplicate_lines: str, plausibility: PlausibilityRules,
 ) -> tuple[TableReport, pd.DataFrame, int]:
     """Check and accept one table; returns its report, its quarantined rows and its row-hash sum."""
     rows = _rows(con, src)
-    chk = _check_rows(con, src, rows, limit, known, margin_rate)
+    chk = _check_rows(con, src, rows, limit, known, margin_rate, plausibility)
     # The policy is about order lines only; a copied invoice, customer or interaction is a fault.
     drop_unkeyed_copies = src.table != "transactions" or duplicate_lines == "drop_exact"
     dups, kept_copies = _find_duplicates(con, chk, drop_unkeyed_copies)
@@ -1179,6 +1235,33 @@ def _known_customers(con: duckdb.DuckDBPyConnection, present: Sequence[str]) -> 
 
 
 # ----------------------------------------------------------------------------- results
+
+
+def _refuse_mixed_currencies(con: duckdb.DuckDBPyConnection, sources: dict[str, _Source],
+                             plausibility: PlausibilityRules) -> None:
+    """Amounts in several currencies would be added up as one: refuse unless a conversion is configured."""
+    if plausibility.currency is not None:
+        return
+    displays = {table: src.display for table, src in sources.items()}
+    message = mixed_currency_message(currency_counts(con, displays), displays)
+    if message is not None:
+        raise MixedCurrencyError(message)
+
+
+def _with_plausibility_warnings(con: duckdb.DuckDBPyConnection, reports: dict[str, TableReport],
+                                plausibility: PlausibilityRules) -> dict[str, TableReport]:
+    """The reports with the warnings about stale tables and whale orders added to their table's."""
+    warnings: dict[str, list[str]] = {table: [] for table in reports}
+    stale = stale_source_warnings(last_event_times(con, list(reports)), plausibility.max_source_lag_days)
+    for table, warning in stale.items():
+        warnings[table].append(warning)
+    whales, figures = whale_orders(con, plausibility.whale_order)
+    warnings["transactions"] += whale_warnings(whales, figures, plausibility.whale_order)
+    # Logged at info only: the report carries them, and the CLI prints them once with its summary.
+    for table, lines in warnings.items():
+        for line in lines:
+            logger.info("%s: %s", table, line)
+    return {table: replace(rep, warnings=rep.warnings + tuple(warnings[table])) for table, rep in reports.items()}
 
 
 def _data_hash(con: duckdb.DuckDBPyConnection, counts_and_sums: dict[str, tuple[int, int]]) -> str:
@@ -1305,6 +1388,7 @@ def load_and_validate(
     work_dir: str | Path | None = None,
     memory_limit: str | None = None,
     duplicate_lines: str = "keep",
+    plausibility: PlausibilityRules | None = None,
 ) -> ValidatedData:
     """Read `source` (directory of table files or DuckDB file), validate it and quarantine bad rows.
 
@@ -1317,9 +1401,11 @@ def load_and_validate(
     the result is in use. `memory_limit` (e.g. "2GB") caps DuckDB's memory for validation
     and for the feature queries run later on the same connection. `duplicate_lines` ("keep"
     or "drop_exact"): what happens to exact copies of a transaction line without a line id
-    (see the module docstring).
+    (see the module docstring). `plausibility`: the minimum date, the currency conversion and
+    the limits of the stale-table and whale-order warnings (default: `PlausibilityRules()`).
 
-    Raises InputContractError for file-level problems (before anything is written) and
+    Raises InputContractError for file-level problems (before anything is written), its
+    subclass MixedCurrencyError for amounts in several currencies without a conversion, and
     QuarantineThresholdError when a table's quarantined share exceeds
     `max_quarantine_share` (its `.result` holds the report and the quarantine).
     """
@@ -1344,7 +1430,8 @@ def load_and_validate(
         # Bound to the backend, which every Ibis table of the result references.
         weakref.finalize(con, _close_and_remove, con.con, folder)
     try:
-        result = _validate_all(con, sources, limit, default_margin_rate, duplicate_lines)
+        result = _validate_all(con, sources, limit, default_margin_rate, duplicate_lines,
+                               plausibility if plausibility is not None else PlausibilityRules())
     except InputContractError:
         con.disconnect()
         if database is not None and not database_existed:
@@ -1359,7 +1446,8 @@ def load_and_validate(
 
 
 def _validate_all(
-    con: Any, sources: dict[str, _Source], limit: datetime, margin_rate: float, duplicate_lines: str
+    con: Any, sources: dict[str, _Source], limit: datetime, margin_rate: float, duplicate_lines: str,
+    plausibility: PlausibilityRules,
 ) -> ValidatedData:
     """Validate the tables in contract order and assemble the result."""
     raw_con: duckdb.DuckDBPyConnection = con.con
@@ -1372,13 +1460,16 @@ def _validate_all(
     done: list[str] = []
     for table, src in sources.items():
         known = _known_customers(raw_con, done) if table in _CHECKED_FOR_UNKNOWN_CUSTOMER else None
-        reports[table], frame, hash_sum = _validate_table(raw_con, src, limit, known, margin_rate, duplicate_lines)
+        reports[table], frame, hash_sum = _validate_table(raw_con, src, limit, known, margin_rate, duplicate_lines,
+                                                          plausibility)
         sums[table] = (reports[table].accepted, hash_sum)
         frames.append(frame)
         done.append(table)
     raw_con.execute("DROP VIEW IF EXISTS __known_customers")
     if databases:
         raw_con.execute("DETACH __src")
+    _refuse_mixed_currencies(raw_con, sources, plausibility)
+    reports = _with_plausibility_warnings(raw_con, reports, plausibility)
     quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     start, end = raw_con.execute("SELECT min(ts), max(ts) FROM transactions").fetchall()[0]
     return ValidatedData(

@@ -188,7 +188,8 @@ def validate(
     share = cfg.data.max_quarantine_share if max_quarantine_share is None else max_quarantine_share
     failure = None
     try:
-        result = _run_guarded_validation(load_and_validate, data, clock, end, share, cfg.data.duplicate_lines)
+        result = _run_guarded_validation(load_and_validate, data, clock, end, share, cfg.data.duplicate_lines,
+                                         cfg.data.plausibility())
     except QuarantineThresholdError as exc:
         result, failure = exc.result, str(exc)
     target = quarantine_out or paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
@@ -204,11 +205,12 @@ def validate(
         _fail(failure, code=1)
 
 
-def _run_guarded_validation(load, data, clock, end, share, duplicate_lines):
+def _run_guarded_validation(load, data, clock, end, share, duplicate_lines, plausibility):
     from features.validation import InputContractError
 
     try:
-        return load(data, clock=clock, data_end=end, max_quarantine_share=share, duplicate_lines=duplicate_lines)
+        return load(data, clock=clock, data_end=end, max_quarantine_share=share, duplicate_lines=duplicate_lines,
+                    plausibility=plausibility)
     except InputContractError as exc:
         _fail(str(exc))
 
@@ -224,6 +226,7 @@ def _print_report(report: dict, written: Path | None) -> None:
         console.print("exact duplicates kept: accepted lines identical to an earlier one (data.duplicate_lines: keep; "
                       "drop_exact quarantines them)")
     console.print(f"quarantined rows written to {written}" if written else "no row quarantined")
+    _print_data_warnings(report)
 
 
 @app.command()
@@ -251,11 +254,13 @@ def features(
     cfg = _run_guarded(resolve_config, RunRequest(data=str(data), config=str(config) if config else None))
     with console.status("validating and building features"):
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
-                              default_margin_rate=cfg.data.default_margin_rate, duplicate_lines=cfg.data.duplicate_lines)
+                              default_margin_rate=cfg.data.default_margin_rate, duplicate_lines=cfg.data.duplicate_lines,
+                              plausibility=cfg.data.plausibility())
         _run_guarded(check_as_of_within_data, day, loaded.data_start, loaded.data_end, allow_future=allow_future_as_of)
         loaded = with_chosen_attributes(loaded, cfg)
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
+    _print_data_warnings(loaded.report_json())
     _print_attributes(loaded.attributes.as_dict() if loaded.attributes else None)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 
@@ -284,6 +289,7 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   allow_future_as_of=allow_future_as_of, wait=wait)
+    _print_data_warnings(result["report"])
     _print_attributes(result.get("attributes"))
     _print_training(result["training"])
     _print_where(paths)
@@ -353,6 +359,14 @@ def _s(value) -> str | None:
 
 def _print_validation_line(report: dict) -> None:
     console.print("[bold]data[/] " + "; ".join(_validation_part(t, r) for t, r in report.items()))
+    _print_data_warnings(report)
+
+
+def _print_data_warnings(report: dict) -> None:
+    """One 'warning' line per thing to check in data that passed validation (a stale table, a whale order)."""
+    for table, row in report.items():
+        for warning in row.get("warnings", ()):
+            console.print(f"[bold yellow]warning[/] {table}: {warning}", highlight=False, soft_wrap=True)
 
 
 def _print_attributes(attributes: dict | None) -> None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.attributes import AttributePolicy
+from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.segments import SegmentRules
 
@@ -38,6 +39,21 @@ class DataConfig(_Frozen):
     # Exact copies of a transaction line without line_id: an order log has identical lines by
     # design (an item scanned twice), so they are kept and counted unless told to drop them.
     duplicate_lines: Literal["keep", "drop_exact"] = "keep"
+    # Plausibility (features/plausibility.py). A timestamp before min_date is a placeholder for "no
+    # date" (1900-01-01, 1970-01-01, 0001-01-01) and is quarantined; CDNOW's history starts in 1997.
+    min_date: date = PlausibilityRules().min_date
+    # Rates into one base currency; null: amounts in more than one currency refuse the input.
+    currency: CurrencyConversion | None = None
+    # A transactions, invoices or interactions table ending this many days before the latest one is
+    # named with a warning (a stale extract); null: off.
+    max_source_lag_days: Annotated[int, Field(gt=0)] | None = PlausibilityRules().max_source_lag_days
+    # Orders far above the rest are named with a warning and kept; null: off.
+    whale_order: WhaleOrderRule | None = PlausibilityRules().whale_order
+
+    def plausibility(self) -> PlausibilityRules:
+        """The settings validation needs for dates, currencies, stale tables and whale orders."""
+        return PlausibilityRules(min_date=self.min_date, currency=self.currency,
+                                 max_source_lag_days=self.max_source_lag_days, whale_order=self.whale_order)
 
 
 class DemoConfig(_Frozen):

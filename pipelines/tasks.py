@@ -69,7 +69,7 @@ def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datet
             max_quarantine_share=cfg.data.max_quarantine_share,
             default_margin_rate=cfg.data.default_margin_rate,
             work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
-            duplicate_lines=cfg.data.duplicate_lines,
+            duplicate_lines=cfg.data.duplicate_lines, plausibility=cfg.data.plausibility(),
         )
     except QuarantineThresholdError as exc:
         write_quarantine_file(exc.result, paths, clock)

@@ -318,7 +318,7 @@ def test_report_json_and_quarantine_parquet(tmp_path):
     result = validate(tmp_path)
     assert json.loads(json.dumps(result.report_json())) == {
         "transactions": {"read": 2, "accepted": 1, "quarantined": 1, "reasons": {"bad_timestamp": 1},
-                         "exact_duplicates_kept": 0}
+                         "exact_duplicates_kept": 0, "warnings": []}
     }
     back = pd.read_parquet(result.write_quarantine(tmp_path / "q.parquet"))
     assert back[["line", "column", "value", "reason"]].values.tolist() == [[3, "ts", "bad", "bad_timestamp"]]

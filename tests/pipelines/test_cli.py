@@ -40,7 +40,7 @@ def test_validate_json_reports_counts_per_table(demo_dir, home):
     assert set(report) == {"transactions", "customers", "invoices", "interactions"}
     for row in report.values():
         assert row["read"] == row["accepted"] + row["quarantined"]
-        assert set(row) == {"read", "accepted", "quarantined", "reasons", "exact_duplicates_kept"}
+        assert set(row) == {"read", "accepted", "quarantined", "reasons", "exact_duplicates_kept", "warnings"}
 
 
 def test_validate_writes_quarantined_rows_with_reasons(demo_dir, home, tmp_path):
@@ -70,7 +70,7 @@ def test_validate_counts_kept_exact_duplicates_in_json_and_table(home, tmp_path)
     data = _order_with_a_copied_line(tmp_path / "lines")
     report = json.loads(runner.invoke(app, ["validate", "--data", str(data), "--json"]).output)
     assert report["transactions"] == {"read": 3, "accepted": 3, "quarantined": 0, "reasons": {},
-                                      "exact_duplicates_kept": 1}
+                                      "exact_duplicates_kept": 1, "warnings": []}
     result = runner.invoke(app, ["validate", "--data", str(data)])
     assert result.exit_code == 0, result.output
     assert "exact duplicates kept" in result.output and "drop_exact" in result.output
@@ -83,7 +83,8 @@ def test_validate_reads_the_duplicate_policy_from_the_config(home, tmp_path):
     result = runner.invoke(app, ["validate", "--data", str(data), "--json", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["transactions"] == {
-        "read": 3, "accepted": 2, "quarantined": 1, "reasons": {"exact_duplicate": 1}, "exact_duplicates_kept": 0}
+        "read": 3, "accepted": 2, "quarantined": 1, "reasons": {"exact_duplicate": 1}, "exact_duplicates_kept": 0,
+        "warnings": []}
 
 
 def test_the_run_summary_line_names_kept_duplicates_and_quarantined_rows():
