@@ -199,6 +199,7 @@ def validate(
         print(json.dumps(result.report_json(), indent=2))
     else:
         _print_report(result.report_json(), written)
+    _print_warnings(result.warnings, stderr=as_json)  # --json keeps stdout parseable
     if failure:
         _fail(failure, code=1)
 
@@ -255,6 +256,7 @@ def features(
         loaded = with_chosen_attributes(loaded, cfg)
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
+    _print_warnings(loaded.warnings)
     _print_attributes(loaded.attributes.as_dict() if loaded.attributes else None)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 
@@ -283,6 +285,7 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   allow_future_as_of=allow_future_as_of, wait=wait)
+    _print_warnings(result.get("warnings", []))
     _print_attributes(result.get("attributes"))
     _print_training(result["training"])
     _print_where(paths)
@@ -307,6 +310,7 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   retrain=retrain, allow_future_as_of=allow_future_as_of, wait=wait)
     _print_validation_line(result["report"])
+    _print_warnings(result.get("warnings", []))
     _print_attributes(result.get("attributes"))
     if result.get("registry"):
         console.print(f"[bold]registry[/] {result['registry']}", highlight=False, soft_wrap=True)
@@ -352,6 +356,12 @@ def _s(value) -> str | None:
 
 def _print_validation_line(report: dict) -> None:
     console.print("[bold]data[/] " + "; ".join(_validation_part(t, r) for t, r in report.items()))
+
+
+def _print_warnings(warnings: list[str], stderr: bool = False) -> None:
+    """One 'warning' line each: what the data lacked that stopped nothing (e.g. a header-only table)."""
+    for warning in warnings:
+        (err if stderr else console).print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _print_attributes(attributes: dict | None) -> None:
