@@ -38,7 +38,7 @@ DEFAULT_MAX_FIELD_BYTES = 1 << 20
 # How much of a value a message or the quarantine's `value` shows.
 SHOWN_CHARACTERS = 80
 
-_CHUNK = 1 << 24
+_CHUNK = 1 << 22
 _CONTROL_CODES = (*range(0x20), *range(0x7F, 0xA0))
 _ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in _CONTROL_CODES}
 # Undecodable bytes are read as lone surrogates U+DC80-U+DCFF ("surrogateescape").
@@ -91,7 +91,7 @@ class CsvScan:
     set_aside: tuple[SetAside, ...] = ()
     # Physical line of each record in `file`, in the original's numbering (None: the original).
     line_starts: np.ndarray | None = field(default=None, compare=False)
-    longest_record_bytes: int = 0  # of the kept records, when the file was cleaned
+    longest_record_bytes: int = 0  # of the kept records, when the file was scanned record by record
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -110,23 +110,33 @@ def read_header_line(path: Path) -> str:
 
 
 def _needs_record_scan(path: Path, max_field_bytes: int) -> bool:
-    """True when some byte is not UTF-8 or some physical line is longer than the field limit."""
+    """True when some byte is not UTF-8 or some record may hold a field longer than the limit.
+
+    A record ends at a newline preceded by an even number of double quotes (a quoted field
+    opens and closes with one, and a quote inside it is doubled), so no record longer than
+    the limit means no field longer than it. A stray quote in an unquoted field makes the
+    rest of the file look like one long record: the exact scan then finds nothing to set aside.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    longest, current = 0, 0  # longest line so far, length of the line being read
+    longest, current, quotes_odd = 0, 0, 0  # longest record, length of the open one, quote parity
     with _open_bytes(path) as handle:
         while chunk := handle.read(_CHUNK):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError:
                 return True
-            newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
-            if len(newlines) == 0:
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            newlines, quotes = np.flatnonzero(data == 10), np.flatnonzero(data == 34)
+            quotes_before = np.searchsorted(quotes, newlines) + quotes_odd
+            ends = newlines[quotes_before % 2 == 0]
+            quotes_odd = (quotes_odd + len(quotes)) % 2
+            if len(ends) == 0:
                 current += len(chunk)
             else:
-                longest = max(longest, current + int(newlines[0]) + 1)
-                if len(newlines) > 1:
-                    longest = max(longest, int(np.diff(newlines).max()))
-                current = len(chunk) - int(newlines[-1]) - 1
+                longest = max(longest, current + int(ends[0]) + 1)
+                if len(ends) > 1:
+                    longest = max(longest, int(np.diff(ends).max()))
+                current = len(chunk) - int(ends[-1]) - 1
             if max(longest, current) > max_field_bytes:
                 return True
     try:
@@ -216,8 +226,10 @@ def scan_csv(
         _, _, header_text = next(records)
         out.write(header_text)
         for line, fields, record in records:
-            if not fields and n_columns > 1:  # a blank line: DuckDB skips it, so it is no record
+            if not fields:  # a blank line: DuckDB skips it in a file of several columns
                 out.write(record)
+                if n_columns == 1:
+                    starts.append(line)
                 continue
             bad = _undecodable_column(fields)
             if bad is not None:
@@ -235,4 +247,7 @@ def scan_csv(
             out.write(record)
             starts.append(line)
             longest = max(longest, len(record.encode("utf-8")))
+    if not set_aside:  # only long records of fields within the limit, or a stray quote: read the original
+        cleaned.unlink()
+        return CsvScan(path, longest_record_bytes=longest)
     return CsvScan(cleaned, tuple(set_aside), np.asarray(starts, dtype=np.int64), longest)

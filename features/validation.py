@@ -7,6 +7,8 @@ seconds and every rejected row keeps its file, line, column, value and reason.
 
 Row rules, in the order they are tried (a row gets the reason of the first that fires):
 
+0. CSV records DuckDB is not given (``features.source_files``): ``undecodable_text`` (bytes
+   that are not UTF-8), ``field_too_long`` (a field over ``max_field_bytes``);
 1. missing identifiers: ``missing_customer_id``, ``missing_order_id``,
    ``missing_invoice_id``, ``missing_kind``; an identifier that reads as a missing value
    (``null``, ``none``, ``nan``, ``na``, ``n/a``, ``#n/a``, ``<na>``, in any case, after
@@ -57,8 +59,11 @@ words above in the optional identifiers line_id and product_id), except ``margin
 
 CSV files need a header line; the delimiter (comma, semicolon, tab or pipe) is taken from
 it, quotes are double quotes. A line with the wrong number of fields, an unreadable file, a
-missing required column, an empty table or two files for one table are file-level errors
-(InputContractError), raised before anything is written.
+missing required column, two columns whose names differ only in case or spaces, an empty
+transactions table, two files for one table and a file that is a symbolic link leading out
+of the data folder are file-level errors (InputContractError), raised before anything is
+written. An optional table with columns and no row is left out with a line in
+``ValidatedData.warnings``.
 
 In the quarantine, ``line`` is the physical line in a CSV file (the header is line 1);
 for Parquet files and DuckDB tables there are no lines and ``line`` is the 1-based row
@@ -404,7 +409,8 @@ class _Scratch:
         if self.path is None:
             if self.parent is not None:
                 self.parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(prefix="cleaned-csv-", dir=self.parent))
+            # Named like a work folder, so one left by a killed process is removed by the next run.
+            self.path = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-csv-", dir=self.parent))
         return self.path
 
     def remove(self) -> None:

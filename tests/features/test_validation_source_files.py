@@ -282,3 +282,28 @@ def test_a_huge_or_unprintable_header_is_shown_escaped_and_cut(tmp_path):
 def test_shown_escapes_controls_and_bytes_and_cuts_long_text():
     assert shown("a\x00b\udce9") == "a\\x00b\\xe9"
     assert shown("q" * 100, 10) == "q" * 10 + "... (100 characters)"
+
+
+def test_a_10_mb_quoted_field_of_short_lines_is_found_too(tmp_path):
+    huge = b'"' + b"note line\n" * 1_000_000 + b'"'  # 10 MB in 1,000,000 short lines
+    lines = [HEADER, *clean_lines(0, 20), b"C800,O800,2024-03-01,5," + huge + b"\n", *clean_lines(20, 2),
+             b"C801,O801,2024-03-01,5,\"say \"\"hi\"\"\nthere\"\n", b"C802,O802,later,5,shoes\n"]
+    result = validate(write_bytes(tmp_path, "transactions.csv", lines))
+    rows = result.quarantine[["line", "column", "reason"]].values.tolist()
+    assert rows == [[22, "category", "field_too_long"], [1_000_027, "ts", "bad_timestamp"]]
+    check_counts(result, "transactions", read=25, accepted=23)
+
+
+def test_a_stray_quote_costs_a_scan_but_changes_nothing(tmp_path):
+    lines = [HEADER, b'C1,O1,2024-03-01,5,12" pipe\n', *clean_lines(0, 20)]
+    result = validate(write_bytes(tmp_path, "transactions.csv", lines), max_field_bytes=50)
+    assert result.quarantine.empty and len(accepted_orders(result)) == 21
+
+
+def test_blank_lines_keep_their_meaning_in_a_cleaned_one_column_file(tmp_path):
+    write_bytes(tmp_path, "transactions.csv", [HEADER, *clean_lines(0, 5)])
+    write_bytes(tmp_path, "customers.csv", [b"customer_id\n", b"C000\n", b"\n", b"C\xff1\n", b"C001\n"])
+    result = validate(tmp_path)
+    assert result.quarantine[["line", "reason"]].values.tolist() == [[3, "missing_customer_id"],
+                                                                    [4, "undecodable_text"]]
+    check_counts(result, "customers", read=4, accepted=2)

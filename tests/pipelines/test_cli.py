@@ -141,3 +141,15 @@ def test_validate_names_a_header_only_optional_table_as_absent_and_keeps_json_pa
         in result.output
     result = runner.invoke(app, ["validate", "--data", str(data), "--json"])
     assert result.exit_code == 0 and set(json.loads(result.stdout)) == {"transactions"}
+
+
+def test_features_without_rows_in_customers_builds_without_attributes_and_says_why(demo_dir, home, tmp_path):
+    data = tmp_path / "no-customers"
+    data.mkdir()
+    (data / "transactions.csv").write_bytes((demo_dir / "transactions.csv").read_bytes())
+    (data / "customers.csv").write_text("customer_id,region\n", encoding="utf-8")
+    out = tmp_path / "features.parquet"
+    result = runner.invoke(app, ["features", "--data", str(data), "--as-of", "2026-06-01", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning customers table" in result.output and "treated as absent" in result.output
+    assert not [c for c in pd.read_parquet(out).columns if c.startswith("attr_")]
