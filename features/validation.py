@@ -1347,7 +1347,7 @@ def _first_quarantined(result: ValidatedData, table: str) -> str:
     if rows.empty:
         return ""
     row = rows.iloc[0]
-    value = "(empty)" if pd.isna(row["value"]) else f"'{row['value']}'"
+    value = "(empty)" if pd.isna(row["value"]) else f"'{shown(row['value'])}'"
     kind = result.line_kind.get(table, "line")
     return (f"; first: {row['source']} {kind} {row['line']}, column {row['column']}, "
             f"value {value} ({row['reason']})")

@@ -307,3 +307,14 @@ def test_blank_lines_keep_their_meaning_in_a_cleaned_one_column_file(tmp_path):
     assert result.quarantine[["line", "reason"]].values.tolist() == [[3, "missing_customer_id"],
                                                                     [4, "undecodable_text"]]
     check_counts(result, "customers", read=4, accepted=2)
+
+
+def test_the_quarantine_limit_error_shows_only_the_start_of_a_long_value(tmp_path):
+    from features.validation import QuarantineThresholdError
+
+    lines = [HEADER, b"C1,O1,2024-03-01," + b"9" * 500_000 + b"x,shoes\n", *clean_lines(0, 3)]
+    with pytest.raises(QuarantineThresholdError) as caught:
+        load_and_validate(write_bytes(tmp_path, "transactions.csv", lines).parent, clock=CLOCK)
+    message = str(caught.value)
+    assert "line 2, column amount, value '" + "9" * 80 + "... (500,001 characters)' (non_numeric_amount)" in message
+    assert len(message) < 1_000
