@@ -1314,7 +1314,7 @@ def _with_set_aside(src: _Source, quarantine: pd.DataFrame) -> pd.DataFrame:
         [{"table": src.table, "source": src.display, "line": r.line, "column": r.column, "value": r.value,
           "reason": r.reason, "raw": r.raw} for r in src.set_aside]
     ).astype({"line": "int64"})
-    both = pd.concat([q for q in (frame, quarantine) if not q.empty] or [frame], ignore_index=True)
+    both = pd.concat([frame, quarantine], ignore_index=True) if len(quarantine) else frame
     return both.sort_values("line", kind="stable", ignore_index=True)
 
 
