@@ -7,6 +7,8 @@ seconds and every rejected row keeps its file, line, column, value and reason.
 
 Row rules, in the order they are tried (a row gets the reason of the first that fires):
 
+0. CSV records DuckDB is not given (``features.source_files``): ``undecodable_text`` (bytes
+   that are not UTF-8), ``field_too_long`` (a field over ``max_field_bytes``);
 1. missing identifiers: ``missing_customer_id``, ``missing_order_id``,
    ``missing_invoice_id``, ``missing_kind``; an identifier that reads as a missing value
    (``null``, ``none``, ``nan``, ``na``, ``n/a``, ``#n/a``, ``<na>``, in any case, after
@@ -74,8 +76,11 @@ words above in the optional identifiers line_id and product_id), except ``margin
 
 CSV files need a header line; the delimiter (comma, semicolon, tab or pipe) is taken from
 it, quotes are double quotes. A line with the wrong number of fields, an unreadable file, a
-missing required column, an empty table or two files for one table are file-level errors
-(InputContractError), raised before anything is written.
+missing required column, two columns whose names differ only in case or spaces, an empty
+transactions table, two files for one table and a file that is a symbolic link leading out
+of the data folder are file-level errors (InputContractError), raised before anything is
+written. An optional table with columns and no row is left out with a line in
+``ValidatedData.warnings``.
 
 In the quarantine, ``line`` is the physical line in a CSV file (the header is line 1);
 for Parquet files and DuckDB tables there are no lines and ``line`` is the 1-based row
@@ -139,6 +144,19 @@ from features.plausibility import (
     whale_warnings,
 )
 from features.safe_csv import safe_text_frame
+from features.source_files import (
+    DEFAULT_MAX_FIELD_BYTES,
+    FIELD_TOO_LONG,
+    UNDECODABLE_TEXT,
+    CsvRecordError,
+    CsvScan,
+    SetAside,
+    link_leaving_folder,
+    read_header_line,
+    scan_csv,
+    shown,
+    unbounded_csv_fields,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +184,7 @@ _JSON_ESCAPED_CONTROLS = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 # Every reason a row can be quarantined for, in the order rules are tried.
 QUARANTINE_REASONS: tuple[str, ...] = (
+    UNDECODABLE_TEXT, FIELD_TOO_LONG,
     "missing_customer_id", "missing_order_id", "missing_invoice_id", "missing_kind", INVALID_CHARACTERS,
     "missing_timestamp", "bad_timestamp", IMPLAUSIBLE_DATE,
     "missing_amount", "non_numeric_amount", "non_finite_amount", "non_numeric_value", "non_finite_value",
@@ -252,6 +271,8 @@ class ValidatedData:
     # The customers columns chosen as attributes, and the excluded ones with their reason, once
     # `features.attributes.choose_attributes` has been applied (None before, or without customers).
     attributes: AttributeChoice | None = None
+    # Things a user should know that stopped nothing, one line each (e.g. a header-only table left out).
+    warnings: list[str] = field(default_factory=list)
 
     def present_columns(self, table: str) -> tuple[str, ...]:
         """Columns of an accepted table (empty when the table is absent)."""
@@ -295,7 +316,11 @@ class _Source:
     columns: tuple[str, ...]  # column names as found in the source
     mapping: dict[str, str]  # contract or attribute name -> source column name
     database: str = ""  # DuckDB file to attach as __src (kind "duckdb" only)
-    file: str = ""  # the file read (kind "csv" or "parquet"): the source or its snapshot
+    file: str = ""  # the file read (kind "csv" or "parquet"): the source, its snapshot or cleaned copy
+    # CSV records kept out of the read (undecodable bytes, a field over the limit): quarantined as they are.
+    set_aside: tuple[SetAside, ...] = ()
+    # Physical line of each row of `file` in the source, when `file` is a cleaned copy (else None).
+    line_starts: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def line_kind(self) -> str:
@@ -331,8 +356,15 @@ def _expected_columns_text(spec: TableSpec) -> str:
     return text
 
 
+_SHOWN_COLUMN_NAMES = 40
+
+
 def _contract_error(spec: TableSpec, where: str, problem: str, found: Sequence[str] | None) -> InputContractError:
-    found_text = ", ".join(found) if found else "(none)"
+    # Column names come from the file: shown escaped and cut, so the message stays one short line.
+    names = [shown(str(name), 40) for name in (found or ())[:_SHOWN_COLUMN_NAMES]]
+    if found and len(found) > _SHOWN_COLUMN_NAMES:
+        names.append(f"... ({len(found):,} columns)")
+    found_text = ", ".join(names) if names else "(none)"
     return InputContractError(
         f"{spec.name} table, {where}: {problem}. Expected columns ({_expected_columns_text(spec)}). "
         f"Found columns: {found_text}."
@@ -354,8 +386,16 @@ def _discover_directory(directory: Path) -> dict[str, tuple[Path, str]]:
     """Map table -> (file, suffix) for the files in `directory` named after tables."""
     found: dict[str, list[tuple[Path, str]]] = {}
     for path in sorted(directory.iterdir()):
-        match = _table_file_name(path) if path.is_file() else None
+        match = _table_file_name(path)
         if match is None:
+            continue
+        if link_leaving_folder(path, directory):
+            raise InputContractError(
+                f"{match[0]} table, file {path}: a symbolic link that leads out of the data folder "
+                f"{directory}; refused (links are followed only within the folder). Copy the file into "
+                "the folder instead."
+            )
+        if not path.is_file():
             continue
         found.setdefault(match[0], []).append((path, match[1]))
     for table, files in found.items():
@@ -378,15 +418,8 @@ def _describe(probe: duckdb.DuckDBPyConnection, relation: str) -> tuple[list[str
 
 def _map_columns(spec: TableSpec, where: str, columns: Sequence[str]) -> dict[str, str]:
     """Contract (and, for customers, attribute) name -> source column; checks required ones."""
-    normalised: dict[str, str] = {}
-    for col in columns:
-        key = col.strip().lower()
-        if key in normalised:
-            raise _contract_error(
-                spec, where,
-                f"columns {normalised[key]!r} and {col!r} both mean {key!r}; keep one", columns,
-            )
-        normalised[key] = col
+    _check_distinct_column_names(spec, where, columns)
+    normalised = {col.strip().lower(): col for col in columns}
     missing = [c for c in spec.required_columns if c not in normalised]
     if missing:
         raise _contract_error(
@@ -403,18 +436,77 @@ def _map_columns(spec: TableSpec, where: str, columns: Sequence[str]) -> dict[st
     return mapping
 
 
-def _probe_file(probe: duckdb.DuckDBPyConnection, table: str, path: Path, suffix: str) -> _Source:
-    """Open one file, check format, required columns and that it has rows."""
+class _Scratch:
+    """A temporary folder for cleaned copies of CSV files, made on first use and removed after validation."""
+
+    def __init__(self, parent: Path | None) -> None:
+        self.parent = parent
+        self.path: Path | None = None
+
+    def folder(self) -> Path:
+        if self.path is None:
+            if self.parent is not None:
+                self.parent.mkdir(parents=True, exist_ok=True)
+            # Named like a work folder, so one left by a killed process is removed by the next run.
+            self.path = Path(tempfile.mkdtemp(prefix=f"{_WORK_PREFIX}{os.getpid()}-csv-", dir=self.parent))
+        return self.path
+
+    def remove(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
+
+
+def _parquet_column_names(path: Path) -> list[str]:
+    """Top-level column names as the file stores them (DuckDB renames repeated ones); [] if unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (OSError, ValueError):  # pyarrow's errors derive from these
+        return []  # DuckDB reports the unreadable file in its own words
+
+
+def _without_rows(spec: TableSpec, where: str, columns: Sequence[str], warnings: list[str]) -> None:
+    """A table with a header and no row: an error for transactions, an absent table (and a warning) otherwise."""
+    if spec.required:
+        raise _contract_error(spec, where, "the table has no rows", columns)
+    warning = (f"{spec.name} table, {where}: column names but no rows; treated as absent (features from "
+               f"{spec.name} are left out). Remove it or fill it.")
+    logger.warning(warning)
+    warnings.append(warning)
+
+
+def _scan_csv(spec: TableSpec, path: Path, delimiter: str, header: list[str], max_field_bytes: int,
+              scratch: _Scratch) -> CsvScan:
+    try:
+        return scan_csv(path, delimiter, header, max_field_bytes, scratch.folder)
+    except CsvRecordError as exc:
+        raise _contract_error(spec, f"file {path}", f"{exc}; every line needs as many fields as the header",
+                              header) from exc
+    except (OSError, EOFError) as exc:
+        raise _contract_error(spec, f"file {path}", f"cannot be read ({exc})", header) from exc
+
+
+def _probe_file(
+    probe: duckdb.DuckDBPyConnection, table: str, path: Path, suffix: str, *, max_field_bytes: int,
+    scratch: _Scratch, warnings: list[str],
+) -> _Source | None:
+    """Open one file, check format, required columns and that it has rows (None: no rows, left out)."""
     spec = TABLES[table]
     where = f"file {path}"
     if path.stat().st_size == 0:
         raise _contract_error(spec, where, "the file is empty (no header, no rows)", None)
     header: list[str] | None = None
+    read, set_aside, line_starts = path, (), None
     if suffix in CSV_SUFFIXES:
         delimiter, header = _csv_header(spec, path)
-        kind, relation = "csv", _csv_relation(path, delimiter, header)
+        scan = _scan_csv(spec, path, delimiter, header, max_field_bytes, scratch)
+        read, set_aside, line_starts = scan.file, scan.set_aside, scan.line_starts
+        kind, relation = "csv", _csv_relation(read, delimiter, header, scan.longest_record_bytes)
         hint = "every line needs as many fields as the header"
     else:
+        _check_distinct_column_names(spec, where, _parquet_column_names(path))
         kind, relation = "parquet", f"read_parquet({_lit(str(path))})"
         hint = f"write it as {' or '.join(FILE_SUFFIXES)}"
     try:
@@ -425,9 +517,11 @@ def _probe_file(probe: duckdb.DuckDBPyConnection, table: str, path: Path, suffix
             spec, where, f"cannot be read as {kind.upper()} ({_first_line(exc, 3)}); {hint}", header,
         ) from exc
     mapping = _map_columns(spec, where, columns)
-    if not has_rows:
-        raise _contract_error(spec, where, "the table has no rows", columns)
-    return _Source(table, str(path), kind, relation, tuple(columns), mapping, file=str(path))
+    if not has_rows and not set_aside:
+        _without_rows(spec, where, columns, warnings)
+        return None
+    return _Source(table, str(path), kind, relation, tuple(columns), mapping, file=str(read),
+                   set_aside=set_aside, line_starts=line_starts)
 
 
 def _first_line(exc: BaseException, max_lines: int = 1) -> str:
@@ -437,40 +531,67 @@ def _first_line(exc: BaseException, max_lines: int = 1) -> str:
     for line in lines[:max_lines]:
         if line.startswith("Possible fixes"):
             break
-        head.append(line)
+        # DuckDB quotes the offending line of the file: keep its start only.
+        head.append(shown(line, 200))
     return "; ".join(head) or type(exc).__name__
 
 
 def _csv_header(spec: TableSpec, path: Path) -> tuple[str, list[str]]:
     """Delimiter and column names, from the header line (the first line of the file)."""
     try:
-        with _open_text(path) as handle:
-            first = handle.readline().lstrip("\ufeff").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        first = read_header_line(path)
+    except UnicodeDecodeError as exc:
+        raise _contract_error(
+            spec, f"file {path}", f"the header line is not UTF-8 (byte {exc.start + 1}); save it as UTF-8 CSV", None
+        ) from exc
+    except (OSError, EOFError) as exc:
         raise _contract_error(
             spec, f"file {path}", f"cannot be read as UTF-8 CSV ({exc}); save it as UTF-8 CSV", None
         ) from exc
     delimiter = max(_CSV_DELIMITERS, key=first.count) if first else ","
-    names = next(csv.reader([first], delimiter=delimiter), [])
-    names = [name.strip() or f"column{i}" for i, name in enumerate(names)]
-    if len(set(names)) != len(names):
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        raise _contract_error(spec, f"file {path}", f"repeated column name(s) {', '.join(repeated)}", names)
+    with unbounded_csv_fields():  # a long header name is judged by the contract, not by csv
+        found = next(csv.reader([first], delimiter=delimiter), [])
+    _check_distinct_column_names(spec, f"file {path}", found)
+    names = [name.strip() or f"column{i}" for i, name in enumerate(found)]
     return delimiter, names
 
 
-def _csv_relation(path: Path, delimiter: str, names: Sequence[str]) -> str:
+def _check_distinct_column_names(spec: TableSpec, where: str, found: Sequence[str]) -> None:
+    """Two names that mean the same column (ignoring case and spaces) are one line naming both."""
+    # DuckDB's names are case-insensitive: left to it, 'amount' and 'AMOUNT' give a binder error
+    # in a CSV file, and in a Parquet file the second silently becomes 'AMOUNT_1'.
+    seen: dict[str, str] = {}
+    for name in found:
+        key = name.strip().lower()
+        if not key:
+            continue
+        if key in seen:
+            raise InputContractError(
+                f"{spec.name} table, {where}: columns {shown(seen[key], 40)!r} and {shown(name, 40)!r} "
+                f"both mean {shown(key, 40)!r} (names match ignoring case and surrounding spaces); "
+                "keep one of them."
+            )
+        seen[key] = name
+
+
+_DUCKDB_DEFAULT_MAX_LINE_SIZE = 2_000_000
+
+
+def _csv_relation(path: Path, delimiter: str, names: Sequence[str], longest_record_bytes: int = 0) -> str:
     """read_csv with the dialect fixed from the header: every line is a row, nothing skipped."""
     # DuckDB's sniffer may skip leading lines or pick the widest row as header; a fixed
     # dialect instead turns a malformed line into an error that names it.
     columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
+    # A cleaned file may keep a record of several long fields, each within the field limit.
+    line_size = (f", max_line_size={longest_record_bytes + 1}"
+                 if longest_record_bytes >= _DUCKDB_DEFAULT_MAX_LINE_SIZE else "")
     return (
         f"read_csv({_lit(str(path))}, auto_detect=false, header=true, delim={_lit(delimiter)}, "
-        f"quote='\"', escape='\"', columns={columns})"
+        f"quote='\"', escape='\"', columns={columns}{line_size})"
     )
 
 
-def _probe_database(probe: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _Source]:
+def _probe_database(probe: duckdb.DuckDBPyConnection, path: Path, warnings: list[str]) -> dict[str, _Source]:
     """Find the contract tables in a DuckDB file (attached read-only as __src)."""
     spec = TABLES["transactions"]
     try:
@@ -501,26 +622,37 @@ def _probe_database(probe: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _
         where = f"database {path}, table {schema}.{name}"
         mapping = _map_columns(TABLES[table], where, columns)
         if not has_rows:
-            raise _contract_error(TABLES[table], where, "the table has no rows", columns)
+            _without_rows(TABLES[table], where, columns, warnings)
+            continue
         sources[table] = _Source(table, f"{path}:{name}", "duckdb", relation, tuple(columns), mapping, str(path))
     return sources
 
 
-def _discover_sources(source: Path) -> dict[str, _Source]:
-    """All file-level checks: raises InputContractError before anything is written."""
+def _discover_sources(
+    source: Path, warnings: list[str], *, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+    scratch: _Scratch | None = None,
+) -> dict[str, _Source]:
+    """All file-level checks: raises InputContractError before anything but `scratch` is written.
+
+    Header-only optional tables are left out, each with a line in `warnings`.
+    """
     transactions = TABLES["transactions"]
     if not source.exists():
         raise _contract_error(transactions, f"source {source}", "the path does not exist", None)
+    scratch = scratch if scratch is not None else _Scratch(None)
     probe = duckdb.connect()
     try:
         probe.execute("SET TimeZone = 'UTC'")
         if source.is_dir():
             files = _discover_directory(source)
-            sources = {t: _probe_file(probe, t, path, suffix) for t, (path, suffix) in files.items()}
+            probed = {t: _probe_file(probe, t, path, suffix, max_field_bytes=max_field_bytes, scratch=scratch,
+                                     warnings=warnings)
+                      for t, (path, suffix) in files.items()}
+            sources = {t: src for t, src in probed.items() if src is not None}
             expected_files = ", ".join(f"transactions{s}" for s in FILE_SUFFIXES)
             where = f"directory {source}"
         elif source.suffix.lower() in DATABASE_SUFFIXES:
-            sources = _probe_database(probe, source)
+            sources = _probe_database(probe, source, warnings)
             expected_files = "a table named transactions"
             where = f"database {source}"
         else:
@@ -643,11 +775,14 @@ def _csv_record_lines(path: Path, delimiter: str, n_columns: int) -> np.ndarray:
 def _csv_line_function(con: duckdb.DuckDBPyConnection, src: _Source, n_rows: int) -> str:
     """SQL template ({rid} -> physical line) for a CSV file; maps rows to lines when they differ."""
     path = Path(src.file)
-    if _physical_line_count(path) == n_rows + 1:
+    if src.line_starts is not None:  # a cleaned copy: the scan noted where each kept record starts
+        starts = src.line_starts
+    elif _physical_line_count(path) == n_rows + 1:
         return "({rid} + 2)"
-    # Quoted newlines or blank lines: the row number no longer gives the line; map it.
-    delimiter, _ = _csv_header(TABLES[src.table], path)
-    starts = _csv_record_lines(path, delimiter, len(src.columns))
+    else:
+        # Quoted newlines or blank lines: the row number no longer gives the line; map it.
+        delimiter, _ = _csv_header(TABLES[src.table], path)
+        starts = _csv_record_lines(path, delimiter, len(src.columns))
     if len(starts) != n_rows:
         logger.warning(
             "%s: could not map %d rows to physical lines (found %d records); quarantine "
@@ -1211,12 +1346,12 @@ def _validate_table(
     drop_unkeyed_copies = src.table != "transactions" or duplicate_lines == "drop_exact"
     dups, kept_copies = _find_duplicates(con, chk, drop_unkeyed_copies)
     n_dups = con.execute(f"SELECT count(*) FROM {dups}").fetchall()[0][0]
-    quarantine = _quarantine_frame(con, chk, dups, n_dups)
+    quarantine = _with_set_aside(src, _quarantine_frame(con, chk, dups, n_dups))
     accepted, hash_sum = _accepted_hash_sum(con, chk, dups)
     _keep_accepted(con, chk, dups, n_dups)
     _drop_scratch(con, src.table)
     reasons = {str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
-    report = TableReport(chk.n_read, accepted, len(quarantine), reasons, kept_copies)
+    report = TableReport(chk.n_read + len(src.set_aside), accepted, len(quarantine), reasons, kept_copies)
     if report.accepted + report.quarantined != report.read:
         raise RuntimeError(
             f"{src.display}: internal error, {report.read} rows read but {report.accepted} accepted "
@@ -1225,6 +1360,18 @@ def _validate_table(
     logger.info("%s: read %d, accepted %d (%d exact copies kept), quarantined %d %s", src.display,
                 report.read, report.accepted, kept_copies, report.quarantined, reasons)
     return report, quarantine, hash_sum
+
+
+def _with_set_aside(src: _Source, quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The quarantine of a table with the records its CSV scan kept out of the read, in line order."""
+    if not src.set_aside:
+        return quarantine
+    frame = pd.DataFrame(
+        [{"table": src.table, "source": src.display, "line": r.line, "column": r.column, "value": r.value,
+          "reason": r.reason, "raw": r.raw} for r in src.set_aside]
+    ).astype({"line": "int64"})
+    both = pd.concat([frame, quarantine], ignore_index=True) if len(quarantine) else frame
+    return both.sort_values("line", kind="stable", ignore_index=True)
 
 
 def _known_customers(con: duckdb.DuckDBPyConnection, present: Sequence[str]) -> str:
@@ -1283,7 +1430,7 @@ def _first_quarantined(result: ValidatedData, table: str) -> str:
     if rows.empty:
         return ""
     row = rows.iloc[0]
-    value = "(empty)" if pd.isna(row["value"]) else f"'{row['value']}'"
+    value = "(empty)" if pd.isna(row["value"]) else f"'{shown(row['value'])}'"
     kind = result.line_kind.get(table, "line")
     return (f"; first: {row['source']} {kind} {row['line']}, column {row['column']}, "
             f"value {value} ({row['reason']})")
@@ -1389,6 +1536,7 @@ def load_and_validate(
     memory_limit: str | None = None,
     duplicate_lines: str = "keep",
     plausibility: PlausibilityRules | None = None,
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
 ) -> ValidatedData:
     """Read `source` (directory of table files or DuckDB file), validate it and quarantine bad rows.
 
@@ -1403,6 +1551,8 @@ def load_and_validate(
     or "drop_exact"): what happens to exact copies of a transaction line without a line id
     (see the module docstring). `plausibility`: the minimum date, the currency conversion and
     the limits of the stale-table and whale-order warnings (default: `PlausibilityRules()`).
+    `max_field_bytes`: a CSV field longer than this (in UTF-8 bytes) quarantines its row as
+    ``field_too_long``.
 
     Raises InputContractError for file-level problems (before anything is written), its
     subclass MixedCurrencyError for amounts in several currencies without a conversion, and
@@ -1415,8 +1565,28 @@ def load_and_validate(
         raise ValueError(
             f"duplicate_lines must be one of {', '.join(DUPLICATE_LINE_POLICIES)}, got {duplicate_lines!r}"
         )
+    if max_field_bytes < 1:
+        raise ValueError(f"max_field_bytes must be at least 1, got {max_field_bytes}")
     source = Path(source)
-    sources = _discover_sources(source)
+    # Cleaned copies of CSV files are read into DuckDB during validation, then no longer needed.
+    scratch = _Scratch(Path(work_dir) if work_dir is not None else None)
+    try:
+        return _load_and_validate(source, scratch, clock=clock, data_end=data_end,
+                                  max_quarantine_share=max_quarantine_share, default_margin_rate=default_margin_rate,
+                                  database=database, work_dir=work_dir, memory_limit=memory_limit,
+                                  duplicate_lines=duplicate_lines, plausibility=plausibility,
+                                  max_field_bytes=max_field_bytes)
+    finally:
+        scratch.remove()
+
+
+def _load_and_validate(
+    source: Path, scratch: _Scratch, *, clock: datetime, data_end: datetime | None, max_quarantine_share: float,
+    default_margin_rate: float, database: str | Path | None, work_dir: str | Path | None, memory_limit: str | None,
+    duplicate_lines: str, plausibility: PlausibilityRules | None, max_field_bytes: int,
+) -> ValidatedData:
+    warnings: list[str] = []
+    sources = _discover_sources(source, warnings, max_field_bytes=max_field_bytes, scratch=scratch)
     limit = _to_naive_utc(clock)
     if data_end is not None:
         limit = min(limit, _to_naive_utc(data_end))
@@ -1432,6 +1602,7 @@ def load_and_validate(
     try:
         result = _validate_all(con, sources, limit, default_margin_rate, duplicate_lines,
                                plausibility if plausibility is not None else PlausibilityRules())
+        result.warnings.extend(warnings)
     except InputContractError:
         con.disconnect()
         if database is not None and not database_existed:

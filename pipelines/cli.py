@@ -201,6 +201,7 @@ def validate(
         print(json.dumps(result.report_json(), indent=2))
     else:
         _print_report(result.report_json(), written)
+    _print_warnings(result.warnings, stderr=as_json)  # --json keeps stdout parseable
     if failure:
         _fail(failure, code=1)
 
@@ -261,6 +262,7 @@ def features(
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
     _print_data_warnings(loaded.report_json())
+    _print_warnings(loaded.warnings)
     _print_attributes(loaded.attributes.as_dict() if loaded.attributes else None)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 
@@ -290,6 +292,7 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   allow_future_as_of=allow_future_as_of, wait=wait)
     _print_data_warnings(result["report"])
+    _print_warnings(result.get("warnings", []))
     _print_attributes(result.get("attributes"))
     _print_training(result["training"])
     _print_where(paths)
@@ -314,6 +317,7 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   retrain=retrain, allow_future_as_of=allow_future_as_of, wait=wait)
     _print_validation_line(result["report"])
+    _print_warnings(result.get("warnings", []))
     _print_attributes(result.get("attributes"))
     if result.get("registry"):
         console.print(f"[bold]registry[/] {result['registry']}", highlight=False, soft_wrap=True)
@@ -367,6 +371,12 @@ def _print_data_warnings(report: dict) -> None:
     for table, row in report.items():
         for warning in row.get("warnings", ()):
             console.print(f"[bold yellow]warning[/] {table}: {warning}", highlight=False, soft_wrap=True)
+
+
+def _print_warnings(warnings: list[str], stderr: bool = False) -> None:
+    """One 'warning' line each: what the data lacked that stopped nothing (e.g. a header-only table)."""
+    for warning in warnings:
+        (err if stderr else console).print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _print_attributes(attributes: dict | None) -> None:

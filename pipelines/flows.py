@@ -25,7 +25,7 @@ def build_features_flow(output: str, data: str | None = None, as_of: str | None 
     frame = tasks.features_as_of(run.data, run.as_of, run.cfg)
     written = publishing.write_frame(frame, Path(output))
     return {"output": str(written), "customers": len(frame), "features": frame.shape[1] - 1,
-            "as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
             "attributes": tasks.attributes_summary(run.data)}
 
 
@@ -54,7 +54,7 @@ def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     outcomes = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                        sets.get(f"{kind}_search"))
                 for kind in ("churn", "value")}
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
             "attributes": tasks.attributes_summary(run.data),
             "training": {k: o.as_dict() for k, o in outcomes.items()}}
 
@@ -75,7 +75,7 @@ def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     check_registry_knows_store(run.paths.store)
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
             "attributes": tasks.attributes_summary(run.data), "published": published}
 
 
@@ -108,7 +108,7 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
         release_memory()
         champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions, training)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
             "attributes": tasks.attributes_summary(run.data), "training": training,
             "published": published} | ({"registry": registry} if registry else {})
 

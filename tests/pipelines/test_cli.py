@@ -131,3 +131,26 @@ def test_run_out_of_duckdb_memory_names_the_setting_to_raise(demo_dir, home, tmp
     result = runner.invoke(app, ["run", "--data", str(demo_dir), "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert "data.duckdb_memory_limit" in result.output and "memory cap" in result.output
+
+
+def test_validate_names_a_header_only_optional_table_as_absent_and_keeps_json_parseable(tmp_path, home):
+    data = _order_with_a_copied_line(tmp_path / "lines")
+    (data / "customers.csv").write_text("customer_id,region\n", encoding="utf-8")
+    result = runner.invoke(app, ["validate", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert f"warning customers table, file {data / 'customers.csv'}: column names but no rows; treated as absent" \
+        in result.output
+    result = runner.invoke(app, ["validate", "--data", str(data), "--json"])
+    assert result.exit_code == 0 and set(json.loads(result.stdout)) == {"transactions"}
+
+
+def test_features_without_rows_in_customers_builds_without_attributes_and_says_why(demo_dir, home, tmp_path):
+    data = tmp_path / "no-customers"
+    data.mkdir()
+    (data / "transactions.csv").write_bytes((demo_dir / "transactions.csv").read_bytes())
+    (data / "customers.csv").write_text("customer_id,region\n", encoding="utf-8")
+    out = tmp_path / "features.parquet"
+    result = runner.invoke(app, ["features", "--data", str(data), "--as-of", "2026-06-01", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning customers table" in result.output and "treated as absent" in result.output
+    assert not [c for c in pd.read_parquet(out).columns if c.startswith("attr_")]
