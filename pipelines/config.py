@@ -81,6 +81,16 @@ class TooGoodLimits(_Frozen):
     feature_gain_share_above: Annotated[float, Field(gt=0, le=1)] | None = 0.7
 
 
+class CalibrationGate(_Frozen):
+    # A challenger that beats the champion's headline metric is still not promoted when its
+    # calibration on the same out-of-time rows is worse than the champion's by more than this:
+    # scores are acted on as probabilities and amounts, not only as a ranking. null: not checked.
+    # Churn, Brier score (mean squared error of the probabilities, a proper score without bins).
+    brier_above_champion: Annotated[float, Field(ge=0, le=1)] | None = 0.005
+    # Value, absolute aggregate bias of the level scoring would publish, in percentage points.
+    bias_pct_above_champion: Annotated[float, Field(ge=0)] | None = 5.0
+
+
 class TrainingConfig(_Frozen):
     n_snapshots: Annotated[int, Field(ge=2)] = 6
     step_days: Annotated[int, Field(gt=0)] = 30
@@ -102,6 +112,8 @@ class TrainingConfig(_Frozen):
     design_max_customers: Annotated[int, Field(gt=0)] | None = 20_000
     # Promotion is blocked for a model that looks too good to be true (pipelines/tracking.py).
     too_good: TooGoodLimits = TooGoodLimits()
+    # Promotion also compares calibration with the champion's (pipelines/tracking.py).
+    calibration_gate: CalibrationGate = CalibrationGate()
 
 
 class ModelsConfig(_Frozen):
