@@ -85,10 +85,14 @@ class CalibrationGate(_Frozen):
     # A challenger that beats the champion's headline metric is still not promoted when its
     # calibration on the same out-of-time rows is worse than the champion's by more than this:
     # scores are acted on as probabilities and amounts, not only as a ranking. null: not checked.
-    # Churn, Brier score (mean squared error of the probabilities, a proper score without bins).
+    # Churn, Brier score (mean squared error of the probabilities: a proper score, no bins to choose).
+    # On 5,000 demo customers a monthly retrain moved it by 0.002 and the champion's own calibrator,
+    # fitted on rows it is now measured on, gained 0.0014 over honest cross-fitting. Class weighting
+    # left uncalibrated lost 0.015 on synthetic data (tests/pipelines/test_calibration_gate.py).
     brier_above_champion: Annotated[float, Field(ge=0, le=1)] | None = 0.005
-    # Value, absolute aggregate bias of the level scoring would publish, in percentage points.
-    bias_pct_above_champion: Annotated[float, Field(ge=0)] | None = 5.0
+    # Value, absolute aggregate bias (%) of the level scoring would publish, in percentage points:
+    # two honest monthly models differed by 6.4 points on the same demo rows.
+    bias_pct_above_champion: Annotated[float, Field(ge=0)] | None = 10.0
 
 
 class TrainingConfig(_Frozen):

@@ -83,7 +83,7 @@ def test_the_value_level_is_the_one_scoring_publishes_anchored_where_the_anchor_
 
 def test_the_default_tolerances_are_in_the_config_file_and_can_be_switched_off(tmp_path):
     assert load_config().training.calibration_gate == CalibrationGate(brier_above_champion=0.005,
-                                                                      bias_pct_above_champion=5.0)
+                                                                      bias_pct_above_champion=10.0)
     path = tmp_path / "c.yaml"
     path.write_text("training:\n  calibration_gate:\n    brier_above_champion: null\n")
     assert load_config(path).training.calibration_gate.brier_above_champion is None
