@@ -169,7 +169,8 @@ def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scor
                      model_features=cfg.features.model_features, level_anchor=cfg.training.level_anchor,
                      design=cfg.training.design, design_max_customers=cfg.training.design_max_customers,
                      requested_snapshots=(cfg.training.n_snapshots, cfg.training.n_validation_snapshots),
-                     attributes=attributes_summary(data), too_good=cfg.training.too_good)
+                     attributes=attributes_summary(data), too_good=cfg.training.too_good,
+                     calibration_gate=cfg.training.calibration_gate)
     if kind == "churn":
         return train_churn(frame, cfg.models.churn, ctx, search)
     return train_value(frame, cfg.models.value, ctx, search)

@@ -3,7 +3,8 @@
 One experiment per model kind (`custscore-churn`, `custscore-value`), registered models of
 the same names, and two aliases: `champion` (what scoring loads) and `previous-champion`
 (for rollback). A new version becomes champion only when it beats both the rule baseline
-and the current champion on the same out-of-time data.
+and the current champion on the same out-of-time data, and its calibration there is no worse
+than the champion's beyond a tolerance.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ MODEL_KINDS = ("churn", "value")
 HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini"}
 # A challenger must beat the champion by more than noise to take its place.
 MIN_IMPROVEMENT = 0.0
+# The calibration figure the gate compares with the champion's beside the headline; both are
+# "lower is better": the churn probabilities' Brier score, and the absolute aggregate bias (%)
+# of the value level scoring would publish (level anchor applied where it applies).
+CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct"}
+_CALIBRATION_LABEL = {"brier": "Brier score", "abs_level_bias_pct": "absolute aggregate bias of the value level"}
 _PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1", "skops==0.16.0"]
 MODEL_FILE = "model.skops"
 # Model version tag holding the SHA-256 of the model file, recorded at registration.
@@ -236,6 +242,49 @@ def too_good_to_be_true(metric: str, value: float, metric_limit: float | None,
     return None
 
 
+@dataclass(frozen=True)
+class CalibrationComparison:
+    """Challenger and champion calibration on the same out-of-time rows ("lower is better").
+
+    `tolerance`: how much worse than the champion's the challenger's figure may be (None: not checked).
+    `setting`: the config key of the tolerance, named in a refusal so the user knows what to change.
+    """
+
+    metric: str
+    challenger: float
+    champion: float
+    tolerance: float | None
+    setting: str = ""
+
+    def comparable(self) -> bool:
+        return self.tolerance is not None and bool(np.isfinite(self.challenger) and np.isfinite(self.champion))
+
+    def too_much_worse(self) -> bool:
+        # Rounded so that float noise (0.165 - 0.16 = 0.005000000000000004) does not make a difference
+        # exactly at the tolerance "beyond" it.
+        return self.comparable() and round(self.challenger - self.champion, 9) > self.tolerance
+
+    def refusal(self) -> str:
+        return (f"its {self._label} {self._figure(self.challenger)} is worse than the champion's "
+                f"{self._figure(self.champion)} by {self._figure(self.challenger - self.champion)}, beyond the "
+                f"tolerance {self._tolerance} ({self.setting})")
+
+    def approval(self) -> str:
+        return (f"its {self._label} {self._figure(self.challenger)} is within {self._tolerance} of the "
+                f"champion's {self._figure(self.champion)}")
+
+    @property
+    def _label(self) -> str:
+        return _CALIBRATION_LABEL.get(self.metric, self.metric)
+
+    def _figure(self, x: float) -> str:
+        return f"{x:.2f}%" if self.metric.endswith("_pct") else f"{x:.4f}"
+
+    @property
+    def _tolerance(self) -> str:
+        return f"{self.tolerance:g} percentage points" if self.metric.endswith("_pct") else f"{self.tolerance:g}"
+
+
 def decide_promotion(
     metric: str,
     challenger: float,
@@ -243,10 +292,14 @@ def decide_promotion(
     champion: float | None,
     min_improvement: float = MIN_IMPROVEMENT,
     too_good: str | None = None,
+    calibration: CalibrationComparison | None = None,
 ) -> PromotionDecision:
     """The champion gate: not too good to be true, beat the baseline, and the current champion when there is one.
 
     `too_good`: the warning of `too_good_to_be_true`, when the model looks it.
+    `calibration`: challenger and champion calibration on the same rows; a challenger that beats the
+    champion's headline metric is still kept when its calibration is worse beyond the tolerance
+    (a better ranking does not excuse probabilities or a level the business would act on wrongly).
     """
     if not np.isfinite(challenger):
         return PromotionDecision(False, f"challenger {metric} is not a number")
@@ -272,10 +325,12 @@ def decide_promotion(
             f"challenger {metric} {challenger:.4f} does not beat the champion {champion:.4f} "
             f"on the same out-of-time data",
         )
+    beats = f"challenger {metric} {challenger:.4f} beats the champion {champion:.4f}"
+    if calibration is not None and calibration.too_much_worse():
+        return PromotionDecision(False, f"{beats} on the same out-of-time data, but {calibration.refusal()}")
+    checked = f", and {calibration.approval()}" if calibration is not None and calibration.comparable() else ""
     return PromotionDecision(
-        True,
-        f"challenger {metric} {challenger:.4f} beats the champion {champion:.4f} "
-        f"and the baseline {baseline:.4f} on the same out-of-time data",
+        True, f"{beats} and the baseline {baseline:.4f} on the same out-of-time data{checked}",
     )
 
 

@@ -29,14 +29,14 @@ from models.design import (
 from models.explain import contributions
 from models.grading import grade_model
 from models.level import LevelAnchor
-from models.metrics import churn_metrics, interval_coverage, normalized_gini, value_metrics
+from models.metrics import aggregate_bias_pct, churn_metrics, interval_coverage, normalized_gini, value_metrics
 from models.model_files import ModelFileError
 from models.params import ChurnParams, ValueParams
 from models.splits import split_by_flag
 from models.value import FrequencySeverityRegressor, ValueModel, revenue_validation_predictions
 from pipelines import plots, tracking
-from pipelines.config import TooGoodLimits
-from pipelines.tracking import HEADLINE_METRIC
+from pipelines.config import CalibrationGate, TooGoodLimits
+from pipelines.tracking import CALIBRATION_METRIC, HEADLINE_METRIC
 from serving.scoring import fit_reason_reference
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ class TrainingOutcome:
     rows: dict[str, int] = field(default_factory=dict)
     snapshots: str = ""
     design: str = ""
+    # The champion's calibration figure (tracking.CALIBRATION_METRIC) on the same rows, None without one.
+    champion_calibration: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form for Prefect results and JSON."""
@@ -133,6 +135,8 @@ class RunContext:
     attributes: dict[str, Any] | None = None
     # Limits beyond which a model is registered but not promoted (config training.too_good).
     too_good: TooGoodLimits = TooGoodLimits()
+    # How much worse than the champion's a challenger's calibration may be (config training.calibration_gate).
+    calibration_gate: CalibrationGate = CalibrationGate()
 
 
 def _order_days(train: pd.DataFrame, valid: pd.DataFrame, label: str) -> dict[str, pd.Series]:
@@ -172,7 +176,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     baseline = churn_baseline(valid)
     metrics = churn_metrics(y_val, p)
     baseline_metrics = churn_metrics(y_val, baseline)
-    champion_metric, champion_version = _champion_metric("churn", valid, y_val)
+    champion = champion_scores("churn", valid, y_val)
     figures = {
         "calibration_curve": plots.calibration_curve(y_val, p),
         "gain_chart": plots.gain_chart(y_val, {"model": p, "baseline": baseline}, "churners"),
@@ -180,8 +184,8 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     }
     extra = {"calibration": model.calibration_report_, "best_iteration": model.best_iteration_}
     return _track("churn", model, model.booster_, params, frame, train, valid, names, metrics,
-                  baseline_metrics, champion_metric, figures, extra, ctx, choice,
-                  champion_version=champion_version)
+                  baseline_metrics, champion.headline, figures, extra, ctx, choice,
+                  champion_version=champion.version, champion_calibration=champion.calibration)
 
 
 def design_sample(train: pd.DataFrame, max_customers: int | None) -> pd.DataFrame:
@@ -273,8 +277,9 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
     model.reason_reference_ = fit_reason_reference("value", model, latest_snapshot(valid))
     X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
     pred = model.predict(X_val)
+    level = level_reference(valid, ctx.horizon_days)
     model.level_anchor_ = fit_level_anchor(valid, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days,
-                                           ctx.level_anchor, tenure_train=train["days_since_first_order"])
+                                           ctx.level_anchor, tenure_train=train["days_since_first_order"], anchor=level)
     if choice is not None:
         reference = _reference(valid, f"btyd_expected_revenue_{ctx.horizon_days}d")
         if reference is not None:
@@ -286,11 +291,12 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
     baseline = value_baseline(valid, ctx.horizon_days)  # its revenue window need not be a model feature
     metrics = value_metrics(y_val, pred["expected_revenue"].to_numpy())
     metrics["bias_pct_level_anchored"] = model.level_anchor_.bias_anchored_pct_
+    metrics["level_bias_pct"] = published_level_bias_pct(model, pred["expected_revenue"].to_numpy(), y_val, level, valid)
     metrics["level_anchor_used"] = float(model.level_anchor_.use_anchor_)
     metrics["interval_coverage"] = model.interval_coverage_
     metrics["interval_coverage_in_sample_band"] = interval_coverage(y_val, pred["value_p10"], pred["value_p90"])
     baseline_metrics = value_metrics(y_val, baseline)
-    champion_metric, champion_version = _champion_metric("value", valid, y_val)
+    champion = champion_scores("value", valid, y_val, level)
     figures = {
         "gain_chart": plots.gain_chart(y_val, {"model": pred["expected_revenue"].to_numpy(), "baseline": baseline},
                                        "revenue"),
@@ -305,8 +311,8 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
         extra["frequency_severity"] = {"frequency_trees": revenue.frequency_trees_, "severity_trees": revenue.severity_trees_,
                                        "scale": revenue.scale_}
     return _track("value", model, model.boosters_["revenue"], params, frame, train, valid, names, metrics,
-                  baseline_metrics, champion_metric, figures, extra, ctx, choice,
-                  champion_version=champion_version)
+                  baseline_metrics, champion.headline, figures, extra, ctx, choice,
+                  champion_version=champion.version, champion_calibration=champion.calibration)
 
 
 def _blend_input(model: ValueModel, pred: np.ndarray, pred_search: np.ndarray | None, search: pd.DataFrame | None,
@@ -358,8 +364,18 @@ def latest_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame["as_of"] == frame["as_of"].max()]
 
 
+def level_reference(X_val: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """BG/NBD + Gamma-Gamma expected revenue of each validation row, fitted on the validation frame itself.
+
+    The level a value model's anchor rescales to, as scoring fits it on the population it scores.
+    """
+    btyd = BtydFeatures(horizon_days, max_fit_rows=BTYD_FIT_ROWS).fit(X_val)
+    return btyd.transform(X_val)[f"btyd_expected_revenue_{horizon_days}d"].to_numpy()
+
+
 def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int,
-                     mode: str = "auto", tenure_train: pd.Series | None = None) -> LevelAnchor:
+                     mode: str = "auto", tenure_train: pd.Series | None = None,
+                     anchor: np.ndarray | None = None) -> LevelAnchor:
     """Decide on out-of-time data whether scoring rescales total revenue to the BG/NBD total.
 
     Tree models cannot extrapolate when the scored population is older (or younger) than the
@@ -368,9 +384,9 @@ def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarra
     validation snapshot (models/level.py), so the choice never looks past the as-of date; mode
     "always" / "never" is a configured choice (training.level_anchor). X_val is the whole validation
     frame: the BTYD inputs are read even when the model does not use them (features.model_features).
+    `anchor`: the `level_reference` of X_val when the caller has it.
     """
-    btyd = BtydFeatures(horizon_days, max_fit_rows=BTYD_FIT_ROWS).fit(X_val)
-    anchor = btyd.transform(X_val)[f"btyd_expected_revenue_{horizon_days}d"].to_numpy()
+    anchor = level_reference(X_val, horizon_days) if anchor is None else anchor
     tenure = None if tenure_train is None else tenure_train.to_numpy(dtype=float)
     return LevelAnchor(mode=mode).fit(y_val, pred_val, anchor, tenure_train=tenure)
 
@@ -380,31 +396,63 @@ def snapshot_list(frame: pd.DataFrame) -> str:
     return ",".join(sorted({str(d)[:10] for d in frame["as_of"].unique()}))
 
 
-def _champion_metric(kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> tuple[float | None, str | None]:
-    """The current champion's headline metric on the same out-of-time data (if it can score it), and its version."""
+def published_level_bias_pct(model: Any, pred: np.ndarray, y_val: np.ndarray, level: np.ndarray,
+                             valid: pd.DataFrame) -> float:
+    """Aggregate bias (%) of the value level scoring would publish for the validation rows.
+
+    The model's predicted total, rescaled to the BG/NBD level where its anchor applies to these
+    customers (models/level.py), against the realised total; before any BG/NBD blend, as the
+    headline metric is.
+    """
+    anchor = getattr(model, "level_anchor_", None)
+    if anchor is not None:
+        pred = anchor.transform(pred, level, tenure_scored=valid["days_since_first_order"].to_numpy(dtype=float))[0]
+    return aggregate_bias_pct(y_val, pred)
+
+
+def calibration_figure(kind: str, metrics: dict[str, float]) -> float:
+    """The figure of tracking.CALIBRATION_METRIC ("lower is better") from a model's validation metrics."""
+    return metrics["brier"] if kind == "churn" else abs(metrics["level_bias_pct"])
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    """The current champion's figures on the challenger's validation rows (None: no champion)."""
+
+    headline: float | None = None
+    calibration: float | None = None
+    version: str | None = None
+
+
+def champion_scores(kind: str, valid: pd.DataFrame, y_val: np.ndarray,
+                    level: np.ndarray | None = None) -> ChampionScores:
+    """The current champion's headline metric and calibration on the same out-of-time rows as the challenger.
+
+    `valid` is the whole validation frame the challenger is measured on (its columns need not be the
+    challenger's features); `level`: its `level_reference` (value only).
+    """
     try:
         champion = tracking.load_champion(kind)
     except ModelFileError as exc:
         # A retrain is how a damaged or pickled champion is replaced: it cannot defend its title.
         log.warning("%s; it scores as not comparable", exc)
-        return float("-inf"), tracking.current_champion_version(kind)
+        return ChampionScores(float("-inf"), None, tracking.current_champion_version(kind))
     if champion is None:
-        return None, None
-    return _metric_of(champion, kind, X_val, y_val), champion.version
-
-
-def _metric_of(champion: tracking.Champion, kind: str, X_val: pd.DataFrame, y_val: np.ndarray) -> float:
-    missing = [c for c in champion.model.feature_names_ if c not in X_val.columns]
+        return ChampionScores()
+    missing = [c for c in champion.model.feature_names_ if c not in valid.columns]
     if missing:
         # A champion that cannot score today's data cannot defend its title on it.
         log.warning("champion v%s needs features absent here (%s): it scores as not comparable",
                     champion.version, missing[:5])
-        return float("-inf")
-    X = X_val[champion.model.feature_names_]
+        return ChampionScores(float("-inf"), None, champion.version)
+    X = valid[champion.model.feature_names_]
     if kind == "churn":
-        return churn_metrics(y_val, champion.model.predict_proba(X))[HEADLINE_METRIC[kind]]
-    pred = champion.model.predict(X)["expected_revenue"].to_numpy()
-    return value_metrics(y_val, pred)[HEADLINE_METRIC[kind]]
+        metrics = churn_metrics(y_val, champion.model.predict_proba(X))
+    else:
+        pred = champion.model.predict(X)["expected_revenue"].to_numpy()
+        metrics = value_metrics(y_val, pred)
+        metrics["level_bias_pct"] = published_level_bias_pct(champion.model, pred, y_val, level, valid)
+    return ChampionScores(metrics[HEADLINE_METRIC[kind]], calibration_figure(kind, metrics), champion.version)
 
 
 def describe_snapshots(frame: pd.DataFrame, requested: tuple[int, int] | None) -> str:
@@ -439,7 +487,7 @@ def _metric_limit(kind: str, limits: TooGoodLimits) -> float | None:
 
 def _track(kind, model, booster, params, frame, train, valid, names, metrics, baseline_metrics,
            champion_metric, figures, extra, ctx: RunContext, choice: DesignChoice | None = None, *,
-           champion_version: str | None) -> TrainingOutcome:
+           champion_version: str | None, champion_calibration: float | None = None) -> TrainingOutcome:
     """Log one training run with everything needed to reproduce and judge it, then gate it."""
     grade = grade_model(kind, metrics, baseline_metrics)
     experiment = mlflow.get_experiment_by_name(tracking.model_name(kind))
@@ -478,11 +526,35 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         if warning is not None:
             log.warning("%s model not promoted: %s", kind, warning)
             mlflow.set_tag("too_good_to_be_true", warning)
+        calibration = _calibration_comparison(kind, metrics, champion_calibration, ctx.calibration_gate)
+        _log_champion_figures(metric, champion_metric, calibration, metrics)
         decision = tracking.decide_promotion(metric, metrics[metric], baseline_metrics[metric], champion_metric,
-                                             too_good=warning)
+                                             too_good=warning, calibration=calibration)
         # The gate compared against champion_version; the alias moves only if that is still the champion.
         decision = tracking.apply_promotion(kind, version.version, decision, compared_with=champion_version)
         mlflow.set_tags({"grade": grade.letter, "promoted": str(decision.promote), "promotion_reason": decision.reason})
     log.info("%s model v%s: %s; %s", kind, version.version, grade.text, decision.reason)
     return TrainingOutcome(kind, run.info.run_id, version.version, metrics, baseline_metrics, champion_metric,
-                           grade.letter, grade.text, decision.promote, decision.reason, rows, snapshots, design)
+                           grade.letter, grade.text, decision.promote, decision.reason, rows, snapshots, design,
+                           champion_calibration)
+
+
+def _calibration_comparison(kind: str, metrics: dict[str, float], champion: float | None,
+                            gate: CalibrationGate) -> tracking.CalibrationComparison | None:
+    """Challenger and champion calibration for the gate, with the configured tolerance (None: no champion figure)."""
+    if champion is None:
+        return None
+    key = "brier_above_champion" if kind == "churn" else "bias_pct_above_champion"
+    return tracking.CalibrationComparison(CALIBRATION_METRIC[kind], calibration_figure(kind, metrics), champion,
+                                          getattr(gate, key), f"training.calibration_gate.{key}")
+
+
+def _log_champion_figures(metric: str, champion_metric: float | None,
+                          calibration: tracking.CalibrationComparison | None, metrics: dict[str, float]) -> None:
+    """The champion's figures on this run's validation rows, beside the model's, in the active MLflow run."""
+    values = {f"champion_{metric}": champion_metric}
+    if calibration is not None:
+        values[f"champion_{calibration.metric}"] = calibration.champion
+        if calibration.metric not in metrics:  # the others are logged as model_<metric> already
+            values[f"model_{calibration.metric}"] = calibration.challenger
+    mlflow.log_metrics({k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)})
