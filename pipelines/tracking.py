@@ -210,13 +210,15 @@ def read_registered_model(mv: Any) -> Any:
             f"{label} has no recorded model-file checksum: it was stored by an earlier custscore as a pickle, "
             "which custscore no longer loads; train a new one with `custscore run --retrain`"
         )
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # download progress bars
-            folder = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}")
-    except MlflowException as exc:
-        raise ModelFileError(f"{label}: its files cannot be fetched from the artifact store: "
-                             f"{str(exc).splitlines()[0]}") from exc
-    return read_model_file(Path(folder) / "artifacts" / MODEL_FILE, checksum, label)
+    with tempfile.TemporaryDirectory(prefix="custscore-model-") as copy:
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # download progress bars
+                folder = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{mv.name}/{mv.version}/artifacts/{MODEL_FILE}", dst_path=copy)
+        except MlflowException as exc:
+            raise ModelFileError(f"{label}: its model file cannot be fetched from the artifact store: "
+                                 f"{str(exc).splitlines()[0]}") from exc
+        return read_model_file(Path(folder), checksum, label)
 
 
 @dataclass(frozen=True)
