@@ -138,9 +138,13 @@ def _release_failed_run(exc: BaseException) -> None:
     import gc
     import traceback
 
-    traceback.clear_frames(exc.__traceback__)
-    if getattr(exc, "result", None) is not None:  # QuarantineThresholdError keeps the validated data
-        exc.result = None
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # the error and those it was raised from or during
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        if getattr(exc, "result", None) is not None:  # QuarantineThresholdError keeps the validated data
+            exc.result = None
+        exc = exc.__cause__ or exc.__context__
     gc.collect()
 
 
