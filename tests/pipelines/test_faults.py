@@ -353,29 +353,33 @@ def test_the_command_on_a_locked_mlflow_database_gives_up_in_bounded_time_with_o
     assert elapsed < 120
 
 
-def test_a_locked_prefect_database_is_named_after_a_bounded_wait(tmp_path, monkeypatch):
-    from pipelines.local_api import check_prefect_database
+def test_a_locked_sqlite_database_is_named_after_a_bounded_wait_and_nothing_is_written(tmp_path):
+    """The check run before Prefect's local API starts (the real command: test_faults_commands.py)."""
+    from pipelines.faults import check_sqlite_writable
 
-    database = tmp_path / "prefect" / "prefect.db"
-    database.parent.mkdir()
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(database.parent))
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
+    database = tmp_path / "prefect.db"
     holder = _hold_write_lock(database)
     try:
-        with temporary_settings({PREFECT_HOME: str(database.parent), PREFECT_API_URL: None}):
-            started = time.monotonic()
-            with pytest.raises(DatabaseFaultError) as refused:
-                check_prefect_database(wait_s=1.0)
-            elapsed = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(DatabaseFaultError) as refused:
+            check_sqlite_writable(database, "Prefect's database", 1.0, "nothing was run")
+        elapsed = time.monotonic() - started
     finally:
         holder.kill()
         holder.wait()
     assert 0.9 < elapsed < 10
-    assert str(refused.value).startswith(f"Prefect's database {database} is locked by another process (still locked "
-                                         "after 1 s): wait for it to finish")
-    with temporary_settings({PREFECT_HOME: str(database.parent), PREFECT_API_URL: None}):
-        check_prefect_database(wait_s=1.0)  # released: no error, and nothing written
+    assert str(refused.value) == (f"Prefect's database {database} is locked by another process (still locked after 1 s): "
+                                  f"wait for it to finish (`fuser {database}` names it) and run again; nothing was run")
+    check_sqlite_writable(database, "Prefect's database", 1.0, "nothing was run")  # released: no error
     with sqlite3.connect(database) as con:
-        assert con.execute("SELECT count(*) FROM held").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM held").fetchone() == (0,)  # and nothing written
+
+
+def test_an_unreadable_sqlite_database_is_named_at_once(tmp_path):
+    from pipelines.faults import check_sqlite_writable
+
+    database = tmp_path / "prefect.db"
+    database.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DatabaseFaultError, match=f"^Prefect's database {database} is not a readable SQLite database "
+                                                 r"\(file is not a database\): move it aside$"):
+        check_sqlite_writable(database, "Prefect's database", 5.0, "move it aside")
