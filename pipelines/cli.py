@@ -102,7 +102,7 @@ class RedactingFilter(logging.Filter):
 
 def _fail(message: str, code: int = 2) -> None:
     # soft_wrap: one line however narrow the terminal or pipe, so logs can be grepped line by line.
-    # markup=False: a path or value may hold [brackets]; redacted: a URL may hold a password.
+    # escape: a path or value may hold [brackets] Rich would read as markup; redacted: a URL may hold a password.
     err.print(f"[bold red]error:[/] {escape(redacted(str(message)))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
