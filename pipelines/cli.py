@@ -326,8 +326,8 @@ def _tracking_while_api_boots(paths) -> None:
 
 def _configure_tracking(paths) -> None:
     """Point MLflow at the home's registry; a locked database is retried a few times, then one line."""
-    from pipelines.faults import mlflow_database_message, retry_while_locked
     from pipelines import tracking
+    from pipelines.faults import mlflow_database_message, retry_while_locked
 
     _run_guarded(retry_while_locked,
                  lambda: tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts),

@@ -71,7 +71,8 @@ def is_disk_full(exc: BaseException) -> bool:
     """ENOSPC from Python, or the same condition as DuckDB and Arrow word it."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return True
-    return "no space left on device" in str(exc).lower()
+    text = str(exc).lower()
+    return "no space left on device" in text or "database or disk is full" in text  # the latter: SQLite
 
 
 def free_bytes(path: Path) -> int | None:
@@ -127,10 +128,12 @@ _CORRUPT = ("file is not a database", "database disk image is malformed", "file 
 
 
 def database_fault(exc: BaseException) -> str | None:
-    """'locked', 'corrupt' or None, from SQLite's words (through SQLAlchemy or MLflow alike)."""
+    """'locked', 'corrupt', 'full' or None, from SQLite's words (through SQLAlchemy or MLflow alike)."""
     text = str(exc).lower()
     if any(words in text for words in _LOCKED):
         return "locked"
+    if "database or disk is full" in text:
+        return "full"
     if any(words in text for words in _CORRUPT):
         return "corrupt"
     return None
@@ -148,6 +151,10 @@ def mlflow_database_message(exc: BaseException, uri: str, waited_s: float | None
     if fault is None:
         return None
     where = sqlite_path(uri) or redacted(uri)
+    if fault == "full":
+        if isinstance(where, Path):
+            return disk_full_message(where, "the MLflow database", "nothing was published")
+        return f"MLflow database {where} is full: free space on its server and run again; nothing was published"
     if fault == "locked":
         waited = f" (still locked after {waited_s:.0f} s of retries)" if waited_s is not None else ""
         return (f"MLflow database {where} is locked by another process{waited}: wait for it to finish (another "

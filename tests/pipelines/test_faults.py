@@ -160,6 +160,7 @@ def test_a_missing_source_is_not_retried_but_a_transient_io_error_is(prefect_har
     (PermissionError(errno.EACCES, "Permission denied"), False),
     (ValueError("bad value"), False),
     (RuntimeError("(sqlite3.DatabaseError) file is not a database"), False),
+    (RuntimeError("(sqlite3.OperationalError) database or disk is full"), False),
 ])
 def test_only_transient_failures_are_worth_a_retry(exc, transient):
     assert faults.is_transient(exc) is transient
@@ -294,6 +295,17 @@ def test_a_locked_mlflow_database_is_retried_a_bounded_time_then_named(tmp_path)
                                          "locked after ")
     assert "nothing was trained or published" in str(refused.value)
     tracking.configure_tracking(uri, paths.mlflow_artifacts)  # released: works again
+
+
+def test_a_full_disk_under_the_mlflow_database_names_it_and_its_free_space(tmp_path):
+    from pipelines.faults import mlflow_database_message
+
+    database = tmp_path / "mlflow.db"
+    message = mlflow_database_message(RuntimeError("(sqlite3.OperationalError) database or disk is full"),
+                                      f"sqlite:///{database}")
+    assert message.startswith(f"disk full while writing the MLflow database {database}: No space left on device "
+                              "(Errno 28), ")
+    assert message.endswith("nothing was published")
 
 
 def test_a_lock_released_during_the_retries_lets_the_command_go_on(tmp_path):
