@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -62,6 +63,12 @@ def test_log_lines_of_the_command_line_are_redacted():
     assert record.getMessage() == "reading postgresql://analyst:***@db.example.com:5432/sales"
 
 
+def environment_defaults_set_by_a_flow() -> list[str]:
+    from pipelines.environment import _QUIET_DEFAULTS
+
+    return [*_QUIET_DEFAULTS, "PREFECT_HOME"]
+
+
 def test_prefect_stores_a_flow_run_with_its_parameters_redacted(prefect_harness, tmp_path, monkeypatch):
     """A schedule or notebook calling the flow with a DSN: refused, and Prefect's record holds no password."""
     from prefect import get_client
@@ -69,6 +76,11 @@ def test_prefect_stores_a_flow_run_with_its_parameters_redacted(prefect_harness,
     from pipelines.flows import retrain_and_score_flow
 
     monkeypatch.setenv("CUSTSCORE_HOME", str(tmp_path / "home"))
+    for key in environment_defaults_set_by_a_flow():  # the flow's prepare_environment sets them in this process
+        original = os.environ.get(key)
+        monkeypatch.setenv(key, original or "")  # restored (or removed again) after the test
+        if original is None:
+            monkeypatch.delenv(key)
     with pytest.raises(RunArgumentError):
         retrain_and_score_flow(data=DSN, config=f"/etc/custscore.yaml?password={SECRET}")
     with get_client(sync_client=True) as client:
@@ -238,9 +250,7 @@ def test_the_validate_command_on_a_really_full_disk_prints_one_line_with_the_pat
 
 
 def _clean_env(tmp_path) -> dict:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING", "PREFECT_HOME"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     env["CUSTSCORE_HOME"] = str(tmp_path / "home")
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return env

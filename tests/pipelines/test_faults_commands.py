@@ -16,7 +16,9 @@ SECRET = "s3cr3t-Pa55"
 
 
 def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING", "PREFECT_HOME"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    # Prefect and MLflow settings of this test process (earlier tests may have set some) stay out:
+    # the command sets its own, as it does for a user.
     env["CUSTSCORE_HOME"] = str(home)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return env
