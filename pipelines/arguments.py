@@ -1,6 +1,6 @@
 """Check a run's arguments before any work: dates, horizons, and the as-of date against the data.
 
-Standard library only: the command line checks its flags here before it prepares the
+Standard library only (and pipelines.faults, itself light): the command line checks its flags here before it prepares the
 environment or imports Prefect, so a typo costs milliseconds and one line, not a traceback
 after the API server has booted.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+
+from pipelines.faults import looks_like_url, redacted
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -74,3 +76,12 @@ def check_as_of_within_data(as_of: date, data_start: datetime | None, data_end: 
             f"as-of date {as_of} is after the data: {span}, so the latest as-of date is {last} (the default); "
             "a later one counts the days without data as days without orders. "
             "Pass --allow-future-as-of (flow parameter allow_future_as_of) to score at a later date anyway")
+
+
+def check_local_source(data: str | None) -> None:
+    """A data source is a local folder or DuckDB file; a URL (a database DSN) is refused, its password hidden."""
+    if data is not None and looks_like_url(str(data)):
+        shown = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*):/(?!/)", r"\1://", str(data))  # as typed, before pathlib's `//` -> `/`
+        raise RunArgumentError(
+            f"data source {redacted(shown)} is a URL; custscore reads a local folder of CSV/Parquet tables or a "
+            "DuckDB file: export the tables to one (e.g. with DuckDB's postgres extension) and pass its path")

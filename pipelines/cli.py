@@ -19,9 +19,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.arguments import RunArgumentError, check_horizon_days, parse_day
+from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
 
 app = typer.Typer(help="custscore: customer value, churn and segments with reasons.", no_args_is_help=True,
@@ -64,6 +66,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pro
     # would bury the one-line error the CLI prints; --verbose shows it.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def end_on_sigterm() -> None:
@@ -85,9 +89,21 @@ def _prepare():
     return prepare_environment()
 
 
+class RedactingFilter(logging.Filter):
+    """Log lines show URLs without their passwords (a data source or tracking URI may hold one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redacted(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def _fail(message: str, code: int = 2) -> None:
     # soft_wrap: one line however narrow the terminal or pipe, so logs can be grepped line by line.
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a path or value may hold [brackets] Rich would read as markup; redacted: a URL may hold a password.
+    err.print(f"[bold red]error:[/] {escape(redacted(str(message)))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -96,6 +112,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from models.model_files import ModelFileError
     from pipelines.arguments import AsOfOutsideDataError
     from pipelines.config import ConfigError
+    from pipelines.faults import DatabaseFaultError, DiskFullError
     from pipelines.home_lock import RunInProgressError
     from pipelines.publishing import NoChampionError
     from pipelines.runs import LostRegistryError
@@ -103,7 +120,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
                                          AsOfOutsideDataError, RunArgumentError, RunInProgressError,
-                                         LostRegistryError, TrainingDataError, ModelFileError]
+                                         LostRegistryError, TrainingDataError, ModelFileError, DiskFullError,
+                                         DatabaseFaultError]
     try:
         from features.training_set import InsufficientHistoryError
 
@@ -122,7 +140,13 @@ def _release_failed_run(exc: BaseException) -> None:
     import gc
     import traceback
 
-    traceback.clear_frames(exc.__traceback__)
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # the error and those it was raised from or during
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        if getattr(exc, "result", None) is not None:  # QuarantineThresholdError keeps the validated data
+            exc.result = None
+        exc = exc.__cause__ or exc.__context__
     gc.collect()
 
 
@@ -139,6 +163,34 @@ def _run_guarded(fn, *args, **kwargs):
         first_line = str(exc).splitlines()[0]
         _fail(f"DuckDB reached its memory cap: {first_line}. Raise data.duckdb_memory_limit in the config "
               "(default 2GB; pass it with --config FILE) on a machine with more memory.")
+    except Exception as exc:
+        message = _tracking_fault(exc)
+        if message is None:
+            raise
+        _release_failed_run(exc)
+        _fail(message)
+
+
+def _tracking_fault(exc: BaseException) -> str | None:
+    """One line for MLflow's database found locked or corrupt in the middle of a command (None: another error)."""
+    from pipelines.faults import mlflow_database_message
+
+    if "mlflow" not in sys.modules:
+        return None
+    import mlflow
+
+    return mlflow_database_message(exc, mlflow.get_tracking_uri())
+
+
+def _refuse_url_data(data: Path | None) -> None:
+    """A database URL is no data source: refused before Prefect could store it as a flow parameter."""
+    from pipelines.arguments import check_local_source
+
+    if data is not None:
+        try:
+            check_local_source(str(data))
+        except RunArgumentError as exc:
+            _fail(str(exc))
 
 
 @app.command("demo-data")
@@ -176,6 +228,7 @@ def validate(
 ) -> None:
     """Check the input tables; print rows read, accepted and quarantined by reason."""
     end_flag = _date(data_end, "--data-end")
+    _refuse_url_data(data)
     from features.validation import QuarantineThresholdError, load_and_validate
     from pipelines.config import load_config
     from pipelines.tasks import utc_now
@@ -195,8 +248,7 @@ def validate(
     target = quarantine_out or paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
     written = None
     if not result.quarantine.empty:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        written = result.write_quarantine(target)
+        written = _run_guarded(_write_quarantine, result, target)
     if as_json:
         print(json.dumps(result.report_json(), indent=2))
     else:
@@ -204,6 +256,14 @@ def validate(
     _print_warnings(result.warnings, stderr=as_json)  # --json keeps stdout parseable
     if failure:
         _fail(failure, code=1)
+
+
+def _write_quarantine(result, target: Path) -> Path:
+    from pipelines.faults import writing
+
+    with writing(target, "the quarantine file"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return result.write_quarantine(target)
 
 
 def _run_guarded_validation(load, data, clock, end, share, duplicate_lines, plausibility):
@@ -242,6 +302,7 @@ def features(
     day = _date(as_of)
     if day is None:
         _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
+    _refuse_url_data(data)
     _prepare()
     from features.build import build_features
     from features.validation import load_and_validate
@@ -269,9 +330,25 @@ def features(
 
 def _tracking_while_api_boots(paths) -> None:
     """Set up MLflow (on a first run: create its database, ~5 s) while Prefect's API boots beside it."""
-    from pipelines import tracking
+    _configure_tracking(paths)
 
-    _run_guarded(tracking.configure_tracking, paths.tracking_uri, paths.mlflow_artifacts)
+
+def _configure_tracking(paths) -> None:
+    """Point MLflow at the home's registry; a locked database is retried a few times, then one line."""
+    from pipelines import tracking
+    from pipelines.faults import mlflow_database_message, retry_while_locked
+
+    _run_guarded(retry_while_locked,
+                 lambda: tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts),
+                 describe=lambda exc, waited: mlflow_database_message(exc, paths.tracking_uri, waited))
+
+
+def _start_local_api(paths):
+    """Check Prefect's database takes a write lock (bounded wait), then start its local API early."""
+    from pipelines.local_api import check_prefect_database
+
+    _run_guarded(check_prefect_database)
+    return start_local_api_early()
 
 
 @app.command()
@@ -280,9 +357,10 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
+    _refuse_url_data(data)
     paths = _prepare()
     lock = _hold_home(paths, wait)
-    local_api = start_local_api_early()
+    local_api = _start_local_api(paths)
     from pipelines.flows import train_flow
 
     with lock, console.status("training (validate, build snapshots, fit, evaluate, register)"):
@@ -305,9 +383,10 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
         allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
+    _refuse_url_data(data)
     paths = _prepare()
     lock = _hold_home(paths, wait)
-    local_api = start_local_api_early()
+    local_api = _start_local_api(paths)
     from pipelines.flows import retrain_and_score_flow
 
     with lock, console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
@@ -432,7 +511,7 @@ def _print_published(published: dict) -> None:
 
 def _print_where(paths) -> None:
     console.print(
-        f"[bold]MLflow UI[/]  mlflow ui --backend-store-uri {paths.tracking_uri}  (then http://127.0.0.1:5000)\n"
+        f"[bold]MLflow UI[/]  mlflow ui --backend-store-uri {redacted(paths.tracking_uri)}  (then http://127.0.0.1:5000)\n"
         f"[bold]Prefect UI[/] PREFECT_HOME={paths.prefect} prefect server start  (then http://127.0.0.1:4200)\n"
         f"[bold]export[/]     custscore scores export --output scores.csv",
         highlight=False,
@@ -507,7 +586,7 @@ def models_list() -> None:
     paths = _prepare()
     from pipelines import tracking
 
-    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
+    _configure_tracking(paths)
     grid = Table("model", "alias", "version", "run id")
     for kind in tracking.MODEL_KINDS:
         for alias, mv in tracking.aliased_versions(kind).items():
@@ -521,7 +600,7 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")])
     paths = _prepare()
     from pipelines import tracking
 
-    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
+    _configure_tracking(paths)
     with _hold_home(paths, wait=False):  # a run in progress must not see its champion pair change
         try:
             version = tracking.rollback_champion(kind)

@@ -8,13 +8,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import Flow
 
 from pipelines import publishing, tasks
 from pipelines.environment import prepare_environment, release_memory
+from pipelines.faults import redacted_value
 from pipelines.home_lock import home_run_lock
 from pipelines.runs import RunRequest, check_registry_knows_store, resolve_run
 from pipelines.training import check_trainable
+
+
+class RedactedParametersFlow(Flow):
+    """A flow whose parameters are stored in Prefect's database with URL passwords replaced by ***.
+
+    The flow itself receives them unchanged; only the record (the Prefect UI, its database)
+    is redacted, whoever calls the flow: the command line, a schedule or a notebook.
+    """
+
+    def serialize_parameters(self, parameters: dict) -> dict:
+        return redacted_value(super().serialize_parameters(parameters))
+
+
+def flow(name: str):
+    """`prefect.flow` with parameters stored redacted (RedactedParametersFlow)."""
+    return lambda fn: RedactedParametersFlow(fn, name=name)
 
 
 @flow(name="custscore-build-features")

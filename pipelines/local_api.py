@@ -13,21 +13,28 @@ start takes over at the flow call and reports errors in its own words.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from contextlib import AbstractContextManager, ExitStack, nullcontext
+from pathlib import Path
 from typing import Self
+
+from pipelines.faults import check_sqlite_writable, sqlite_path
 
 log = logging.getLogger(__name__)
 
 # What Prefect's own temporary server sets: no UI, ephemeral services only.
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 _DEFAULT_STARTUP_TIMEOUT_S = 90.0
+# How long a run waits for another process to release Prefect's database before saying so.
+PREFECT_DATABASE_WAIT_S = 15.0
 
 
 def _api_url_configured() -> bool:
@@ -65,7 +72,7 @@ class LocalApiServer(AbstractContextManager):
         self._settings: ExitStack | None = None
         self.process: subprocess.Popen | None = subprocess.Popen(
             command_for_port(self.port), env={**os.environ, **_SERVER_ENV},
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=die_with_parent(os.getpid()),
         )
         atexit.register(self.stop)
 
@@ -119,6 +126,55 @@ class LocalApiServer(AbstractContextManager):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int):
+    """A preexec_fn making the child get SIGKILL when this process dies (Linux; elsewhere a no-op).
+
+    `stop` at exit covers normal ends and SIGTERM; a SIGKILL or the OOM killer runs no code in
+    the parent, and the server (~220 MiB) stayed behind after every such death. The kernel sends
+    the signal when the thread that started the child ends: the command line starts it from
+    its main thread. SIGKILL because the server holds nothing worth shutting down for: SQLite
+    keeps Prefect's database consistent through a kill.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the atexit stop is all there is
+        return None
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return set_death_signal
+
+
+def prefect_database_path() -> Path | None:
+    """The SQLite file of the local Prefect API (None when Prefect uses another database or server)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url
+    text = url.get_secret_value() if url is not None else ""
+    return sqlite_path(text) if text else None
+
+
+def check_prefect_database(wait_s: float = PREFECT_DATABASE_WAIT_S) -> None:
+    """Refuse in one line, after a bounded wait, when Prefect's database is locked or unreadable.
+
+    Otherwise the local API cannot start, and the run waited for it twice (this starter, then
+    Prefect's own) before failing: nearly three minutes without a word.
+    """
+    if _api_url_configured():
+        return
+    path = prefect_database_path()
+    if path is not None:
+        check_sqlite_writable(path, "Prefect's database", wait_s,
+                              f"if no other process needs it, move it aside (`mv {path} {path}.old`: it holds only "
+                              "Prefect's run history); nothing was run")
 
 
 def start_local_api_early() -> AbstractContextManager:

@@ -20,6 +20,7 @@ from features.tables import columns_of
 from features.transactions import BTYD_INPUT_COLUMNS, btyd_inputs_expr
 from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
 from pipelines import tracking
+from pipelines.faults import writing
 from pipelines.runs import Run
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.reference_adjustments import blended_with_reference, value_scaled
@@ -40,13 +41,14 @@ def write_frame(frame: pd.DataFrame, output: Path) -> Path:
     CSV text cells that a spreadsheet would run as formulas get a leading ``'`` (features.safe_csv).
     """
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".parquet":
-        frame.to_parquet(output, index=False)
-    elif output.suffix == ".csv":
-        safe_text_frame(frame).to_csv(output, index=False)
-    else:
+    if output.suffix not in (".parquet", ".csv"):
         raise ValueError(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
+    with writing(output, "the file", "the file is incomplete: delete it"):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix == ".parquet":
+            frame.to_parquet(output, index=False)
+        else:
+            safe_text_frame(frame).to_csv(output, index=False)
     return output
 
 
@@ -259,7 +261,9 @@ def segment_and_publish(store: ScoreStore, metadata: RunMetadata, result: Scorin
     summary = segment_summary(segmented, rules)
     # The part files hold the texts in the order of result.numbers (which segmentation keeps):
     # the store links them and writes only the numbers.
-    published = store.publish_parts(metadata, segmented, result.score_parts, result.explanation_parts, summary)
+    with writing(store.root, "the published run in the store",
+                 "nothing was published: readers still see the previous run"):
+        published = store.publish_parts(metadata, segmented, result.score_parts, result.explanation_parts, summary)
     return published, summary
 
 
@@ -271,7 +275,8 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     workdir = run.paths.root / "work" / run_id
     shutil.rmtree(workdir, ignore_errors=True)
     try:
-        result = score_task(run, models, workdir, run_id)
+        with writing(workdir, "the scored parts in", "nothing was published: readers still see the previous run"):
+            result = score_task(run, models, workdir, run_id)
         return publish_task(run, models, champions, result, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

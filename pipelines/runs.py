@@ -9,9 +9,10 @@ from pathlib import Path
 
 from features.validation import ValidatedData
 from pipelines import tasks, tracking
-from pipelines.arguments import check_as_of_within_data, check_horizon_days, parse_day
+from pipelines.arguments import check_as_of_within_data, check_horizon_days, check_local_source, parse_day
 from pipelines.config import CustscoreConfig, load_config
 from pipelines.environment import HomePaths, prepare_environment
+from pipelines.faults import redacted
 from serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class RunRequest:
 
     def __post_init__(self) -> None:
         # A schedule or a direct flow call fails here, before config, tracking and data are touched.
+        check_local_source(self.data)
         parse_day(self.as_of, "as_of")
         check_horizon_days(self.churn_horizon_days, "churn_horizon_days")
         check_horizon_days(self.value_horizon_days, "value_horizon_days")
@@ -69,7 +71,7 @@ def resolve_run(request: RunRequest) -> Run:
         source = tasks.ensure_demo_data(paths, cfg)
         label = f"demo data ({cfg.demo.customers} customers, seed {cfg.demo.seed})"
     else:
-        source, label = Path(cfg.data.source), str(cfg.data.source)
+        source, label = Path(cfg.data.source), redacted(str(cfg.data.source))
     data = tasks.load_data(source, cfg, paths, clock)
     as_of = resolve_as_of(request, data)
     tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
@@ -108,7 +110,7 @@ def check_registry_knows_store(store_root: Path, new_lineage: bool = False) -> s
     if not missing:
         return None
     problem = (f"store {store_root}: its last published run {last['run_id']} was scored with {'; '.join(missing)} "
-               f"(registry {tracking.registry_location()})")
+               f"(registry {redacted(tracking.registry_location())})")
     if not new_lineage:
         raise LostRegistryError(f"{problem}; the registry was lost or replaced: restore it, or `custscore run --retrain` "
                                 f"starts a new lineage on purpose; nothing trained or published")

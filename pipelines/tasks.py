@@ -28,11 +28,14 @@ from models.btyd_columns import add_btyd_features
 from pipelines import tracking
 from pipelines.config import CustscoreConfig
 from pipelines.environment import HomePaths
+from pipelines.faults import retry_only_transient, writing
 from pipelines.training import RunContext, TrainingOutcome, train_churn, train_value
 
 log = logging.getLogger(__name__)
 
-IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5}
+# Only transient I/O failures are retried: an input error, a full disk or a corrupt database
+# would fail the same way again, repeating the work and its side effects.
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_only_transient}
 
 
 def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
@@ -64,16 +67,18 @@ def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datet
     """
     data_end = datetime.combine(cfg.data.data_end, datetime.min.time()) if cfg.data.data_end else None
     try:
-        data = load_and_validate(
-            source, clock=clock, data_end=data_end,
-            max_quarantine_share=cfg.data.max_quarantine_share,
-            default_margin_rate=cfg.data.default_margin_rate,
-            work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
-            duplicate_lines=cfg.data.duplicate_lines, plausibility=cfg.data.plausibility(),
-        )
+        with writing(paths.root / "work", "the validated tables in", "nothing was trained or published"):
+            data = load_and_validate(
+                source, clock=clock, data_end=data_end,
+                max_quarantine_share=cfg.data.max_quarantine_share,
+                default_margin_rate=cfg.data.default_margin_rate,
+                work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
+                duplicate_lines=cfg.data.duplicate_lines, plausibility=cfg.data.plausibility(),
+            )
     except QuarantineThresholdError as exc:
-        write_quarantine_file(exc.result, paths, clock)
-        raise
+        written = write_quarantine_file(exc.result, paths, clock, announce=False)
+        # The failing run's one line says where the rejected rows are; no separate warning line.
+        raise QuarantineThresholdError(f"{exc} Quarantined rows: {written}", exc.result) from None
     write_quarantine_file(data, paths, clock)
     return with_chosen_attributes(data, cfg)
 
@@ -99,14 +104,17 @@ def attributes_summary(data: ValidatedData) -> dict | None:
     return data.attributes.as_dict() if data.attributes is not None else None
 
 
-def write_quarantine_file(data: ValidatedData, paths: HomePaths, clock: datetime) -> Path | None:
+def write_quarantine_file(data: ValidatedData, paths: HomePaths, clock: datetime,
+                          announce: bool = True) -> Path | None:
     """Keep every rejected row with its reason; returns the file, or None if nothing was rejected."""
     if data.quarantine.empty:
         return None
     path = paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data.write_quarantine(path)
-    log.warning("%d rows quarantined; written to %s", len(data.quarantine), path)
+    with writing(path, "the quarantine file", "nothing was trained or published"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data.write_quarantine(path)
+    if announce:
+        log.warning("%d rows quarantined; written to %s", len(data.quarantine), path)
     return path
 
 
