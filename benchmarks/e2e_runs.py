@@ -226,6 +226,11 @@ def print_table(runs: list[dict]) -> None:
         )
 
 
+def shown_path(path: Path) -> str:
+    """A path as the results record it: relative to the repository, the same from any clone."""
+    return os.path.relpath(path.resolve(), ROOT)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.home is None:
         parser.error("--home is required (a custscore home; it must hold champions unless --retrain)")
     runs: list[dict] = []
-    result = {"machine": machine_info(), "data": str(args.data), "home": str(args.home), "retrain": args.retrain, "runs": runs}
+    result = {"machine": machine_info(), "data": shown_path(args.data), "home": shown_path(args.home), "retrain": args.retrain,
+              "runs": runs}
     for i in range(args.runs):
         entry = {"reference_before": measure_reference(args.data)}
         entry.update(one_run(args.data, args.home, args.retrain, args.config, cold=args.cold))

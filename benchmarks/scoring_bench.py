@@ -21,7 +21,8 @@ seconds and peak RSS of the whole job.
 Each stage records wall seconds, CPU seconds of the process (all threads: DuckDB, LightGBM,
 Arrow), the peak RSS seen by a 20 ms sampling thread reading /proc/self/status (VmRSS; no
 psutil), and the 1-minute load average at its start: the machine may be shared, so read CPU
-seconds beside wall time. Results go to benchmarks/results/scoring.json and scoring.md.
+seconds beside wall time. Results go to benchmarks/results/scoring_stages.json and scoring_stages.md,
+paths in the recorded commands relative to the repository.
 Run manually; not part of the test suite.
 """
 
@@ -316,6 +317,12 @@ def parse_time_v(text: str) -> dict:
     }
 
 
+def shown_command(words: list[str]) -> str:
+    """A command as the results record it: absolute paths made relative to the repository, so
+    the record reads the same from any clone."""
+    return " ".join(os.path.relpath(word, ROOT) if word.startswith("/") else word for word in words)
+
+
 def run_cli(folder: Path, home: Path, retrain: bool, chunk_size: int | None) -> dict:
     """`custscore run --data DIR [--retrain]` under /usr/bin/time -v in the given home."""
     env = {**os.environ, "CUSTSCORE_HOME": str(home)}
@@ -334,7 +341,7 @@ def run_cli(folder: Path, home: Path, retrain: bool, chunk_size: int | None) -> 
         timing["error"] = proc.stderr[-3000:] + proc.stdout[-2000:]
     tail = [line for line in proc.stdout.splitlines() if line.strip()][-40:]
     print(f"  {' '.join(command[1:])}: {timing}  load {load:.2f}", flush=True)
-    return {"command": " ".join(["custscore", *command[1:]]), "returncode": proc.returncode,
+    return {"command": shown_command(["custscore", *command[1:]]), "returncode": proc.returncode,
             "load1_at_start": round(load, 2), **timing, "stdout_tail": tail}
 
 
@@ -350,7 +357,7 @@ def write_config_with_chunk(path: Path, chunk_size: int) -> None:
 
 
 def write_markdown(result: dict, path: Path) -> None:
-    """Human-readable summary of scoring.json."""
+    """Human-readable summary of scoring_stages.json."""
     m = result["machine"]
     lines = [
         "# Scoring benchmark", "",
@@ -406,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.stages_child:
         run_stages(folder, args.chunk_size, args.stages_child, retrain=not args.no_train, home=args.home)
         return
-    result = {"command": "python -m benchmarks.scoring_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": shown_command(["python", "-m", "benchmarks.scoring_bench", *(argv if argv is not None else sys.argv[1:])]),
               "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info(),
               "customers": args.customers, "notes": args.note}
     folder, result["data"] = ensure_data(args.customers)
@@ -431,9 +438,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     result["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    (args.out / "scoring.json").write_text(json.dumps(result, indent=2, default=str))
-    write_markdown(result, args.out / "scoring.md")
-    print(f"wrote {args.out / 'scoring.json'} and {args.out / 'scoring.md'}")
+    (args.out / "scoring_stages.json").write_text(json.dumps(result, indent=2, default=str))
+    write_markdown(result, args.out / "scoring_stages.md")
+    print(f"wrote {args.out / 'scoring_stages.json'} and {args.out / 'scoring_stages.md'}")
 
 
 if __name__ == "__main__":

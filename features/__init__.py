@@ -1,1 +1,1 @@
-"""custscore features layer (see DESIGN.md)."""
+"""custscore features layer (see docs/DESIGN.md)."""

@@ -1,1 +1,1 @@
-"""custscore models layer (see DESIGN.md)."""
+"""custscore models layer (see docs/DESIGN.md)."""

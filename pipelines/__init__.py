@@ -1,1 +1,1 @@
-"""custscore pipelines layer (see DESIGN.md)."""
+"""custscore pipelines layer (see docs/DESIGN.md)."""

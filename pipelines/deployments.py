@@ -2,7 +2,7 @@
 
 `register_deployments` records them in the Prefect API (visible in the Prefect UI);
 `serve_deployments` runs the process that executes their scheduled runs. On Prefect's
-ephemeral API nothing is ever scheduled (STACK.md), so serving needs `prefect server start`.
+ephemeral API nothing is ever scheduled, so serving needs `prefect server start`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ _QUIET_DEFAULTS = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "GIT_PYTHON_REFRESH": "quiet",
     # LightGBM's OpenMP threads spin while waiting; with the other core busy that slows fits
-    # many times over (STACK.md). Must be set before lightgbm is imported.
+    # many times over (a 2 s test fit took over 60 s). Must be set before lightgbm is imported.
     "OMP_WAIT_POLICY": "PASSIVE",
 }
 

@@ -1,7 +1,7 @@
 """Start Prefect's local API server in a subprocess while a run imports its libraries.
 
 With no API configured, Prefect starts a temporary API server in a subprocess at the first
-flow call and waits for it (STACK.md). Prefect's own starter lives in
+flow call and waits for it (6-11 s). Prefect's own starter lives in
 `prefect.server.api.server`, whose import alone costs ~7.5 CPU s in the calling process, on
 top of the same import in the server process. Here the server process is launched directly,
 so its boot runs on the other core while this process imports MLflow, LightGBM and the

@@ -1,1 +1,1 @@
-"""custscore serving layer (see DESIGN.md)."""
+"""custscore serving layer (see docs/DESIGN.md)."""

@@ -1,4 +1,4 @@
-"""Value tiers (Pareto A/B/C) and strategy classes (DOMAIN.md) from typed rules.
+"""Value tiers (Pareto A/B/C) and strategy classes (docs/METHOD.md) from typed rules.
 
 Rules live in configs/segments.yaml; the caller validates them into `SegmentRules`
 (`SegmentRules.model_validate(dict)`). Shares ("top 5%") are ranks over the whole scoring

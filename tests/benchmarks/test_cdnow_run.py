@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.cdnow import scorers
 from benchmarks.cdnow.data import SAMPLE_CUSTOMERS, SAMPLE_TRANSACTIONS, SHIPPED_SAMPLE, load_transactions
 from benchmarks.cdnow.run import main
 from benchmarks.cdnow.scorers import CustscoreCliScorer, ScoringTask
@@ -77,7 +78,7 @@ def _sample_task(tmp_path: Path) -> ScoringTask:
                        pd.Timestamp("1998-01-01"), 182, 182)
 
 
-def test_custscore_scorer_runs_the_cli_with_the_issue_arguments_and_reads_the_export(tmp_path: Path):
+def test_custscore_scorer_runs_the_cli_with_the_benchmark_arguments_and_reads_the_export(tmp_path: Path):
     home = tmp_path / "home"
     scorer = CustscoreCliScorer(home=home, executable=_fake_custscore(tmp_path))
     scores = scorer.score(_sample_task(tmp_path))
@@ -96,3 +97,18 @@ def test_custscore_failure_is_reported_with_its_stderr_and_log(tmp_path: Path):
         scorer.score(_sample_task(tmp_path))
     assert "nanobind" not in str(raised.value)  # the CLI's reason, not shutdown noise
     assert (tmp_path / "home" / "custscore_step2.log").exists()
+
+
+
+def test_recorded_commands_name_paths_relative_to_the_repository(tmp_path: Path, monkeypatch):
+    # Results are committed: a command recorded with one machine's folders reads wrong on every clone.
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(scorers, "REPO_ROOT", repo)
+    task = _sample_task(repo / "benchmarks" / ".work")
+    scorer = CustscoreCliScorer(home=repo / "benchmarks" / ".work" / "home", executable=_fake_custscore(tmp_path))
+    scorer.score(task)
+    assert scorer.displayed_commands() == [
+        ["custscore", "run", "--data", "benchmarks/.work/data", "--as-of", "1998-01-01",
+         "--churn-horizon-days", "182", "--value-horizon-days", "182"],
+        ["custscore", "scores", "export", "--output", "benchmarks/.work/home/custscore_scores.csv"],
+    ]

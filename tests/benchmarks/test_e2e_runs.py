@@ -10,8 +10,8 @@ import sys
 import time
 from datetime import datetime
 
-from benchmarks.e2e_runs import TreePeak, prefect_task_seconds, tree_rss_bytes
-from benchmarks.scoring_bench import parse_time_v
+from benchmarks.e2e_runs import ROOT, TreePeak, prefect_task_seconds, shown_path, tree_rss_bytes
+from benchmarks.scoring_bench import parse_time_v, shown_command
 
 HOLD_MIB = 120
 # Two interpreters and their libraries, generously; a walk that summed unrelated processes exceeds it.
@@ -81,3 +81,10 @@ def test_prefect_task_seconds_takes_the_later_flow_run_and_keeps_repeated_names(
         ])
     seconds = prefect_task_seconds(tmp_path, datetime(2026, 11, 24, 6, 0, 0))
     assert seconds == {"load-and-validate": 12.5, "train-and-gate": 6.0, "train-and-gate#2": 14.0, "score-and-explain": 68.3}
+
+
+def test_recorded_paths_are_relative_to_the_repository():
+    # Results are committed: one machine's absolute folders would read wrong on every clone.
+    assert shown_path(ROOT / "benchmarks" / ".work" / "demo-1000000-s7") == "benchmarks/.work/demo-1000000-s7"
+    assert shown_command(["custscore", "run", "--data", str(ROOT / "benchmarks" / ".work" / "d"), "--retrain"]) == (
+        "custscore run --data benchmarks/.work/d --retrain")
