@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from models.baselines import churn_baseline, value_baseline
-from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.blend import blend_churn_probabilities, blend_values
+from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.churn import ChurnModel
 from models.design import (
     BLEND_WEIGHTS,
@@ -521,7 +521,7 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         version = tracking.log_model_version(kind, model, X_val)
         metric = HEADLINE_METRIC[kind]
         warning = tracking.too_good_to_be_true(metric, metrics[metric], _metric_limit(kind, ctx.too_good),
-                                               dict(zip(booster.feature_name(), map(float, gains))),
+                                               dict(zip(booster.feature_name(), map(float, gains), strict=True)),
                                                ctx.too_good.feature_gain_share_above)
         if warning is not None:
             log.warning("%s model not promoted: %s", kind, warning)

@@ -31,10 +31,10 @@ from benchmarks.cdnow.scorers import (
 from benchmarks.comparison import (
     REPO_ROOT,
     bootstrap_table_lines,
+    candidate_from_args,
     compare_scorers,
     footer_lines,
     metrics_table_lines,
-    candidate_from_args,
     repo_relative,
     results_record,
     write_results,

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.comparison import REPO_ROOT
-from benchmarks.online_retail.data import FIRST_FILE, SECOND_FILE
 from benchmarks.cdnow import run as cdnow_run
 from benchmarks.cdnow.scorers import CustscoreCliScorer
+from benchmarks.comparison import REPO_ROOT
 from benchmarks.online_retail import run as retail_run
+from benchmarks.online_retail.data import FIRST_FILE, SECOND_FILE
 from benchmarks.online_retail.run import main
 
 START, END = pd.Timestamp("2009-12-01"), pd.Timestamp("2011-12-09")
