@@ -515,7 +515,7 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         sample = X_val.iloc[: min(len(X_val), 5000)]
         contrib = contributions(booster, sample)
         gains = booster.feature_importance(importance_type="gain")
-        figures = {**figures, "shap_beeswarm": plots.shap_beeswarm(contrib, sample),
+        figures = {**figures, **plots.shap_figures(contrib, sample),
                    "feature_importance": plots.feature_importance(booster.feature_name(), gains)}
         tracking.log_figures(figures)
         version = tracking.log_model_version(kind, model, X_val)
