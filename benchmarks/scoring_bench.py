@@ -308,7 +308,8 @@ def write_markdown(result: dict, path: Path) -> None:
     if stages and stages.get("rows"):
         lines += [f"## Stages of `{stages['command']}` (its Prefect task runs)", "",
                   "Wall seconds from Prefect's record of each task run; CPU seconds (all threads) and peak RSS of the "
-                  f"process sampled every 20 ms. Load average at start {stages['load1_at_start']}.", "",
+                  f"process sampled every 20 ms; train-and-gate trains churn, then value. Load average at start "
+                  f"{stages['load1_at_start']}.", "",
                   "| stage | wall s | CPU s | peak RSS GiB |", "|---|---:|---:|---:|"]
         for row in stages["rows"]:
             lines.append(f"| {row['stage']} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_gib']} |")
