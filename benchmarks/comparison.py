@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,3 +225,24 @@ def candidate_from_args(args, config) -> Scorer | None:
     if args.config is not None and not args.config.exists():
         raise FileNotFoundError(f"--config {args.config} does not exist")
     return CustscoreCliScorer(home=config.work_dir / "custscore_home", config=args.config)
+
+
+def benchmark_main(argv: list[str] | None, parse_args: Callable, config_from_args: Callable, run_benchmark: Callable,
+                   render_markdown: Callable[[dict], str]) -> int:
+    """The command line of a dataset benchmark: run it and write results.md/results.json.
+
+    Exit code 2, with one line, when the input is missing or unreadable or the as-of too late.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args, argv)
+        results = run_benchmark(config, candidate_from_args(args, config))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    json_path, md_path = write_results(results, config.out_dir, render_markdown)
+    print(render_markdown(results))
+    print(f"wrote {md_path} and {json_path}")
+    return 0

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from benchmarks.synthetic import feature_columns, make_training_set
 from models.baselines import churn_baseline, value_baseline
 from models.churn import ChurnModel
 from models.explain import contributions
@@ -18,7 +19,6 @@ from models.metrics import churn_metrics, value_metrics
 from models.params import ChurnParams, ValueParams
 from models.splits import out_of_time_split
 from models.value import PointRegressor
-from tests.models.synthetic import feature_columns, make_training_set
 
 
 def compare_objectives(n: int, seeds: list[int]) -> None:
@@ -71,7 +71,7 @@ def compare_sizes(n: int, n_features: int, sizes: str = DEFAULT_SIZES) -> None:
           "| value trees | value Gini | value fit s | value SHAP s/100k |")
     print("|---" * 12 + "|")
     for size in sizes.split(","):
-        depth, leaves, lr, cap = (t(v) for t, v in zip((int, int, float, int), size.split(":")))
+        depth, leaves, lr, cap = (t(v) for t, v in zip((int, int, float, int), size.split(":"), strict=True))
         common = dict(max_depth=depth, num_leaves=leaves, learning_rate=lr, n_estimators=cap,
                       num_threads=2)
         t0 = time.perf_counter()

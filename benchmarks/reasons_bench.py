@@ -125,7 +125,13 @@ def _custscore(home: Path, *args: str) -> float:
 
 def make_world(folder: Path, customers: int, seed: int) -> pd.DataFrame:
     """Write the demo tables and their truth into `folder` (once); the truth as seen at AS_OF."""
-    from features.demo_data import TRUTH_FILE, generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
+    from features.demo_data import (
+        TRUTH_FILE,
+        generate_demo_data,
+        generate_demo_truth,
+        write_demo_data,
+        write_demo_truth,
+    )
 
     if not (folder / TRUTH_FILE).exists():
         write_demo_data(generate_demo_data(customers, seed=seed, end=END), folder, "parquet")

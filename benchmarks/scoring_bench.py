@@ -4,16 +4,11 @@
 
 (1) Makes the demo data once (features.demo_data, default seed and end) under
 benchmarks/.work/demo-<N>-s7/ (git-ignored) and reuses it.
-(2) In a fresh child process (so its peak memory is its own) times each stage with the
-functions the flows call: validation (pipelines.tasks.load_data), both training sets
-(pipelines.tasks.training_sets), fit + track + gate of each model (pipelines.tasks.train_kind
--> pipelines.training.train_churn / train_value, MLflow on SQLite in a temp folder), loading
-the champions, scoring (serving.scoring.score_all over the streamed feature batches of
-pipelines.publishing.feature_chunks, with prospects), segmentation and publishing (the body of
-pipelines.publishing.publish_task). Scoring is split into feature streaming (time spent
-waiting for the next DuckDB batch) and the sub-stages score_all reports in
-ScoringResult.timings. A reference in the same process: plain booster.predict (raw) and
-booster.predict(pred_contrib=True) of both models on one chunk of customers with history.
+(2) Times each stage of one `custscore run --data DIR --retrain` (`--no-train`: without
+--retrain, scoring with the champions of `--home`): the stages are the tasks of its Prefect flow
+run (validation, training sets, fit + track + gate of each model, loading the champions,
+scoring with explanations, publishing), their wall seconds read from the Prefect database of
+the home, and the process's CPU seconds and peak RSS sampled from /proc every 20 ms.
 (3) Runs `custscore run --data DIR --retrain` and then `custscore run --data DIR` (score
 only, champions exist) under `/usr/bin/time -v` in a fresh CUSTSCORE_HOME: wall time, CPU
 seconds and peak RSS of the whole job.
@@ -33,14 +28,13 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,50 +98,6 @@ class RssSampler:
         self._stop.set()
 
 
-class Stages:
-    """Wall, CPU, peak RSS and load average per named stage, in order."""
-
-    def __init__(self, sampler: RssSampler) -> None:
-        self.sampler = sampler
-        self.rows: list[dict] = []
-
-    @contextmanager
-    def stage(self, name: str, **extra):
-        self.sampler.reset()
-        load = os.getloadavg()[0]
-        wall, cpu = time.perf_counter(), time.process_time()
-        row = {"stage": name, **extra}
-        yield row
-        row.update(wall_s=round(time.perf_counter() - wall, 2), cpu_s=round(time.process_time() - cpu, 2),
-                   peak_rss_gib=round(max(self.sampler.peak, rss_bytes()) / 2**30, 2), load1_at_start=round(load, 2))
-        self.rows.append(row)
-        print(f"  {name:<34} {row['wall_s']:8.2f} s wall {row['cpu_s']:8.2f} s cpu "
-              f"{row['peak_rss_gib']:6.2f} GiB  load {load:.2f}", flush=True)
-
-
-class TimedChunks:
-    """Wraps the feature-batch iterator: wall and CPU time spent producing batches (DuckDB + pandas)."""
-
-    def __init__(self, chunks) -> None:
-        self._it = iter(chunks)
-        self.wall = self.cpu = 0.0
-        self.rows = self.batches = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            batch = next(self._it)
-        finally:
-            self.wall += time.perf_counter() - wall
-            self.cpu += time.process_time() - cpu
-        self.rows += len(batch)
-        self.batches += 1
-        return batch
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -177,111 +127,95 @@ def data_rows(folder: Path) -> dict:
     return {p.stem: pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.glob("*.parquet"))}
 
 
-# --------------------------------------------------------------------------- in-process stages
+# --------------------------------------------------------------------------- stages of `custscore run`
+
+
+class ProcessSampler:
+    """Another process's CPU seconds (all its threads) and VmRSS every `interval` seconds, with the time."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, float, int]] = []  # (unix time, CPU seconds so far, RSS bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.is_set():
+            try:
+                with open(f"/proc/{self.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()  # fields from the 3rd (state) on
+                with open(f"/proc/{self.pid}/status") as f:
+                    rss = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
+            except OSError:  # the process has ended
+                return
+            self.samples.append((time.time(), (int(fields[11]) + int(fields[12])) / tick, rss))  # utime + stime
+            time.sleep(self.interval)
+
+    def start(self) -> ProcessSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def window(self, start: float, end: float) -> dict:
+        """CPU seconds used and peak RSS between two unix times."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        before = [s for s in self.samples if s[0] < start]
+        cpu_start = before[-1][1] if before else (inside[0][1] if inside else 0.0)
+        cpu_end = inside[-1][1] if inside else cpu_start
+        return {"cpu_s": round(cpu_end - cpu_start, 2),
+                "peak_rss_gib": round(max((s[2] for s in inside), default=0) / 2**30, 2)}
+
+
+def prefect_task_runs(database: Path) -> list[tuple[str, float, float]]:
+    """(task, start, end) in unix time of the latest flow run recorded in a home's Prefect database."""
+    con = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT name, start_time, end_time FROM task_run WHERE start_time IS NOT NULL AND end_time IS NOT NULL "
+            "AND flow_run_id = (SELECT id FROM flow_run ORDER BY start_time DESC LIMIT 1) ORDER BY start_time"
+        ).fetchall()
+    finally:
+        con.close()
+    unix = lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()  # noqa: E731 - stored as UTC
+    return [(name.rsplit("-", 1)[0], unix(start), unix(end)) for name, start, end in rows]
 
 
 def run_stages(folder: Path, chunk_size: int | None, out: Path, retrain: bool = True, home: Path | None = None) -> None:
-    """Time every stage as the flows run them; write a JSON of the rows to `out`.
+    """Time every stage of one `custscore run` (the tasks of its Prefect flow run); a JSON of the rows to `out`.
 
-    Without `home`: a temporary custscore home with MLflow on SQLite in a temporary folder,
-    removed afterwards. With `home`: that home and its MLflow database, kept (its champions
-    can then score without retraining).
+    Wall seconds come from Prefect's record of each task run in the home; CPU seconds (all
+    threads) and peak RSS from the run's process, sampled every 20 ms. Without `home`: a
+    temporary custscore home, removed afterwards. With `home`: that home, kept (its champions
+    can then score without retraining: `--no-train`).
     """
     tmp = Path(tempfile.mkdtemp(prefix="custscore-bench-"))
-    if home is None:
-        os.environ["CUSTSCORE_HOME"] = str(tmp / "home")
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
-    else:
-        os.environ["CUSTSCORE_HOME"] = str(home.resolve())
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from pipelines.environment import prepare_environment
-
-    paths = prepare_environment()  # sets Prefect/MLflow quiet defaults before they are imported
-    import numpy as np
-
-    from pipelines import publishing, tasks, tracking
-    from pipelines.runs import Run, RunRequest, resolve_config
-    from serving import scoring
-    from serving.segments import assign_segments, segment_summary
-    from serving.store import ScoreStore
-
-    sampler = RssSampler().start()
-    stages = Stages(sampler)
-    result: dict = {"rows": stages.rows, "baseline_rss_gib": round(rss_bytes() / 2**30, 2)}
+    home = home.resolve() if home is not None else tmp / "home"
+    command, env = cli_command(folder, home, retrain, chunk_size)
+    load = os.getloadavg()[0]
+    result: dict = {"command": " ".join(["custscore", *command[1:]]), "load1_at_start": round(load, 2), "rows": []}
     try:
-        cfg = resolve_config(RunRequest(data=str(folder)))
-        if chunk_size:
-            cfg = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_size": chunk_size})})
-        tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
-        clock = tasks.utc_now()
-        with stages.stage("validate (load_and_validate)"):
-            data = tasks.load_data.fn(folder, cfg, paths, clock)
-        run = Run(cfg, paths, data, tasks.default_as_of(data), clock, str(folder))
-        result["input_rows"] = data.report_json()
-        if retrain:
-            with stages.stage("training-set build (churn + value)", max_customers=cfg.training.max_customers) as row:
-                sets = tasks.training_sets.fn(run.data, run.as_of, run.cfg)
-                row["rows"] = {k: len(v) for k, v in sets.items()}
-            for kind in ("churn", "value"):
-                with stages.stage(f"fit + track + gate {kind}") as row:
-                    outcome = tasks.train_kind.fn(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label)
-                    row["grade"] = outcome.grade
-            del sets
-        with stages.stage("load champions (MLflow)"):
-            champions = tasks.load_champions.fn()
-        models = publishing.scoring_models(champions)
-        run_id = publishing.run_id_for(run, models)
-        workdir = paths.root / "work" / run_id
-        settings = publishing.scoring_settings(cfg)
-        with stages.stage("score_all (features + predict + SHAP + reasons + parts)", chunk_size=cfg.scoring.chunk_size) as row:
-            chunks = TimedChunks(publishing.feature_chunks(run, cfg.scoring.chunk_size))
-            scored = scoring.score_all(chunks, models, settings, workdir, run_id=run_id)
-            row["customers"] = len(scored.numbers)
-            row["with_history"] = int((~scored.numbers["is_new"].astype(bool)).sum())
-        score_row = stages.rows[-1]
-        score_row["features_wall_s"] = round(chunks.wall, 2)
-        score_row["features_cpu_s"] = round(chunks.cpu, 2)
-        score_row["batches"] = chunks.batches
-        score_row["sub_stages_s"] = {k: round(v, 2) for k, v in getattr(scored, "timings", {}).items()}
-        score_row["sub_stages_thread_cpu_s"] = {k: round(v, 2) for k, v in getattr(scored, "cpu_timings", {}).items()}
-        with stages.stage("segmentation (assign_segments + segment_summary)"):
-            segmented = assign_segments(scored.numbers, cfg.segments)
-            summary = segment_summary(segmented, cfg.segments)
-        with stages.stage("publishing (ScoreStore.publish_parts: links the part files, writes the numbers; atomic)") as row:
-            metadata = publishing.run_metadata(run, champions, run_id)
-            published = ScoreStore(paths.store).publish_parts(
-                metadata, segmented, scored.score_parts, scored.explanation_parts, summary,
-            )
-            row["score_rows"], row["explanation_rows"] = published.score_rows, published.explanation_rows
-        shutil.rmtree(workdir, ignore_errors=True)
-        result["reference"] = reference_timings(run, models, min(cfg.scoring.chunk_size, 100_000), np)
-        result["peak_rss_gib_ru_maxrss"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    finally:
+        proc = subprocess.Popen(command, env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        sampler = ProcessSampler(proc.pid).start()
+        output, _ = proc.communicate()
         sampler.stop()
+        result["returncode"] = proc.returncode
+        if proc.returncode != 0:
+            result["error"] = output[-3000:]
+        for stage, start, end in prefect_task_runs(home / "prefect" / "prefect.db"):
+            row = {"stage": stage, "wall_s": round(end - start, 2), **sampler.window(start, end)}
+            result["rows"].append(row)
+            print(f"  {stage:<34} {row['wall_s']:8.2f} s wall {row['cpu_s']:8.2f} s cpu "
+                  f"{row['peak_rss_gib']:6.2f} GiB", flush=True)
+        result["peak_rss_gib"] = round(max((s[2] for s in sampler.samples), default=0) / 2**30, 2)
+    finally:
         out.write_text(json.dumps(result, indent=2, default=str))
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def reference_timings(run, models, rows: int, np) -> dict:
-    """Plain booster.predict (raw) and pred_contrib of both models on one chunk of customers with history."""
-    from pipelines import publishing
-    from serving.scoring import has_history
-
-    features = next(iter(publishing.feature_chunks(run, 4 * rows)))
-    features = features.loc[has_history(features)].head(rows).reset_index(drop=True)
-    out = {"rows": len(features)}
-    for kind, model, booster in (("churn", models.churn, models.churn.booster_),
-                                 ("value", models.value, models.value.boosters_["revenue"])):
-        X = features[model.feature_names_]
-        for what, kwargs in (("predict_raw", {"raw_score": True}), ("pred_contrib", {"pred_contrib": True})):
-            wall, cpu = time.perf_counter(), time.process_time()
-            booster.predict(X, **kwargs)
-            out[f"{kind}_{what}_wall_s"] = round(time.perf_counter() - wall, 3)
-            out[f"{kind}_{what}_cpu_s"] = round(time.process_time() - cpu, 3)
-        out[f"{kind}_trees"] = booster.num_trees()
-        out[f"{kind}_features"] = len(model.feature_names_)
-    out["value_boosters"] = sorted(getattr(models.value, "boosters_", {}))
-    return out
 
 
 # --------------------------------------------------------------------------- end to end via the CLI
@@ -325,15 +259,7 @@ def shown_command(words: list[str]) -> str:
 
 def run_cli(folder: Path, home: Path, retrain: bool, chunk_size: int | None) -> dict:
     """`custscore run --data DIR [--retrain]` under /usr/bin/time -v in the given home."""
-    env = {**os.environ, "CUSTSCORE_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    command = [str(Path(sys.executable).with_name("custscore")), "run", "--data", str(folder)]
-    if chunk_size:
-        config = home.parent / "config.yaml"
-        write_config_with_chunk(config, chunk_size)
-        command += ["--config", str(config)]
-    if retrain:
-        command.append("--retrain")
+    command, env = cli_command(folder, home, retrain, chunk_size)
     load = os.getloadavg()[0]
     proc = subprocess.run(["/usr/bin/time", "-v", *command], env=env, cwd=home.parent, capture_output=True, text=True, check=False)
     timing = parse_time_v(proc.stderr)
@@ -343,6 +269,22 @@ def run_cli(folder: Path, home: Path, retrain: bool, chunk_size: int | None) -> 
     print(f"  {' '.join(command[1:])}: {timing}  load {load:.2f}", flush=True)
     return {"command": shown_command(["custscore", *command[1:]]), "returncode": proc.returncode,
             "load1_at_start": round(load, 2), **timing, "stdout_tail": tail}
+
+
+def cli_command(folder: Path, home: Path, retrain: bool, chunk_size: int | None) -> tuple[list[str], dict[str, str]]:
+    """`custscore run --data DIR [--config FILE] [--retrain]` and its environment for the given home."""
+    env = {**os.environ, "CUSTSCORE_HOME": str(home)}
+    for key in ("MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_URL"):  # the home holds both
+        env.pop(key, None)
+    command = [str(Path(sys.executable).with_name("custscore")), "run", "--data", str(folder)]
+    if chunk_size:
+        config = home.parent / "config.yaml"
+        home.parent.mkdir(parents=True, exist_ok=True)
+        write_config_with_chunk(config, chunk_size)
+        command += ["--config", str(config)]
+    if retrain:
+        command.append("--retrain")
+    return command, env
 
 
 def write_config_with_chunk(path: Path, chunk_size: int) -> None:
@@ -371,21 +313,14 @@ def write_markdown(result: dict, path: Path) -> None:
         lines += [f"Champions: {result['champions_from']}", ""]
     stages = result.get("stages")
     if stages and stages.get("rows"):
-        lines += ["## Stages (one process, functions the flows call)", "",
-                  "| stage | wall s | CPU s | peak RSS GiB | load1 at start |", "|---|---:|---:|---:|---:|"]
+        lines += [f"## Stages of `{stages['command']}` (its Prefect task runs)", "",
+                  "Wall seconds from Prefect's record of each task run; CPU seconds (all threads) and peak RSS of the "
+                  f"process sampled every 20 ms; train-and-gate trains churn, then value. Load average at start "
+                  f"{stages['load1_at_start']}.", "",
+                  "| stage | wall s | CPU s | peak RSS GiB |", "|---|---:|---:|---:|"]
         for row in stages["rows"]:
-            lines.append(f"| {row['stage']} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_gib']} | {row['load1_at_start']} |")
-        score = next((r for r in stages["rows"] if r["stage"].startswith("score_all")), None)
-        if score:
-            lines += ["", (f"Inside score_all ({score.get('customers')} customers, {score.get('with_history')} with history, "
-                      f"{score.get('batches')} batches of {score.get('chunk_size')}): feature streaming "
-                      f"{score.get('features_wall_s')} s wall / {score.get('features_cpu_s')} s CPU; "
-                      f"sub-stages (busy seconds, summed over threads where they overlap): {score.get('sub_stages_s')}; "
-                      f"CPU seconds of the thread running each sub-stage (LightGBM's worker threads not included): "
-                      f"{score.get('sub_stages_thread_cpu_s')}")]
-        lines += ["", (f"Process peak RSS (ru_maxrss): {stages.get('peak_rss_gib_ru_maxrss')} GiB; "
-                  f"baseline after imports {stages.get('baseline_rss_gib')} GiB."), "",
-                  f"Reference (same process, one chunk with history): {stages.get('reference')}", ""]
+            lines.append(f"| {row['stage']} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_gib']} |")
+        lines += ["", f"Process peak RSS: {stages.get('peak_rss_gib')} GiB.", ""]
     for name in ("cli_retrain", "cli_score_only"):
         run = result.get(name)
         if run:

@@ -1,13 +1,12 @@
 """TreeSHAP benchmark: LightGBM pred_contrib against the table explainer (models.treeshap).
 
-    python -m benchmarks.shap_bench [--home DIR] [--rows 100000] [--scale-rows 1000000]
+    python -m benchmarks.shap_bench [--train-customers 20000] [--rows 100000] [--scale-rows 1000000]
 
 Features: the demo data (benchmarks/.work/demo-100000-s7, made by scoring_bench) validated
 into a temporary DuckDB and built as of 2026-10-01: real customers with history, 126
-feature columns with NaNs, zeros and categories. Models: the churn and revenue champions of
-a custscore home (`--home`, e.g. benchmarks/.work/prof-home, trained by `custscore run`);
-without it, ChurnModel and PointRegressor("revenue") are trained here with the default
-parameters on a training set of --train-customers customers (as pipelines.training does).
+feature columns with NaNs, zeros and categories. Models: ChurnModel and PointRegressor("revenue")
+trained here with the default parameters on a training set of --train-customers customers, as
+training does (the boosters a `custscore run` registers have the same sizes).
 
 In one process, for each model on the same rows: raw predict (scale), pred_contrib with
 num_threads=2 (what scoring used), the table explainer's one-off build, and the explainer
@@ -64,24 +63,6 @@ def scoring_features(data: Path, as_of: datetime, workdir: Path) -> pd.DataFrame
 
     tables = load_and_validate(data, clock=as_of, database=workdir / "bench.duckdb").tables
     return build_features(tables, as_of, FeatureSpec())
-
-
-def champion_boosters(home: Path) -> dict[str, tuple[Any, list[str]]]:
-    """(booster, feature names) of the churn and revenue champions of a custscore home."""
-    os.environ["CUSTSCORE_HOME"] = str(home.resolve())
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from pipelines.environment import prepare_environment
-
-    paths = prepare_environment()
-    from pipelines import tracking
-
-    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
-    churn, value = tracking.load_champion("churn"), tracking.load_champion("value")
-    if churn is None or value is None:
-        sys.exit(f"shap_bench: {home} has no churn and value champions; run `custscore run` there "
-                 "first or leave out --home to train models here")
-    return {"churn": (churn.model.booster_, churn.model.feature_names_),
-            "revenue": (value.model.boosters_["revenue"], value.model.feature_names_)}
 
 
 def trained_boosters(data: Path, as_of: datetime, workdir: Path, customers: int) -> dict[str, tuple[Any, list[str]]]:
@@ -215,8 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="demo data folder (Parquet tables)")
     parser.add_argument("--as-of", default="2026-10-01")
-    parser.add_argument("--home", type=Path, help="custscore home whose champions to explain")
-    parser.add_argument("--train-customers", type=int, default=20_000, help="training-set size without --home")
+    parser.add_argument("--train-customers", type=int, default=20_000, help="customers of the training set")
     parser.add_argument("--rows", type=int, default=100_000, help="rows compared (fewer if fewer customers)")
     parser.add_argument("--repeat", type=int, default=2, help="calls per measurement; the least CPU is kept")
     parser.add_argument("--scale-rows", type=int, default=1_000_000, help="0 to skip the at-scale run")
@@ -232,13 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     sampler = RssSampler().start()
     with tempfile.TemporaryDirectory(prefix="shap-bench-") as tmp:
         features = scoring_features(args.data, as_of, Path(tmp))
-        if args.home:
-            boosters = champion_boosters(args.home)
-            result["models_note"] = f"champions of {args.home} (churn, value revenue booster)"
-        else:
-            boosters = trained_boosters(args.data, as_of, Path(tmp), args.train_customers)
-            result["models_note"] = (f"trained here with default ChurnParams / ValueParams on {args.train_customers} "
-                                     "customers")
+        boosters = trained_boosters(args.data, as_of, Path(tmp), args.train_customers)
+        result["models_note"] = (f"trained here with default ChurnParams / ValueParams on {args.train_customers} "
+                                 "customers")
     rows = features.head(args.rows).reset_index(drop=True)
     result["rows_note"] = (f"{len(rows)} customers with history from {args.data.name}, features as of {args.as_of}, "
                            f"best of {args.repeat} calls per measurement")

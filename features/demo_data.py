@@ -863,7 +863,7 @@ def _timestamps(start_us: np.datetime64, seconds: np.ndarray) -> np.ndarray:
 def _merge_chunks(chunks: list[_ChunkEvents]) -> dict[str, np.ndarray]:
     """Concatenate every field over the chunks, releasing each chunk's copy as it goes."""
     order_offsets = np.cumsum([0] + [len(c.order_s) for c in chunks[:-1]])
-    for chunk, offset in zip(chunks, order_offsets):
+    for chunk, offset in zip(chunks, order_offsets, strict=True):
         chunk.line_order = chunk.line_order + offset
         chunk.invoice_order = chunk.invoice_order + offset
     merged = {}

@@ -43,7 +43,7 @@ PAYMENT_AMOUNT_COLUMNS = ("overdue_open_amount", "open_invoice_amount")
 
 def payment_feature_columns(windows: Sequence[int], columns: Collection[str]) -> list[str]:
     """Names of the payment features, empty when the invoice columns needed are absent."""
-    if not REQUIRED_COLUMNS <= set(columns):
+    if not set(columns) >= REQUIRED_COLUMNS:
         return []
     names: list[str] = []
     for w in windows:

@@ -63,7 +63,7 @@ def safe_text_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(column.dtype, pd.CategoricalDtype):
             # safe_text never maps two texts to one, so renamed categories stay distinct.
             renamed = {c: safe_text(c) for c in column.cat.categories if isinstance(c, str)}
-            out[name] = column.cat.rename_categories(lambda c: renamed.get(c, c))
+            out[name] = column.cat.rename_categories(renamed)
         elif pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype):
             out[name] = column.map(_safe_cell)
     return out

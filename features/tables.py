@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import ibis
 import pandas as pd
@@ -57,7 +57,7 @@ def to_naive_utc(moment: datetime | pd.Timestamp | str) -> datetime:
     """Return `moment` as a naive UTC datetime (naive input is taken as UTC already)."""
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert(timezone.utc).tz_localize(None)
+        stamp = stamp.tz_convert(UTC).tz_localize(None)
     return stamp.to_pydatetime()
 
 

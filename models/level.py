@@ -27,16 +27,17 @@ from typing import Literal
 
 import numpy as np
 
+from models.metrics import aggregate_bias_pct
+
 logger = logging.getLogger(__name__)
 
 AnchorMode = Literal["auto", "always", "never"]
 ANCHOR_MODES = ("auto", "always", "never")
 
 
-def aggregate_bias_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
-    """100 x (total predicted - total actual) / total actual; NaN when the actual total is not positive."""
-    total = float(np.sum(actual))
-    return 100.0 * (float(np.sum(predicted)) - total) / total if total > 0 else float("nan")
+def _bias_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """aggregate_bias_pct, or NaN where it cannot be measured: no rows, or a prediction missing."""
+    return aggregate_bias_pct(actual, predicted) if len(actual) and np.isfinite(predicted).all() else float("nan")
 
 
 def anchor_factor(pred: np.ndarray, anchor: np.ndarray) -> float:
@@ -90,9 +91,9 @@ class LevelAnchor:
             raise ValueError(f"LevelAnchor.fit: y_val, pred_val, anchor_val have lengths "
                              f"{len(y)}, {len(pred)}, {len(anchor)}; give one value per validation customer")
         self.factor_val_ = anchor_factor(pred, anchor)
-        self.bias_model_pct_ = aggregate_bias_pct(y, pred)
+        self.bias_model_pct_ = _bias_pct(y, pred)
         anchored = pred * self.factor_val_ if np.isfinite(self.factor_val_) else np.full_like(pred, np.nan)
-        self.bias_anchored_pct_ = aggregate_bias_pct(y, anchored)
+        self.bias_anchored_pct_ = _bias_pct(y, anchored)
         measurable = np.isfinite(self.bias_model_pct_) and np.isfinite(self.bias_anchored_pct_)
         lowers_bias = measurable and abs(self.bias_anchored_pct_) <= abs(self.bias_model_pct_) - self.min_gain_pct
         self.use_anchor_ = bool(measurable and self.mode != "never" and (self.mode == "always" or lowers_bias))

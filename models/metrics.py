@@ -140,10 +140,14 @@ def decile_mape(y: ArrayLike, pred: ArrayLike, n_bins: int = 10) -> float:
 
 
 def aggregate_bias_pct(y: ArrayLike, pred: ArrayLike) -> float:
-    """Total predicted minus total actual, in percent of total actual (-3.0 means 3% under)."""
+    """Total predicted minus total actual, in percent of total actual (-3.0 means 3% under).
+
+    NaN unless the actual total is positive: returns can leave a total at or below zero, and a
+    percentage of it would read with the wrong sign (a prediction above it "under").
+    """
     y_arr, p_arr = _as_float_pair(y, pred, "aggregate_bias_pct")
     total = y_arr.sum()
-    return float(100.0 * (p_arr.sum() - total) / total) if total != 0 else float("nan")
+    return float(100.0 * (p_arr.sum() - total) / total) if total > 0 else float("nan")
 
 
 def value_metrics(y: ArrayLike, pred: ArrayLike) -> dict[str, float]:

@@ -160,7 +160,7 @@ def _elementary_symmetric(values: list[float]) -> list[float]:
     """e_0..e_m of the values: coefficients of prod (1 + v t)."""
     coef = [1.0]
     for v in values:
-        coef = [a + v * b for a, b in zip(coef + [0.0], [0.0] + coef)]
+        coef = [a + v * b for a, b in zip(coef + [0.0], [0.0] + coef, strict=True)]
     return coef
 
 
@@ -217,7 +217,7 @@ def build_tree_table(tree: dict[str, Any]) -> tuple[TreeTable | None, float]:
     for leaf in leaves:
         expected += leaf.count / root_count * leaf.value  # as Tree::ExpectedValue
         leaf_features, contrib = _leaf_contributions(leaf, len(splits))
-        for row, feature in zip(contrib, leaf_features):
+        for row, feature in zip(contrib, leaf_features, strict=True):
             table[slot[feature]] += row
     return TreeTable(tuple(splits), np.array(features, dtype=np.intp), table), expected
 
@@ -343,7 +343,7 @@ class TreeExplainer:
             raise ValueError(f"TreeExplainer: the matrix has {len(cat_cols)} category columns "
                              f"({cat_cols[:5]}) but the model was trained with {len(training)}; "
                              "keep the training dtypes")
-        categories = dict(zip(cat_cols, training if training is not None else [None] * len(cat_cols)))
+        categories = dict(zip(cat_cols, training if training is not None else [None] * len(cat_cols), strict=True))
         # LightGBM casts the whole matrix to one dtype (float32 when every column fits it)
         dtypes = [np.dtype(np.int16 if c in categories else X[c].dtype).type for c in X.columns]
         target = np.result_type(*dtypes, np.float32)

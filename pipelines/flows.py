@@ -1,12 +1,10 @@
-"""Prefect flows: build features, train, score, and retrain-and-score (the main job).
+"""Prefect flows: train, score, and retrain-and-score (the main job).
 
 Flows are thin: they resolve the run, call tasks that wrap the pure layers, and return a
 plain summary. Parameters are plain strings and numbers so deployments can schedule them.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from prefect import Flow
 
@@ -32,18 +30,6 @@ class RedactedParametersFlow(Flow):
 def flow(name: str):
     """`prefect.flow` with parameters stored redacted (RedactedParametersFlow)."""
     return lambda fn: RedactedParametersFlow(fn, name=name)
-
-
-@flow(name="custscore-build-features")
-def build_features_flow(output: str, data: str | None = None, as_of: str | None = None,
-                        config: str | None = None, allow_future_as_of: bool = False) -> dict:
-    """Write the point-in-time feature table as of a date to a Parquet or CSV file."""
-    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, allow_future_as_of=allow_future_as_of))
-    frame = tasks.features_as_of(run.data, run.as_of, run.cfg)
-    written = publishing.write_frame(frame, Path(output))
-    return {"output": str(written), "customers": len(frame), "features": frame.shape[1] - 1,
-            "as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
-            "attributes": tasks.attributes_summary(run.data)}
 
 
 def one_run_per_home(wait: bool = False):

@@ -1,8 +1,9 @@
 """Evaluation plots logged with every training run (matplotlib, Agg backend, no screen).
 
-matplotlib is imported when the first plot is drawn, not with this module: importing it
-costs about 2 CPU s, and a scoring run, which imports this module through the training
-code, draws nothing.
+matplotlib and shap are imported when the first plot is drawn, not with this module: importing
+them costs about 3 CPU s, and a scoring run, which imports this module through the training
+code, draws nothing. The SHAP plots are shap's own, drawn from the project's exact contributions
+(models/treeshap.py), not recomputed by shap.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    import shap
     from matplotlib.figure import Figure
 
 
@@ -85,48 +87,48 @@ def feature_importance(names: list[str], gains: np.ndarray, top: int = 20) -> Fi
     return fig
 
 
-def shap_beeswarm(contrib: np.ndarray, X: pd.DataFrame, max_rows: int = 5000, max_display: int = 15) -> Figure:
-    """SHAP beeswarm of per-customer contributions (last column of `contrib` is the bias).
+def shap_explanation(contrib: np.ndarray, X: pd.DataFrame) -> shap.Explanation:
+    """The project's exact contributions for the rows of `X` as a shap.Explanation (last column of
+    `contrib` is the bias): values, base values, the features as numbers (categories as their codes)
+    for colouring, and as they are for labels."""
+    import shap
 
-    Drawn with matplotlib alone, as shap.plots.beeswarm draws it (features by mean |SHAP|,
-    one row of jittered points each, coloured by the feature's value from low to high):
-    importing shap costs about 10 CPU seconds per training process for one figure.
+    numbers = X.apply(lambda c: c.cat.codes.where(c.notna()) if isinstance(c.dtype, pd.CategoricalDtype) else c)
+    return shap.Explanation(values=contrib[:, : X.shape[1]], base_values=contrib[:, -1],
+                            data=numbers.to_numpy(dtype=float), display_data=X.to_numpy(dtype=object),
+                            feature_names=list(X.columns))
+
+
+def shap_figures(contrib: np.ndarray, X: pd.DataFrame) -> dict[str, Figure]:
+    """The beeswarm over the validation sample and the waterfall of its customer with the highest model output."""
+    explanation = shap_explanation(contrib, X)
+    return {"shap_beeswarm": shap_beeswarm(explanation),
+            "shap_waterfall": shap_waterfall(explanation[int(np.argmax(contrib.sum(axis=1)))])}
+
+
+def shap_beeswarm(explanation: shap.Explanation, max_rows: int = 5000, max_display: int = 15) -> Figure:
+    """shap's beeswarm: features by mean |SHAP|, one row of points each, coloured by the feature's value.
+
+    At most `max_rows` rows, drawn at random (the same ones on every run).
     """
-    rows = np.random.default_rng(0).permutation(len(X))[:max_rows]
-    values = contrib[rows, : X.shape[1]]
-    data = X.iloc[rows].apply(lambda c: c.cat.codes if isinstance(c.dtype, pd.CategoricalDtype) else c)
-    data = data.to_numpy(dtype=float)
-    order = np.argsort(-np.abs(values).mean(axis=0))[:max_display]
+    import shap
+
+    rows = np.sort(np.random.default_rng(0).permutation(explanation.shape[0])[:max_rows])
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 6))
-    jitter = np.random.default_rng(1)
-    for position, feature in enumerate(order[::-1]):
-        ax.scatter(values[:, feature], position + _beeswarm_offsets(values[:, feature], jitter),
-                   c=_rank_colour(data[:, feature]), cmap="coolwarm", vmin=0, vmax=1, s=6, alpha=0.7,
-                   linewidths=0, rasterized=True)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(range(len(order)), [X.columns[i] for i in order[::-1]])
-    ax.set(xlabel="SHAP value (impact on model output)", title="SHAP contributions (validation sample)")
-    colour_bar = fig.colorbar(plt.cm.ScalarMappable(cmap="coolwarm"), ax=ax, ticks=[0, 1], aspect=40)
-    colour_bar.ax.set_yticklabels(["low", "high"])
-    colour_bar.set_label("feature value")
+    shap.plots.beeswarm(explanation[rows], max_display=max_display, ax=ax, show=False, plot_size=None)
+    ax.set_title("SHAP contributions (validation sample)")
     fig.tight_layout()
     return fig
 
 
-def _beeswarm_offsets(values: np.ndarray, rng: np.random.Generator, width: float = 0.4) -> np.ndarray:
-    """Vertical offsets that spread points in proportion to how crowded their SHAP value is."""
-    if values.size == 0 or np.ptp(values) == 0:
-        return rng.uniform(-width, width, values.size) * 0.5
-    counts, edges = np.histogram(values, bins=50)
-    density = counts[np.clip(np.digitize(values, edges[1:-1]), 0, counts.size - 1)] / counts.max()
-    return rng.uniform(-1, 1, values.size) * width * density
+def shap_waterfall(explanation: shap.Explanation, max_display: int = 12) -> Figure:
+    """shap's waterfall of one customer: from the model's base value to its output, one bar per feature."""
+    import shap
 
-
-def _rank_colour(column: np.ndarray) -> np.ndarray:
-    """Feature values as ranks in [0, 1] (NaN: 0.5), so outliers do not wash out the colours."""
-    out = np.full(column.size, 0.5)
-    finite = np.isfinite(column)
-    if finite.sum() > 1:
-        out[finite] = pd.Series(column[finite]).rank(pct=True).to_numpy()
-    return out
+    plt = _pyplot()
+    fig = plt.figure()
+    shap.plots.waterfall(explanation, max_display=max_display, show=False)
+    fig.suptitle("SHAP waterfall: the validation customer with the highest model output")
+    fig.tight_layout()
+    return fig

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from models.baselines import churn_baseline, value_baseline
-from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.blend import blend_churn_probabilities, blend_values
+from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.churn import ChurnModel
 from models.design import (
     BLEND_WEIGHTS,
@@ -515,13 +515,13 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
         sample = X_val.iloc[: min(len(X_val), 5000)]
         contrib = contributions(booster, sample)
         gains = booster.feature_importance(importance_type="gain")
-        figures = {**figures, "shap_beeswarm": plots.shap_beeswarm(contrib, sample),
+        figures = {**figures, **plots.shap_figures(contrib, sample),
                    "feature_importance": plots.feature_importance(booster.feature_name(), gains)}
         tracking.log_figures(figures)
         version = tracking.log_model_version(kind, model, X_val)
         metric = HEADLINE_METRIC[kind]
         warning = tracking.too_good_to_be_true(metric, metrics[metric], _metric_limit(kind, ctx.too_good),
-                                               dict(zip(booster.feature_name(), map(float, gains))),
+                                               dict(zip(booster.feature_name(), map(float, gains), strict=True)),
                                                ctx.too_good.feature_gain_share_above)
         if warning is not None:
             log.warning("%s model not promoted: %s", kind, warning)

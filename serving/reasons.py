@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from serving.number_text import round_sig3
 from serving.unusual import ReasonReference, unusual_only
 
 logger = logging.getLogger(__name__)
@@ -85,22 +86,14 @@ def _w_zh(g: dict) -> str:
     return "累计" if g.get("life") else f"近{g['w']}天"
 
 
-def _round_sig3(v: np.ndarray) -> np.ndarray:
-    """Round to three significant figures (what a money sentence shows)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        finite = np.isfinite(v) & (v != 0)
-        mag = np.where(finite, 10.0 ** (np.floor(np.log10(np.abs(np.where(finite, v, 1.0)))) - 2), 1.0)
-        return np.where(finite, np.round(v / mag) * mag, v)
-
-
 _KEYS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "count": np.round,
     "days": np.round,
-    "money": _round_sig3,
+    "money": round_sig3,
     "pct": lambda v: np.round(v * 100.0),
     "pct_points": lambda v: np.round(v),  # already in percent (revenue_change_pct_*)
     "ratio": lambda v: np.round(v, 1),
-    "number": _round_sig3,
+    "number": round_sig3,
 }
 
 

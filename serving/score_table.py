@@ -8,7 +8,6 @@ is missing or cannot be converted.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import pandas as pd
@@ -97,10 +96,6 @@ def conform_explanations(table: pd.DataFrame | pa.Table, *, where: str = "explan
     return conform(table, EXPLANATION_SCHEMA, where=where)
 
 
-def conform_summary(table: pd.DataFrame | pa.Table, *, where: str = "segment summary") -> pa.Table:
-    """Return segment-summary rows as an Arrow table with exactly SUMMARY_COLUMNS."""
-    return conform(table, SUMMARY_SCHEMA, where=where)
-
 
 def conform(table: pd.DataFrame | pa.Table, schema: pa.Schema, *, where: str) -> pa.Table:
     """Select the schema's columns in order and cast them; extra columns are dropped."""
@@ -152,14 +147,6 @@ def _to_date(column: pa.ChunkedArray) -> pa.ChunkedArray:
         column = pc.strptime(column, format="%Y-%m-%d", unit="s")
     return column.cast(pa.timestamp("s")).cast(pa.date32())
 
-
-def as_date(value: dt.date | dt.datetime | str | pd.Timestamp) -> dt.date:
-    """Return an as-of value (date, datetime, Timestamp or ISO text) as a date."""
-    if isinstance(value, str):
-        return dt.date.fromisoformat(value[:10])
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value
 
 
 def explanations_from_reasons(reasons: pd.DataFrame | pa.Table, customer_ids: pd.Series | pa.Array | list, run_id: str) -> pa.Table:

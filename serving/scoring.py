@@ -181,14 +181,6 @@ def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scori
     return out
 
 
-def explain_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> pd.DataFrame:
-    """Top reasons raising and lowering each score, checked to add up to the raw predictions."""
-    references = reason_references(models)
-    tables = [reasons_table(c, X, names, score=kind, k=settings.reasons_per_direction, distinct_facts=settings.distinct_reasons,
-                            reference=references[kind], unusual_percentile=settings.unusual_percentile)
-              for kind, c, X, names in checked_contributions(features, models, settings)]
-    return _plain_strings(pa.concat_tables(tables)).to_pandas()
-
 
 def reason_references(models: ScoringModels) -> dict[str, ReasonReference | None]:
     """Each model's reference population for the unusual-reasons rule (None for a model trained without one)."""
@@ -268,13 +260,6 @@ def prospects_frame(features: pd.DataFrame) -> pd.DataFrame:
                 "reasons": "{}", "reason_text_en": NEW_CUSTOMER_TEXT_EN, "reason_text_zh": NEW_CUSTOMER_TEXT_ZH}
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
-
-def score_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores (with reason texts) and long explanations for one chunk of the feature table."""
-    explained = predict_and_explain(features, models, settings, 0, StageClock())
-    texts, explanations = format_reasons(explained, settings, StageClock())
-    scores = pd.concat([explained.numbers, texts.drop_columns(["customer_id"]).to_pandas()], axis=1)
-    return scores, explanations.to_pandas() if explanations.num_rows else pd.DataFrame()
 
 
 def predict_and_explain(
@@ -484,9 +469,3 @@ def _write_part(frame: pd.DataFrame | pa.Table, path: Path, *, statistics: Seque
                    write_statistics=[c for c in wanted if c in table.column_names] if wanted is not True else True,
                    use_dictionary=dictionary or [c for c in table.column_names if pa.types.is_dictionary(table.schema.field(c).type)])
     return path
-
-
-def iter_parts(paths: list[Path]) -> Iterator[pd.DataFrame]:
-    """Read part files back one at a time."""
-    for path in paths:
-        yield pq.read_table(path).to_pandas()

@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serving.number_text import round_sig3
+
 logger = logging.getLogger(__name__)
 
 SEGMENTS: tuple[str, ...] = ("most_valuable", "growth", "at_risk", "negative_value", "new", "regular")
@@ -233,17 +235,9 @@ def _check_input(scores: pd.DataFrame, rules: SegmentRules) -> None:
         raise ValueError(f"assign_segments: customer_id values occur more than once, e.g. {dup}; segment one row per customer")
 
 
-def _round_sig3(v: np.ndarray) -> np.ndarray:
-    """Round to three significant figures: reasons read "clv 12,400", and few distinct texts format fast."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        finite = np.isfinite(v) & (v != 0)
-        mag = np.where(finite, 10.0 ** (np.floor(np.log10(np.abs(np.where(finite, v, 1.0)))) - 2), 1.0)
-        return np.where(finite, np.round(v / mag) * mag, v)
-
-
 def _money(x: np.ndarray) -> pa.DictionaryArray:
     """Money to three significant figures; an amount under 1 keeps its digits ("net_value -0.3 < 0", not "-0")."""
-    return _texts(_round_sig3(np.asarray(x, dtype=float)),
+    return _texts(round_sig3(np.asarray(x, dtype=float)),
                   lambda u: f"{u:,.0f}" if abs(u) >= 1 or u == 0 else f"{u:g}")
 
 

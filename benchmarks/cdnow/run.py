@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +34,13 @@ from benchmarks.cdnow.scorers import (
     ScoringTask,
 )
 from benchmarks.comparison import (
+    benchmark_main,
     bootstrap_table_lines,
     compare_scorers,
     footer_lines,
     metrics_table_lines,
-    candidate_from_args,
     repo_relative,
     results_record,
-    write_results,
 )
 
 logger = logging.getLogger(__name__)
@@ -190,15 +188,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchmarkConf
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the benchmark and write results.md/results.json."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    args = parse_args(argv)
-    config = config_from_args(args, argv)
-    results = run_benchmark(config, candidate_from_args(args, config))
-    json_path, md_path = write_results(results, config.out_dir, render_markdown)
-    print(render_markdown(results))
-    print(f"wrote {md_path} and {json_path}")
-    return 0
+    return benchmark_main(argv, parse_args, config_from_args, run_benchmark, render_markdown)
 
 
 if __name__ == "__main__":

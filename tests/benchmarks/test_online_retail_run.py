@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.comparison import REPO_ROOT
-from benchmarks.online_retail.data import FIRST_FILE, SECOND_FILE
 from benchmarks.cdnow import run as cdnow_run
 from benchmarks.cdnow.scorers import CustscoreCliScorer
+from benchmarks.comparison import REPO_ROOT, candidate_from_args
 from benchmarks.online_retail import run as retail_run
+from benchmarks.online_retail.data import FIRST_FILE, SECOND_FILE
 from benchmarks.online_retail.run import main
 
 START, END = pd.Timestamp("2009-12-01"), pd.Timestamp("2011-12-09")
@@ -108,11 +108,11 @@ def test_missing_data_folder_stops_with_one_line_naming_it(tmp_path: Path, capsy
 def test_both_benchmarks_run_custscore_with_its_default_configuration_unless_given_one(tmp_path: Path):
     for module in (cdnow_run, retail_run):
         args = module.parse_args(["--work", str(tmp_path)])
-        candidate = module.candidate_from_args(args, module.config_from_args(args, []))
+        candidate = candidate_from_args(args, module.config_from_args(args, []))
         assert isinstance(candidate, CustscoreCliScorer) and candidate.config is None
     hand_tuned = REPO_ROOT / cdnow_run.HAND_TUNED_CONFIG
     args = cdnow_run.parse_args(["--work", str(tmp_path), "--config", str(hand_tuned)])
-    assert cdnow_run.candidate_from_args(args, cdnow_run.config_from_args(args, [])).config == hand_tuned
+    assert candidate_from_args(args, cdnow_run.config_from_args(args, [])).config == hand_tuned
 
 
 def test_an_as_of_whose_outcome_window_outruns_the_data_is_refused(tmp_path: Path, capsys):

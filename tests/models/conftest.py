@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
+from benchmarks.synthetic import feature_columns, make_training_set
 from models.splits import out_of_time_split
-from tests.models.synthetic import feature_columns, make_training_set
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.level import LevelAnchor, aggregate_bias_pct, anchor_factor
+from models.level import LevelAnchor, anchor_factor
 
 
 @pytest.fixture()
@@ -61,10 +61,6 @@ def test_scoring_factor_comes_from_the_scored_population_and_skips_missing_ancho
 def test_unmeasurable_validation_never_uses_the_anchor():
     level = LevelAnchor().fit(np.zeros(10), np.ones(10), np.full(10, 2.0))
     assert not level.use_anchor_
-
-
-def test_aggregate_bias_is_signed_percent_of_the_actual_total():
-    assert aggregate_bias_pct(np.array([50.0, 50.0]), np.array([60.0, 70.0])) == pytest.approx(30.0)
 
 
 def test_mismatched_lengths_name_the_arguments():

@@ -90,6 +90,13 @@ def test_decile_mape_bias_and_mae_by_hand():
     assert value_metrics([1, 2, 3], [2, 2, 5])["mae"] == pytest.approx(1.0)
 
 
+def test_aggregate_bias_is_signed_percent_of_a_positive_actual_total_only():
+    assert aggregate_bias_pct(np.array([50.0, 50.0]), np.array([60.0, 70.0])) == pytest.approx(30.0)
+    # a total at or below zero (returns outweigh sales) has no meaningful percentage
+    assert np.isnan(aggregate_bias_pct([10.0, -10.0], [5.0, 5.0]))
+    assert np.isnan(aggregate_bias_pct([10.0, -30.0], [5.0, 5.0]))
+
+
 def test_value_metrics_perfect_prediction():
     y = np.random.default_rng(3).lognormal(3, 1, 1000)
     m = value_metrics(y, y)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import feature_columns, make_training_set
 from models.baselines import value_baseline
 from models.explain import check_additivity, contributions
 from models.metrics import interval_coverage, value_metrics
 from models.params import ValueParams
 from models.splits import out_of_time_split
 from models.value import PREDICTION_COLUMNS, ValueModel
-from tests.models.synthetic import feature_columns, make_training_set
 
 COVERAGE_TOLERANCE = 0.07
 

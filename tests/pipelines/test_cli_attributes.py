@@ -30,7 +30,7 @@ def test_features_command_leaves_out_email_and_outcome_and_says_why(tmp_path, mo
 
 
 def test_the_attributes_line_lists_kept_and_excluded_columns():
-    from pipelines.cli import console, _print_attributes
+    from pipelines.cli import _print_attributes, console
 
     with console.capture() as captured:
         _print_attributes({"kept": ["industry"], "excluded": {"email": "personal data by name ('email')"}})

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.synthetic import make_training_set
 from models.btyd_columns import add_btyd_features
 from models.design import CHURN_MENU, pick_index
 from models.params import ChurnParams, ValueParams
 from pipelines.training import RunContext, design_sample, search_churn_design, search_value_design
-from tests.models.synthetic import make_training_set
 
 pytestmark = pytest.mark.slow
 

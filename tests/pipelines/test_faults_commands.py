@@ -31,8 +31,9 @@ def _lines(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def quarantined_data(tmp_path_factory) -> Path:
     """Demo data whose transactions have a fifth of their amounts unreadable: validation stops the run."""
-    from pipelines.cli import app
     from typer.testing import CliRunner
+
+    from pipelines.cli import app
 
     folder = tmp_path_factory.mktemp("bad")
     result = CliRunner().invoke(app, ["demo-data", "--customers", "120", "--out", str(folder), "--seed", "3",

@@ -41,9 +41,8 @@ def test_a_second_run_is_refused_with_the_holders_pid(tmp_path):
     home = tmp_path / "home"
     holder = _start_holder(home, 60)
     try:
-        with pytest.raises(RunInProgressError) as refused:
-            with home_run_lock(home):
-                pytest.fail("the lock was taken twice")
+        with pytest.raises(RunInProgressError) as refused, home_run_lock(home):
+            pytest.fail("the lock was taken twice")
         message = str(refused.value)
         assert message.startswith(f"another custscore run is in progress in {home.resolve()}: pid {holder.pid}, started ")
         assert message.endswith(" UTC") and "\n" not in message

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import pandas as pd
 import pytest
 
 from benchmarks.reasons_bench import reason_truth_measures

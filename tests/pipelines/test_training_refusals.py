@@ -9,7 +9,14 @@ from mlflow.tracking import MlflowClient
 
 from models.params import ChurnParams
 from pipelines import tracking
-from pipelines.training import MIN_CUSTOMERS_PER_PART, RunContext, TrainingDataError, _track, check_trainable, train_churn
+from pipelines.training import (
+    MIN_CUSTOMERS_PER_PART,
+    RunContext,
+    TrainingDataError,
+    _track,
+    check_trainable,
+    train_churn,
+)
 
 
 def _frame(train_labels: list[int], valid_labels: list[int]) -> pd.DataFrame:

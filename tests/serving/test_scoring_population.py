@@ -10,6 +10,7 @@ from datetime import datetime
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from features.build import FeatureSpec, build_features
@@ -18,7 +19,7 @@ from features.training_set import build_training_set
 from models.churn import ChurnModel
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
-from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, ScoringSettings, score_chunk, trailing_net_value
+from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, ScoringSettings, score_all, trailing_net_value
 from serving.segments import SegmentRules, assign_segments
 from tests.features.conftest import random_frames
 
@@ -47,7 +48,7 @@ def tables():
 
 
 @pytest.fixture(scope="module")
-def scored(tables) -> pd.DataFrame:
+def scored(tables, tmp_path_factory) -> pd.DataFrame:
     training = build_training_set(tables, SCORING, spec=SPEC, n_snapshots=3, step_days=90, min_history_days=180)
     names = [c for c in training.columns if c not in ("customer_id", "as_of", "is_validation") and not c.startswith("label_")]
     train, valid = training[~training["is_validation"]], training[training["is_validation"]]
@@ -58,7 +59,9 @@ def scored(tables) -> pd.DataFrame:
         cost_to_serve=train["label_cost_to_serve"], cost_to_serve_val=valid["label_cost_to_serve"],
     )
     features = build_features(tables, SCORING, SPEC, include_prospects=True)
-    scores, _ = score_chunk(features, ScoringModels(churn, value, "1", "1"), ScoringSettings(365, 0.1))
+    result = score_all([features], ScoringModels(churn, value, "1", "1"), ScoringSettings(365, 0.1),
+                       tmp_path_factory.mktemp("parts"))
+    scores = result.numbers.merge(pq.read_table(result.score_parts[0]).to_pandas(), on="customer_id")
     return assign_segments(scores, SegmentRules()).set_index("customer_id")
 
 

@@ -12,7 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from serving.reasons import _HEADERS, DIRECTIONS, _top_k_by_partition, reason_columns_table, reasons_for_chunk, reasons_table, top_k_contributions
+from serving.reasons import (
+    _HEADERS,
+    DIRECTIONS,
+    _top_k_by_partition,
+    reason_columns_table,
+    reasons_for_chunk,
+    reasons_table,
+    top_k_contributions,
+)
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 from serving.scoring import (
     SEGMENT_INPUT_COLUMNS,

@@ -1,4 +1,4 @@
-"""Synthetic customer matrices with known signal, for model tests and size measurements."""
+"""Synthetic customer matrices with known signal, for model size measurements and the model tests."""
 
 from __future__ import annotations
 
