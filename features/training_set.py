@@ -35,7 +35,7 @@ import pandas as pd
 
 from features.build import FeatureSpec, build_features, to_feature_frame
 from features.labels import build_labels
-from features.seasonal import daily_revenue, season_share_columns
+from features.families.season_share import daily_revenue, season_share_columns
 from features.tables import to_naive_utc
 from features.transactions import order_moments
 

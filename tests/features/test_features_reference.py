@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 
 from features.build import FeatureSpec, build_features
-from features.reference import (
+from tests.features.reference import (
     reference_payment_features,
     reference_season_shares,
     reference_service_features,
