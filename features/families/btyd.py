@@ -43,7 +43,7 @@ def _name(pattern: str, g: dict) -> str:
 TEMPLATES = (
     _statement("btyd_p_alive", lambda g: "购买周期模型估计的仍活跃概率", lambda g, v: f"购买周期模型估计仍活跃的概率为{v}"),
     _statement(r"btyd_expected_orders_(?P<h>\d+)d", lambda g: f"购买周期模型预计的未来{g['h']}天下单天数",
-               lambda g, v: f"购买周期模型预计未来{g['h']}天下单{v}天"),
+               lambda g, v: f"购买周期模型预计未来{g['h']}天下单天数为{v}"),
     _statement(r"btyd_p_no_order_(?P<h>\d+)d", lambda g: f"购买周期模型估计的未来{g['h']}天不下单概率",
                lambda g, v: f"购买周期模型估计未来{g['h']}天不下单的概率为{v}"),
     _statement(r"btyd_expected_revenue_(?P<h>\d+)d", lambda g: f"购买周期模型预计的未来{g['h']}天消费额",

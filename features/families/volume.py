@@ -14,12 +14,11 @@ from features.transactions import safe_ratio
 
 MEASURES = ("order_count", "revenue_sum", "revenue_mean_per_order", "margin_sum", "margin_mean_per_order")
 COLUMNS = (
-    Column("order_count_{W}d", "orders", "W days", "orders dated in the window"),
-    Column("revenue_sum_{W}d", "money", "W days", "net revenue of the rows in the window"),
-    Column("revenue_mean_per_order_{W}d", "money", "W days", "revenue over orders"),
-    Column("margin_sum_{W}d", "money", "W days", "net margin of the rows in the window"),
-    Column("margin_mean_per_order_{W}d", "money", "W days", "margin over orders"),
-    Column("order_count_lifetime ... margin_mean_per_order_lifetime", "as above", "all history", "the same five over every row before T"),
+    Column("order_count_{P}", "orders", "W days, or lifetime", "orders dated in the window"),
+    Column("revenue_sum_{P}", "money", "W days, or lifetime", "net revenue of the rows in the window"),
+    Column("revenue_mean_per_order_{P}", "money", "W days, or lifetime", "revenue over orders"),
+    Column("margin_sum_{P}", "money", "W days, or lifetime", "net margin of the rows in the window"),
+    Column("margin_mean_per_order_{P}", "money", "W days, or lifetime", "margin over orders"),
 )
 
 

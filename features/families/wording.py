@@ -51,7 +51,7 @@ class Template:
 class Column:
     """One column (or one column per window) of a family, as the docs table lists it."""
 
-    name: str  # with {W} for each window, {H} for each season horizon, {col} for a customers column
+    name: str  # with {W} for each window (days), {P} for each window or lifetime, {H} for each horizon, {col} for a customers column
     unit: str
     window: str
     meaning: str
@@ -177,6 +177,8 @@ def amount_or_none(en: str, zh: str, none_en: str, none_zh: str) -> Render:
     return render
 
 
-def windows(spec: Any) -> list[str]:
-    """The window suffixes of `spec`: '30d', '90d', ..."""
-    return [f"{w}d" for w in spec.windows_days]
+def column_pattern(name: str) -> str:
+    """The regex of a documented column name: '{W}' a number of days, '{P}' that or 'lifetime', ..."""
+    parts = re.split(r"(\{W\}|\{P\}|\{H\}|\{col\})", name)
+    holes = {"{W}": r"\d+", "{H}": r"\d+", "{P}": r"(?:\d+d|lifetime)", "{col}": r".+"}
+    return "".join(holes.get(part, re.escape(part)) for part in parts)
