@@ -50,7 +50,7 @@ class FeatureSpec(BaseModel):
     dso_window_days: int = 365
     # Join the customers table's columns as attr_<column> and days_since_signup.
     include_attributes: bool = True
-    # Add recency and lifetime volume relative to tenure (features/tenure_ratios.py).
+    # Add recency and lifetime volume relative to tenure (features/families/tenure_ratios.py).
     tenure_ratios: bool = True
     # Coming horizons (the label horizons) whose window of a year ago gets season features:
     # the customer's revenue, order days and share of the year in it, and the population's share

@@ -322,3 +322,10 @@ def test_strongest_per_fact_equals_a_row_by_row_reference_with_ties():
     result = strongest_per_fact(contrib, groups)
     np.testing.assert_array_equal(result, expected)
     assert result.flags.c_contiguous and (result[:, 4] == contrib[:, 4]).all()  # a feature in no fact is untouched
+
+
+def test_every_display_kind_of_the_families_has_its_rounding():
+    from features.families.wording import DISPLAY_KINDS
+    from serving.sentences import _KEYS
+
+    assert set(DISPLAY_KINDS) - {"text"} == set(_KEYS)
