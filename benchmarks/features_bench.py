@@ -225,17 +225,16 @@ print(json.dumps({"build_s": time.perf_counter() - started, "build_cpu_s": time.
 # Before / after on the demo data: the committed (HEAD) feature modules against the working tree.
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAD_MODULES = ("__init__", "attributes", "build", "labels", "payments", "service", "tables", "training_set", "transactions")
-
-
 def head_package(target: Path) -> Path:
-    """Write the HEAD versions of the feature modules as package `features_head` under target."""
+    """Write the HEAD versions of every feature module (families included) as package `features_head` under target."""
     package = target / "features_head"
-    package.mkdir(parents=True, exist_ok=True)
-    for module in HEAD_MODULES:
-        source = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:features/{module}.py"], check=True,
-                                capture_output=True, text=True).stdout
-        (package / f"{module}.py").write_text(source.replace("from features.", "from features_head."))
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", "HEAD", "features"], check=True,
+                            capture_output=True, text=True).stdout.split()
+    for path in (p for p in listed if p.endswith(".py")):
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:{path}"], check=True, capture_output=True, text=True).stdout
+        out = package / Path(path).relative_to("features")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(source.replace("from features.", "from features_head."))
     return target
 
 

@@ -1,12 +1,11 @@
-"""Customer attribute features as Ibis expressions: `attr_<column>` and days_since_signup.
+"""Which customers columns may become `attr_<column>` features (the expressions are in
+features/families/attributes.py).
 
 The customers table is a current snapshot, not a history: attributes are taken as they are
 (an attribute that changed after T, or that records the outcome itself, would leak the future).
 So not every column becomes a feature: `choose_attributes` decides once per run, on the whole
 customers table, which columns may (a schema decision, the same for every snapshot and for
 scoring), and `keep_chosen_attributes` drops the others from the table every feature reads.
-A customer whose signup_date is on or after T did not exist at T: their days_since_signup is
-null and they are never a prospect at T.
 """
 
 from __future__ import annotations
@@ -14,14 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
-import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from features.transactions import SECONDS_PER_DAY, as_of_epoch_seconds
 
 NOT_ATTRIBUTES = {"customer_id", "signup_date"}
 
@@ -221,40 +216,3 @@ def keep_chosen_attributes(customers: ir.Table, choice: AttributeChoice) -> ir.T
     """The customers table without the excluded attribute columns (what every feature query reads)."""
     dropped = [column for column, _ in choice.excluded if column in customers.columns]
     return customers.drop(*dropped) if dropped else customers
-
-
-def attribute_feature_columns(columns: Collection[str]) -> list[str]:
-    """Names of the attribute features given the customers columns present."""
-    names = [f"attr_{c}" for c in attribute_source_columns(columns)]
-    if "signup_date" in columns:
-        names.append("days_since_signup")
-    return names
-
-
-def signed_up_before(customers: ir.Table, as_of: datetime) -> ir.BooleanValue:
-    """True for customers who existed at as_of (signup before it, or signup unknown)."""
-    if "signup_date" not in customers.columns:
-        return ibis.literal(True)
-    return customers.signup_date.isnull() | (customers.signup_date < ibis.timestamp(as_of))
-
-
-def attribute_features(customers: ir.Table, as_of: datetime) -> ir.Table:
-    """One row per customer of the customers table: customer_id + attribute features."""
-    values: dict[str, ir.Value] = {}
-    for column in attribute_source_columns(customers.columns):
-        value = customers[column]
-        values[f"attr_{column}"] = value.cast("float64") if value.type().is_numeric() else value.cast("string")
-    if "signup_date" in customers.columns:
-        age_s = ibis.literal(as_of_epoch_seconds(as_of)) - customers.signup_date.epoch_seconds()
-        values["days_since_signup"] = ibis.cases(
-            (signed_up_before(customers, as_of) & customers.signup_date.notnull(), age_s / float(SECONDS_PER_DAY)),
-            else_=ibis.null("float64"),
-        )
-    # One row per customer even if the snapshot repeats a customer: keep the smallest value, deterministically.
-    table = customers.select("customer_id", **values)
-    return table.group_by("customer_id").aggregate(**{c: table[c].min() for c in values})
-
-
-def prospect_ids(customers: ir.Table, as_of: datetime) -> ir.Table:
-    """Customer ids of the customers table who existed at as_of (whether or not they ordered)."""
-    return customers.filter(signed_up_before(customers, as_of)).select("customer_id").distinct()

@@ -1,15 +1,16 @@
 """Build the point-in-time feature table as of a date: one Ibis expression, executed on DuckDB.
 
 `build_features_expr` returns the Ibis expression (run it on any Ibis backend, or stream it
-with `to_pyarrow_batches`); `build_features` executes it into pandas. Families whose table or
-optional column is absent are absent from the output (see `feature_columns`), not zero-filled.
+with `to_pyarrow_batches`); `build_features` executes it into pandas. The columns are the
+families' of features/catalog.py (`feature_columns`); families whose table or optional column
+is absent are absent from the output, not zero-filled.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
@@ -20,26 +21,16 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from features.attributes import (
-    attribute_feature_columns,
-    attribute_features,
-    prospect_ids,
-)
-from features.payments import (
-    PAYMENT_AMOUNT_COLUMNS,
-    payment_feature_columns,
-    payment_features,
-)
-from features.seasonal import season_share_columns, season_shares
-from features.service import service_feature_columns, service_features
+from features.catalog import TRANSACTION_FAMILIES, feature_columns, select_listed, transaction_columns
+from features.families.attributes import attribute_features, prospect_ids
+from features.families.breadth import breadth_tables
+from features.families.cost_to_serve import cost_to_serve
+from features.families.payments import PAYMENT_AMOUNT_COLUMNS, payment_feature_columns, payment_features
+from features.families.season_share import season_share_columns, season_shares
+from features.families.service import service_feature_columns, service_features
+from features.families.tenure_ratios import tenure_ratio_features
 from features.tables import columns_of, to_naive_utc
-from features.tenure_ratios import TENURE_RATIO_COLUMNS, tenure_ratio_features
-from features.transactions import (
-    join_on_customer,
-    season_horizons,
-    transaction_feature_columns,
-    transaction_features,
-)
+from features.transactions import join_on_customer, season_horizons, transaction_aggregates
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +50,7 @@ class FeatureSpec(BaseModel):
     dso_window_days: int = 365
     # Join the customers table's columns as attr_<column> and days_since_signup.
     include_attributes: bool = True
-    # Add recency and lifetime volume relative to tenure (features/tenure_ratios.py).
+    # Add recency and lifetime volume relative to tenure (features/families/tenure_ratios.py).
     tenure_ratios: bool = True
     # Coming horizons (the label horizons) whose window of a year ago gets season features:
     # the customer's revenue, order days and share of the year in it, and the population's share
@@ -94,40 +85,22 @@ def feature_set_name(spec: FeatureSpec) -> str:
     return f"{spec.name}-v{spec.version}{suffix}"
 
 
-def cost_to_serve_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]]) -> list[str]:
-    """cost_to_serve_{W}d exists whenever transactions do (returns are always measurable)."""
-    return [f"cost_to_serve_{w}d" for w in spec.windows_days] if "transactions" in available else []
-
-
-def feature_columns(spec: FeatureSpec, available: Mapping[str, Collection[str]]) -> list[str]:
-    """Feature columns (without customer_id) produced from the given {table: columns present}."""
-    if "transactions" not in available:
-        raise ValueError(f"feature_columns: the transactions table is required; tables given: {sorted(available)}")
+def transaction_features(transactions: ir.Table, as_of: datetime, spec: FeatureSpec, *, moments: ir.Table | None = None) -> ir.Table:
+    """One row per customer with any visible transaction row: customer_id + the transaction families' columns."""
     windows = spec.windows_days
-    names = transaction_feature_columns(windows, spec.year_ago, available["transactions"], spec.season_horizons_days)
-    names += list(TENURE_RATIO_COLUMNS) if spec.tenure_ratios else []
-    names += season_share_columns(spec.season_horizons_days)
-    if "invoices" in available:
-        names += payment_feature_columns(windows, available["invoices"])
-    if "interactions" in available:
-        names += service_feature_columns(windows, available["interactions"])
-    names += cost_to_serve_columns(spec, available)
-    if spec.include_attributes and "customers" in available:
-        names += attribute_feature_columns(available["customers"])
-    return names
-
-
-def _cost_to_serve(table: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
-    """cost_to_serve_{W}d = service cost + return amount + discount amount, with what exists."""
-    values = {}
-    for w in spec.windows_days:
-        cost = table[f"return_amount_{w}d"]
-        if f"discount_amount_{w}d" in table.columns:
-            cost = cost + table[f"discount_amount_{w}d"]
-        if f"service_cost_{w}d" in table.columns:
-            cost = cost + table[f"service_cost_{w}d"]
-        values[f"cost_to_serve_{w}d"] = cost
-    return values
+    table, rows = transaction_aggregates(transactions, as_of, windows, spec.year_ago, moments=moments, seasons=spec.season_horizons_days)
+    count_columns: list[str] = []
+    for items in breadth_tables(rows, as_of, windows):
+        table = join_on_customer(table, items)
+        count_columns += [c for c in items.columns if c != "customer_id"]
+    # A customer with no purchase row bought zero categories and products: a true zero.
+    table = table.mutate(**{c: table[c].fill_null(0) for c in count_columns})
+    derived: dict[str, ir.Value] = {}
+    for family in TRANSACTION_FAMILIES:
+        if family.derive is not None:
+            derived.update(family.derive(table, spec))
+    table = table.mutate(**derived)
+    return select_listed(table, transaction_columns(spec, rows.columns), where="transaction features")
 
 
 def _fill_true_zeros(table: ir.Table, columns: list[str]) -> ir.Table:
@@ -189,8 +162,7 @@ def build_features_expr(
         raise ValueError(f"build_features: the transactions table is required; tables given: {sorted(tables)}")
     as_of = to_naive_utc(as_of)
     windows = spec.windows_days
-    transaction_table = transaction_features(tables["transactions"], as_of, windows, spec.year_ago, moments=moments,
-                                             seasons=spec.season_horizons_days)
+    transaction_table = transaction_features(tables["transactions"], as_of, spec, moments=moments)
     if spec.tenure_ratios:
         transaction_table = transaction_table.mutate(**tenure_ratio_features(transaction_table))
     table = _customer_base(tables, transaction_table, as_of, include_prospects)
@@ -202,13 +174,13 @@ def build_features_expr(
         table = join_on_customer(table, service_features(tables["interactions"], as_of, windows))
         zero_columns += service_feature_columns(windows, tables["interactions"].columns)
     table = _fill_true_zeros(table, zero_columns)
-    table = table.mutate(**_cost_to_serve(table, spec))
+    table = table.mutate(**cost_to_serve(table, spec))
     if spec.include_attributes and "customers" in tables:
         table = join_on_customer(table, attribute_features(tables["customers"], as_of))
     if season_share_columns(spec.season_horizons_days):
         rows = population if population is not None else moments if moments is not None else tables["transactions"]
         table = table.cross_join(season_shares(rows, as_of, spec.season_horizons_days))
-    table = table.select("customer_id", *feature_columns(spec, columns_of(tables)))
+    table = select_listed(table, feature_columns(spec, columns_of(tables)), where="features")
     return table.order_by("customer_id") if ordered else table
 
 

@@ -15,7 +15,7 @@ with the churn horizon only (snapshots up to scoring_date - 90 days, only label_
 
 On DuckDB the customer sample and the order moments of its transactions are computed once, as
 temp tables dropped at the end, and every snapshot's feature and label queries read them. The
-population season shares (features/seasonal.py) read every customer, also when training on a
+population season shares (features/families/season_share.py) read every customer, also when training on a
 sample: from the order moments when there is no sample, else from the daily revenue of the
 whole data, made once (exact because snapshots are midnights).
 """
@@ -34,8 +34,8 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features.build import FeatureSpec, build_features, to_feature_frame
+from features.families.season_share import daily_revenue, season_share_columns
 from features.labels import build_labels
-from features.seasonal import daily_revenue, season_share_columns
 from features.tables import to_naive_utc
 from features.transactions import order_moments
 

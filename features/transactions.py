@@ -1,7 +1,8 @@
-"""Transaction feature families as Ibis expressions: recency, volume, cadence, trend, breadth,
-returns and discounts, as of a date T.
+"""The shared passes over the transaction rows, as of a date T: the aggregates every transaction
+family (features/families/: recency, volume, cadence, trend, season, breadth, returns,
+discounts) derives its columns from, and the expression helpers the families share.
 
-Definitions (shared by every family; `reference.py` implements the same in plain pandas):
+Definitions (shared by every family; tests/features/reference.py implements the same in plain pandas):
 
 - Only rows with ts < T are visible. A row is in the window of W days when
   T - W days <= ts < T (exact timestamp bounds). The previous window of W days is
@@ -43,14 +44,15 @@ Definitions (shared by every family; `reference.py` implements the same in plain
   the window are 0, which is true for a customer who has history before T.
 
 How it is computed: the rows are first summed per order moment (customer_id, order_id, ts;
-`order_moments`), which every family except breadth reads instead of the rows. A moment is
+`order_moments`), which every family except breadth (its own pass, families/breadth.py) reads
+instead of the rows. A moment is
 visible, in a window or on a day exactly when its rows are, so the features are the same; only
 the order in which floating sums add up changes (differences of about 1e-12 relative).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import ibis
@@ -98,46 +100,6 @@ def season_horizons(horizons: Sequence[int]) -> list[int]:
     horizons would reach into the days at and after T.
     """
     return sorted({h for h in horizons if 0 < h < YEAR_DAYS})
-
-
-def season_feature_columns(horizons: Sequence[int]) -> list[str]:
-    """Customer season features for the `season_horizons` of `horizons`."""
-    names = []
-    for h in season_horizons(horizons):
-        names += [f"revenue_sum_next_{h}d_year_ago", f"order_days_next_{h}d_year_ago", f"revenue_share_next_{h}d_year_ago"]
-    return names
-
-
-def transaction_feature_columns(
-    windows: Sequence[int], year_ago: bool, columns: Collection[str], seasons: Sequence[int] = ()
-) -> list[str]:
-    """Names of the transaction features produced for `windows` (and season horizons) given the transaction columns present."""
-    names = ["has_orders", "days_since_last_order", "days_since_first_order"]
-    for period in [f"{w}d" for w in windows] + ["lifetime"]:
-        names += [
-            f"order_count_{period}",
-            f"revenue_sum_{period}",
-            f"revenue_mean_per_order_{period}",
-            f"margin_sum_{period}",
-            f"margin_mean_per_order_{period}",
-        ]
-    names += ["order_gap_mean_days", "order_gap_std_days", "recency_over_gap_mean"]
-    names += BTYD_INPUT_COLUMNS[2:]
-    names += [f"revenue_change_pct_{w}d_vs_prev_{w}d" for w in windows]
-    names += [f"revenue_change_pct_{w}d_vs_year_ago" for w in year_ago_windows(windows, year_ago)]
-    names.append(f"revenue_monthly_slope_{SLOPE_MONTHS}m")
-    names += season_feature_columns(seasons)
-    if "category" in columns:
-        names += [f"distinct_categories_{w}d" for w in windows]
-        names += [f"new_category_count_{w}d" for w in windows]
-    if "product_id" in columns:
-        names += [f"distinct_products_{w}d" for w in windows]
-    for w in windows:
-        names += [f"return_count_{w}d", f"return_amount_{w}d", f"return_share_{w}d"]
-    if "discount" in columns:
-        for w in windows:
-            names += [f"discount_amount_{w}d", f"discount_share_{w}d", f"discounted_order_count_{w}d"]
-    return names
 
 
 def safe_ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
@@ -360,87 +322,7 @@ def btyd_input_features(table: ir.Table) -> dict[str, ir.Value]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Breadth: one rollup per (customer, category) and (customer, product).
-
-
-def item_first_last(rows: ir.Table, column: str) -> ir.Table:
-    """Per (customer_id, item): ts of the first and the last purchase row (amount > 0)."""
-    bought = rows.filter((rows.amount > 0) & rows[column].notnull())
-    return bought.group_by(["customer_id", column]).aggregate(first_ts=bought.ts.min(), last_ts=bought.ts.max())
-
-
-def breadth_aggregates(
-    rows: ir.Table, as_of: datetime, column: str, windows: Sequence[int], distinct_name: str, new_name: str | None
-) -> ir.Table:
-    """Per customer: items bought in each window (last purchase in it) and new items (first purchase in it).
-
-    Without new-item counts only the last purchase in the longest window matters, so older rows
-    are left out before the (customer, item) grouping, the largest in the query (about half the
-    rows of a growing business fall in the last year). The counts are the same.
-    """
-    if new_name is None and windows:
-        rows = rows.filter(rows.ts >= ibis.timestamp(as_of - timedelta(days=max(windows))))
-    items = item_first_last(rows, column)
-    metrics: dict[str, ir.Scalar] = {}
-    for w in windows:
-        metrics[f"{distinct_name}_{w}d"] = count_where(items.last_ts, in_window(items.last_ts, as_of, 0, w))
-        if new_name is not None:
-            metrics[f"{new_name}_{w}d"] = count_where(items.first_ts, in_window(items.first_ts, as_of, 0, w))
-    return items.group_by("customer_id").aggregate(**metrics)
-
-
-# ---------------------------------------------------------------------------------------------
-# Putting the families together.
-
-
-def revenue_change_pct(current: ir.NumericValue, before: ir.NumericValue) -> ir.FloatingValue:
-    """Percent change of revenue against an earlier window; null unless the earlier revenue is positive."""
-    return ibis.cases((before >= MIN_REVENUE_BASE, (current - before) / before * 100.0), else_=ibis.null("float64"))
-
-
-def season_features(table: ir.Table, seasons: Sequence[int]) -> dict[str, ir.Value]:
-    """Per horizon: the share of the last 365 days' revenue that fell in last year's window, and its order days (0 without)."""
-    year = f"revenue_sum_{YEAR_DAYS}d" if f"revenue_sum_{YEAR_DAYS}d" in table.columns else f"_revenue_{YEAR_DAYS}d"
-    shares: dict[str, ir.Value] = {}
-    for h in season_horizons(seasons):
-        shares[f"revenue_share_next_{h}d_year_ago"] = ibis.cases(
-            (table[year] >= MIN_REVENUE_BASE, table[f"revenue_sum_next_{h}d_year_ago"] / table[year]),
-            else_=ibis.null("float64"))
-        # A customer with returns only has no order day at all (no cadence row): a true zero.
-        shares[f"order_days_next_{h}d_year_ago"] = table[f"order_days_next_{h}d_year_ago"].fill_null(0)
-    return shares
-
-
-def derived_features(table: ir.Table, windows: Sequence[int], year_ago: bool) -> dict[str, ir.Value]:
-    """Features computed from the aggregates: means, shares, changes, recency, slope."""
-    t = table
-    days_since_last_order = t._last_order_age_s / float(SECONDS_PER_DAY)
-    derived: dict[str, ir.Value] = {
-        "has_orders": (t.order_count_lifetime > 0).cast("int8"),
-        "days_since_last_order": days_since_last_order,
-        "days_since_first_order": t._first_order_age_s / float(SECONDS_PER_DAY),
-        "revenue_mean_per_order_lifetime": safe_ratio(t.revenue_sum_lifetime, t.order_count_lifetime),
-        "margin_mean_per_order_lifetime": safe_ratio(t.margin_sum_lifetime, t.order_count_lifetime),
-        "recency_over_gap_mean": safe_ratio(days_since_last_order, t.order_gap_mean_days),
-        f"revenue_monthly_slope_{SLOPE_MONTHS}m": t._slope_numerator / SLOPE_SXX,
-        **btyd_input_features(t),
-    }
-    for w in windows:
-        derived[f"revenue_mean_per_order_{w}d"] = safe_ratio(t[f"revenue_sum_{w}d"], t[f"order_count_{w}d"])
-        derived[f"margin_mean_per_order_{w}d"] = safe_ratio(t[f"margin_sum_{w}d"], t[f"order_count_{w}d"])
-        derived[f"revenue_change_pct_{w}d_vs_prev_{w}d"] = revenue_change_pct(
-            t[f"revenue_sum_{w}d"], t[f"_revenue_prev_{w}d"]
-        )
-        derived[f"return_share_{w}d"] = safe_ratio(t[f"return_amount_{w}d"], t[f"_gross_sales_{w}d"])
-        if f"discount_amount_{w}d" in t.columns:
-            derived[f"discount_share_{w}d"] = safe_ratio(
-                t[f"discount_amount_{w}d"], t[f"_gross_sales_{w}d"] + t[f"discount_amount_{w}d"]
-            )
-    for w in year_ago_windows(windows, year_ago):
-        derived[f"revenue_change_pct_{w}d_vs_year_ago"] = revenue_change_pct(
-            t[f"revenue_sum_{w}d"], t[f"_revenue_year_ago_{w}d"]
-        )
-    return derived
+# Putting the passes together.
 
 
 def order_tables(moments: ir.Table, as_of: datetime, windows: Sequence[int], seasons: Sequence[int] = ()) -> tuple[ir.Table, ir.Table]:
@@ -450,7 +332,7 @@ def order_tables(moments: ir.Table, as_of: datetime, windows: Sequence[int], sea
     return join_on_customer(order_aggregates(orders, as_of, windows), cadence), cadence.select("customer_id", "_first_order_day")
 
 
-def transaction_features(
+def transaction_aggregates(
     transactions: ir.Table,
     as_of: datetime,
     windows: Sequence[int],
@@ -458,30 +340,18 @@ def transaction_features(
     *,
     moments: ir.Table | None = None,
     seasons: Sequence[int] = (),
-) -> ir.Table:
-    """One row per customer with any visible transaction row: customer_id + transaction features.
+) -> tuple[ir.Table, ir.Table]:
+    """Per customer with any visible transaction row: every aggregate the transaction families read; and the visible rows.
 
     `moments` is `order_moments` of these transactions (any rows, also after as_of), when the
     caller has it already, e.g. materialised once for every snapshot of a training set.
     `seasons`: the coming horizons (days) whose window of a year ago gets season features.
+    The families (features/catalog.py) derive their columns from this table.
     """
     rows = visible_rows(transactions, as_of)
     visible = moments_before(order_moments(rows) if moments is None else moments, as_of)
     orders, first_days = order_tables(visible, as_of, windows, seasons)
-    table = join_on_customer(moment_aggregates(visible, first_days, as_of, windows, year_ago, seasons), orders)
-    count_columns: list[str] = []
-    if "category" in rows.columns:
-        categories = breadth_aggregates(rows, as_of, "category", windows, "distinct_categories", "new_category_count")
-        table = join_on_customer(table, categories)
-        count_columns += [c for c in categories.columns if c != "customer_id"]
-    if "product_id" in rows.columns:
-        products = breadth_aggregates(rows, as_of, "product_id", windows, "distinct_products", None)
-        table = join_on_customer(table, products)
-        count_columns += [c for c in products.columns if c != "customer_id"]
-    # A customer with no purchase row bought zero categories and products: a true zero.
-    table = table.mutate(**{c: table[c].fill_null(0) for c in count_columns})
-    table = table.mutate(**derived_features(table, windows, year_ago), **season_features(table, seasons))
-    return table.select("customer_id", *transaction_feature_columns(windows, year_ago, rows.columns, seasons))
+    return join_on_customer(moment_aggregates(visible, first_days, as_of, windows, year_ago, seasons), orders), rows
 
 
 def btyd_inputs_expr(transactions: ir.Table, as_of: datetime) -> ir.Table:

@@ -64,14 +64,14 @@ class DemoConfig(_Frozen):
 
 class FeatureConfig(_Frozen):
     windows_days: tuple[Annotated[int, Field(gt=0)], ...] = (30, 90, 180, 365)
-    # Recency and lifetime volume relative to tenure (features/tenure_ratios.py); the design
+    # Recency and lifetime volume relative to tenure (features/families/tenure_ratios.py); the design
     # search's tenure-relative candidate needs them.
     tenure_ratios: bool = True
     # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py),
     # with training.design fixed; the design search decides for itself.
     btyd: bool = False
     # Last year's window of each label horizon (under 365 days): the customer's revenue, order
-    # days and share of the year in it, and all customers' share (features/seasonal.py).
+    # days and share of the year in it, and all customers' share (features/families/season*.py).
     seasonal: bool = True
     # Only these feature columns reach the models (null: all). The others are still built:
     # baselines, segments and the level anchor read them.

@@ -1,7 +1,8 @@
 """The output contract: columns and Arrow schemas of the score table and the explanations table.
 
 One score row per customer per run. Explanations are a long table beside it (one row per
-reason), joined on run_id and customer_id. `conform_scores` / `conform_explanations` turn a
+reason: numbers and keys; the sentences are in the score table's reason_text_en / _zh),
+joined on run_id and customer_id. `conform_scores` / `conform_explanations` turn a
 pandas frame or an Arrow table into exactly these columns and types, or say which column
 is missing or cannot be converted.
 """
@@ -36,7 +37,7 @@ SCORE_SCHEMA = pa.schema(
         ("segment_label_en", pa.string()),
         ("segment_label_zh", pa.string()),
         ("segment_reason", pa.string()),
-        ("reasons", pa.string()),  # JSON text, see serving.reasons.reason_columns
+        ("reasons", pa.string()),  # JSON text, see serving.reason_encoding.reason_columns_table
         ("reason_text_en", pa.string()),
         ("reason_text_zh", pa.string()),
     ]
@@ -55,10 +56,9 @@ EXPLANATION_SCHEMA = pa.schema(
         ("direction", pa.string()),  # 'raises' or 'lowers'
         ("rank", pa.int16()),  # 1 = strongest reason in that direction
         ("feature", pa.string()),
+        ("family", pa.string()),  # key of the feature's family (features/catalog.py)
         ("value", pa.string()),  # feature value as text (attributes are strings)
         ("contribution", pa.float64()),  # SHAP contribution in the model's raw output units
-        ("sentence_en", pa.string()),
-        ("sentence_zh", pa.string()),
     ]
 )
 EXPLANATION_COLUMNS: tuple[str, ...] = tuple(EXPLANATION_SCHEMA.names)

@@ -38,13 +38,8 @@ from features.build import has_transaction_history
 from models.baselines import revenue_windows, value_baseline
 from models.explain import check_additivity, contributions
 from models.valuation import clv, net_value
-from serving.reasons import (
-    DIRECTIONS,
-    REASON_COLUMNS,
-    SCORE_KINDS,
-    reason_columns_table,
-    reasons_table,
-)
+from serving.reason_encoding import reason_columns_table
+from serving.reasons import DIRECTIONS, SCORE_KINDS, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 from serving.unusual import ReasonReference
 
@@ -330,7 +325,7 @@ def _with_run_id(explanations: pa.Table, run_id: str) -> pa.Table:
 def _long_explanations(tables: list[pa.Table], history_ids: np.ndarray) -> pa.Table:
     """Reason rows of both scores with customer_id in place of the chunk row position.
 
-    The repeated texts (score, direction, feature, sentences) stay dictionary-encoded, one
+    The repeated texts (score, direction, feature, family) stay dictionary-encoded, one
     dictionary per column for the chunk: the part file stores each distinct text once instead
     of hashing and compressing ~1.2M strings per column per 100k customers.
     """
@@ -339,11 +334,11 @@ def _long_explanations(tables: list[pa.Table], history_ids: np.ndarray) -> pa.Ta
     table = pa.concat_tables([_with_dictionary_labels(t) for t in tables]).unify_dictionaries().combine_chunks()
     ids = pa.array(history_ids).take(table.column("row"))
     return table.drop_columns(["row"]).add_column(0, "customer_id", ids).select(
-        ["customer_id", *[c for c in REASON_COLUMNS if c != "row"]])
+        [c for c in EXPLANATION_SCHEMA.names if c != "run_id"])
 
 
 def _with_dictionary_labels(table: pa.Table) -> pa.Table:
-    """score, direction and feature of one reasons table as dictionary columns (sentences already are)."""
+    """score, direction, feature and family of one reasons table as dictionary columns."""
     direction = pc.equal(table.column("direction"), DIRECTIONS[1]).combine_chunks().to_numpy(zero_copy_only=False).astype(np.int32)
     score = pc.index_in(table.column("score"), value_set=pa.array(SCORE_KINDS)).combine_chunks().fill_null(-1)
     columns = {
@@ -351,7 +346,7 @@ def _with_dictionary_labels(table: pa.Table) -> pa.Table:
         "direction": pa.DictionaryArray.from_arrays(pa.array(direction), pa.array(DIRECTIONS, pa.string())),
         "feature": table.column("feature").combine_chunks().dictionary_encode(),
     }
-    for name in ("sentence_en", "sentence_zh"):
+    for name in ("family",):
         column = table.column(name).combine_chunks()
         columns[name] = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
     for name, column in columns.items():

@@ -7,14 +7,14 @@ from datetime import datetime
 import numpy as np
 
 from features.build import FeatureSpec, build_features
-from features.reference import (
+from features.tables import tables_from_frames
+from tests.features.conftest import random_frames
+from tests.features.reference import (
     reference_payment_features,
     reference_season_shares,
     reference_service_features,
     reference_transaction_features,
 )
-from features.tables import tables_from_frames
-from tests.features.conftest import random_frames
 
 T = datetime(2024, 7, 1)
 # Season horizons as the default config gives them (90, 365) and one more (180); 365 builds nothing.

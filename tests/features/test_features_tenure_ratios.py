@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from features.build import FeatureSpec, build_features, feature_columns
+from features.families.tenure_ratios import TENURE_RATIO_COLUMNS
 from features.tables import tables_from_frames
-from features.tenure_ratios import TENURE_RATIO_COLUMNS
 
 T = datetime(2024, 7, 1)
 SPEC = FeatureSpec(windows_days=(30, 90), tenure_ratios=True)

@@ -9,15 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.reasons import (
-    fact_groups,
-    humanise,
-    reason_columns,
-    reasons_for_chunk,
-    reasons_table,
-    sentence,
-    top_k_contributions,
-)
+from features.families.wording import humanise
+from serving.reason_encoding import reason_columns
+from serving.reason_selection import fact_groups, top_k_contributions
+from serving.reasons import reasons_for_chunk, reasons_table
+from serving.sentences import sentence
 
 
 @pytest.mark.parametrize(
@@ -201,8 +197,7 @@ def test_reason_columns_json_and_text_per_row():
     assert [r["feature"] for r in parsed["churn"]["raises"]] == ["order_count_90d", "complaint_count_90d"]
     assert [r["feature"] for r in parsed["value"]["raises"]] == ["revenue_sum_90d", "attr_industry"]
     assert parsed["churn"]["lowers"][1] == {
-        "rank": 2, "feature": "attr_industry", "value": None, "contribution": -0.05,
-        "sentence_en": "industry: unknown", "sentence_zh": "行业：未知",
+        "rank": 2, "feature": "attr_industry", "family": "attributes", "value": None, "contribution": -0.05,
     }  # fmt: skip
     assert cols.loc[1, "reason_text_en"].startswith(
         "Raises churn risk: no orders in the last 90 days; 3 complaints in the last 90 days. Lowers churn risk: "
@@ -231,11 +226,16 @@ def test_many_rows_match_one_by_one_sentences():
         assert (row.sentence_en, row.sentence_zh) == sentence(row.feature, X.loc[row.row, row.feature])
 
 
-def test_json_without_sentences_keeps_the_data():
+def test_json_holds_numbers_and_keys_and_each_sentence_is_stored_once_per_language():
     names, X, contrib = _hand_made_chunk()
     churn = reasons_table(contrib, X, names, score="churn", k=2)
-    parsed = json.loads(reason_columns([churn], 3, json_sentences=False).loc[1, "reasons"])
-    assert parsed["churn"]["raises"][0] == {"rank": 1, "value": "0", "contribution": 0.9, "feature": "order_count_90d"}
+    cols = reason_columns([churn], 3)
+    parsed = json.loads(cols.loc[1, "reasons"])
+    assert parsed["churn"]["raises"][0] == {"rank": 1, "value": "0", "contribution": 0.9, "feature": "order_count_90d", "family": "volume"}
+    assert "sentence" not in cols.loc[1, "reasons"] and "近90天" not in cols.loc[1, "reasons"]
+    # the sentence is recomputed from feature and value, and it is the one the text holds
+    en, zh = sentence("order_count_90d", float(parsed["churn"]["raises"][0]["value"]))
+    assert en in cols.loc[1, "reason_text_en"] and zh in cols.loc[1, "reason_text_zh"]
 
 
 def test_reason_columns_same_from_pandas_frames_and_arrow_tables():
@@ -256,7 +256,7 @@ def test_reason_columns_read_reasons_in_any_row_order():
 
 
 def test_sentences_rendered_in_an_earlier_chunk_are_the_same_as_fresh_ones():
-    from serving.reasons import sentences_for_feature
+    from serving.sentences import sentences_for_feature
 
     first = sentences_for_feature("revenue_sum_90d", np.array([0.0, 12437.3, np.nan, -0.3]))
     # a later chunk: same values (served from what was rendered), and -0.0, which is zero
@@ -267,7 +267,7 @@ def test_sentences_rendered_in_an_earlier_chunk_are_the_same_as_fresh_ones():
 
 
 def test_a_sentence_does_not_depend_on_whether_zero_or_minus_zero_comes_first():
-    from serving.reasons import sentences_for_feature
+    from serving.sentences import sentences_for_feature
 
     for values in ([-0.0, 0.0, 5.0], [0.0, -0.0, 5.0]):
         en, zh = sentences_for_feature("margin_sum_90d", np.array(values))
@@ -297,7 +297,7 @@ def test_a_measure_can_raise_over_one_window_and_lower_over_another():
 
 
 def test_fact_groups_join_windows_and_lifetime_but_not_other_measures():
-    from serving.reasons import fact_groups
+    from serving.reason_selection import fact_groups
 
     names = ("revenue_sum_30d", "revenue_sum_90d", "revenue_sum_lifetime", "order_count_30d", "order_count_90d", "attr_a", "attr_b",
              "revenue_change_pct_90d_vs_prev_90d", "revenue_change_pct_30d_vs_prev_30d")
@@ -305,7 +305,7 @@ def test_fact_groups_join_windows_and_lifetime_but_not_other_measures():
 
 
 def test_strongest_per_fact_equals_a_row_by_row_reference_with_ties():
-    from serving.reasons import strongest_per_fact
+    from serving.reason_selection import strongest_per_fact
 
     rng = np.random.default_rng(7)
     # rounded to whole numbers, so many rows tie inside a fact; zeros are no reason either way
@@ -322,3 +322,10 @@ def test_strongest_per_fact_equals_a_row_by_row_reference_with_ties():
     result = strongest_per_fact(contrib, groups)
     np.testing.assert_array_equal(result, expected)
     assert result.flags.c_contiguous and (result[:, 4] == contrib[:, 4]).all()  # a feature in no fact is untouched
+
+
+def test_every_display_kind_of_the_families_has_its_rounding():
+    from features.families.wording import DISPLAY_KINDS
+    from serving.sentences import _KEYS
+
+    assert set(DISPLAY_KINDS) - {"text"} == set(_KEYS)

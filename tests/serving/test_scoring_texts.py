@@ -12,15 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from serving.reasons import (
-    _HEADERS,
-    DIRECTIONS,
-    _top_k_by_partition,
-    reason_columns_table,
-    reasons_for_chunk,
-    reasons_table,
-    top_k_contributions,
-)
+from serving.reason_encoding import reason_columns_table
+from serving.reason_selection import _top_k_by_partition, top_k_contributions
+from serving.reasons import DIRECTIONS, HEADERS, reasons_for_chunk, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 from serving.scoring import (
     SEGMENT_INPUT_COLUMNS,
@@ -63,11 +57,11 @@ def _reference_row(reasons: pd.DataFrame, scores: list[str]) -> tuple[str, str, 
             body[score][direction] = [
                 {"rank": int(r.rank), "value": None if pd.isna(r.value) else r.value,
                  "contribution": f"@{pc.cast(pc.round(pa.array([r.contribution]), 6), pa.string())[0].as_py()}@",
-                 "feature": r.feature, "sentence_en": r.sentence_en, "sentence_zh": r.sentence_zh}
+                 "feature": r.feature, "family": r.family}
                 for r in part.itertuples()
             ]  # fmt: skip
             if len(part):
-                head_en, head_zh = _HEADERS[(score, direction)]
+                head_en, head_zh = HEADERS[(score, direction)]
                 en_groups.append(head_en + "; ".join(part["sentence_en"]))
                 zh += head_zh + "；".join(part["sentence_zh"]) + "。"
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":")).replace('"@', "").replace('@"', "")
@@ -143,7 +137,7 @@ def test_published_run_reads_back_identical_from_dictionary_parts_and_from_plain
 
 
 def test_value_text_prints_every_number_as_arrow_prints_the_float():
-    from serving.reasons import value_text
+    from serving.sentences import value_text
 
     rng = np.random.default_rng(2)
     values = np.concatenate([
@@ -156,7 +150,7 @@ def test_value_text_prints_every_number_as_arrow_prints_the_float():
 
 
 def test_recency_sentences_with_the_gap_ratio_are_the_same_served_from_the_cache():
-    from serving.reasons import sentence, sentences_for_feature
+    from serving.sentences import sentence, sentences_for_feature
 
     days = np.array([120.0, 120.0, 5.0, np.nan, 120.0])
     ratio = np.array([3.14, np.nan, 0.5, 2.0, 3.14])
@@ -166,7 +160,7 @@ def test_recency_sentences_with_the_gap_ratio_are_the_same_served_from_the_cache
 
 
 def test_recency_sentences_of_many_pairs_match_one_at_a_time_cold_and_warm():
-    from serving.reasons import sentence, sentences_for_feature
+    from serving.sentences import sentence, sentences_for_feature
 
     rng = np.random.default_rng(5)
     for n in (300, 300, 600):  # overlapping draws: later calls mix cached and new (value, ratio) pairs

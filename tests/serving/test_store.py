@@ -58,10 +58,9 @@ def make_explanations(scores: pd.DataFrame) -> pd.DataFrame:
             "direction": "raises",
             "rank": 1,
             "feature": "days_since_last_order",
+            "family": "recency",
             "value": "120",
             "contribution": 0.5,
-            "sentence_en": "no order for 120 days",
-            "sentence_zh": "已120天未下单",
         }
     )
 
@@ -335,7 +334,8 @@ def test_killed_publisher_never_leaves_a_half_written_manifest(tmp_path):
 def test_publish_chunks_writes_scores_and_reasons_of_each_chunk_together(tmp_path):
     import numpy as np
 
-    from serving.reasons import reason_columns, reasons_table
+    from serving.reason_encoding import reason_columns
+    from serving.reasons import reasons_table
     from serving.score_table import explanations_from_reasons
 
     names = ["days_since_last_order", "attr_industry"]
@@ -354,10 +354,11 @@ def test_publish_chunks_writes_scores_and_reasons_of_each_chunk_together(tmp_pat
     one = store.read_scores(customer_id="c00012").iloc[0]
     assert one["reason_text_en"] == "Raises churn risk: no order for 102 days. Lowers churn risk: industry: retail."
     explained = store.read_explanations(customer_id="c00012")
-    assert explained[["direction", "feature", "value", "sentence_zh"]].values.tolist() == [
-        ["raises", "days_since_last_order", "102", "已102天未下单"],
-        ["lowers", "attr_industry", "retail", "行业：retail"],
+    assert explained[["direction", "feature", "family", "value"]].values.tolist() == [
+        ["raises", "days_since_last_order", "recency", "102"],
+        ["lowers", "attr_industry", "attributes", "retail"],
     ]
+    assert one["reason_text_zh"] == "推高流失风险：已102天未下单。降低流失风险：行业：retail。"
 
 
 # ---------------------------------------------------------------------- publishing part files (the scoring fast path)

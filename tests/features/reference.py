@@ -1,7 +1,7 @@
 """Slow, obvious pandas implementation of the transaction (season included), payment and service features.
 
-Used only by tests and benchmarks to cross-check the Ibis expressions in `transactions.py`, `seasonal.py`,
-`payments.py` and `service.py`: one customer at a time, straight from the definitions in those
+Used only by tests to cross-check the Ibis expressions of the transaction families, `season_share`,
+`payments` and `service` (features/families/): one customer at a time, straight from the definitions in those
 modules' docstrings. Never used on real data volumes.
 """
 
@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from features.build import FeatureSpec
+from features.catalog import transaction_columns
 from features.transactions import (
     MIN_REVENUE_BASE,
     MONTH_SECONDS,
     SLOPE_MONTHS,
     YEAR_DAYS,
     season_horizons,
-    transaction_feature_columns,
     year_ago_windows,
 )
 
@@ -177,7 +178,8 @@ def reference_transaction_features(
         {"customer_id": customer_id, **_customer_transaction_features(rows, as_of, windows, year_ago, columns, seasons)}
         for customer_id, rows in by_customer.items()
     ]
-    names = ["customer_id", *transaction_feature_columns(windows, year_ago, columns, seasons)]
+    spec = FeatureSpec(windows_days=tuple(windows), year_ago=year_ago, season_horizons_days=tuple(seasons))
+    names = ["customer_id", *transaction_columns(spec, columns)]
     return pd.DataFrame(records, columns=names).sort_values("customer_id", ignore_index=True)
 
 

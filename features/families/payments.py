@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from features.families.wording import Column, Family, Template, W, amount_or_none, fixed, plural, w_en, w_zh, whole
 from features.transactions import (
     SECONDS_PER_DAY,
     as_of_epoch_seconds,
@@ -55,6 +56,10 @@ def payment_feature_columns(windows: Sequence[int], columns: Collection[str]) ->
         "dso_days",
     ]
     return names
+
+
+def names(spec, available) -> list[str]:
+    return payment_feature_columns(spec.windows_days, available["invoices"]) if "invoices" in available else []
 
 
 def invoice_status_at(invoices: ir.Table, as_of: datetime) -> ir.Table:
@@ -120,3 +125,56 @@ def payment_features(invoices: ir.Table, as_of: datetime, windows: Sequence[int]
     table = table.mutate(**derived)
     return table.select("customer_id", *payment_feature_columns(windows, invoices.columns))
 
+
+
+def _late_mean(x, g, _):
+    if x == 0:
+        return f"paid on time on average {w_en(g)}", f"{w_zh(g)}平均按时付款"
+    if x < 0:
+        return f"paid {plural(-x, 'day')} early on average {w_en(g)}", f"{w_zh(g)}平均提前{whole(-x)}天付款"
+    return f"paid {plural(x, 'day')} late on average {w_en(g)}", f"{w_zh(g)}平均逾期{whole(x)}天付款"
+
+
+def _late_max(x, g, _):
+    if x <= 0:
+        return f"never paid late {w_en(g)}", f"{w_zh(g)}从未逾期付款"
+    return f"paid up to {plural(x, 'day')} late {w_en(g)}", f"{w_zh(g)}最长逾期{whole(x)}天付款"
+
+
+def _late_change(x, g, _):
+    p = g["p"]
+    if x == 0:
+        return f"paying as punctually as in the {p} days before", f"{w_zh(g)}付款及时性与前{p}天持平"
+    en, zh = ("later", "晚") if x > 0 else ("earlier", "早")
+    return (f"paying {plural(abs(x), 'day')} {en} on average than in the {p} days before", f"{w_zh(g)}付款比前{p}天平均{zh}{whole(abs(x))}天")
+
+
+COLUMNS = (
+    Column("invoice_on_time_rate_{W}d", "share", "due in W days", "invoices paid by their due date"),
+    Column("days_late_mean_{W}d", "days", "due in W days", "mean days late (early counts 0; unpaid: days past due)"),
+    Column("days_late_max_{W}d", "days", "due in W days", "most days late"),
+    Column("collection_rate_{W}d", "share", "due in W days", "paid over invoiced amount"),
+    Column(f"days_late_change_{LATENESS_TREND_DAYS}d_vs_prev_{LATENESS_TREND_DAYS}d", "days", "90 days vs the 90 before", "change of mean days late"),
+    Column("overdue_open_amount", "money", "at T", "open amount of invoices past due"),
+    Column("open_invoice_amount", "money", "at T", "open amount of every visible invoice"),
+    Column("dso_days", "days", "dso_window_days", "open amount over amount invoiced, times the window"),
+)
+
+TEMPLATES = (
+    Template(rf"invoice_on_time_rate_{W}", "pct", lambda g: f"share of invoices paid on time {w_en(g)}", lambda g: f"{w_zh(g)}按时付款率",
+             lambda x, g, c: (f"paid {whole(x)}% of invoices on time {w_en(g)}", f"{w_zh(g)}按时付款的发票占{whole(x)}%")),
+    Template(rf"days_late_mean_{W}", "days", lambda g: f"average days late {w_en(g)}", lambda g: f"{w_zh(g)}平均逾期天数", _late_mean),
+    Template(rf"days_late_max_{W}", "days", lambda g: f"longest delay in payment {w_en(g)}", lambda g: f"{w_zh(g)}最长逾期天数", _late_max),
+    Template(r"days_late_change_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "days",
+             lambda g: f"change in days late in the last {g['w']} days", lambda g: f"近{g['w']}天逾期天数变化", _late_change),
+    Template("overdue_open_amount", "money", *fixed("overdue unpaid invoices", "逾期未付发票金额"),
+             amount_or_none("overdue unpaid invoices", "逾期未付发票金额", "no overdue invoices", "无逾期未付发票")),
+    Template("open_invoice_amount", "money", *fixed("unpaid invoices", "未付发票金额"),
+             amount_or_none("unpaid invoices", "未付发票金额", "no unpaid invoices", "无未付发票")),
+    Template(rf"collection_rate_{W}", "pct", lambda g: f"share of the invoiced amount collected {w_en(g)}", lambda g: f"{w_zh(g)}回款率",
+             lambda x, g, c: (f"collected {whole(x)}% of the invoiced amount {w_en(g)}", f"{w_zh(g)}回款率{whole(x)}%")),
+    Template("dso_days", "days", *fixed("days sales outstanding (DSO)", "应收账款周转天数（DSO）"),
+             lambda x, g, c: (f"takes {plural(x, 'day')} on average to pay (DSO)", f"应收账款周转天数（DSO）{whole(x)}天")),
+)
+
+FAMILY = Family("payments", "payments", COLUMNS, names, TEMPLATES)

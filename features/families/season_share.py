@@ -2,7 +2,7 @@
 
 Demand is seasonal: on UCI Online Retail September to November sell 1.4-2x the summer months.
 A model that predicts the next H days from features as of T cannot see whether [T, T + H) is a
-strong or a weak season unless a feature says so. Per customer, `transactions.py` gives the
+strong or a weak season unless a feature says so. Per customer, `season.py` gives the
 customer's own revenue and order days in last year's window [T - 365d, T - 365d + H) and its
 share of the customer's year. This module gives the same share for all customers together:
 
@@ -27,12 +27,18 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from features.families.season import season_en, season_zh
+from features.families.wording import Column, Family, Template, whole
 from features.transactions import MIN_REVENUE_BASE, YEAR_DAYS, in_window, season_horizons, sum_where
 
 
 def season_share_columns(horizons: Sequence[int]) -> list[str]:
     """Population season columns for the `season_horizons` of `horizons`."""
     return [f"season_share_next_{h}d" for h in season_horizons(horizons)]
+
+
+def names(spec, available) -> list[str]:
+    return season_share_columns(spec.season_horizons_days)
 
 
 def season_shares(population: ir.Table, as_of: datetime, horizons: Sequence[int]) -> ir.Table:
@@ -73,3 +79,21 @@ def daily_revenue(transactions: ir.Table) -> ir.Table:
     """
     day = transactions.ts.truncate("D")
     return transactions.group_by(_day=day).aggregate(ts=transactions.ts.min(), amount=transactions.amount.sum()).drop("_day")
+
+
+def _season_share_of_everyone(x, g, _):
+    return (f"all customers spent {whole(x)}% of the last 365 days' sales {season_en(g)}",
+            f"全部客户近365天消费额的{whole(x)}%落在{season_zh(g)}")
+
+
+COLUMNS = (
+    Column("season_share_next_{H}d", "share", "[T - 365d, T - 365d + H)", "all customers' revenue in that window over their last 365 days'"),
+)
+TEMPLATES = (
+    Template(r"season_share_next_(?P<w>\d+)d", "pct",
+             lambda g: f"all customers' share of the last 365 days' sales {season_en(g)}",
+             lambda g: f"全部客户近365天消费额中{season_zh(g)}的占比", _season_share_of_everyone),
+)
+
+# One value per as-of date, joined on every customer row (build.py).
+FAMILY = Family("season_share", "season, all customers", COLUMNS, names, TEMPLATES)

@@ -16,6 +16,7 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
+from features.families.wording import Column, Family, Template, count_template, money_template, w_en, w_zh, whole
 from features.transactions import count_where, in_window, sum_where
 
 
@@ -34,6 +35,10 @@ def service_feature_columns(windows: Sequence[int], columns: Collection[str]) ->
     return names
 
 
+def names(spec, available) -> list[str]:
+    return service_feature_columns(spec.windows_days, available["interactions"]) if "interactions" in available else []
+
+
 def service_features(interactions: ir.Table, as_of: datetime, windows: Sequence[int]) -> ir.Table:
     """One row per customer with an interaction before as_of: customer_id + service features."""
     rows = interactions.filter(interactions.ts < ibis.timestamp(as_of))
@@ -50,3 +55,36 @@ def service_features(interactions: ir.Table, as_of: datetime, windows: Sequence[
         if "cost" in rows.columns:
             metrics[f"service_cost_{w}d"] = sum_where(rows.cost, recent).fill_null(0.0)
     return rows.group_by("customer_id").aggregate(**metrics)
+
+
+def _count(stem: str, word: str, zh: str, none_en: str, none_zh: str, noun_zh: str) -> Template:
+    return count_template(stem, word, None, lambda g, n: f"{w_zh(g)}{zh.format(n=n)}", none_en, lambda g: f"{w_zh(g)}{none_zh}", noun_zh)
+
+
+def _complaint_change(x, g, _):
+    p = g["p"]
+    if x == 0:
+        return f"as many complaints {w_en(g)} as in the {p} days before", f"{w_zh(g)}投诉次数与前{p}天持平"
+    en, zh = ("more", "多") if x > 0 else ("fewer", "少")
+    return (f"{whole(abs(x))} {en} complaint{'s' if abs(x) != 1 else ''} {w_en(g)} than in the {p} days before",
+            f"{w_zh(g)}投诉比前{p}天{zh}{whole(abs(x))}次")
+
+
+COLUMNS = (
+    Column("ticket_count_{W}d", "interactions", "W days", "interactions of kind 'ticket'"),
+    Column("complaint_count_{W}d", "interactions", "W days", "interactions of kind 'complaint'"),
+    Column("complaint_change_{W}d_vs_prev_{W}d", "interactions", "W days vs the W days before", "complaints minus complaints before"),
+    Column("interaction_count_{W}d", "interactions", "W days", "interactions of every kind"),
+    Column("service_cost_{W}d", "money", "W days", "sum of cost (with `cost`)"),
+)
+
+TEMPLATES = (
+    _count("ticket_count", "support ticket", "服务工单{n}个", "no support tickets", "无服务工单", "服务工单数"),
+    _count("complaint_count", "complaint", "投诉{n}次", "no complaints", "无投诉", "投诉次数"),
+    Template(r"complaint_change_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "count",
+             lambda g: f"change in complaints in the last {g['w']} days", lambda g: f"近{g['w']}天投诉变化", _complaint_change),
+    money_template("service_cost", "service cost of {m}", "服务成本"),
+    _count("interaction_count", "contact", "互动{n}次（工单、电话、拜访等）", "no contacts", "无互动", "互动次数"),
+)
+
+FAMILY = Family("service", "service", COLUMNS, names, TEMPLATES)

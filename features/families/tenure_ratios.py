@@ -19,6 +19,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from features.families.wording import Column, Family, Template, humanise, money, named_number
+
 DAYS_PER_MONTH = 30.4375
 TENURE_RATIO_COLUMNS = ("recency_over_tenure", "order_days_per_month_lifetime", "revenue_per_month_lifetime")
 
@@ -26,6 +28,10 @@ TENURE_RATIO_COLUMNS = ("recency_over_tenure", "order_days_per_month_lifetime", 
 def tenure_months(table: ir.Table) -> ir.FloatingValue:
     """Months since the first order, at least one."""
     return ibis.greatest(table.days_since_first_order / DAYS_PER_MONTH, 1.0)
+
+
+def names(spec, available) -> list[str]:
+    return list(TENURE_RATIO_COLUMNS) if spec.tenure_ratios else []
 
 
 def tenure_ratio_features(table: ir.Table) -> dict[str, ir.Value]:
@@ -40,3 +46,26 @@ def tenure_ratio_features(table: ir.Table) -> dict[str, ir.Value]:
         "revenue_per_month_lifetime": ibis.cases(
             (table.days_since_first_order.notnull(), table.revenue_sum_lifetime / months), else_=ibis.null("float64")),
     }
+
+
+COLUMNS = (
+    Column("recency_over_tenure", "ratio", "before T", "days since the last order over days since the first"),
+    Column("order_days_per_month_lifetime", "days per month", "all history", "order days over tenure months (at least 1)"),
+    Column("revenue_per_month_lifetime", "money per month", "all history", "net revenue over tenure months (at least 1)"),
+)
+
+
+def _statement(name: str, noun_zh: str, zh: str, unit_zh: str = "") -> Template:
+    """The English names the measure and its value; the Chinese says it in words."""
+    return Template(name, "number", lambda g: humanise(name), lambda g: noun_zh,
+                    named_number(name, lambda x, g, c: ("", f"{zh}{money(x)}{unit_zh}")))
+
+
+TEMPLATES = (
+    _statement("recency_over_tenure", "距上次下单天数与合作天数之比", "距上次下单天数与合作天数之比为"),
+    _statement("order_days_per_month_lifetime", "累计每月平均下单天数", "累计平均每月下单", "天"),
+    _statement("revenue_per_month_lifetime", "累计每月平均消费额", "累计平均每月消费额"),
+)
+
+# Computed over the transaction features (build.py), after the families above have derived them.
+FAMILY = Family("tenure_ratios", "relative to tenure", COLUMNS, names, TEMPLATES)
