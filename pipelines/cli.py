@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -167,29 +166,33 @@ def demo_data(
 
 @app.command()
 def validate(
-    data: Annotated[Path, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file (default: the config's data.source).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    quarantine_out: Annotated[Path | None, typer.Option("--quarantine-out", help="Where to write rejected rows.")] = None,
+    quarantine_out: Annotated[Path | None, typer.Option("--quarantine-out", help="Where to write rejected rows (.parquet, .csv or .csv.gz).")] = None,
     data_end: Annotated[str | None, typer.Option("--data-end", help="Rows after this date are future (default: the config's data.data_end).")] = None,
     max_quarantine_share: Annotated[float | None, typer.Option("--max-quarantine-share", help="Default: the config's data.max_quarantine_share.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check the input tables; print rows read, accepted and quarantined by reason."""
-    end_flag = _date(data_end, "--data-end")
-    from features.validation import QuarantineThresholdError, load_and_validate
-    from pipelines.config import load_config
-    from pipelines.tasks import utc_now
+    # No Prefect, MLflow or LightGBM on this path: validation starts in about a second.
+    from pipelines import cli_validate
+    from pipelines.config import ConfigError, load_config
 
+    end_flag = _date(data_end, "--data-end")
+    _checked(cli_validate.check_quarantine_out, quarantine_out)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    source = _checked(cli_validate.validation_source, data, cfg, config)
     paths = _prepare()
-    cfg = _run_guarded(load_config, config)
-    clock = utc_now()
-    end_day = end_flag or cfg.data.data_end
-    end = datetime.combine(end_day, datetime.min.time()) if end_day else None
-    share = cfg.data.max_quarantine_share if max_quarantine_share is None else max_quarantine_share
+    from features.validation import QuarantineThresholdError, load_and_validate
+
+    clock = cli_validate.utc_now()
     failure = None
     try:
-        result = _run_guarded_validation(load_and_validate, data, clock, end, share, cfg.data.duplicate_lines,
-                                         cfg.data.plausibility())
+        result = _run_guarded_validation(load_and_validate, source,
+                                         cli_validate.validation_options(cfg, end_flag, max_quarantine_share, clock))
     except QuarantineThresholdError as exc:
         result, failure = exc.result, str(exc)
     target = quarantine_out or paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
@@ -206,12 +209,11 @@ def validate(
         _fail(failure, code=1)
 
 
-def _run_guarded_validation(load, data, clock, end, share, duplicate_lines, plausibility):
+def _run_guarded_validation(load, data, options: dict):
     from features.validation import InputContractError
 
     try:
-        return load(data, clock=clock, data_end=end, max_quarantine_share=share, duplicate_lines=duplicate_lines,
-                    plausibility=plausibility)
+        return load(data, **options)
     except InputContractError as exc:
         _fail(str(exc))
 
@@ -439,19 +441,27 @@ def _print_where(paths) -> None:
     )
 
 
+RunAsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="Read the published run of this as-of date YYYY-MM-DD (default: the latest run).")]
+
+
 @scores_app.command("export")
 def scores_export(
     output: Annotated[Path, typer.Option("--output", help=".csv or .parquet")],
-    as_of: AsOfOpt = None,
+    as_of: RunAsOfOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
 ) -> None:
     """Write a published score table (latest run by default)."""
+    from pipelines import cli_scores
+
+    day = _date(as_of)
+    _checked(cli_scores.check_export_flags, output)
     paths = _prepare()
     from serving.store import ScoreStore
 
     store = ScoreStore(paths.store)
     try:
-        run = store.export_scores(output, run_id=run_id, as_of=_date(as_of))
+        run = store.export_scores(output, run_id=run_id, as_of=day)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"{run.score_rows:,} rows of run {run.run_id} (as of {run.as_of}) written to {output}")
@@ -459,38 +469,37 @@ def scores_export(
 
 @scores_app.command("show")
 def scores_show(
-    segment: Annotated[str | None, typer.Option("--segment")] = None,
+    segment: Annotated[str | None, typer.Option("--segment", help="One segment, e.g. at_risk.")] = None,
     customer: Annotated[str | None, typer.Option("--customer")] = None,
-    as_of: AsOfOpt = None,
+    as_of: RunAsOfOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="How many customers, highest CLV first.")] = 20,
     lang: Annotated[str, typer.Option("--lang", help="en or zh")] = "en",
 ) -> None:
     """Print scores readably, by segment or for one customer."""
+    from pipelines import cli_scores
+
+    day = _date(as_of)
+    _checked(cli_scores.check_show_flags, segment, lang, limit)
     paths = _prepare()
     from serving.store import ScoreStore
 
     store = ScoreStore(paths.store)
     try:
-        frame = store.read_scores(run_id=run_id, as_of=_date(as_of), segment=segment, customer_id=customer)
+        frame = store.read_scores(run_id=run_id, as_of=day, segment=segment, customer_id=customer)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     if frame.empty:
-        _fail("no matching customer in that run", code=1)
-    frame = frame.sort_values("clv", ascending=False, na_position="last").head(limit)
-    label = "segment_label_zh" if lang == "zh" else "segment_label_en"
-    text = "reason_text_zh" if lang == "zh" else "reason_text_en"
-    grid = Table("customer", "segment", "tier", "p_churn", "exp. revenue", "net value", "CLV", "P10-P90", "reasons",
-                 title=f"scores as of {frame['as_of'].iloc[0]} (run {frame['run_id'].iloc[0]})", show_lines=True)
-    for r in frame.itertuples():
-        grid.add_row(r.customer_id, getattr(r, label), r.value_tier or "-", _num(r.p_churn, "{:.2f}"),
-                     _num(r.expected_revenue), _num(r.net_value), _num(r.clv),
-                     f"{_num(r.value_p10)} - {_num(r.value_p90)}", getattr(r, text))
-    console.print(grid)
+        _fail(cli_scores.no_match(segment, customer), code=1)
+    console.print(cli_scores.scores_grid(frame, lang, limit))
 
 
-def _num(x, fmt: str = "{:,.0f}") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+def _checked(check, *args):
+    """Run a flag check (pipelines/arguments.py and the cli_* modules); its refusal is one line and exit code 2."""
+    try:
+        return check(*args)
+    except RunArgumentError as exc:
+        _fail(str(exc))
 
 
 def _date(text: str | None, option: str = "--as-of") -> date | None:
