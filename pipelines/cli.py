@@ -244,6 +244,8 @@ def features(
     day = _date(as_of)
     if day is None:
         _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
+    if output.suffix not in (".parquet", ".csv"):  # as write_frame decides, before any work
+        _fail(f"--output {output}: unsupported file type {output.suffix!r}; use .parquet or .csv")
     _prepare()
     from features.build import build_features
     from features.validation import load_and_validate
@@ -252,8 +254,6 @@ def features(
     from pipelines.runs import RunRequest, resolve_config
     from pipelines.tasks import feature_spec, midnight, utc_now, with_chosen_attributes
 
-    if output.suffix not in (".parquet", ".csv"):
-        _fail(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
     cfg = _run_guarded(resolve_config, RunRequest(data=str(data), config=str(config) if config else None))
     with console.status("validating and building features"):
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
@@ -596,10 +596,12 @@ def deploy(
     from pipelines.deployments import (
         build_deployments,
         register_deployments,
+        scheduled_source,
         serve_deployments,
     )
 
     deployments = _run_guarded(build_deployments, config=_s(config), data=_s(data))
+    console.print(scheduled_source(_s(config), _s(data)), highlight=False, soft_wrap=True)
     if serve:
         console.print(f"serving {len(deployments)} deployments; stop with Ctrl-C")
         serve_deployments(deployments)

@@ -23,8 +23,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models.model_files import FORMAT as MODEL_FILE_FORMAT
 from models.model_files import ModelFileError, read_model_file, write_model_file
@@ -104,6 +105,18 @@ def _signature_frame(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The pyfunc's signature: the model's columns by name, any numeric or text type in each.
+
+    A typed schema would refuse the project's own `custscore features` table: a count is int64
+    there (float64 with missing values elsewhere, category for attributes), and MLflow will not
+    convert int64 to float64. ModelPredictor turns every column into what the model reads.
+    """
+    inferred = infer_signature(example, output)
+    inputs = Schema([ColSpec(AnyType(), spec.name, required=spec.required) for spec in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """A model version in the registry and the run that produced it."""
@@ -133,7 +146,7 @@ def log_model_version(kind: str, model: Any, X_example: pd.DataFrame) -> Registe
                 python_model=str(PYFUNC_ENTRY),
                 artifacts={"model_file": str(model_file)},
                 model_config={"kind": kind, MODEL_FILE_TAG: checksum},
-                signature=infer_signature(example, output),
+                signature=_signature(example, output),
                 input_example=example,
                 pip_requirements=_PIP_REQUIREMENTS,
                 registered_model_name=model_name(kind),
