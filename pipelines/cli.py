@@ -26,7 +26,7 @@ from pipelines.local_api import start_local_api_early
 app = typer.Typer(help="custscore: customer value, churn and segments with reasons.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 scores_app = typer.Typer(help="Read published score tables.", no_args_is_help=True)
-models_app = typer.Typer(help="Registered models: champions and rollback.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models: list, promote, rollback.", no_args_is_help=True)
 runs_app = typer.Typer(help="Published scoring runs: list and delete.", no_args_is_help=True)
 app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
@@ -512,21 +512,27 @@ def _date(text: str | None, option: str = "--as-of") -> date | None:
 
 @models_app.command("list")
 def models_list() -> None:
-    """Show the champion and previous champion of each model kind."""
+    """Every registered version, newest first: as-of, date, metric beside the baseline, grade, aliases, gate decision."""
     paths = _prepare()
-    from pipelines import tracking
+    from pipelines import cli_models, tracking
 
     tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
-    grid = Table("model", "alias", "version", "run id")
-    for kind in tracking.MODEL_KINDS:
-        for alias, mv in tracking.aliased_versions(kind).items():
-            grid.add_row(tracking.model_name(kind), alias, mv.version if mv else "-", mv.run_id if mv else "-")
-    console.print(grid)
+    rows = [row for kind in tracking.MODEL_KINDS for row in tracking.registered_versions(kind)]
+    if not rows:
+        console.print(f"no registered model in {paths.tracking_uri}; `custscore run` trains and registers them")
+        return
+    console.print(cli_models.versions_table(rows))
+
+
+KindArg = Annotated[str, typer.Argument(help="churn or value")]
 
 
 @models_app.command("rollback")
-def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")]) -> None:
-    """Give the champion alias back to the previous champion."""
+def models_rollback(kind: KindArg) -> None:
+    """Give the champion alias back to the champion before it (each rollback goes one further back)."""
+    from pipelines import cli_models
+
+    _checked(cli_models.check_kind, kind)
     paths = _prepare()
     from pipelines import tracking
 
@@ -537,6 +543,30 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")])
         except ValueError as exc:
             _fail(str(exc))
     console.print(f"{tracking.model_name(kind)}: champion is now version {version}")
+
+
+@models_app.command("promote")
+def models_promote(
+    kind: KindArg,
+    version: Annotated[str, typer.Argument(help="The version number, as `custscore models list` shows it.")],
+    force: Annotated[bool, typer.Option("--force", help="Also a version the champion gate did not promote.")] = False,
+) -> None:
+    """Make a registered version champion: it must exist, read back, and have passed the gate (or --force)."""
+    from pipelines import cli_models
+
+    _checked(cli_models.check_kind, kind)
+    version = version.removeprefix("v")
+    paths = _prepare()
+    from pipelines import tracking
+
+    tracking.configure_tracking(paths.tracking_uri, paths.mlflow_artifacts)
+    with _hold_home(paths, wait=False):
+        try:
+            before = tracking.promote_version(kind, version, force=force)
+        except ValueError as exc:  # RegistryRefusal and ModelFileError: one line each
+            _fail(str(exc))
+    was = f"; v{before} is previous-champion (`custscore models rollback {kind}` undoes this)" if before else ""
+    console.print(f"{tracking.model_name(kind)}: champion is now version {version}{was}", highlight=False)
 
 
 @runs_app.command("list")
