@@ -433,12 +433,9 @@ def _print_published(published: dict) -> None:
 
 
 def _print_where(paths) -> None:
-    console.print(
-        f"[bold]MLflow UI[/]  mlflow ui --backend-store-uri {paths.tracking_uri}  (then http://127.0.0.1:5000)\n"
-        f"[bold]Prefect UI[/] PREFECT_HOME={paths.prefect} prefect server start  (then http://127.0.0.1:4200)\n"
-        f"[bold]export[/]     custscore scores export --output scores.csv",
-        highlight=False,
-    )
+    from pipelines.cli_hints import where_lines
+
+    console.print(where_lines(paths.tracking_uri, paths.prefect), highlight=False, soft_wrap=True)
 
 
 RunAsOfOpt = Annotated[str | None, typer.Option(
@@ -641,8 +638,11 @@ def deploy(
     for dep, dep_id in zip(deployments, ids, strict=True):
         grid.add_row(dep.name, ", ".join(str(s.schedule.cron) for s in dep.schedules), str(dep_id))
     console.print(grid)
-    console.print(f"Run them on a schedule: PREFECT_HOME={paths.prefect} prefect server start, then "
-                  f"`custscore deploy --serve` in another shell (PREFECT_API_URL=http://127.0.0.1:4200/api).")
+    from pipelines.cli_hints import prefect_server, tool
+
+    console.print(f"Run them on a schedule: {prefect_server(paths.prefect)}, then "
+                  f"`PREFECT_API_URL=http://127.0.0.1:4200/api {tool('custscore')} deploy --serve` in another shell.",
+                  highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
