@@ -149,6 +149,9 @@ def demo_data(
     end: Annotated[str | None, typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
 ) -> None:
     """Write a realistic demo world (transactions, customers, invoices, interactions)."""
+    from pipelines.arguments import check_choice
+
+    _checked(check_choice, fmt, ("parquet", "csv"), "--format")
     from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     kwargs = {"seed": seed} | ({"end": _date(end, "--end")} if end else {})
@@ -285,9 +288,10 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
     paths = _prepare()
     lock = _hold_home(paths, wait)
     local_api = start_local_api_early()
+    from pipelines.cli_progress import stage_display
     from pipelines.flows import train_flow
 
-    with lock, console.status("training (validate, build snapshots, fit, evaluate, register)"):
+    with lock, stage_display(console, "training: validate, build snapshots, fit, evaluate, register"):
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
@@ -310,9 +314,10 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
     paths = _prepare()
     lock = _hold_home(paths, wait)
     local_api = start_local_api_early()
+    from pipelines.cli_progress import stage_display
     from pipelines.flows import retrain_and_score_flow
 
-    with lock, console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
+    with lock, stage_display(console, "running: validate, train (if needed), score, explain, publish"):
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
