@@ -285,6 +285,7 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
+    _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
     local_api = start_local_api_early()
@@ -311,6 +312,7 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
         allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
+    _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
     local_api = start_local_api_early()
@@ -352,6 +354,18 @@ def _hold_home(paths, wait: bool):
     except RunInProgressError as exc:
         _fail(str(exc))
     return stack
+
+
+def _check_run_inputs(data: Path | None, config: Path | None) -> None:
+    """A data path that does not exist or a config that does not load fails before the home, Prefect or MLflow."""
+    if data is not None and not data.exists():
+        _fail(f"--data {data}: no such file or folder; give the folder of the tables or a DuckDB file")
+    from pipelines.config import ConfigError, load_config
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _check_run_flags(as_of: str | None, churn_horizon_days: int | None, value_horizon_days: int | None) -> None:
