@@ -10,7 +10,8 @@ import contextlib
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from pipelines import progress
 
@@ -29,13 +30,24 @@ class StageDisplay:
         if event.state == "counted":
             self.display.update(row, count=f"{event.done:,} {event.unit}")
         elif event.state in ("finished", "failed"):
-            mark = "[green]done[/]" if event.state == "finished" else "[red]failed[/]"
-            self.display.update(row, total=1, completed=1, mark=mark)
+            if event.state == "finished":
+                self.display.update(row, total=1, completed=1, mark="[green]done[/]")
+            else:
+                self.display.update(row, mark="[red]failed[/]")
             self.display.stop_task(row)  # freezes its elapsed time
 
 
+class StageMark(SpinnerColumn):
+    """A spinner while the stage runs, a tick when it is done, a cross when it failed."""
+
+    def render(self, task: Task):
+        if "failed" in task.fields.get("mark", ""):
+            return Text("✗", style="red")
+        return super().render(task)
+
+
 def progress_columns() -> tuple:
-    return (SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"),
+    return (StageMark(finished_text="[green]✓[/]"), TextColumn("{task.description}"),
             TextColumn("{task.fields[count]}"), TimeElapsedColumn(), TextColumn("{task.fields[mark]}"))
 
 

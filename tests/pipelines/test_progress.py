@@ -50,6 +50,15 @@ def test_in_a_terminal_each_stage_gets_a_line_with_its_count_and_elapsed_time():
     assert "150,000 customers" in text and "done" in text and "0:00:0" in text
 
 
+def test_a_failed_stage_is_marked_failed_not_done():
+    out = io.StringIO()
+    with pytest.raises(RuntimeError), stage_display(Console(file=out, force_terminal=True, width=120), "running"):
+        with progress.stage("score and explain"):
+            raise RuntimeError("disk full")
+    last = [line for line in out.getvalue().splitlines() if "score and explain" in line][-1]
+    assert "score and explain" in last and "failed" in last and "✗" in last and "done" not in last
+
+
 def test_piped_output_gets_no_display_at_all():
     out = io.StringIO()
     with stage_display(Console(file=out, force_terminal=False, width=120), "running"):
