@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 

@@ -40,7 +40,9 @@ def watching(callback: Callable[[StageEvent], None]) -> Iterator[None]:
 
 
 def _emit(event: StageEvent) -> None:
-    for callback in list(_watchers):
+    with _lock:  # a snapshot: a watcher may stop watching from another thread meanwhile
+        watchers = tuple(_watchers)
+    for callback in watchers:
         callback(event)
 
 

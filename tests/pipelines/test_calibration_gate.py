@@ -10,8 +10,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import brier_score_loss
 
 from models.level import LevelAnchor
-from models.params import ChurnParams
 from models.metrics import churn_metrics
+from models.params import ChurnParams
 from pipelines import tracking
 from pipelines.config import CalibrationGate, TooGoodLimits, load_config
 from pipelines.training import RunContext, published_level_bias_pct, train_churn

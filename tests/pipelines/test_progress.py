@@ -52,9 +52,9 @@ def test_in_a_terminal_each_stage_gets_a_line_with_its_count_and_elapsed_time():
 
 def test_a_failed_stage_is_marked_failed_not_done():
     out = io.StringIO()
-    with pytest.raises(RuntimeError), stage_display(Console(file=out, force_terminal=True, width=120), "running"):
-        with progress.stage("score and explain"):
-            raise RuntimeError("disk full")
+    with (pytest.raises(RuntimeError), stage_display(Console(file=out, force_terminal=True, width=120), "running"),
+          progress.stage("score and explain")):
+        raise RuntimeError("disk full")
     last = [line for line in out.getvalue().splitlines() if "score and explain" in line][-1]
     assert "score and explain" in last and "failed" in last and "✗" in last and "done" not in last
 

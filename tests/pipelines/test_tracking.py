@@ -25,7 +25,8 @@ class ConstantChurnModel:
 class CountChurnModel:
     """A stand-in whose probability is a tenth of the 30-day order count (0.5 where the count is missing)."""
 
-    feature_names_ = ["order_count_30d", "days_since_last_order", "attr_region"]
+    def __init__(self):
+        self.feature_names_ = ["order_count_30d", "days_since_last_order", "attr_region"]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         assert X["order_count_30d"].dtype == "float64" and X["attr_region"].dtype == "category"
