@@ -249,6 +249,7 @@ def features(
         _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
     if output.suffix not in (".parquet", ".csv"):  # as write_frame decides, before any work
         _fail(f"--output {output}: unsupported file type {output.suffix!r}; use .parquet or .csv")
+    _check_run_inputs(data, config)
     _prepare()
     from features.build import build_features
     from features.validation import load_and_validate

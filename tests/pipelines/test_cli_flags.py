@@ -1,4 +1,4 @@
-"""`run` and `train` refuse a missing data path or a config that does not load before any work."""
+"""`run`, `train` (and `features`) refuse a missing data path or a config that does not load before any work."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def _error_line(result) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("command", ["run", "train"])
+@pytest.mark.parametrize("command", ["run", "train", "features"])
 def test_a_data_path_that_does_not_exist_is_one_line_before_the_home_is_made(home, tmp_path, command):
-    result = runner.invoke(app, [command, "--data", str(tmp_path / "tabels")])
+    extra = ["--as-of", "2026-07-01", "--output", str(tmp_path / "f.csv")] if command == "features" else []
+    result = runner.invoke(app, [command, "--data", str(tmp_path / "tabels"), *extra])
     assert result.exit_code == 2
     text = _error_line(result)
     assert f"--data {tmp_path / 'tabels'}: no such file or folder" in text and len(text.splitlines()) == 1
