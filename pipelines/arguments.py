@@ -85,3 +85,27 @@ def check_local_source(data: str | None) -> None:
         raise RunArgumentError(
             f"data source {redacted(shown)} is a URL; custscore reads a local folder of CSV/Parquet tables or a "
             "DuckDB file: export the tables to one (e.g. with DuckDB's postgres extension) and pass its path")
+
+
+def check_choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    """A flag limited to a few names (a language, a segment) must be one of them (None: the default)."""
+    if value is not None and value not in allowed:
+        raise RunArgumentError(f"{option} {value!r} is not one of {', '.join(allowed)}; use one of those")
+    return value
+
+
+def check_at_least(value: int | None, minimum: int, option: str) -> int | None:
+    """A count given on the command line (rows to show, say) must be at least `minimum`."""
+    if value is not None and value < minimum:
+        raise RunArgumentError(f"{option} {value} is too small; give a whole number of at least {minimum}")
+    return value
+
+
+def check_output_suffix(path: object, suffixes: tuple[str, ...], option: str) -> None:
+    """An output file's type is known from its name before any work is done for it (case ignored)."""
+    if path is None:
+        return
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if not name.endswith(suffixes):
+        raise RunArgumentError(f"{option} {path}: unsupported file type; use a file name ending in "
+                               f"{' or '.join(suffixes)}")

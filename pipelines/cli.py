@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import signal
 import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +28,7 @@ from pipelines.local_api import start_local_api_early
 app = typer.Typer(help="custscore: customer value, churn and segments with reasons.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 scores_app = typer.Typer(help="Read published score tables.", no_args_is_help=True)
-models_app = typer.Typer(help="Registered models: champions and rollback.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models: list, promote, rollback.", no_args_is_help=True)
 runs_app = typer.Typer(help="Published scoring runs: list and delete.", no_args_is_help=True)
 app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
@@ -202,6 +201,9 @@ def demo_data(
     end: Annotated[str | None, typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
 ) -> None:
     """Write a realistic demo world (transactions, customers, invoices, interactions)."""
+    from pipelines.arguments import check_choice
+
+    _checked(check_choice, fmt, ("parquet", "csv"), "--format")
     from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     kwargs = {"seed": seed} | ({"end": _date(end, "--end")} if end else {})
@@ -219,30 +221,34 @@ def demo_data(
 
 @app.command()
 def validate(
-    data: Annotated[Path, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of CSV/Parquet tables or a DuckDB file (default: the config's data.source).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    quarantine_out: Annotated[Path | None, typer.Option("--quarantine-out", help="Where to write rejected rows.")] = None,
+    quarantine_out: Annotated[Path | None, typer.Option("--quarantine-out", help="Where to write rejected rows (.parquet, .csv or .csv.gz).")] = None,
     data_end: Annotated[str | None, typer.Option("--data-end", help="Rows after this date are future (default: the config's data.data_end).")] = None,
     max_quarantine_share: Annotated[float | None, typer.Option("--max-quarantine-share", help="Default: the config's data.max_quarantine_share.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check the input tables; print rows read, accepted and quarantined by reason."""
+    # No Prefect, MLflow or LightGBM on this path: validation starts in about a second.
+    from pipelines import cli_validate
+    from pipelines.config import ConfigError, load_config
+
     end_flag = _date(data_end, "--data-end")
     _refuse_url_data(data)
-    from features.validation import QuarantineThresholdError, load_and_validate
-    from pipelines.config import load_config
-    from pipelines.tasks import utc_now
-
+    _checked(cli_validate.check_quarantine_out, quarantine_out)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    source = _checked(cli_validate.validation_source, data, cfg, config)
     paths = _prepare()
-    cfg = _run_guarded(load_config, config)
-    clock = utc_now()
-    end_day = end_flag or cfg.data.data_end
-    end = datetime.combine(end_day, datetime.min.time()) if end_day else None
-    share = cfg.data.max_quarantine_share if max_quarantine_share is None else max_quarantine_share
+    from features.validation import QuarantineThresholdError, load_and_validate
+
+    clock = cli_validate.utc_now()
     failure = None
     try:
-        result = _run_guarded_validation(load_and_validate, data, clock, end, share, cfg.data.duplicate_lines,
-                                         cfg.data.plausibility())
+        result = _run_guarded_validation(load_and_validate, source,
+                                         cli_validate.validation_options(cfg, end_flag, max_quarantine_share, clock))
     except QuarantineThresholdError as exc:
         result, failure = exc.result, str(exc)
     target = quarantine_out or paths.quarantine / f"quarantine-{clock:%Y%m%dT%H%M%S}.parquet"
@@ -266,12 +272,11 @@ def _write_quarantine(result, target: Path) -> Path:
         return result.write_quarantine(target)
 
 
-def _run_guarded_validation(load, data, clock, end, share, duplicate_lines, plausibility):
+def _run_guarded_validation(load, data, options: dict):
     from features.validation import InputContractError
 
     try:
-        return load(data, clock=clock, data_end=end, max_quarantine_share=share, duplicate_lines=duplicate_lines,
-                    plausibility=plausibility)
+        return load(data, **options)
     except InputContractError as exc:
         _fail(str(exc))
 
@@ -302,7 +307,10 @@ def features(
     day = _date(as_of)
     if day is None:
         _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
+    if output.suffix not in (".parquet", ".csv"):  # as write_frame decides, before any work
+        _fail(f"--output {output}: unsupported file type {output.suffix!r}; use .parquet or .csv")
     _refuse_url_data(data)
+    _check_run_inputs(data, config)
     _prepare()
     from features.build import build_features
     from features.validation import load_and_validate
@@ -311,8 +319,6 @@ def features(
     from pipelines.runs import RunRequest, resolve_config
     from pipelines.tasks import feature_spec, midnight, utc_now, with_chosen_attributes
 
-    if output.suffix not in (".parquet", ".csv"):
-        _fail(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
     cfg = _run_guarded(resolve_config, RunRequest(data=str(data), config=str(config) if config else None))
     with console.status("validating and building features"):
         loaded = _run_guarded(load_and_validate, data, clock=utc_now(), max_quarantine_share=cfg.data.max_quarantine_share,
@@ -358,12 +364,14 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
     _refuse_url_data(data)
+    _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
     local_api = _start_local_api(paths)
+    from pipelines.cli_progress import stage_display
     from pipelines.flows import train_flow
 
-    with lock, console.status("training (validate, build snapshots, fit, evaluate, register)"):
+    with lock, stage_display(console, "training: validate, build snapshots, fit, evaluate, register"):
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
@@ -384,12 +392,14 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
     """The main job: validate, train when needed, score, explain, segment and publish."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
     _refuse_url_data(data)
+    _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
     local_api = _start_local_api(paths)
+    from pipelines.cli_progress import stage_display
     from pipelines.flows import retrain_and_score_flow
 
-    with lock, console.status("running: validate -> features -> train (if needed) -> score -> explain -> publish"):
+    with lock, stage_display(console, "running: validate, train (if needed), score, explain, publish"):
         _tracking_while_api_boots(paths)
         with local_api:
             result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
@@ -424,6 +434,18 @@ def _hold_home(paths, wait: bool):
     except RunInProgressError as exc:
         _fail(str(exc))
     return stack
+
+
+def _check_run_inputs(data: Path | None, config: Path | None) -> None:
+    """A data path that does not exist or a config that does not load fails before the home, Prefect or MLflow."""
+    if data is not None and not data.exists():
+        _fail(f"--data {data}: no such file or folder; give the folder of the tables or a DuckDB file")
+    from pipelines.config import ConfigError, load_config
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _check_run_flags(as_of: str | None, churn_horizon_days: int | None, value_horizon_days: int | None) -> None:
@@ -510,27 +532,32 @@ def _print_published(published: dict) -> None:
 
 
 def _print_where(paths) -> None:
-    console.print(
-        f"[bold]MLflow UI[/]  mlflow ui --backend-store-uri {redacted(paths.tracking_uri)}  (then http://127.0.0.1:5000)\n"
-        f"[bold]Prefect UI[/] PREFECT_HOME={paths.prefect} prefect server start  (then http://127.0.0.1:4200)\n"
-        f"[bold]export[/]     custscore scores export --output scores.csv",
-        highlight=False,
-    )
+    from pipelines.cli_hints import where_lines
+
+    console.print(where_lines(redacted(paths.tracking_uri), paths.prefect), highlight=False, soft_wrap=True)
+
+
+RunAsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="Read the published run of this as-of date YYYY-MM-DD (default: the latest run).")]
 
 
 @scores_app.command("export")
 def scores_export(
     output: Annotated[Path, typer.Option("--output", help=".csv or .parquet")],
-    as_of: AsOfOpt = None,
+    as_of: RunAsOfOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
 ) -> None:
     """Write a published score table (latest run by default)."""
+    from pipelines import cli_scores
+
+    day = _date(as_of)
+    _checked(cli_scores.check_export_flags, output)
     paths = _prepare()
     from serving.store import ScoreStore
 
     store = ScoreStore(paths.store)
     try:
-        run = store.export_scores(output, run_id=run_id, as_of=_date(as_of))
+        run = store.export_scores(output, run_id=run_id, as_of=day)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"{run.score_rows:,} rows of run {run.run_id} (as of {run.as_of}) written to {output}")
@@ -538,38 +565,37 @@ def scores_export(
 
 @scores_app.command("show")
 def scores_show(
-    segment: Annotated[str | None, typer.Option("--segment")] = None,
+    segment: Annotated[str | None, typer.Option("--segment", help="One segment, e.g. at_risk.")] = None,
     customer: Annotated[str | None, typer.Option("--customer")] = None,
-    as_of: AsOfOpt = None,
+    as_of: RunAsOfOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="How many customers, highest CLV first.")] = 20,
     lang: Annotated[str, typer.Option("--lang", help="en or zh")] = "en",
 ) -> None:
     """Print scores readably, by segment or for one customer."""
+    from pipelines import cli_scores
+
+    day = _date(as_of)
+    _checked(cli_scores.check_show_flags, segment, lang, limit)
     paths = _prepare()
     from serving.store import ScoreStore
 
     store = ScoreStore(paths.store)
     try:
-        frame = store.read_scores(run_id=run_id, as_of=_date(as_of), segment=segment, customer_id=customer)
+        frame = store.read_scores(run_id=run_id, as_of=day, segment=segment, customer_id=customer)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     if frame.empty:
-        _fail("no matching customer in that run", code=1)
-    frame = frame.sort_values("clv", ascending=False, na_position="last").head(limit)
-    label = "segment_label_zh" if lang == "zh" else "segment_label_en"
-    text = "reason_text_zh" if lang == "zh" else "reason_text_en"
-    grid = Table("customer", "segment", "tier", "p_churn", "exp. revenue", "net value", "CLV", "P10-P90", "reasons",
-                 title=f"scores as of {frame['as_of'].iloc[0]} (run {frame['run_id'].iloc[0]})", show_lines=True)
-    for r in frame.itertuples():
-        grid.add_row(r.customer_id, getattr(r, label), r.value_tier or "-", _num(r.p_churn, "{:.2f}"),
-                     _num(r.expected_revenue), _num(r.net_value), _num(r.clv),
-                     f"{_num(r.value_p10)} - {_num(r.value_p90)}", getattr(r, text))
-    console.print(grid)
+        _fail(cli_scores.no_match(segment, customer), code=1)
+    console.print(cli_scores.scores_grid(frame, lang, limit))
 
 
-def _num(x, fmt: str = "{:,.0f}") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+def _checked(check, *args):
+    """Run a flag check (pipelines/arguments.py and the cli_* modules); its refusal is one line and exit code 2."""
+    try:
+        return check(*args)
+    except RunArgumentError as exc:
+        _fail(str(exc))
 
 
 def _date(text: str | None, option: str = "--as-of") -> date | None:
@@ -582,21 +608,27 @@ def _date(text: str | None, option: str = "--as-of") -> date | None:
 
 @models_app.command("list")
 def models_list() -> None:
-    """Show the champion and previous champion of each model kind."""
+    """Every registered version, newest first: as-of, date, metric beside the baseline, grade, aliases, gate decision."""
     paths = _prepare()
-    from pipelines import tracking
+    from pipelines import cli_models, tracking
 
     _configure_tracking(paths)
-    grid = Table("model", "alias", "version", "run id")
-    for kind in tracking.MODEL_KINDS:
-        for alias, mv in tracking.aliased_versions(kind).items():
-            grid.add_row(tracking.model_name(kind), alias, mv.version if mv else "-", mv.run_id if mv else "-")
-    console.print(grid)
+    rows = [row for kind in tracking.MODEL_KINDS for row in tracking.registered_versions(kind)]
+    if not rows:
+        console.print(f"no registered model in {redacted(paths.tracking_uri)}; `custscore run` trains and registers them")
+        return
+    console.print(cli_models.versions_table(rows))
+
+
+KindArg = Annotated[str, typer.Argument(help="churn or value")]
 
 
 @models_app.command("rollback")
-def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")]) -> None:
-    """Give the champion alias back to the previous champion."""
+def models_rollback(kind: KindArg) -> None:
+    """Give the champion alias back to the champion before it (each rollback goes one further back)."""
+    from pipelines import cli_models
+
+    _checked(cli_models.check_kind, kind)
     paths = _prepare()
     from pipelines import tracking
 
@@ -607,6 +639,30 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")])
         except ValueError as exc:
             _fail(str(exc))
     console.print(f"{tracking.model_name(kind)}: champion is now version {version}")
+
+
+@models_app.command("promote")
+def models_promote(
+    kind: KindArg,
+    version: Annotated[str, typer.Argument(help="The version number, as `custscore models list` shows it.")],
+    force: Annotated[bool, typer.Option("--force", help="Also a version the champion gate did not promote.")] = False,
+) -> None:
+    """Make a registered version champion: it must exist, read back, and have passed the gate (or --force)."""
+    from pipelines import cli_models
+
+    _checked(cli_models.check_kind, kind)
+    version = version.removeprefix("v")
+    paths = _prepare()
+    from pipelines import tracking
+
+    _configure_tracking(paths)
+    with _hold_home(paths, wait=False):
+        try:
+            before = tracking.promote_version(kind, version, force=force)
+        except ValueError as exc:  # RegistryRefusal and ModelFileError: one line each
+            _fail(str(exc))
+    was = f"; v{before} is previous-champion (`custscore models rollback {kind}` undoes this)" if before else ""
+    console.print(f"{tracking.model_name(kind)}: champion is now version {version}{was}", highlight=False)
 
 
 @runs_app.command("list")
@@ -666,10 +722,12 @@ def deploy(
     from pipelines.deployments import (
         build_deployments,
         register_deployments,
+        scheduled_source,
         serve_deployments,
     )
 
     deployments = _run_guarded(build_deployments, config=_s(config), data=_s(data))
+    console.print(scheduled_source(_s(config), _s(data)), highlight=False, soft_wrap=True)
     if serve:
         console.print(f"serving {len(deployments)} deployments; stop with Ctrl-C")
         serve_deployments(deployments)
@@ -679,8 +737,11 @@ def deploy(
     for dep, dep_id in zip(deployments, ids, strict=True):
         grid.add_row(dep.name, ", ".join(str(s.schedule.cron) for s in dep.schedules), str(dep_id))
     console.print(grid)
-    console.print(f"Run them on a schedule: PREFECT_HOME={paths.prefect} prefect server start, then "
-                  f"`custscore deploy --serve` in another shell (PREFECT_API_URL=http://127.0.0.1:4200/api).")
+    from pipelines.cli_hints import prefect_server, tool
+
+    console.print(f"Run them on a schedule: {prefect_server(paths.prefect)}, then "
+                  f"`PREFECT_API_URL=http://127.0.0.1:4200/api {tool('custscore')} deploy --serve` in another shell.",
+                  highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

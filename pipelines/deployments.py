@@ -7,6 +7,8 @@ ephemeral API nothing is ever scheduled, so serving needs `prefect server start`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
@@ -16,7 +18,12 @@ from pipelines.runs import RunRequest, resolve_config
 
 
 def build_deployments(config: str | None = None, data: str | None = None) -> list[RunnerDeployment]:
-    """The scheduled retrain-and-score and score deployments, parameters fixed at deploy time."""
+    """The scheduled retrain-and-score and score deployments, parameters fixed at deploy time.
+
+    Paths are stored absolute: a scheduled run starts in the serving process's folder, not
+    in the one `custscore deploy` ran in.
+    """
+    data, config = _absolute(data), _absolute(config)
     cfg = resolve_config(RunRequest(config=config, data=data))
     # A scheduled run queues behind a run in progress (the retrain and the score can fall on one day).
     params = {"data": data, "config": config, "wait": True}
@@ -34,6 +41,20 @@ def build_deployments(config: str | None = None, data: str | None = None) -> lis
         tags=["custscore", "score"],
     )
     return [retrain, score]
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
+def scheduled_source(config: str | None = None, data: str | None = None) -> str:
+    """What the scheduled runs will read, in words: the user's tables or the generated demo data."""
+    cfg = resolve_config(RunRequest(config=_absolute(config), data=_absolute(data)))
+    if cfg.data.source is not None:
+        return f"scheduled runs read {cfg.data.source}"
+    return (f"no --data and no data.source in the config: scheduled runs score the demo data "
+            f"({cfg.demo.customers:,} generated customers, seed {cfg.demo.seed}); "
+            f"pass --data DIR to schedule runs on your own tables")
 
 
 def register_deployments(deployments: list[RunnerDeployment]) -> list:

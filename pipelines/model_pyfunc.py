@@ -31,15 +31,32 @@ class ModelPredictor:
 
 
 def as_model_matrix(frame: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
-    """Select the model's features in order; text columns become categoricals."""
+    """Select the model's features in order; numbers become float64 and text columns categoricals.
+
+    The same feature arrives as int64 from one `custscore features` table and as float64 (with
+    missing values) from another, or as nullable Int64: LightGBM reads them all as floats.
+    """
     missing = [c for c in feature_names if c not in frame.columns]
     if missing:
         raise ValueError(f"input lacks {len(missing)} feature(s) the model needs: {missing[:10]}")
     X = frame[feature_names].copy()
     for col in X.columns:
-        if X[col].dtype == object or pd.api.types.is_string_dtype(X[col]):
-            X[col] = X[col].astype("category")
+        X[col] = _model_column(X[col])
     return X
+
+
+def _model_column(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(values):
+        return values
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    if values.dtype == object and values.dropna().map(_is_number).all():
+        return pd.to_numeric(values).astype("float64")  # nullable integers after MLflow's schema check
+    return values.astype("category")
+
+
+def _is_number(value: Any) -> bool:
+    return pd.api.types.is_number(value) and not isinstance(value, bool)
 
 
 class CustscorePyfunc(mlflow.pyfunc.PythonModel):

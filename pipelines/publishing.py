@@ -21,6 +21,7 @@ from features.transactions import BTYD_INPUT_COLUMNS, btyd_inputs_expr
 from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
 from pipelines import tracking
 from pipelines.faults import writing
+from pipelines.progress import counted, staged
 from pipelines.runs import Run
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.reference_adjustments import blended_with_reference, value_scaled
@@ -29,6 +30,7 @@ from serving.segments import SegmentRules, assign_segments, segment_summary
 from serving.store import PublishedRun, RunMetadata, ScoreStore
 
 log = logging.getLogger(__name__)
+SCORE_STAGE = "score and explain"
 
 
 class NoChampionError(LookupError):
@@ -154,6 +156,7 @@ def scoring_settings(cfg) -> ScoringSettings:
 
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)
+@staged(SCORE_STAGE)
 def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | None = None) -> ScoringResult:
     """Predict, explain and value every customer, chunk by chunk."""
     settings = scoring_settings(run.cfg)
@@ -162,6 +165,7 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | Non
     def progress(n: int) -> None:
         done["n"] += n
         log.info("scored %d customers", done["n"])
+        counted(SCORE_STAGE, done["n"])
 
     horizons = btyd_horizons_of(models)
     # BG/NBD's inputs are queried before scoring only when the models read BTYD columns; for the
@@ -242,6 +246,7 @@ def btyd_reference(inputs: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFr
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
+@staged("segment and publish")
 def publish_task(run: Run, models: ScoringModels, champions, result: ScoringResult, run_id: str) -> dict:
     """Segment the run and publish scores, explanations, summary and metadata in one atomic step."""
     metadata = run_metadata(run, champions, run_id)

@@ -29,6 +29,7 @@ from pipelines import tracking
 from pipelines.config import CustscoreConfig
 from pipelines.environment import HomePaths
 from pipelines.faults import retry_only_transient, writing
+from pipelines.progress import counted, staged
 from pipelines.training import RunContext, TrainingOutcome, train_churn, train_value
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # Only transient I/O failures are retried: an input error, a full disk or a corrupt database
 # would fail the same way again, repeating the work and its side effects.
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_only_transient}
+TRAINING_SETS_STAGE = "training snapshots: features and labels"
 
 
 def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
@@ -46,6 +48,7 @@ def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
 
 
 @task(name="ensure-demo-data", cache_policy=NO_CACHE, **IO_RETRIES)
+@staged("demo data")
 def ensure_demo_data(paths: HomePaths, cfg: CustscoreConfig) -> Path:
     """Generate the bundled demo data into the home folder once per (customers, seed, end)."""
     folder = paths.demo_data / f"n{cfg.demo.customers}-s{cfg.demo.seed}-{cfg.demo.end.isoformat()}"
@@ -59,6 +62,7 @@ def ensure_demo_data(paths: HomePaths, cfg: CustscoreConfig) -> Path:
 
 
 @task(name="load-and-validate", cache_policy=NO_CACHE, **IO_RETRIES)
+@staged("validate")
 def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datetime) -> ValidatedData:
     """Validate the input tables; quarantined rows go to a file under the home folder.
 
@@ -124,6 +128,7 @@ def default_as_of(data: ValidatedData) -> date:
 
 
 @task(name="build-training-sets", cache_policy=NO_CACHE)
+@staged(TRAINING_SETS_STAGE)
 def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig) -> dict[str, Any]:
     """One point-in-time training set per model kind, each with snapshots as fresh as its horizon allows."""
     sets = build_training_sets(
@@ -134,6 +139,7 @@ def training_sets(data: ValidatedData, scoring_date: date, cfg: CustscoreConfig)
         min_history_days=cfg.training.min_history_days, targets=("churn", "value"), data_end=_day_after(data.data_end),
         max_customers=cfg.training.max_customers, search_sets=cfg.training.design == "search",
     )
+    counted(TRAINING_SETS_STAGE, sum(len(frame) for name, frame in sets.items() if name in ("churn", "value")), "rows")
     # "churn_search" / "value_search": the design search's rows, with the BTYD columns of their kind.
     return {name: with_btyd_features(frame, training_btyd_horizons(cfg, name.removesuffix("_search")))
             for name, frame in sets.items()}
@@ -169,6 +175,7 @@ def _day_after(moment: datetime) -> datetime:
 
 
 @task(name="train-and-gate", cache_policy=NO_CACHE)
+@staged(lambda kind, *args, **kwargs: f"train {kind}: fit, evaluate out of time, register, gate")
 def train_kind(kind: str, frame, cfg: CustscoreConfig, data: ValidatedData, scoring_date: date,
                source: str, search=None) -> TrainingOutcome:
     """Fit one model kind, evaluate it out of time, log it to MLflow and apply the champion gate."""

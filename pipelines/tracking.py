@@ -1,8 +1,8 @@
 """MLflow tracking and the model registry: runs, registered models and the champion gate.
 
 One experiment per model kind (`custscore-churn`, `custscore-value`), registered models of
-the same names, and two aliases: `champion` (what scoring loads) and `previous-champion`
-(for rollback). A new version becomes champion only when it beats both the rule baseline
+the same names, and two aliases: `champion` (what scoring loads) and `previous-champion`,
+with the history of champions as a tag, so rollbacks go back one champion each. A new version becomes champion only when it beats both the rule baseline
 and the current champion on the same out-of-time data, and its calibration there is no worse
 than the champion's beyond a tolerance.
 """
@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models.model_files import FORMAT as MODEL_FILE_FORMAT
 from models.model_files import ModelFileError, read_model_file, write_model_file
@@ -46,6 +48,9 @@ CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct"}
 _CALIBRATION_LABEL = {"brier": "Brier score", "abs_level_bias_pct": "absolute aggregate bias of the value level"}
 _PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1", "skops==0.16.0"]
 MODEL_FILE = "model.skops"
+# Registered model tag: the versions that held `champion`, oldest first (comma-separated).
+CHAMPION_HISTORY_TAG = "champion_history"
+_HISTORY_KEPT = 100
 # Model version tag holding the SHA-256 of the model file, recorded at registration.
 MODEL_FILE_TAG = "model_file_sha256"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
@@ -104,6 +109,18 @@ def _signature_frame(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The pyfunc's signature: the model's columns by name, any numeric or text type in each.
+
+    A typed schema would refuse the project's own `custscore features` table: a count is int64
+    there (float64 with missing values elsewhere, category for attributes), and MLflow will not
+    convert int64 to float64. ModelPredictor turns every column into what the model reads.
+    """
+    inferred = infer_signature(example, output)
+    inputs = Schema([ColSpec(AnyType(), spec.name, required=spec.required) for spec in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     """A model version in the registry and the run that produced it."""
@@ -133,7 +150,7 @@ def log_model_version(kind: str, model: Any, X_example: pd.DataFrame) -> Registe
                 python_model=str(PYFUNC_ENTRY),
                 artifacts={"model_file": str(model_file)},
                 model_config={"kind": kind, MODEL_FILE_TAG: checksum},
-                signature=infer_signature(example, output),
+                signature=_signature(example, output),
                 input_example=example,
                 pip_requirements=_PIP_REQUIREMENTS,
                 registered_model_name=model_name(kind),
@@ -358,9 +375,7 @@ def apply_promotion(kind: str, version: str, decision: PromotionDecision, client
     client.set_model_version_tag(name, version, "promotion_reason", decision.reason)
     if not decision.promote:
         return decision
-    if current is not None:
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
-    client.set_registered_model_alias(name, CHAMPION, version)
+    _make_champion(kind, [*champion_history(kind, client), str(version)], client)
     return decision
 
 
@@ -377,18 +392,90 @@ def _version_label(version) -> str:
     return f"v{version}" if version is not None else "no champion"
 
 
+class RegistryRefusal(ValueError):
+    """A change of champion the registry refuses (no such version, nothing to roll back to...); one line."""
+
+
+def champion_history(kind: str, client: MlflowClient | None = None) -> list[str]:
+    """The versions that held `champion`, oldest first, ending with the current champion.
+
+    Kept as a tag of the registered model, so a rollback goes back one champion each time
+    instead of swapping the same two. A registry from before the tag knows only its two aliases.
+    """
+    client = client or MlflowClient()
+    try:
+        tags = client.get_registered_model(model_name(kind)).tags or {}
+    except MlflowException:
+        return []
+    history = [v for v in tags.get(CHAMPION_HISTORY_TAG, "").split(",") if v]
+    aliases = aliased_versions(kind, client)
+    if not history:
+        history = [mv.version for mv in (aliases[PREVIOUS_CHAMPION], aliases[CHAMPION]) if mv is not None]
+    current = aliases[CHAMPION]
+    if current is not None and history[-1:] != [current.version]:  # the alias was moved by hand
+        history.append(current.version)
+    return history
+
+
+def _make_champion(kind: str, history: list[str], client: MlflowClient) -> None:
+    """Point `champion` at the last version of `history`, `previous-champion` at the one before, and keep the history."""
+    name = model_name(kind)
+    client.set_registered_model_alias(name, CHAMPION, history[-1])
+    if len(history) > 1:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, history[-2])
+    else:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+    client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, ",".join(history[-_HISTORY_KEPT:]))
+
+
 def rollback_champion(kind: str, client: MlflowClient | None = None) -> str:
-    """Give `champion` back to `previous-champion`; returns the version now champion."""
+    """Give `champion` back to the champion before it; returns the version now champion.
+
+    Each rollback goes one champion further back; with none left, RegistryRefusal (never a
+    roll forward to the version just rolled back from).
+    """
+    client = client or MlflowClient()
+    name = model_name(kind)
+    history = champion_history(kind, client)
+    if not history:
+        raise RegistryRefusal(f"{name} has no champion to roll back from; `custscore run` trains one")
+    if len(history) < 2:
+        raise RegistryRefusal(
+            f"{name} v{history[-1]} is the first champion on record: there is no earlier one to roll back to; "
+            f"`custscore models promote {kind} VERSION` makes any registered version champion")
+    _make_champion(kind, history[:-1], client)
+    return history[-2]
+
+
+def promote_version(kind: str, version: str, *, force: bool = False,
+                    client: MlflowClient | None = None) -> str | None:
+    """Make a registered version champion by hand, with the checks the gate would want.
+
+    It must exist, its model file must read back (checksum and trusted types), and it must have
+    passed the champion gate when it was trained, unless `force`. Returns the previous champion
+    (None when there was none).
+    """
     client = client or MlflowClient()
     name = model_name(kind)
     try:
-        previous = client.get_model_version_by_alias(name, PREVIOUS_CHAMPION)
-    except MlflowException as exc:
-        raise ValueError(f"{name} has no '{PREVIOUS_CHAMPION}' alias to roll back to") from exc
-    current = client.get_model_version_by_alias(name, CHAMPION)
-    client.set_registered_model_alias(name, CHAMPION, previous.version)
-    client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current.version)
-    return str(previous.version)
+        mv = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise RegistryRefusal(f"{name} has no version {version}; `custscore models list` shows the registered "
+                              "versions") from None
+    history = champion_history(kind, client)
+    if history[-1:] == [str(mv.version)]:
+        raise RegistryRefusal(f"{name} v{version} is already the champion; nothing changed")
+    read_registered_model(mv)  # ModelFileError when missing, changed or untrusted: never promote what cannot load
+    tags = mv.tags or {}
+    if tags.get("promotion_decision") != "promoted" and not force:
+        why = tags.get("promotion_reason", "no gate decision recorded")
+        raise RegistryRefusal(f"{name} v{version} did not pass the champion gate ({why}); "
+                              "pass --force to make it champion anyway")
+    if force and tags.get("promotion_decision") != "promoted":
+        client.set_model_version_tag(name, str(version), "promoted_by_hand", "forced past the champion gate")
+    _make_champion(kind, [*history, str(mv.version)], client)
+    return history[-1] if history else None
 
 
 def aliased_versions(kind: str, client: MlflowClient | None = None) -> dict[str, RegisteredVersion | None]:
@@ -402,6 +489,57 @@ def aliased_versions(kind: str, client: MlflowClient | None = None) -> dict[str,
         except MlflowException:
             out[alias] = None
     return out
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One registered version as `custscore models list` shows it."""
+
+    kind: str
+    version: str
+    registered_at: datetime
+    aliases: tuple[str, ...]
+    decision: str  # promoted, kept, or "-" (no gate decision recorded)
+    reason: str
+    as_of: str | None
+    metric: str
+    model_metric: float | None
+    baseline_metric: float | None
+    grade: str | None
+
+
+def registered_versions(kind: str, client: MlflowClient | None = None) -> list[VersionSummary]:
+    """Every registered version of a kind, newest first, with its gate decision and out-of-time metrics."""
+    client = client or MlflowClient()
+    name, metric = model_name(kind), HEADLINE_METRIC[kind]
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
+    # search_model_versions leaves `aliases` empty on some stores: read them by alias instead.
+    aliases = {alias: mv.version for alias, mv in aliased_versions(kind, client).items() if mv is not None}
+    rows = []
+    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        run = _run_or_none(client, mv.run_id)
+        metrics, params, tags = (run.data.metrics, run.data.params, run.data.tags) if run else ({}, {}, {})
+        rows.append(VersionSummary(
+            kind, str(mv.version), datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC),
+            tuple(alias for alias, version in aliases.items() if version == str(mv.version)), (mv.tags or {}).get("promotion_decision", "-"),
+            (mv.tags or {}).get("promotion_reason", ""), params.get("scoring_date"), metric,
+            metrics.get(f"model_{metric}"), metrics.get(f"baseline_{metric}"), tags.get("grade")))
+    return rows
+
+
+def _run_or_none(client: MlflowClient, run_id: str | None):
+    try:
+        return client.get_run(run_id) if run_id else None
+    except MlflowException:
+        return None
+
+
+def run_name(kind: str, scoring_date: str, started: datetime) -> str:
+    """A training run's name, distinct per run of a kind: `churn as of 2026-07-01, trained 2026-07-02 03:04:05 UTC`."""
+    return f"{kind} as of {scoring_date}, trained {started:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def registry_location() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
@@ -13,7 +14,7 @@ import pandas as pd
 from models.baselines import churn_baseline, value_baseline
 from models.blend import blend_churn_probabilities, blend_values
 from models.btyd import BTYD_FIT_ROWS, BtydFeatures
-from models.churn import ChurnModel
+from models.churn import ChurnModel, cross_fitted_calibration, sigmoid
 from models.design import (
     BLEND_WEIGHTS,
     CHURN_MENU,
@@ -176,7 +177,7 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     baseline = churn_baseline(valid)
     metrics = churn_metrics(y_val, p)
     baseline_metrics = churn_metrics(y_val, baseline)
-    champion = champion_scores("churn", valid, y_val)
+    champion = champion_scores("churn", valid, y_val, cross_fit=(params.calibration_folds, params.seed))
     figures = {
         "calibration_curve": plots.calibration_curve(y_val, p),
         "gain_chart": plots.gain_chart(y_val, {"model": p, "baseline": baseline}, "churners"),
@@ -425,11 +426,13 @@ class ChampionScores:
 
 
 def champion_scores(kind: str, valid: pd.DataFrame, y_val: np.ndarray,
-                    level: np.ndarray | None = None) -> ChampionScores:
+                    level: np.ndarray | None = None, cross_fit: tuple[int, int] | None = None) -> ChampionScores:
     """The current champion's headline metric and calibration on the same out-of-time rows as the challenger.
 
     `valid` is the whole validation frame the challenger is measured on (its columns need not be the
-    challenger's features); `level`: its `level_reference` (value only).
+    challenger's features); `level`: its `level_reference` (value only); `cross_fit`: the
+    challenger's calibration folds and seed, so a churn champion is measured as the challenger is
+    (None: the champion's own).
     """
     try:
         champion = tracking.load_champion(kind)
@@ -447,12 +450,33 @@ def champion_scores(kind: str, valid: pd.DataFrame, y_val: np.ndarray,
         return ChampionScores(float("-inf"), None, champion.version)
     X = valid[champion.model.feature_names_]
     if kind == "churn":
-        metrics = churn_metrics(y_val, champion.model.predict_proba(X))
+        folds, seed = cross_fit or (champion.model.params.calibration_folds, champion.model.params.seed)
+        metrics = churn_metrics(y_val, champion_churn_proba(champion.model, X, y_val, folds, seed))
     else:
         pred = champion.model.predict(X)["expected_revenue"].to_numpy()
         metrics = value_metrics(y_val, pred)
         metrics["level_bias_pct"] = published_level_bias_pct(champion.model, pred, y_val, level, valid)
     return ChampionScores(metrics[HEADLINE_METRIC[kind]], calibration_figure(kind, metrics), champion.version)
+
+
+def champion_churn_proba(model: ChurnModel, X: pd.DataFrame, y_val: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """The champion's probabilities on the challenger's validation rows, measured as the challenger's are.
+
+    The challenger's `validation_proba_` come from its calibration method cross-fitted on these
+    rows (each row calibrated by a map fitted on the other folds). The champion's stored
+    calibrator was fitted on its own validation snapshot: when that is these rows (a retrain on
+    the same data) it is fitted on the labels it is judged against, and an isotonic map fitted
+    in sample turns misordered neighbours into ties, which lifts ROC AUC (on the gate's test data:
+    0.8625 in sample, 0.8560 uncalibrated, 0.8454 cross-fitted, for one and the same model), so a
+    retrain on identical data lost to itself. The champion's method is cross-fitted here with the
+    challenger's folds and seed.
+    """
+    log_odds = model.churn_log_odds(model.predict_raw(X))
+    method = getattr(model, "calibration_method_", "none")
+    smallest_class = int(min(y_val.sum(), y_val.size - y_val.sum()))
+    if method == "none" or smallest_class < folds:  # as ChurnModel leaves its own uncalibrated
+        return sigmoid(log_odds)
+    return cross_fitted_calibration(method, log_odds, y_val, folds, seed)
 
 
 def describe_snapshots(frame: pd.DataFrame, requested: tuple[int, int] | None) -> str:
@@ -492,7 +516,7 @@ def _track(kind, model, booster, params, frame, train, valid, names, metrics, ba
     grade = grade_model(kind, metrics, baseline_metrics)
     experiment = mlflow.get_experiment_by_name(tracking.model_name(kind))
     X_val = valid[names]
-    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=f"{kind}-{ctx.scoring_date}") as run:
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=tracking.run_name(kind, ctx.scoring_date, datetime.now(UTC))) as run:
         mlflow.log_params({f"model.{k}": v for k, v in params.model_dump().items()})
         mlflow.log_params({
             "feature_set": ctx.feature_set, "n_features": len(names), "data_hash": ctx.data_hash,

@@ -33,3 +33,26 @@ def test_deployments_register_with_configured_cron_schedules(prefect_harness, tm
     assert score.parameters["data"] == str(tmp_path / "data")
     # Both wait for a run in progress instead of failing when their crons meet.
     assert retrain.parameters["wait"] is True and score.parameters["wait"] is True
+
+
+def test_deployments_store_data_and_config_as_absolute_paths(tmp_path, monkeypatch):
+    from pipelines.deployments import build_deployments
+
+    monkeypatch.setenv("CUSTSCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("demo:\n  customers: 100\n")
+    deployments = build_deployments(config="mine.yaml", data="tables")
+    for deployment in deployments:
+        # A scheduled run starts in the serving process's folder: a relative path would point elsewhere.
+        assert deployment.parameters["data"] == str(tmp_path / "tables")
+        assert deployment.parameters["config"] == str(tmp_path / "mine.yaml")
+
+
+def test_deploy_says_what_the_schedules_will_read(tmp_path, monkeypatch):
+    from pipelines.deployments import scheduled_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small.yaml").write_text("demo:\n  customers: 1200\n  seed: 3\n")
+    demo = scheduled_source(config="small.yaml")
+    assert "scheduled runs score the demo data (1,200 generated customers, seed 3)" in demo and "--data DIR" in demo
+    assert scheduled_source(data="tables") == f"scheduled runs read {tmp_path / 'tables'}"

@@ -22,13 +22,25 @@ class ConstantChurnModel:
         return np.full(len(X), self.p)
 
 
+class CountChurnModel:
+    """A stand-in whose probability is a tenth of the 30-day order count (0.5 where the count is missing)."""
+
+    def __init__(self):
+        self.feature_names_ = ["order_count_30d", "days_since_last_order", "attr_region"]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        assert X["order_count_30d"].dtype == "float64" and X["attr_region"].dtype == "category"
+        return (X["order_count_30d"] / 10).fillna(0.5).to_numpy()
+
+
 @pytest.fixture(autouse=True)
 def _trust_the_stand_in(monkeypatch):
-    """Model files refuse unknown classes; this test's stand-in is trusted here on purpose."""
+    """Model files refuse unknown classes; this test's stand-ins are trusted here on purpose."""
     from models import model_files
 
     monkeypatch.setattr(model_files, "TRUSTED_TYPES",
-                        (*model_files.TRUSTED_TYPES, f"{__name__}.{ConstantChurnModel.__qualname__}"))
+                        (*model_files.TRUSTED_TYPES, *(f"{__name__}.{c.__qualname__}"
+                                                        for c in (ConstantChurnModel, CountChurnModel))))
 
 
 @pytest.fixture()
@@ -88,9 +100,9 @@ def test_gate_first_better_model_promoted_worse_kept_better_moves_alias(mlflow_h
     out = pyfunc.predict(tracking._signature_frame(_example()))
     assert list(out.columns) == ["p_churn"] and np.allclose(out["p_churn"], 0.80)
 
-    # Rollback swaps the two aliases.
+    # Rollback gives the title back to v2; v2 was the first champion, so nothing is previous-champion now.
     assert tracking.rollback_champion("churn", client) == v2.version
-    assert str(client.get_model_version_by_alias("custscore-churn", "previous-champion").version) == v4.version
+    assert tracking.aliased_versions("churn", client)["previous-champion"] is None
 
 
 def _register(p: float) -> tracking.RegisteredVersion:
@@ -205,3 +217,22 @@ def test_a_tracking_uri_the_user_exported_stays_in_force_for_every_home(tmp_path
         assert HomePaths(tmp_path / "b").tracking_uri == shared
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_the_registered_pyfunc_accepts_the_feature_table_custscore_writes(mlflow_home):
+    training_rows = pd.DataFrame({"order_count_30d": [1.0, 4.0], "days_since_last_order": [3.0, np.nan],
+                                  "attr_region": pd.Categorical(["north", "south"])})
+    exp = mlflow.get_experiment_by_name("custscore-churn")
+    with mlflow.start_run(experiment_id=exp.experiment_id):
+        version = tracking.log_model_version("churn", CountChurnModel(), training_rows)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/custscore-churn/{version.version}")
+    # As `custscore features` writes it: counts int64 (or nullable Int64 with a gap), attributes
+    # categorical, the customer id beside them.
+    table = pd.DataFrame({"customer_id": ["C1", "C2", "C3"],
+                          "order_count_30d": np.array([2, 0, 7], dtype="int64"),
+                          "days_since_last_order": pd.array([5, None, 9], dtype="Int64"),
+                          "attr_region": pd.Categorical(["south", "north", "north"])})
+    for frame in (table, table.assign(order_count_30d=pd.array([2, None, 7], dtype="Int64"))):
+        out = pyfunc.predict(frame)
+        expected = [0.2, 0.0, 0.7] if frame["order_count_30d"].dtype == "int64" else [0.2, 0.5, 0.7]
+        assert np.allclose(out["p_churn"], expected)
