@@ -25,5 +25,7 @@ def add_btyd_features(frame: pd.DataFrame, horizon_days: int, group_column: str 
         rows = frame.loc[index]
         parts.append(BtydFeatures(horizon_days, max_fit_rows=max_fit_rows).fit(rows).transform(rows))
     columns = pd.concat(parts).reindex(frame.index)
+    # btyd_p_alive does not depend on the horizon: a second horizon must not add it twice.
+    columns = columns.drop(columns=[c for c in columns.columns if c in frame.columns])
     logger.info("added BTYD columns %s for %d rows in %d group(s)", list(columns.columns), len(frame), len(parts))
     return pd.concat([frame, columns], axis=1)

@@ -133,7 +133,13 @@ def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = (),
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
     inputs = btyd_population_inputs(run) if inputs is None else inputs
     models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
-    return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
+    return (_without_repeated_columns(pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1))
+            for chunk in chunks)
+
+
+def _without_repeated_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """btyd_p_alive does not depend on the horizon: with two horizons it comes twice, the same values."""
+    return frame.loc[:, ~frame.columns.duplicated()]
 
 
 def btyd_population_inputs(run: Run) -> pd.DataFrame:

@@ -84,3 +84,12 @@ def test_a_scoring_matrix_without_as_of_is_one_group(stacked):
     in_stack = in_stack[in_stack["as_of"] == pd.Timestamp(SNAPSHOTS[1])].reset_index(drop=True)
     columns = btyd_output_columns(HORIZON)
     np.testing.assert_allclose(as_one[columns].to_numpy(), in_stack[columns].to_numpy(), rtol=1e-9)
+
+
+def test_two_horizons_add_the_horizon_free_column_once(stacked):
+    """btyd_p_alive does not depend on the horizon: a second horizon adds only its own columns."""
+    once = add_btyd_features(stacked, HORIZON)
+    both = add_btyd_features(once, 365)
+    assert list(both.columns).count("btyd_p_alive") == 1
+    assert set(btyd_output_columns(365)) <= set(both.columns)
+    np.testing.assert_array_equal(both["btyd_p_alive"].to_numpy(), once["btyd_p_alive"].to_numpy())
