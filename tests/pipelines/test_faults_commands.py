@@ -85,7 +85,7 @@ def test_the_summary_shows_a_tracking_uri_without_its_password(tmp_path, monkeyp
     with cli.console.capture() as printed:
         cli._print_where(HomePaths(tmp_path))
     shown = printed.get()
-    assert "mlflow ui --backend-store-uri postgresql://mlflow:***@db.example.com/mlflow" in shown
+    assert "mlflow ui --backend-store-uri 'postgresql://mlflow:***@db.example.com/mlflow'" in shown
     assert SECRET not in shown
 
 

@@ -56,7 +56,9 @@ def test_the_cli_exits_at_once_with_one_line_and_code_2_while_a_run_holds_the_ho
     holder = _start_holder(home, 60)
     try:
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--data", str(tmp_path / "no-data")],
+        # An empty data folder: the lock is taken before the data is read, so the run never gets to it.
+        (tmp_path / "empty-data").mkdir()
+        done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--data", str(tmp_path / "empty-data")],
                               capture_output=True, text=True, env={**_env(), "CUSTSCORE_HOME": str(home)}, timeout=120)
         elapsed = time.monotonic() - started
     finally:
