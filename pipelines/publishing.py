@@ -129,7 +129,13 @@ def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = (),
     # Fitted once on the whole scored population, as each training snapshot was on its own rows.
     inputs = btyd_population_inputs(run) if inputs is None else inputs
     models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
-    return (pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1) for chunk in chunks)
+    return (_with_columns(chunk, [m.transform(chunk) for m in models]) for chunk in chunks)
+
+
+def _with_columns(chunk: pd.DataFrame, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The chunk with the frames' columns it does not have yet (btyd_p_alive comes with every horizon)."""
+    both = pd.concat([chunk, *frames], axis=1)
+    return both.loc[:, ~both.columns.duplicated()]
 
 
 def btyd_population_inputs(run: Run) -> pd.DataFrame:

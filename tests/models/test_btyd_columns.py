@@ -84,3 +84,12 @@ def test_a_scoring_matrix_without_as_of_is_one_group(stacked):
     in_stack = in_stack[in_stack["as_of"] == pd.Timestamp(SNAPSHOTS[1])].reset_index(drop=True)
     columns = btyd_output_columns(HORIZON)
     np.testing.assert_allclose(as_one[columns].to_numpy(), in_stack[columns].to_numpy(), rtol=1e-9)
+
+
+def test_a_second_horizon_adds_its_own_columns_and_keeps_one_p_alive(stacked):
+    once = add_btyd_features(stacked, HORIZON)
+    twice = add_btyd_features(once, 365)
+    assert not twice.columns.duplicated().any()
+    assert set(btyd_output_columns(365)) <= set(twice.columns)
+    # The fit does not depend on the horizon: the shared column is the one the first horizon gave.
+    pd.testing.assert_series_equal(twice["btyd_p_alive"], once["btyd_p_alive"])
