@@ -8,11 +8,11 @@ benchmarks/.work/demo-<N>-s7/ (git-ignored) and reuses it.
 functions the flows call: validation (pipelines.tasks.load_data), both training sets
 (pipelines.tasks.training_sets), fit + track + gate of each model (pipelines.tasks.train_kind
 -> pipelines.training.train_churn / train_value, MLflow on SQLite in a temp folder), loading
-the champions, scoring (serving.scoring.score_all over the streamed feature batches of
-pipelines.publishing.feature_chunks, with prospects), segmentation and publishing (the body of
-pipelines.publishing.publish_task). Scoring is split into feature streaming (time spent
-waiting for the next DuckDB batch) and the sub-stages score_all reports in
-ScoringResult.timings. A reference in the same process: plain booster.predict (raw) and
+the champions, scoring (serving.score_run over the streamed feature batches of
+pipelines.publishing.feature_chunks, with prospects: predictions, reasons, the BG/NBD anchor and
+blend, segments) and publishing (ScoreSink.publish, the body of pipelines.publishing.publish_task).
+Scoring is split into feature streaming (time spent waiting for the next DuckDB batch) and the
+sub-stages ScoredRun.timings reports. A reference in the same process: plain booster.predict (raw) and
 booster.predict(pred_contrib=True) of both models on one chunk of customers with history.
 (3) Runs `custscore run --data DIR --retrain` and then `custscore run --data DIR` (score
 only, champions exist) under `/usr/bin/time -v` in a fresh CUSTSCORE_HOME: wall time, CPU
@@ -28,6 +28,7 @@ Run manually; not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -197,12 +198,12 @@ def run_stages(folder: Path, chunk_size: int | None, out: Path, retrain: bool = 
 
     paths = prepare_environment()  # sets Prefect/MLflow quiet defaults before they are imported
     import numpy as np
+    import pyarrow.compute as pc
 
     from pipelines import publishing, tasks, tracking
     from pipelines.runs import Run, RunRequest, resolve_config
-    from serving import scoring
-    from serving.segments import assign_segments, segment_summary
-    from serving.store import ScoreStore
+    from serving.score_run import score_run
+    from serving.sink import open_sink
 
     sampler = RssSampler().start()
     stages = Stages(sampler)
@@ -229,28 +230,23 @@ def run_stages(folder: Path, chunk_size: int | None, out: Path, retrain: bool = 
         with stages.stage("load champions (MLflow)"):
             champions = tasks.load_champions.fn()
         models = publishing.scoring_models(champions)
-        run_id = publishing.run_id_for(run, models)
+        run_id = publishing.run_id_for(run, models, champions)
         workdir = paths.root / "work" / run_id
-        settings = publishing.scoring_settings(cfg)
-        with stages.stage("score_all (features + predict + SHAP + reasons + parts)", chunk_size=cfg.scoring.chunk_size) as row:
-            chunks = TimedChunks(publishing.feature_chunks(run, cfg.scoring.chunk_size))
-            scored = scoring.score_all(chunks, models, settings, workdir, run_id=run_id)
-            row["customers"] = len(scored.numbers)
-            row["with_history"] = int((~scored.numbers["is_new"].astype(bool)).sum())
+        with stages.stage("score_run (features + predict + SHAP + reasons + parts + segments)", chunk_size=cfg.scoring.chunk_size) as row:
+            chunks = TimedChunks(publishing.feature_chunks(run))
+            scored = score_run(chunks, models, cfg.scoring_settings(), workdir, run_id=run_id, as_of=run.as_of,
+                               btyd_inputs=lambda: publishing.btyd_population_inputs(run))
+            row["customers"] = scored.num_rows
+            row["with_history"] = int(pc.sum(pc.invert(scored.numbers.column("is_new"))).as_py() or 0)
         score_row = stages.rows[-1]
         score_row["features_wall_s"] = round(chunks.wall, 2)
         score_row["features_cpu_s"] = round(chunks.cpu, 2)
         score_row["batches"] = chunks.batches
-        score_row["sub_stages_s"] = {k: round(v, 2) for k, v in getattr(scored, "timings", {}).items()}
-        score_row["sub_stages_thread_cpu_s"] = {k: round(v, 2) for k, v in getattr(scored, "cpu_timings", {}).items()}
-        with stages.stage("segmentation (assign_segments + segment_summary)"):
-            segmented = assign_segments(scored.numbers, cfg.segments)
-            summary = segment_summary(segmented, cfg.segments)
-        with stages.stage("publishing (ScoreStore.publish_parts: links the part files, writes the numbers; atomic)") as row:
+        score_row["sub_stages_s"] = {k: round(v, 2) for k, v in scored.timings.items()}
+        score_row["sub_stages_thread_cpu_s"] = {k: round(v, 2) for k, v in scored.cpu_timings.items()}
+        with stages.stage("publishing (ScoreSink.publish: links the part files, writes the numbers; atomic)") as row:
             metadata = publishing.run_metadata(run, champions, run_id)
-            published = ScoreStore(paths.store).publish_parts(
-                metadata, segmented, scored.score_parts, scored.explanation_parts, summary,
-            )
+            published = open_sink(paths.store).publish(metadata, scored)
             row["score_rows"], row["explanation_rows"] = published.score_rows, published.explanation_rows
         shutil.rmtree(workdir, ignore_errors=True)
         result["reference"] = reference_timings(run, models, min(cfg.scoring.chunk_size, 100_000), np)
@@ -266,7 +262,8 @@ def reference_timings(run, models, rows: int, np) -> dict:
     from pipelines import publishing
     from serving.scoring import has_history
 
-    features = next(iter(publishing.feature_chunks(run, 4 * rows)))
+    wide = run.cfg.model_copy(update={"scoring": run.cfg.scoring.model_copy(update={"chunk_size": 4 * rows})})
+    features = next(iter(publishing.feature_chunks(dataclasses.replace(run, cfg=wide))))
     features = features.loc[has_history(features)].head(rows).reset_index(drop=True)
     out = {"rows": len(features)}
     for kind, model, booster in (("churn", models.churn, models.churn.booster_),
@@ -368,9 +365,9 @@ def write_markdown(result: dict, path: Path) -> None:
                   "| stage | wall s | CPU s | peak RSS GiB | load1 at start |", "|---|---:|---:|---:|---:|"]
         for row in stages["rows"]:
             lines.append(f"| {row['stage']} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_gib']} | {row['load1_at_start']} |")
-        score = next((r for r in stages["rows"] if r["stage"].startswith("score_all")), None)
+        score = next((r for r in stages["rows"] if r["stage"].startswith("score_run")), None)
         if score:
-            lines += ["", (f"Inside score_all ({score.get('customers')} customers, {score.get('with_history')} with history, "
+            lines += ["", (f"Inside score_run ({score.get('customers')} customers, {score.get('with_history')} with history, "
                       f"{score.get('batches')} batches of {score.get('chunk_size')}): feature streaming "
                       f"{score.get('features_wall_s')} s wall / {score.get('features_cpu_s')} s CPU; "
                       f"sub-stages (busy seconds, summed over threads where they overlap): {score.get('sub_stages_s')}; "

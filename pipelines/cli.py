@@ -447,9 +447,9 @@ def scores_export(
 ) -> None:
     """Write a published score table (latest run by default)."""
     paths = _prepare()
-    from serving.store import ScoreStore
+    from serving.sink import open_sink
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     try:
         run = store.export_scores(output, run_id=run_id, as_of=_date(as_of))
     except (LookupError, ValueError) as exc:
@@ -468,9 +468,9 @@ def scores_show(
 ) -> None:
     """Print scores readably, by segment or for one customer."""
     paths = _prepare()
-    from serving.store import ScoreStore
+    from serving.sink import open_sink
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     try:
         frame = store.read_scores(run_id=run_id, as_of=_date(as_of), segment=segment, customer_id=customer)
     except (LookupError, ValueError) as exc:
@@ -534,9 +534,9 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="churn or value")])
 def runs_list() -> None:
     """Show the published runs, latest first: as-of date, run id, rows, model versions, when published."""
     paths = _prepare()
-    from serving.store import ScoreStore
+    from serving.sink import open_sink
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     runs = store.list_runs()
     if runs.empty:
         console.print(f"no published run in {paths.store}; `custscore run` publishes one")
@@ -562,9 +562,10 @@ def runs_delete(
 ) -> None:
     """Remove a published run from the store; the latest run only with --yes."""
     paths = _prepare()
-    from serving.store import LatestRunDeletionError, RunNotFoundError, ScoreStore
+    from serving.sink import open_sink
+    from serving.store import LatestRunDeletionError, RunNotFoundError
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     try:
         run = store.delete_run(run_id, allow_latest=yes)
     except RunNotFoundError as exc:

@@ -18,6 +18,7 @@ from features.attributes import AttributePolicy
 from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.segments import SegmentRules
+from serving.settings import ScoringConfig, ScoringSettings
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
@@ -145,30 +146,6 @@ class ValuationConfig(_Frozen):
     annual_discount_rate: Annotated[float, Field(ge=0, lt=1)] = 0.10
 
 
-class BtydBlendConfig(_Frozen):
-    # BG/NBD's share when scores are blended with it (models/blend.py); 0: the models alone;
-    # null: the share the design search chose when the model was trained (0 with design fixed).
-    churn_weight: Annotated[float, Field(ge=0, le=1)] | None = None
-    value_weight: Annotated[float, Field(ge=0, le=1)] | None = None
-
-
-class UnusualReasonsConfig(_Frozen):
-    # A feature is a reason only where the customer's value lies beyond this percentile of the
-    # model's reference population in the direction it pushes the score (serving/unusual.py);
-    # null: every feature may be a reason, ranked by contribution alone.
-    percentile: Annotated[int, Field(ge=50, le=100)] | None = 80
-
-
-class ScoringConfig(_Frozen):
-    chunk_size: Annotated[int, Field(gt=0)] = 50_000
-    feature_partitions: Annotated[int, Field(ge=1, le=64)] = 1
-    reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
-    # One reason per fact: the window of a measure that pushes hardest, not the same measure over 90, 180 and 365 days.
-    distinct_reasons: bool = True
-    unusual_reasons: UnusualReasonsConfig = UnusualReasonsConfig()
-    btyd_blend: BtydBlendConfig = BtydBlendConfig()
-
-
 class ScheduleConfig(_Frozen):
     retrain_cron: str = "0 2 1 * *"
     score_cron: str = "0 6 * * *"
@@ -186,6 +163,13 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+
+    def scoring_settings(self) -> ScoringSettings:
+        """What a scoring run takes from this configuration (its sections as they are)."""
+        return ScoringSettings(value_horizon_days=self.labels.value_horizon_days,
+                               churn_horizon_days=self.labels.churn_horizon_days,
+                               annual_discount_rate=self.valuation.annual_discount_rate,
+                               scoring=self.scoring, segments=self.segments)
 
     def with_overrides(self, **sections: dict) -> CustscoreConfig:
         """Return a copy with some fields of some sections replaced (CLI flags)."""

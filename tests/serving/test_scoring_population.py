@@ -18,8 +18,9 @@ from features.training_set import build_training_set
 from models.churn import ChurnModel
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
-from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, ScoringSettings, score_chunk, trailing_net_value
-from serving.segments import SegmentRules, assign_segments
+from serving.score_run import score_run
+from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, trailing_net_value
+from serving.settings import ScoringSettings
 from tests.features.conftest import random_frames
 
 SCORING = datetime(2024, 12, 31)
@@ -47,7 +48,7 @@ def tables():
 
 
 @pytest.fixture(scope="module")
-def scored(tables) -> pd.DataFrame:
+def scored(tables, tmp_path_factory) -> pd.DataFrame:
     training = build_training_set(tables, SCORING, spec=SPEC, n_snapshots=3, step_days=90, min_history_days=180)
     names = [c for c in training.columns if c not in ("customer_id", "as_of", "is_validation") and not c.startswith("label_")]
     train, valid = training[~training["is_validation"]], training[training["is_validation"]]
@@ -58,8 +59,11 @@ def scored(tables) -> pd.DataFrame:
         cost_to_serve=train["label_cost_to_serve"], cost_to_serve_val=valid["label_cost_to_serve"],
     )
     features = build_features(tables, SCORING, SPEC, include_prospects=True)
-    scores, _ = score_chunk(features, ScoringModels(churn, value, "1", "1"), ScoringSettings(365, 0.1))
-    return assign_segments(scores, SegmentRules()).set_index("customer_id")
+    run = score_run([features], ScoringModels(churn, value, "1", "1"),
+                    ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1),
+                    tmp_path_factory.mktemp("scoring"), run_id="r1", as_of=SCORING.date())
+    numbers = run.numbers.to_pandas().set_index("customer_id")
+    return numbers.join(run.scores().to_pandas().set_index("customer_id")[["reasons", "reason_text_en"]])
 
 
 def test_customers_with_only_zero_lines_or_returns_are_scored_and_explained(scored):
