@@ -167,7 +167,7 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
                                anchor_val[f"btyd_expected_revenue_{horizon}d"].to_numpy())
     pred = value.predict(scoring[names])
     revenue = pred["expected_revenue"].to_numpy()
-    # as pipelines/publishing.py anchored_to_btyd applies it: BG/NBD fitted on the scored population
+    # as serving.reference_adjustments.adjusted_by_reference applies it: BG/NBD fitted on the scored population
     btyd = BtydFeatures(horizon, max_fit_rows=50_000).fit(scoring)
     btyd_scores = btyd.transform(scoring)
     reference = btyd_scores[f"btyd_expected_revenue_{horizon}d"].to_numpy()
