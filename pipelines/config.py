@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.attributes import AttributePolicy
+from features.build import FeatureSpec
 from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.segments import SegmentRules
@@ -63,11 +64,12 @@ class DemoConfig(_Frozen):
     end: date = date(2026, 9, 30)
 
 
-class FeatureConfig(_Frozen):
-    windows_days: tuple[Annotated[int, Field(gt=0)], ...] = (30, 90, 180, 365)
-    # Recency and lifetime volume relative to tenure (features/tenure_ratios.py); the design
-    # search's tenure-relative candidate needs them.
-    tenure_ratios: bool = True
+class FeatureConfig(FeatureSpec):
+    """The `features:` section: the feature set itself (every field of features.build.FeatureSpec,
+    handed to the features layer as it is) and what the pipelines decide around it."""
+
+    # Not a setting: the label horizons when `seasonal`, else none (CustscoreConfig sets it).
+    season_horizons_days: tuple[int, ...] = Field((), exclude=True)
     # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py),
     # with training.design fixed; the design search decides for itself.
     btyd: bool = False
@@ -163,6 +165,26 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _season_horizons_from_labels(cls, data: object) -> object:
+        """features.season_horizons_days: the label horizons when features.seasonal, else none."""
+        if not isinstance(data, dict):
+            return data
+        features, labels = data.get("features") or {}, data.get("labels") or {}
+        if isinstance(features, BaseModel):
+            features = features.model_dump()
+        elif isinstance(features, dict) and "season_horizons_days" in features:
+            raise ValueError("features.season_horizons_days is not a setting: season features follow "
+                             "features.seasonal and the label horizons; set those instead")
+        if isinstance(labels, BaseModel):
+            labels = labels.model_dump()
+        if not isinstance(features, dict) or not isinstance(labels, dict):
+            return data
+        horizons = [labels.get("churn_horizon_days", 90), labels.get("value_horizon_days", 365)]
+        seasons = tuple(h for h in horizons if isinstance(h, int) and h > 0) if features.get("seasonal", True) else ()
+        return {**data, "features": {**features, "season_horizons_days": seasons}}
 
     def scoring_settings(self) -> ScoringSettings:
         """What a scoring run takes from this configuration (its sections as they are)."""

@@ -13,7 +13,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from features.build import feature_columns, iter_feature_batches, round_float_noise
+from features.build import FeatureSpec, feature_columns, iter_feature_batches, round_float_noise
 from features.safe_csv import safe_text_frame
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
@@ -99,10 +99,21 @@ def run_id_for(run: Run, models: ScoringModels, champions: dict) -> str:
         "mlflow_runs": {kind: c.run_id for kind, c in sorted(champions.items())},
         # How the work is split (chunks, feature-query partitions) does not change a score, so not the run either.
         "settings": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "segments", "features"},
-                                       exclude={"scoring": {"chunk_size", "feature_partitions"}}),
+                                       exclude={"scoring": {"chunk_size", "feature_partitions"},
+                                                "features": feature_settings_at_default(run.cfg.features)}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return f"{run.as_of:%Y%m%d}-{digest}"
+
+
+# Feature settings that joined the configuration later: a run that leaves them at their defaults
+# keeps the run id it had before they could be set (a rerun still replaces its run).
+LATER_FEATURE_SETTINGS = ("name", "version", "year_ago", "dso_window_days", "include_attributes")
+
+
+def feature_settings_at_default(features: FeatureSpec) -> set[str]:
+    """The later feature settings that are at their defaults, left out of the run id."""
+    return {name for name in LATER_FEATURE_SETTINGS if getattr(features, name) == FeatureSpec.model_fields[name].default}
 
 
 def feature_chunks(run: Run) -> Iterator[pd.DataFrame]:
