@@ -24,8 +24,7 @@ def add_btyd_features(frame: pd.DataFrame, horizon_days: int, group_column: str 
     for index in groups:
         rows = frame.loc[index]
         parts.append(BtydFeatures(horizon_days, max_fit_rows=max_fit_rows).fit(rows).transform(rows))
-    columns = pd.concat(parts).reindex(frame.index)
-    # btyd_p_alive does not depend on the horizon: a second horizon must not add it twice.
-    columns = columns.drop(columns=[c for c in columns.columns if c in frame.columns])
+    # btyd_p_alive does not depend on the horizon: a second horizon's fit gives the same column again.
+    columns = pd.concat(parts).reindex(frame.index).drop(columns=list(frame.columns), errors="ignore")
     logger.info("added BTYD columns %s for %d rows in %d group(s)", list(columns.columns), len(frame), len(parts))
     return pd.concat([frame, columns], axis=1)

@@ -553,9 +553,9 @@ def scores_export(
     day = _date(as_of)
     _checked(cli_scores.check_export_flags, output)
     paths = _prepare()
-    from serving.store import ScoreStore
+    from serving.sink import open_sink
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     try:
         run = store.export_scores(output, run_id=run_id, as_of=day)
     except (LookupError, ValueError) as exc:
@@ -578,9 +578,9 @@ def scores_show(
     day = _date(as_of)
     _checked(cli_scores.check_show_flags, segment, lang, limit)
     paths = _prepare()
-    from serving.store import ScoreStore
+    from serving.sink import open_sink
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     try:
         frame = store.read_scores(run_id=run_id, as_of=day, segment=segment, customer_id=customer)
     except (LookupError, ValueError) as exc:
@@ -669,9 +669,9 @@ def models_promote(
 def runs_list() -> None:
     """Show the published runs, latest first: as-of date, run id, rows, model versions, when published."""
     paths = _prepare()
-    from serving.store import ScoreStore
+    from serving.sink import open_sink
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     runs = store.list_runs()
     if runs.empty:
         console.print(f"no published run in {paths.store}; `custscore run` publishes one")
@@ -697,9 +697,10 @@ def runs_delete(
 ) -> None:
     """Remove a published run from the store; the latest run only with --yes."""
     paths = _prepare()
-    from serving.store import LatestRunDeletionError, RunNotFoundError, ScoreStore
+    from serving.sink import open_sink
+    from serving.store import LatestRunDeletionError, RunNotFoundError
 
-    store = ScoreStore(paths.store)
+    store = open_sink(paths.store)
     try:
         run = store.delete_run(run_id, allow_latest=yes)
     except RunNotFoundError as exc:

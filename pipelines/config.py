@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.attributes import AttributePolicy
+from features.build import FeatureSpec
 from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.segments import SegmentRules
+from serving.settings import ScoringConfig, ScoringSettings
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
@@ -62,11 +64,12 @@ class DemoConfig(_Frozen):
     end: date = date(2026, 9, 30)
 
 
-class FeatureConfig(_Frozen):
-    windows_days: tuple[Annotated[int, Field(gt=0)], ...] = (30, 90, 180, 365)
-    # Recency and lifetime volume relative to tenure (features/families/tenure_ratios.py); the design
-    # search's tenure-relative candidate needs them.
-    tenure_ratios: bool = True
+class FeatureConfig(FeatureSpec):
+    """The `features:` section: the feature set itself (every field of features.build.FeatureSpec,
+    handed to the features layer as it is) and what the pipelines decide around it."""
+
+    # Not a setting: the label horizons when `seasonal`, else none (CustscoreConfig sets it).
+    season_horizons_days: tuple[int, ...] = Field((), exclude=True)
     # BG/NBD + Gamma-Gamma outputs as model features, fitted per snapshot (models/btyd_columns.py),
     # with training.design fixed; the design search decides for itself.
     btyd: bool = False
@@ -145,30 +148,6 @@ class ValuationConfig(_Frozen):
     annual_discount_rate: Annotated[float, Field(ge=0, lt=1)] = 0.10
 
 
-class BtydBlendConfig(_Frozen):
-    # BG/NBD's share when scores are blended with it (models/blend.py); 0: the models alone;
-    # null: the share the design search chose when the model was trained (0 with design fixed).
-    churn_weight: Annotated[float, Field(ge=0, le=1)] | None = None
-    value_weight: Annotated[float, Field(ge=0, le=1)] | None = None
-
-
-class UnusualReasonsConfig(_Frozen):
-    # A feature is a reason only where the customer's value lies beyond this percentile of the
-    # model's reference population in the direction it pushes the score (serving/unusual.py);
-    # null: every feature may be a reason, ranked by contribution alone.
-    percentile: Annotated[int, Field(ge=50, le=100)] | None = 80
-
-
-class ScoringConfig(_Frozen):
-    chunk_size: Annotated[int, Field(gt=0)] = 50_000
-    feature_partitions: Annotated[int, Field(ge=1, le=64)] = 1
-    reasons_per_direction: Annotated[int, Field(ge=1, le=10)] = 3
-    # One reason per fact: the window of a measure that pushes hardest, not the same measure over 90, 180 and 365 days.
-    distinct_reasons: bool = True
-    unusual_reasons: UnusualReasonsConfig = UnusualReasonsConfig()
-    btyd_blend: BtydBlendConfig = BtydBlendConfig()
-
-
 class ScheduleConfig(_Frozen):
     retrain_cron: str = "0 2 1 * *"
     score_cron: str = "0 6 * * *"
@@ -186,6 +165,33 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _season_horizons_from_labels(cls, data: object) -> object:
+        """features.season_horizons_days: the label horizons when features.seasonal, else none."""
+        if not isinstance(data, dict):
+            return data
+        features, labels = data.get("features") or {}, data.get("labels") or {}
+        if isinstance(features, BaseModel):
+            features = features.model_dump()
+        elif isinstance(features, dict) and "season_horizons_days" in features:
+            raise ValueError("features.season_horizons_days is not a setting: season features follow "
+                             "features.seasonal and the label horizons; set those instead")
+        if isinstance(labels, BaseModel):
+            labels = labels.model_dump()
+        if not isinstance(features, dict) or not isinstance(labels, dict):
+            return data
+        horizons = [labels.get("churn_horizon_days", 90), labels.get("value_horizon_days", 365)]
+        seasons = tuple(h for h in horizons if isinstance(h, int) and h > 0) if features.get("seasonal", True) else ()
+        return {**data, "features": {**features, "season_horizons_days": seasons}}
+
+    def scoring_settings(self) -> ScoringSettings:
+        """What a scoring run takes from this configuration (its sections as they are)."""
+        return ScoringSettings(value_horizon_days=self.labels.value_horizon_days,
+                               churn_horizon_days=self.labels.churn_horizon_days,
+                               annual_discount_rate=self.valuation.annual_discount_rate,
+                               scoring=self.scoring, segments=self.segments)
 
     def with_overrides(self, **sections: dict) -> CustscoreConfig:
         """Return a copy with some fields of some sections replaced (CLI flags)."""

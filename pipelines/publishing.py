@@ -1,11 +1,10 @@
-"""Score with the champions, segment, and publish the run all or nothing; file output helpers."""
+"""Score with the champions (serving.score_run) and publish the run to the score sink all or nothing; file output helpers."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,23 +13,24 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from features.build import feature_columns, iter_feature_batches, round_float_noise
+from features.build import FeatureSpec, feature_columns, iter_feature_batches, round_float_noise
 from features.safe_csv import safe_text_frame
 from features.tables import columns_of
-from features.transactions import BTYD_INPUT_COLUMNS, btyd_inputs_expr
-from models.btyd import BTYD_FIT_ROWS, FIRST_ORDER_AGE, BtydFeatures
+from features.transactions import btyd_inputs_expr
 from pipelines import tracking
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
-from serving.reference_adjustments import blended_with_reference, value_scaled
-from serving.scoring import ScoringModels, ScoringResult, ScoringSettings, score_all
-from serving.segments import SegmentRules, assign_segments, segment_summary
-from serving.store import PublishedRun, RunMetadata, ScoreStore
+from serving.score_run import score_run
+from serving.scored_run import ScoredRun
+from serving.scoring import ScoringModels
+from serving.sink import ScoreSink, open_sink
+from serving.store import RunMetadata
 
 log = logging.getLogger(__name__)
-SCORE_STAGE = "score and explain"
+SCORE_STAGE = "score, explain and segment"
+NOTHING_PUBLISHED = "nothing was published: readers still see the previous run"
 
 
 class NoChampionError(LookupError):
@@ -104,42 +104,28 @@ def run_id_for(run: Run, models: ScoringModels, champions: dict) -> str:
         "mlflow_runs": {kind: c.run_id for kind, c in sorted(champions.items())},
         # How the work is split (chunks, feature-query partitions) does not change a score, so not the run either.
         "settings": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "segments", "features"},
-                                       exclude={"scoring": {"chunk_size", "feature_partitions"}}),
+                                       exclude={"scoring": {"chunk_size", "feature_partitions"},
+                                                "features": feature_settings_at_default(run.cfg.features)}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return f"{run.as_of:%Y%m%d}-{digest}"
 
 
-_BTYD_HORIZON = re.compile(r"^btyd_\w+_(\d+)d$")
+# Feature settings that joined the configuration later: a run that leaves them at their defaults
+# keeps the run id it had before they could be set (a rerun still replaces its run).
+LATER_FEATURE_SETTINGS = ("name", "version", "year_ago", "dso_window_days", "include_attributes")
 
 
-def btyd_horizons_of(models: ScoringModels) -> list[int]:
-    """Horizons of the BG/NBD columns the champions read (their design put them among the features)."""
-    names = [*models.churn.feature_names_, *models.value.feature_names_]
-    return sorted({int(m.group(1)) for n in names if (m := _BTYD_HORIZON.match(n))})
+def feature_settings_at_default(features: FeatureSpec) -> set[str]:
+    """The later feature settings that are at their defaults, left out of the run id."""
+    return {name for name in LATER_FEATURE_SETTINGS if getattr(features, name) == FeatureSpec.model_fields[name].default}
 
 
-def feature_chunks(run: Run, chunk_size: int, horizons: list[int] = (),
-                   inputs: pd.DataFrame | None = None) -> Iterator[pd.DataFrame]:
-    """The feature table as of the run's date, streamed from DuckDB in chunks of customers, with BTYD columns for `horizons`.
-
-    `inputs`: the population's BG/NBD inputs (`btyd_population_inputs`), when the caller has them.
-    """
-    chunks = iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
-                                  include_prospects=True, batch_rows=chunk_size,
-                                  partitions=run.cfg.scoring.feature_partitions)
-    if not horizons:
-        return chunks
-    # Fitted once on the whole scored population, as each training snapshot was on its own rows.
-    inputs = btyd_population_inputs(run) if inputs is None else inputs
-    models = [BtydFeatures(h, max_fit_rows=BTYD_FIT_ROWS).fit(inputs) for h in horizons]
-    return (_without_repeated_columns(pd.concat([chunk, *(m.transform(chunk) for m in models)], axis=1))
-            for chunk in chunks)
-
-
-def _without_repeated_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """btyd_p_alive does not depend on the horizon: with two horizons it comes twice, the same values."""
-    return frame.loc[:, ~frame.columns.duplicated()]
+def feature_chunks(run: Run) -> Iterator[pd.DataFrame]:
+    """The feature table as of the run's date, streamed from DuckDB in chunks of `scoring.chunk_size` customers."""
+    return iter_feature_batches(run.data.tables, midnight(run.as_of), feature_spec(run.cfg),
+                                include_prospects=True, batch_rows=run.cfg.scoring.chunk_size,
+                                partitions=run.cfg.scoring.feature_partitions)
 
 
 def btyd_population_inputs(run: Run) -> pd.DataFrame:
@@ -154,18 +140,15 @@ def btyd_population_inputs(run: Run) -> pd.DataFrame:
     return inputs
 
 
-def scoring_settings(cfg) -> ScoringSettings:
-    """What scoring takes from the run's configuration."""
-    return ScoringSettings(cfg.labels.value_horizon_days, cfg.valuation.annual_discount_rate,
-                           cfg.scoring.reasons_per_direction, distinct_reasons=cfg.scoring.distinct_reasons,
-                           unusual_percentile=cfg.scoring.unusual_reasons.percentile)
+def score_sink(run: Run) -> ScoreSink:
+    """Where the run's scores are published and read back (the home's Parquet store)."""
+    return open_sink(run.paths.store)
 
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)
 @staged(SCORE_STAGE)
-def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | None = None) -> ScoringResult:
-    """Predict, explain and value every customer, chunk by chunk."""
-    settings = scoring_settings(run.cfg)
+def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str) -> ScoredRun:
+    """Predict, explain, value and segment every customer, chunk by chunk."""
     done = {"n": 0}
 
     def progress(n: int) -> None:
@@ -173,90 +156,17 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str | Non
         log.info("scored %d customers", done["n"])
         counted(SCORE_STAGE, done["n"])
 
-    horizons = btyd_horizons_of(models)
-    # BG/NBD's inputs are queried before scoring only when the models read BTYD columns; for the
-    # anchor and the blend they are taken from the feature chunks as they pass (the same values).
-    inputs = btyd_population_inputs(run) if horizons else None
-    captured: list[pd.DataFrame] = []
-    chunks = feature_chunks(run, run.cfg.scoring.chunk_size, horizons, inputs)
-    if inputs is None and needs_btyd_reference(run, models):
-        chunks = _capturing_btyd_inputs(chunks, captured)
-    result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
-    log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
-    if captured:
-        inputs = pd.concat(captured, ignore_index=True)
-    result.numbers = adjusted_by_btyd(result.numbers, run, models, settings, inputs)
-    return result
-
-
-def _capturing_btyd_inputs(chunks: Iterator[pd.DataFrame], into: list[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """The chunks unchanged; the BG/NBD input columns of their customers with an order appended to `into`."""
-    columns = ["customer_id", *BTYD_INPUT_COLUMNS]
-    for chunk in chunks:
-        into.append(chunk.loc[chunk["days_since_first_order"].notna(), columns].reset_index(drop=True))
-        yield chunk
-
-
-def needs_btyd_reference(run: Run, models: ScoringModels) -> bool:
-    """Whether scoring fits BG/NBD + Gamma-Gamma on the population: for a blend, or for a level anchor that may apply."""
-    anchor = getattr(models.value, "level_anchor_", None)
-    anchor_may_apply = anchor is not None and (anchor.use_anchor_ or anchor.mode == "auto")
-    return anchor_may_apply or any(w > 0 for w in blend_weights(run, models))
-
-
-def blend_weights(run: Run, models: ScoringModels) -> tuple[float, float]:
-    """BG/NBD's shares in the churn and value scores: the configured ones, else what the design search chose."""
-    configured = run.cfg.scoring.btyd_blend
-    churn = configured.churn_weight if configured.churn_weight is not None else getattr(models.churn, "blend_weight_", 0.0)
-    value = configured.value_weight if configured.value_weight is not None else getattr(models.value, "blend_weight_", 0.0)
-    return float(churn), float(value)
-
-
-def adjusted_by_btyd(numbers: pd.DataFrame, run: Run, models: ScoringModels, settings: ScoringSettings,
-                     inputs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The level anchor (when it applies) and the blend of each score with BG/NBD + Gamma-Gamma.
-
-    One BG/NBD fit on the scored population serves both. The anchor rescales value so its
-    total matches BG/NBD's (ranks unchanged); the blend then mixes each score with BG/NBD's.
-    `inputs`: the population's BG/NBD inputs, when the caller has them (else they are queried).
-    """
-    if not needs_btyd_reference(run, models):
-        return numbers
-    churn_w, value_w = blend_weights(run, models)
-    anchor = getattr(models.value, "level_anchor_", None)
-    churn_h, value_h = run.cfg.labels.churn_horizon_days, settings.value_horizon_days
-    inputs = btyd_population_inputs(run) if inputs is None else inputs
-    reference = btyd_reference(inputs, (churn_h, value_h)).reindex(numbers["customer_id"].to_numpy())
-    expected_revenue = reference[f"btyd_expected_revenue_{value_h}d"].to_numpy()
-    # The anchor's ageing test reads the scored customers' tenure.
-    if anchor is not None and anchor.uses_anchor_for(inputs[FIRST_ORDER_AGE].to_numpy(dtype=float)):
-        scored = numbers["expected_revenue"].notna().to_numpy()
-        _, factor = anchor.transform(numbers.loc[scored, "expected_revenue"].to_numpy(), expected_revenue[scored],
-                                     tenure_scored=inputs[FIRST_ORDER_AGE].to_numpy(dtype=float))
-        numbers = value_scaled(numbers, factor, settings)
-        log.info("value level anchored to BG/NBD: factor %.4f", factor)
-    if churn_w > 0 or value_w > 0:
-        numbers = blended_with_reference(numbers, reference[f"btyd_p_no_order_{churn_h}d"].to_numpy(), expected_revenue,
-                                         churn_w, value_w, settings)
-        log.info("scores blended with BG/NBD: churn weight %.2f, value weight %.2f", churn_w, value_w)
-    return numbers
-
-
-def btyd_reference(inputs: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
-    """BG/NBD + Gamma-Gamma outputs for each horizon, fitted once on the population's inputs, indexed by customer_id."""
-    distinct = sorted(set(horizons))
-    fitted = BtydFeatures(distinct[0], max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
-    frames = [fitted.with_horizon(h).transform(inputs) for h in distinct]
-    both = pd.concat(frames, axis=1)
-    return both.loc[:, ~both.columns.duplicated()].set_axis(inputs["customer_id"].to_numpy(), axis=0)
+    return score_run(feature_chunks(run), models, run.cfg.scoring_settings(), workdir, run_id=run_id, as_of=run.as_of,
+                     btyd_inputs=lambda: btyd_population_inputs(run), progress=progress)
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
-@staged("segment and publish")
-def publish_task(run: Run, models: ScoringModels, champions, result: ScoringResult, run_id: str) -> dict:
-    """Segment the run and publish scores, explanations, summary and metadata in one atomic step."""
+@staged("publish")
+def publish_task(run: Run, champions, scored: ScoredRun, run_id: str) -> dict:
+    """Publish scores, explanations, summary and metadata in one atomic step."""
     metadata = run_metadata(run, champions, run_id)
-    published, summary = segment_and_publish(ScoreStore(run.paths.store), metadata, result, run.cfg.segments)
+    published = publish_scored(score_sink(run), run.paths.store, metadata, scored)
+    summary = scored.summary.to_pandas()
     return {
         "run_id": run_id, "as_of": run.as_of.isoformat(), "rows": published.score_rows,
         "explanation_rows": published.explanation_rows, "store": str(run.paths.store),
@@ -265,17 +175,10 @@ def publish_task(run: Run, models: ScoringModels, champions, result: ScoringResu
     }
 
 
-def segment_and_publish(store: ScoreStore, metadata: RunMetadata, result: ScoringResult,
-                        rules: SegmentRules) -> tuple[PublishedRun, pd.DataFrame]:
-    """Segment the scored run and publish it with its summary (the published run and the summary)."""
-    segmented = assign_segments(result.numbers, rules)
-    summary = segment_summary(segmented, rules)
-    # The part files hold the texts in the order of result.numbers (which segmentation keeps):
-    # the store links them and writes only the numbers.
-    with writing(store.root, "the published run in the store",
-                 "nothing was published: readers still see the previous run"):
-        published = store.publish_parts(metadata, segmented, result.score_parts, result.explanation_parts, summary)
-    return published, summary
+def publish_scored(sink: ScoreSink, where: Path, metadata: RunMetadata, scored: ScoredRun):
+    """Publish all or nothing; a full disk is one line naming the sink's folder `where` and its free space."""
+    with writing(where, "the published run in the store", NOTHING_PUBLISHED):
+        return sink.publish(metadata, scored)
 
 
 def score_and_publish(run: Run, champions: dict, training: dict | None = None) -> dict:
@@ -286,9 +189,9 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     workdir = run.paths.root / "work" / run_id
     shutil.rmtree(workdir, ignore_errors=True)
     try:
-        with writing(workdir, "the scored parts in", "nothing was published: readers still see the previous run"):
-            result = score_task(run, models, workdir, run_id)
-        return publish_task(run, models, champions, result, run_id)
+        with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
+            scored = score_task(run, models, workdir, run_id)
+        return publish_task(run, champions, scored, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -13,7 +13,7 @@ from pipelines.arguments import check_as_of_within_data, check_horizon_days, che
 from pipelines.config import CustscoreConfig, load_config
 from pipelines.environment import HomePaths, prepare_environment
 from pipelines.faults import redacted
-from serving.store import ScoreStore
+from serving.sink import open_sink
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def check_registry_knows_store(store_root: Path, new_lineage: bool = False) -> s
     Returns None when the registry knows them (or the store is empty); with `new_lineage`, a note
     for the summary instead of the error.
     """
-    runs = ScoreStore(store_root).list_runs()
+    runs = open_sink(store_root).list_runs()
     if runs.empty:
         return None
     last = runs.sort_values("published_at", kind="stable").iloc[-1]  # ties (same second): the later as-of

@@ -41,10 +41,8 @@ TRAINING_SETS_STAGE = "training snapshots: features and labels"
 
 
 def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
-    """The feature set the configuration asks for (season features for the label horizons when features.seasonal)."""
-    horizons = (cfg.labels.churn_horizon_days, cfg.labels.value_horizon_days) if cfg.features.seasonal else ()
-    return FeatureSpec(windows_days=cfg.features.windows_days, tenure_ratios=cfg.features.tenure_ratios,
-                       season_horizons_days=horizons)
+    """The feature set the configuration asks for: its `features:` section (season features for the label horizons when features.seasonal)."""
+    return cfg.features
 
 
 @task(name="ensure-demo-data", cache_policy=NO_CACHE, **IO_RETRIES)

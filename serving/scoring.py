@@ -37,10 +37,12 @@ import pyarrow.parquet as pq
 from features.build import has_transaction_history
 from models.baselines import revenue_windows, value_baseline
 from models.explain import check_additivity, contributions
+from models.level import LevelAnchor
 from models.valuation import clv, net_value
 from serving.reason_encoding import reason_columns_table
 from serving.reasons import DIRECTIONS, SCORE_KINDS, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
+from serving.settings import BtydBlendConfig, ScoringSettings
 from serving.unusual import ReasonReference
 
 # Part files are published as they are (hard links), so they are written as the store keeps them.
@@ -70,19 +72,20 @@ class ScoringModels:
     churn_version: str
     value_version: str
 
+    @property
+    def level_anchor(self) -> LevelAnchor | None:
+        """The value model's level anchor, decided at training (None for a model trained without one)."""
+        return getattr(self.value, "level_anchor_", None)
 
-@dataclass(frozen=True)
-class ScoringSettings:
-    """What a scoring run needs besides the models."""
+    def blend_weights(self, configured: BtydBlendConfig) -> tuple[float, float]:
+        """BG/NBD's shares in the churn and value scores: the configured ones, else what the design search chose."""
+        churn = configured.churn_weight if configured.churn_weight is not None else getattr(self.churn, "blend_weight_", 0.0)
+        value = configured.value_weight if configured.value_weight is not None else getattr(self.value, "blend_weight_", 0.0)
+        return float(churn), float(value)
 
-    value_horizon_days: int
-    annual_discount_rate: float
-    reasons_per_direction: int = 3
-    additivity_atol: float = 1e-6
-    distinct_reasons: bool = True  # one reason per fact, not the same measure over several windows
-    # A feature is a reason only where the customer's value lies beyond this percentile of the
-    # model's reference population in the direction it pushes (serving/unusual.py); None: off.
-    unusual_percentile: int | None = 80
+    def reason_references(self) -> dict[str, ReasonReference | None]:
+        """Each model's reference population for the unusual-reasons rule (None for a model trained without one)."""
+        return {"churn": getattr(self.churn, "reason_reference_", None), "value": getattr(self.value, "reason_reference_", None)}
 
 
 @dataclass
@@ -176,12 +179,6 @@ def predict_chunk(features: pd.DataFrame, models: ScoringModels, settings: Scori
     return out
 
 
-
-def reason_references(models: ScoringModels) -> dict[str, ReasonReference | None]:
-    """Each model's reference population for the unusual-reasons rule (None for a model trained without one)."""
-    return {"churn": getattr(models.churn, "reason_reference_", None), "value": getattr(models.value, "reason_reference_", None)}
-
-
 def explained_booster(kind: str, model: Any) -> tuple[Any, float]:
     """The booster whose contributions explain a score, and the sign that turns them to push the score itself."""
     if kind == "churn":
@@ -256,7 +253,6 @@ def prospects_frame(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 
-
 def predict_and_explain(
     features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings, index: int, clock: StageClock
 ) -> _ExplainedChunk:
@@ -275,7 +271,7 @@ def predict_and_explain(
     if len(prospect_ids):
         frames.append(prospects_frame(features.loc[~known])[SEGMENT_INPUT_COLUMNS])
     numbers = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SEGMENT_INPUT_COLUMNS)
-    return _ExplainedChunk(index, numbers, scored["customer_id"].to_numpy(), prospect_ids, shap, reason_references(models))
+    return _ExplainedChunk(index, numbers, scored["customer_id"].to_numpy(), prospect_ids, shap, models.reason_references())
 
 
 def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock: StageClock,
@@ -285,11 +281,11 @@ def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock:
     Texts come in SCORE_TEXTS_SCHEMA; explanations in EXPLANATION_SCHEMA when `run_id` is
     given (so the store can take the part files as they are), else without run_id.
     """
-    k = settings.reasons_per_direction
+    k = settings.scoring.reasons_per_direction
     n = len(explained.history_ids)
     with clock.stage("reasons"):
-        tables = [reasons_table(c, X, names, score=kind, k=k, distinct_facts=settings.distinct_reasons,
-                                reference=explained.references.get(kind), unusual_percentile=settings.unusual_percentile)
+        tables = [reasons_table(c, X, names, score=kind, k=k, distinct_facts=settings.scoring.distinct_reasons,
+                                reference=explained.references.get(kind), unusual_percentile=settings.scoring.unusual_reasons.percentile)
                   for kind, c, X, names in explained.shap]
     with clock.stage("reason_columns"):
         history = reason_columns_table(tables, n, k=k) if n else None
@@ -393,7 +389,7 @@ def score_all(
     Predicting and explaining chunk i+1 overlaps formatting and writing chunk i on a second
     thread; at most two chunks are in flight, so memory stays flat. With the `run_id` the
     run will be published under, the part files are in the store's contract schemas
-    (`ScoreStore.publish_parts` links them instead of rewriting them).
+    (the Parquet sink links them instead of rewriting them).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     _warn_without_reference(models, settings)
@@ -418,9 +414,9 @@ def score_all(
 
 
 def _warn_without_reference(models: ScoringModels, settings: ScoringSettings) -> None:
-    if settings.unusual_percentile is None:
+    if settings.scoring.unusual_reasons.percentile is None:
         return
-    for kind, reference in reason_references(models).items():
+    for kind, reference in models.reason_references().items():
         if reference is None:
             log.warning("the %s champion was trained without a reference population: its reasons are ranked by "
                         "contribution alone, usual values included; retrain (custscore run --retrain) to apply "
@@ -464,3 +460,4 @@ def _write_part(frame: pd.DataFrame | pa.Table, path: Path, *, statistics: Seque
                    write_statistics=[c for c in wanted if c in table.column_names] if wanted is not True else True,
                    use_dictionary=dictionary or [c for c in table.column_names if pa.types.is_dictionary(table.schema.field(c).type)])
     return path
+

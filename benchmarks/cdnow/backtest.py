@@ -167,7 +167,7 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
                                anchor_val[f"btyd_expected_revenue_{horizon}d"].to_numpy())
     pred = value.predict(scoring[names])
     revenue = pred["expected_revenue"].to_numpy()
-    # as pipelines/publishing.py anchored_to_btyd applies it: BG/NBD fitted on the scored population
+    # as serving.reference_adjustments.adjusted_by_reference applies it: BG/NBD fitted on the scored population
     btyd = BtydFeatures(horizon, max_fit_rows=50_000).fit(scoring)
     btyd_scores = btyd.transform(scoring)
     reference = btyd_scores[f"btyd_expected_revenue_{horizon}d"].to_numpy()
@@ -176,7 +176,7 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
     if design.level_anchor == "always" or (design.level_anchor == "auto" and anchor.use_anchor_):
         factor = always_factor
         revenue = revenue * factor
-    # as pipelines/publishing.py adjusted_by_btyd applies scoring.btyd_blend after the anchor
+    # as serving.reference_adjustments.adjusted_by_reference applies scoring.btyd_blend after the anchor
     p_churn = blend_churn_probabilities(churn.predict_proba(scoring[names]),
                                         btyd_scores[f"btyd_p_no_order_{horizon}d"].to_numpy(), design.churn_blend)
     blended = blend_values(revenue, reference, design.value_blend)

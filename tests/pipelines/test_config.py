@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipelines.config import ConfigError, load_config
+from pipelines.config import DEFAULT_CONFIG, ConfigError, load_config
 
 
 def test_default_config_loads_into_typed_frozen_objects():
@@ -81,3 +81,33 @@ def test_an_unknown_duplicate_lines_policy_is_one_line_naming_key_choices_and_va
     [line] = [ln for ln in str(err.value).splitlines() if "duplicate_lines" in ln]
     assert "'keep'" in line and "'drop_exact'" in line and "'drop_all'" in line
     assert str(err.value).count("\n") == 1  # the file's heading, then this one line
+
+
+def test_every_feature_set_setting_reaches_the_feature_build(tmp_path):
+    from features.build import feature_columns
+    from pipelines.tasks import feature_spec
+
+    text = DEFAULT_CONFIG.read_text().replace("  year_ago: true", "  year_ago: false").replace("  dso_window_days: 365", "  dso_window_days: 90")
+    (tmp_path / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
+    (tmp_path / "c.yaml").write_text(text)
+    spec = feature_spec(load_config(tmp_path / "c.yaml"))
+    assert (spec.year_ago, spec.dso_window_days) == (False, 90)
+    columns = feature_columns(spec, {"transactions": ["customer_id", "order_id", "ts", "amount"]})
+    assert not [c for c in columns if c.endswith("_vs_year_ago")]
+    assert [c for c in feature_columns(feature_spec(load_config()), {"transactions": ["amount"]}) if c.endswith("_vs_year_ago")]
+
+
+def test_season_horizons_are_not_a_setting(tmp_path):
+    text = DEFAULT_CONFIG.read_text().replace("  seasonal: true", "  season_horizons_days: [30]\n  seasonal: true")
+    (tmp_path / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="season_horizons_days is not a setting"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_a_default_configuration_keeps_the_run_id_it_had_before_more_feature_settings_could_be_set():
+    from pipelines.publishing import feature_settings_at_default
+
+    cfg = load_config()
+    key = cfg.model_dump(mode="json", include={"features"}, exclude={"features": feature_settings_at_default(cfg.features)})
+    assert sorted(key["features"]) == ["attributes", "btyd", "model_features", "seasonal", "tenure_ratios", "windows_days"]

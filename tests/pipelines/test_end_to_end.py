@@ -132,8 +132,8 @@ def test_contributions_add_up_to_the_champion_raw_predictions(first_run, world, 
     from models.explain import contributions
     from pipelines import tracking
     from pipelines.config import load_config
-    from pipelines.publishing import btyd_horizons_of
     from pipelines.tasks import feature_spec
+    from serving.score_run import btyd_horizons_of
 
     _, tables = world
     churn = tracking.load_champion("churn").model

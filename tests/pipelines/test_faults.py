@@ -183,25 +183,22 @@ def test_only_transient_failures_are_worth_a_retry(exc, transient):
 
 def test_a_full_disk_while_publishing_names_the_store_and_its_free_space_and_publishes_nothing(tmp_path, monkeypatch):
     """ENOSPC raised by the real write call of the run's scores, midway through a publish."""
-    import serving.store as store_module
-    from pipelines.publishing import segment_and_publish
-    from serving.scoring import ScoringResult
-    from serving.segments import SegmentRules
+    import serving.store_files as store_files
+    from pipelines.publishing import publish_scored
     from serving.store import ScoreStore
-    from tests.serving.test_store import metadata, publish, write_parts
+    from tests.serving.test_store import metadata, parts_run, publish, write_parts
 
     store = ScoreStore(tmp_path / "store")
     publish(store, "r1")
     numbers, texts, explanations = write_parts(tmp_path / "work", "r2")
-    numbers = numbers.assign(current_value=100.0, is_new=False, trailing_net_value=30.0)  # what scoring adds for segments
 
     def full(table, path):
         Path(path).write_bytes(b"PAR1")  # a partly written file, as a real full disk leaves one
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(store_module, "_write_table", full)
+    monkeypatch.setattr(store_files, "write_table", full)
     with pytest.raises(DiskFullError) as refused:
-        segment_and_publish(store, metadata("r2"), ScoringResult(numbers, texts, explanations), SegmentRules())
+        publish_scored(store, store.root, metadata("r2"), parts_run(numbers, texts, explanations))
     message = str(refused.value)
     assert message.startswith(f"disk full while writing the published run in the store {store.root}: "
                               "No space left on device (Errno 28), ")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from models.valuation import clv, net_value
 from serving.reference_adjustments import blended_with_reference, value_scaled
-from serving.scoring import ScoringSettings
+from serving.settings import ScoringSettings
 
 SETTINGS = ScoringSettings(value_horizon_days=182, annual_discount_rate=0.1)
 

@@ -10,7 +10,6 @@ from datetime import datetime
 import ibis
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from features.build import FeatureSpec, build_features
@@ -19,8 +18,9 @@ from features.training_set import build_training_set
 from models.churn import ChurnModel
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
-from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, ScoringSettings, score_all, trailing_net_value
-from serving.segments import SegmentRules, assign_segments
+from serving.score_run import score_run
+from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, trailing_net_value
+from serving.settings import ScoringSettings
 from tests.features.conftest import random_frames
 
 SCORING = datetime(2024, 12, 31)
@@ -59,10 +59,11 @@ def scored(tables, tmp_path_factory) -> pd.DataFrame:
         cost_to_serve=train["label_cost_to_serve"], cost_to_serve_val=valid["label_cost_to_serve"],
     )
     features = build_features(tables, SCORING, SPEC, include_prospects=True)
-    result = score_all([features], ScoringModels(churn, value, "1", "1"), ScoringSettings(365, 0.1),
-                       tmp_path_factory.mktemp("parts"))
-    scores = result.numbers.merge(pq.read_table(result.score_parts[0]).to_pandas(), on="customer_id")
-    return assign_segments(scores, SegmentRules()).set_index("customer_id")
+    run = score_run([features], ScoringModels(churn, value, "1", "1"),
+                    ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1),
+                    tmp_path_factory.mktemp("scoring"), run_id="r1", as_of=SCORING.date())
+    numbers = run.numbers.to_pandas().set_index("customer_id")
+    return numbers.join(run.scores().to_pandas().set_index("customer_id")[["reasons", "reason_text_en"]])
 
 
 def test_customers_with_only_zero_lines_or_returns_are_scored_and_explained(scored):

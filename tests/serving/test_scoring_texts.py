@@ -16,14 +16,15 @@ from serving.reason_encoding import reason_columns_table
 from serving.reason_selection import _top_k_by_partition, top_k_contributions
 from serving.reasons import DIRECTIONS, HEADERS, reasons_for_chunk, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
+from serving.scored_run import ScoredRun
 from serving.scoring import (
     SEGMENT_INPUT_COLUMNS,
-    ScoringSettings,
     StageClock,
     _ExplainedChunk,
     _finish_chunk,
     format_reasons,
 )
+from serving.settings import ScoringSettings
 from serving.store import ScoreStore
 from tests.serving.test_store import _summary, make_scores, metadata
 
@@ -111,7 +112,7 @@ def _plain_parts(explained: _ExplainedChunk, settings: ScoringSettings, folder: 
 
 
 def test_published_run_reads_back_identical_from_dictionary_parts_and_from_plain_parts(tmp_path):
-    explained, settings = _explained(60, 5), ScoringSettings(365, 0.1)
+    explained, settings = _explained(60, 5), ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1)
     numbers = make_scores(65).drop(columns=["reasons", "reason_text_en", "reason_text_zh"])
     (tmp_path / "new").mkdir()
     _, new_texts, new_explanations = _finish_chunk(explained, settings, tmp_path / "new", StageClock(), "r1")
@@ -119,7 +120,7 @@ def test_published_run_reads_back_identical_from_dictionary_parts_and_from_plain
     stores = {}
     for name, texts, explanations in (("new", new_texts, new_explanations), ("old", old_texts, old_explanations)):
         stores[name] = ScoreStore(tmp_path / f"store-{name}")
-        stores[name].publish_parts(metadata("r1"), numbers, [texts], [explanations], _summary())
+        stores[name].publish(metadata("r1"), ScoredRun("r1", pa.Table.from_pandas(numbers), [texts], [explanations], pa.Table.from_pandas(_summary())))
     # the new parts are already in contract form: published as hard links, not rewritten
     assert os.stat(new_explanations).st_nlink == 2 and os.stat(new_texts).st_nlink == 2
     new, old = stores["new"], stores["old"]

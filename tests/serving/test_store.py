@@ -14,11 +14,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from features.safe_csv import original_text
 from serving.score_table import EXPLANATION_COLUMNS, SCORE_COLUMNS, ContractError
+from serving.scored_run import ScoredRun
 from serving.store import RunMetadata, RunNotFoundError, ScoreStore
 
 AS_OF = dt.date(2026, 9, 30)
@@ -69,10 +71,18 @@ def metadata(run_id: str, as_of: dt.date = AS_OF) -> RunMetadata:
     return RunMetadata(run_id=run_id, as_of=as_of, churn_model_version="1", value_model_version="2", data_hash="abc")
 
 
+def scored_run(scores: pd.DataFrame, explanations: pd.DataFrame | None = None, summary: pd.DataFrame | None = None,
+               per_part: int = 10) -> ScoredRun:
+    """A run whose texts come in parts of `per_part` customers, as chunked scoring hands them over."""
+    whole = ScoredRun.from_tables(scores, explanations, summary)
+    texts = whole.text_parts[0]
+    whole.text_parts = [texts.slice(i, per_part) for i in range(0, max(texts.num_rows, 1), per_part)]
+    return whole
+
+
 def publish(store: ScoreStore, run_id: str, n: int = 30, as_of: dt.date = AS_OF, p: float = 0.3):
     scores = make_scores(n, p=p)
-    chunks = [scores.iloc[i : i + 10] for i in range(0, n, 10)]
-    return store.publish(metadata(run_id, as_of), chunks, [make_explanations(scores)], _summary())
+    return store.publish(metadata(run_id, as_of), scored_run(scores, make_explanations(scores), _summary()))
 
 
 def _summary() -> pd.DataFrame:
@@ -130,26 +140,26 @@ def test_duplicate_customers_in_a_run_are_refused(tmp_path):
     store = ScoreStore(tmp_path)
     scores = make_scores(5)
     with pytest.raises(ContractError, match="c00000"):
-        store.publish(metadata("r1"), [scores, scores.iloc[:1]])
+        store.publish(metadata("r1"), scored_run(pd.concat([scores, scores.iloc[:1]])))
     assert store.latest_run() is None
 
 
 def test_chunks_with_another_run_id_are_refused(tmp_path):
     scores = make_scores(5).assign(run_id="other")
     with pytest.raises(ContractError, match="other"):
-        ScoreStore(tmp_path).publish(metadata("r1"), scores)
+        ScoreStore(tmp_path).publish(metadata("r1"), ScoredRun.from_tables(scores))
 
 
 def test_publish_failing_mid_way_keeps_the_previous_run(tmp_path):
     store = ScoreStore(tmp_path)
     publish(store, "r1")
 
-    def chunks():
-        yield make_scores(10, p=0.9)
-        raise RuntimeError("scoring crashed")
+    scores = make_scores(20, p=0.9)
+    run = scored_run(scores, make_explanations(scores))
+    run.explanation_parts.append(tmp_path / "work" / "explanations-00001.parquet")  # its scoring crashed before writing it
 
-    with pytest.raises(RuntimeError, match="scoring crashed"):
-        store.publish(metadata("r2"), chunks())
+    with pytest.raises(ContractError, match="cannot read the part file"):
+        store.publish(metadata("r2"), run)
     assert store.latest_run().run_id == "r1"
     assert store.read_scores()["p_churn"].eq(0.3).all()
     assert not any((tmp_path / "staging").iterdir())
@@ -160,7 +170,10 @@ def _publisher_script(root: Path, body: str) -> str:
         f"""
         import datetime as dt, os, signal, sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_store import make_scores, metadata
+        import pyarrow as pa
+        from test_store import make_scores, metadata, scored_run
+        import serving.store_files as files
+        from serving.scored_run import ScoredRun
         from serving.store import ScoreStore
         store = ScoreStore({str(root)!r})
         """
@@ -175,11 +188,12 @@ def test_process_killed_while_writing_chunks_leaves_previous_run(tmp_path):
     store = ScoreStore(tmp_path)
     publish(store, "r1")
     body = """
-        def chunks():
-            yield make_scores(10, p=0.9)
-            yield make_scores(10, start=10, p=0.9)
+        written = files.write_table
+        def write_then_die(table, path):
+            written(table, path)
             os.kill(os.getpid(), signal.SIGKILL)
-        store.publish(metadata("r1"), chunks())
+        files.write_table = write_then_die
+        store.publish(metadata("r1"), scored_run(make_scores(20, p=0.9)))
     """
     result = _run_publisher(tmp_path, body)
     assert result.returncode == -signal.SIGKILL, result.stderr
@@ -198,7 +212,7 @@ def test_process_killed_just_before_the_manifest_switch_leaves_previous_run(tmp_
     publish(store, "r1")
     body = """
         ScoreStore._write_manifest = lambda self, runs: os._exit(3)
-        store.publish(metadata("r1"), [make_scores(40, p=0.9)])
+        store.publish(metadata("r1"), scored_run(make_scores(40, p=0.9)))
     """
     result = _run_publisher(tmp_path, body)
     assert result.returncode == 3, result.stderr
@@ -214,11 +228,17 @@ def test_process_killed_by_another_process_mid_publish(tmp_path):
     store = ScoreStore(tmp_path)
     publish(store, "r1")
     body = """
-        def chunks():
-            for i in range(1000):
-                yield make_scores(100, start=100 * i, p=0.9)
-                time.sleep(0.01)
-        store.publish(metadata("r2"), chunks())
+        written = files.write_table
+        def slowly(table, path):
+            written(table, path)
+            time.sleep(0.01)
+        files.write_table = slowly
+        scores = make_scores(100_000, p=0.9)
+        run = ScoredRun.from_tables(scores)
+        run.explanation_parts = [pa.Table.from_pandas(scores.iloc[i : i + 100][["customer_id"]].assign(
+            score="churn", direction="raises", rank=1, feature="f", value="1", contribution=0.5, sentence_en="s",
+            sentence_zh="s")) for i in range(0, len(scores), 100)]
+        store.publish(metadata("r2"), run)
     """
     proc = subprocess.Popen([sys.executable, "-c", _publisher_script(tmp_path, body)])
     try:
@@ -267,7 +287,7 @@ def publish_formula_ids(store: ScoreStore) -> pd.DataFrame:
         net_value=[-12.5, 3.0, -0.25, 4.0, 5.0, -1e6],
         segment_reason=["-40% revenue vs last year", "ok", "ok", "ok", "ok", "ok"],
     )
-    store.publish(metadata("r1"), [scores], [make_explanations(scores)], _summary())
+    store.publish(metadata("r1"), scored_run(scores, make_explanations(scores), _summary()))
     return scores
 
 
@@ -331,7 +351,7 @@ def test_killed_publisher_never_leaves_a_half_written_manifest(tmp_path):
     assert os.path.exists(tmp_path / "manifest.json")
 
 
-def test_publish_chunks_writes_scores_and_reasons_of_each_chunk_together(tmp_path):
+def test_a_run_scored_in_chunks_keeps_each_chunk_s_reasons_with_its_customers(tmp_path):
     import numpy as np
 
     from serving.reason_encoding import reason_columns
@@ -340,16 +360,15 @@ def test_publish_chunks_writes_scores_and_reasons_of_each_chunk_together(tmp_pat
 
     names = ["days_since_last_order", "attr_industry"]
     store = ScoreStore(tmp_path)
+    scores, explanations = [], []
+    for start in (0, 10):
+        chunk = make_scores(10, start=start).drop(columns=["reasons", "reason_text_en", "reason_text_zh"])
+        X = pd.DataFrame({"days_since_last_order": np.arange(10, dtype=float) + 100, "attr_industry": pd.Categorical(["retail"] * 10)})
+        churn = reasons_table(np.tile([1.0, -0.5, 0.0], (10, 1)), X, names, score="churn", k=3)
+        scores.append(pd.concat([chunk.reset_index(drop=True), reason_columns([churn], 10)], axis=1))
+        explanations.append(explanations_from_reasons(churn, chunk["customer_id"], "r1").to_pandas())
 
-    def chunks():
-        for start in (0, 10):
-            scores = make_scores(10, start=start).drop(columns=["reasons", "reason_text_en", "reason_text_zh"])
-            X = pd.DataFrame({"days_since_last_order": np.arange(10, dtype=float) + 100, "attr_industry": pd.Categorical(["retail"] * 10)})
-            churn = reasons_table(np.tile([1.0, -0.5, 0.0], (10, 1)), X, names, score="churn", k=3)
-            texts = reason_columns([churn], 10)
-            yield pd.concat([scores.reset_index(drop=True), texts], axis=1), explanations_from_reasons(churn, scores["customer_id"], "r1")
-
-    run = store.publish_chunks(metadata("r1"), chunks())
+    run = store.publish(metadata("r1"), scored_run(pd.concat(scores, ignore_index=True), pd.concat(explanations)))
     assert (run.score_rows, run.explanation_rows) == (20, 40)
     one = store.read_scores(customer_id="c00012").iloc[0]
     assert one["reason_text_en"] == "Raises churn risk: no order for 102 days. Lowers churn risk: industry: retail."
@@ -366,10 +385,14 @@ def test_publish_chunks_writes_scores_and_reasons_of_each_chunk_together(tmp_pat
 TEXT_COLUMNS = ["reasons", "reason_text_en", "reason_text_zh"]
 
 
-def write_parts(folder: Path, run_id: str, n: int = 30, per_part: int = 10) -> tuple[pd.DataFrame, list[Path], list[Path]]:
-    """Numbers, text parts and explanation parts in the store's schemas, as score_all writes them."""
-    import pyarrow as pa
+def parts_run(numbers: pd.DataFrame, texts: list[Path], explanations: list[Path], summary: pd.DataFrame | None = None) -> ScoredRun:
+    """A run backed by part files, as score_run hands it over."""
+    return ScoredRun(None, pa.Table.from_pandas(numbers, preserve_index=False), texts, explanations,
+                     None if summary is None else pa.Table.from_pandas(summary))
 
+
+def write_parts(folder: Path, run_id: str, n: int = 30, per_part: int = 10) -> tuple[pd.DataFrame, list[Path], list[Path]]:
+    """Numbers, text parts and explanation parts in the store's schemas, as score_run leaves them."""
     from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -388,7 +411,7 @@ def write_parts(folder: Path, run_id: str, n: int = 30, per_part: int = 10) -> t
 def test_published_parts_read_back_as_one_score_table(tmp_path):
     numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
     store = ScoreStore(tmp_path / "store")
-    run = store.publish_parts(metadata("r1"), numbers, texts, explanations, _summary())
+    run = store.publish(metadata("r1"), parts_run(numbers, texts, explanations, _summary()))
     assert (run.score_rows, run.explanation_rows, run.summary_rows) == (30, 30, 1)
     expected = make_scores(30)
     scores = store.read_scores()
@@ -412,7 +435,7 @@ def test_published_parts_are_linked_not_rewritten_and_survive_deleting_the_work_
 
     numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
     store = ScoreStore(tmp_path / "store")
-    run = store.publish_parts(metadata("r1"), numbers, texts, explanations)
+    run = store.publish(metadata("r1"), parts_run(numbers, texts, explanations))
     published = tmp_path / "store" / run.folder / "scores" / "texts-00000.parquet"
     assert os.path.samefile(published, texts[0])  # the same file: nothing was re-encoded
     shutil.rmtree(tmp_path / "work")
@@ -424,9 +447,9 @@ def test_parts_out_of_order_with_the_numbers_are_refused_and_the_previous_run_st
     publish(store, "r1")
     numbers, texts, explanations = write_parts(tmp_path / "work", "r2")
     with pytest.raises(ContractError, match="same order"):
-        store.publish_parts(metadata("r2"), numbers, list(reversed(texts)), explanations)
+        store.publish(metadata("r2"), parts_run(numbers, list(reversed(texts)), explanations))
     with pytest.raises(ContractError, match="20 rows but the scores have 30"):
-        store.publish_parts(metadata("r2"), numbers, texts[:2], explanations)
+        store.publish(metadata("r2"), parts_run(numbers, texts[:2], explanations))
     assert store.latest_run().run_id == "r1"
     assert not any((tmp_path / "store" / "staging").iterdir())
 
@@ -434,14 +457,14 @@ def test_parts_out_of_order_with_the_numbers_are_refused_and_the_previous_run_st
 def test_explanation_parts_of_another_run_are_refused(tmp_path):
     numbers, texts, explanations = write_parts(tmp_path / "work", "other-run")
     with pytest.raises(ContractError, match="run_id holds"):
-        ScoreStore(tmp_path / "store").publish_parts(metadata("r1"), numbers, texts, explanations)
+        ScoreStore(tmp_path / "store").publish(metadata("r1"), parts_run(numbers, texts, explanations))
 
 
 def test_parts_without_run_id_are_converted_on_publish(tmp_path):
     numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
     for path in explanations:  # as score_all writes them when it is not told the run_id
         pq.write_table(pq.read_table(path).drop_columns(["run_id"]), path)
-    run = ScoreStore(tmp_path / "store").publish_parts(metadata("r1"), numbers, texts, explanations)
+    run = ScoreStore(tmp_path / "store").publish(metadata("r1"), parts_run(numbers, texts, explanations))
     read = ScoreStore(tmp_path / "store").read_explanations()
     assert run.explanation_rows == 30 and set(read["run_id"]) == {"r1"}
 
@@ -452,12 +475,12 @@ def test_process_killed_before_the_switch_while_publishing_parts_leaves_previous
     publish(store, "r1")
     write_parts(tmp_path / "work", "r1")
     body = f"""
-        from test_store import write_parts
+        from test_store import parts_run, write_parts
         from pathlib import Path
         numbers, texts, explanations = write_parts(Path({str(tmp_path / "work")!r}), "r1")
         numbers["p_churn"] = 0.9
         ScoreStore._write_manifest = lambda self, runs: os.kill(os.getpid(), signal.SIGKILL)
-        store.publish_parts(metadata("r1"), numbers, texts, explanations)
+        store.publish(metadata("r1"), parts_run(numbers, texts, explanations))
     """
     result = _run_publisher(tmp_path / "store", body)
     assert result.returncode == -signal.SIGKILL, result.stderr
@@ -466,33 +489,12 @@ def test_process_killed_before_the_switch_while_publishing_parts_leaves_previous
     assert len(scores) == 30 and scores["p_churn"].eq(0.3).all()
 
 
-def test_runs_published_as_single_files_are_still_read(tmp_path):
-    """Stores written before the split layout keep working (scores.parquet / explanations.parquet per run)."""
-    store = ScoreStore(tmp_path)
-    run = publish(store, "r1")
-    folder = tmp_path / run.folder
-    import shutil
-
-    from serving.score_table import conform_explanations, conform_scores
-
-    whole, explained = conform_scores(store.read_scores()), conform_explanations(store.read_explanations())
-
-    shutil.rmtree(folder / "scores")
-    shutil.rmtree(folder / "explanations")
-    pq.write_table(whole, folder / "scores.parquet")
-    pq.write_table(explained, folder / "explanations.parquet")
-    assert store.read_scores()["customer_id"].tolist() == make_scores(30)["customer_id"].tolist()
-    assert len(store.read_scores(segment="at_risk")) == 10
-    assert len(store.read_explanations(customer_id="c00002")) == 1
-    assert store.connect_views().execute("SELECT count(*) FROM scores").fetchone() == (30,)
-
-
 def test_scoring_again_into_the_same_work_folder_leaves_the_published_run_alone(tmp_path):
     from serving.scoring import _write_part
 
     numbers, texts, explanations = write_parts(tmp_path / "work", "r1")
     store = ScoreStore(tmp_path / "store")
-    store.publish_parts(metadata("r1"), numbers, texts, explanations)
+    store.publish(metadata("r1"), parts_run(numbers, texts, explanations))
     before = store.read_scores()
     _write_part(pd.DataFrame({"customer_id": ["z"], "reasons": ["{}"], "reason_text_en": [""], "reason_text_zh": [""]}), texts[0])
     pd.testing.assert_frame_equal(store.read_scores(), before)

@@ -1,0 +1,55 @@
+"""Where scored runs go: the `ScoreSink` interface and the one place a sink is built.
+
+A sink publishes a `ScoredRun` all or nothing (readers see the previous run until the new one
+is complete), lists the runs it holds, and reads a run back as the contract's tables. The
+Parquet store (serving/store.py) is the first implementation; another (a database, an API)
+is one module implementing these methods, chosen in `open_sink`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from serving.scored_run import ScoredRun
+from serving.store import PublishedRun, RunMetadata, ScoreStore
+
+
+@runtime_checkable
+class ScoreSink(Protocol):
+    """Publishes scored runs all or nothing and reads them back (default run: the latest)."""
+
+    def publish(self, metadata: RunMetadata, run: ScoredRun) -> PublishedRun:
+        """Make the whole run visible at once, or nothing of it; a run_id published again replaces its run."""
+        ...
+
+    def list_runs(self) -> pd.DataFrame:
+        """One row per published run, oldest first, with its metadata and row counts."""
+        ...
+
+    def run_metadata(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> PublishedRun:
+        """The metadata of a run."""
+        ...
+
+    def read_scores(self, run_id: str | None = None, as_of: dt.date | str | None = None, segment: str | None = None,
+                    customer_id: str | Iterable[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """The score table of a run, optionally one segment or some customers."""
+        ...
+
+    def read_explanations(self, run_id: str | None = None, as_of: dt.date | str | None = None,
+                          customer_id: str | Iterable[str] | None = None, score: str | None = None) -> pd.DataFrame:
+        """The explanations (one row per reason) of a run."""
+        ...
+
+    def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
+        """The segment and value-tier summary of a run."""
+        ...
+
+
+def open_sink(location: Path | str) -> ScoreStore:
+    """The score sink at `location` (a folder: the Parquet store)."""
+    return ScoreStore(location)
