@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
+from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from features.validation import (
     InputContractError,
     MixedCurrencyError,

@@ -7,7 +7,7 @@ seconds and every rejected row keeps its file, line, column, value and reason.
 
 Row rules, in the order they are tried (a row gets the reason of the first that fires):
 
-0. CSV records DuckDB is not given (``features.source_files``): ``undecodable_text`` (bytes
+0. CSV records DuckDB is not given (``features.io.source_files``): ``undecodable_text`` (bytes
    that are not UTF-8), ``field_too_long`` (a field over ``max_field_bytes``);
 1. missing identifiers: ``missing_customer_id``, ``missing_order_id``,
    ``missing_invoice_id``, ``missing_kind``; an identifier that reads as a missing value
@@ -44,7 +44,7 @@ Row rules, in the order they are tried (a row gets the reason of the first that 
    transactions order_id + line_id (only where the optional line_id column is given and
    filled in); interactions have none.
 
-Currencies (``features.plausibility``). Amounts of the transactions and invoices are added up,
+Currencies (``features.validation.plausibility``). Amounts of the transactions and invoices are added up,
 so they must be in one currency: when their currency columns (case ignored, empty cells not
 counted) name more than one, validation stops with one line naming each currency and its rows
 (MixedCurrencyError), unless a conversion (``data.currency``) is given; then the money columns
@@ -131,7 +131,7 @@ from features.contract import (
     LogicalType,
     TableSpec,
 )
-from features.plausibility import (
+from features.validation.plausibility import (
     MONEY_COLUMNS,
     PlausibilityRules,
     currency_counts,
@@ -144,7 +144,7 @@ from features.plausibility import (
     whale_warnings,
 )
 from features.safe_csv import safe_text_frame
-from features.source_files import (
+from features.io.source_files import (
     DEFAULT_MAX_FIELD_BYTES,
     FIELD_TOO_LONG,
     UNDECODABLE_TEXT,

@@ -1,0 +1,1 @@
+"""The input's edge of the features layer: reading source files safely."""
