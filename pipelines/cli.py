@@ -150,7 +150,7 @@ def demo_data(
     end: Annotated[str | None, typer.Option("--end", help="Last day of history YYYY-MM-DD.")] = None,
 ) -> None:
     """Write a realistic demo world (transactions, customers, invoices, interactions)."""
-    from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
+    from demo import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     kwargs = {"seed": seed} | ({"end": _date(end, "--end")} if end else {})
     with console.status(f"generating {customers:,} customers"):
