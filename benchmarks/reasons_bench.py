@@ -2,7 +2,7 @@
 
     python -m benchmarks.reasons_bench [--customers 20000] [--seed 7] [--work DIR] [--out FILE.json]
 
-Generates a demo world (`features.demo_data`) and runs `custscore run --as-of AS_OF` on it in
+Generates a demo world (the `demo` package) and runs `custscore run --as-of AS_OF` on it in
 a fresh home (validate, train, score, publish), a churn horizon before the history ends so
 that who leaves next is known; exports the published score table with `custscore scores
 export`; then scores again with the unusual-reasons rule off (`scoring.unusual_reasons.
@@ -125,13 +125,7 @@ def _custscore(home: Path, *args: str) -> float:
 
 def make_world(folder: Path, customers: int, seed: int) -> pd.DataFrame:
     """Write the demo tables and their truth into `folder` (once); the truth as seen at AS_OF."""
-    from features.demo_data import (
-        TRUTH_FILE,
-        generate_demo_data,
-        generate_demo_truth,
-        write_demo_data,
-        write_demo_truth,
-    )
+    from demo import TRUTH_FILE, generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     if not (folder / TRUTH_FILE).exists():
         write_demo_data(generate_demo_data(customers, seed=seed, end=END), folder, "parquet")

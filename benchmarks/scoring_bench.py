@@ -2,7 +2,7 @@
 
     python -m benchmarks.scoring_bench --customers 1000000 [--chunk-size N] [--skip-e2e] [--skip-stages]
 
-(1) Makes the demo data once (features.demo_data, default seed and end) under
+(1) Makes the demo data once (the `demo` package, default seed and end) under
 benchmarks/.work/demo-<N>-s7/ (git-ignored) and reuses it.
 (2) Times each stage of one `custscore run --data DIR --retrain` (`--no-train`: without
 --retrain, scoring with the champions of `--home`): the stages are the tasks of its Prefect flow
@@ -112,7 +112,7 @@ def ensure_data(customers: int) -> tuple[Path, dict]:
         return folder, {"generated": False}
     print(f"generating demo data for {customers:,} customers into {folder}", flush=True)
     code = (
-        "import sys; from pathlib import Path; from features.demo_data import generate_demo_data, write_demo_data;"
+        "import sys; from pathlib import Path; from demo import generate_demo_data, write_demo_data;"
         f"p = Path({str(folder)!r}); s = p.with_name(p.name + '.partial');"
         f"write_demo_data(generate_demo_data({customers}, seed={SEED}), s, 'parquet'); s.replace(p)"
     )

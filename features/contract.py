@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class InputContractError(ValueError):
+    """A file-level problem: the input cannot be read as the contract describes."""
+
+
 class LogicalType(StrEnum):
     """Logical column type after validation (how the accepted table stores it)."""
 

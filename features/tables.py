@@ -1,6 +1,6 @@
 """Register hand-made pandas frames as validated Ibis tables on DuckDB, and small table helpers.
 
-Validation (`features/validation.py`) produces the normalised tables of docs/ARCHITECTURE.md
+Validation (`features/validation/`) produces the normalised tables of docs/ARCHITECTURE.md
 ("Validated tables"). Tests, benchmarks and notebooks that start from small pandas frames use
 `tables_from_frames` to get exactly the same types without running validation.
 """

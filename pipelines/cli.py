@@ -204,7 +204,7 @@ def demo_data(
     from pipelines.arguments import check_choice
 
     _checked(check_choice, fmt, ("parquet", "csv"), "--format")
-    from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
+    from demo import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 
     kwargs = {"seed": seed} | ({"end": _date(end, "--end")} if end else {})
     with console.status(f"generating {customers:,} customers"):

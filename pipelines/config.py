@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from features.attributes import AttributePolicy
 from features.build import FeatureSpec
-from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
+from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
@@ -41,7 +41,7 @@ class DataConfig(_Frozen):
     # Exact copies of a transaction line without line_id: an order log has identical lines by
     # design (an item scanned twice), so they are kept and counted unless told to drop them.
     duplicate_lines: Literal["keep", "drop_exact"] = "keep"
-    # Plausibility (features/plausibility.py). A timestamp before min_date is a placeholder for "no
+    # Plausibility (features/validation/plausibility.py). A timestamp before min_date is a placeholder for "no
     # date" (1900-01-01, 1970-01-01, 0001-01-01) and is quarantined; CDNOW's history starts in 1997.
     min_date: date = PlausibilityRules().min_date
     # Rates into one base currency; null: amounts in more than one currency refuse the input.

@@ -15,9 +15,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from demo import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 from features.attributes import choose_attributes, keep_chosen_attributes
 from features.build import FeatureSpec, build_features, feature_set_name
-from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data, write_demo_truth
 from features.training_set import build_training_sets
 from features.validation import (
     QuarantineThresholdError,

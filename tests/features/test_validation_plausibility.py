@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from features.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from features.validation import (
     InputContractError,
     MixedCurrencyError,
     ValidatedData,
     load_and_validate,
 )
+from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 
 CLOCK = datetime(2025, 1, 1)
 

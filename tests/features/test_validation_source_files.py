@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.source_files import shown
+from features.io.source_files import shown
 from features.validation import (
     QUARANTINE_REASONS,
     InputContractError,

@@ -243,8 +243,8 @@ def test_multiclass_falls_back_with_lightgbm_layout(caplog):
 @pytest.mark.slow
 def test_custscore_models_on_demo_data_equal_pred_contrib(tmp_path):
     """Churn and revenue models trained as the project trains them, on generated customers."""
+    from demo import generate_demo_data, write_demo_data
     from features.build import FeatureSpec
-    from features.demo_data import generate_demo_data, write_demo_data
     from features.training_set import build_training_set
     from features.validation import load_and_validate
     from models.churn import ChurnModel

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.demo_data import generate_demo_data, write_demo_data
+from demo import generate_demo_data, write_demo_data
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from features.demo_data import generate_demo_data, write_demo_data
+from demo import generate_demo_data, write_demo_data
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.demo_data import generate_demo_data, write_demo_data
+from demo import generate_demo_data, write_demo_data
 from serving.score_table import SCORE_COLUMNS
 
 pytestmark = pytest.mark.slow

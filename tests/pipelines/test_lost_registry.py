@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from features.demo_data import generate_demo_data, write_demo_data
+from demo import generate_demo_data, write_demo_data
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,9 @@ def _forget_the_open_database() -> None:
     Its stores and SQLAlchemy engines are cached per URI for the life of the process, so in this
     process the unlinked file would live on; a new command opens the path afresh.
     """
-    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.model_registry.sqlalchemy_store import (
+        SqlAlchemyStore as RegistryStore,
+    )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils

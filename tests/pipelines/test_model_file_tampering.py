@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import skops.io as sio
 
-from features.demo_data import generate_demo_data, write_demo_data
+from demo import generate_demo_data, write_demo_data
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 
 from benchmarks.reasons_bench import reason_truth_measures
-from features.demo_data import generate_demo_data, generate_demo_truth, write_demo_data
+from demo import generate_demo_data, generate_demo_truth, write_demo_data
 
 pytestmark = pytest.mark.slow
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from features.sql_text import quote_ident, quote_literal
+
 # Tables that record events, and the columns that date them. The customers table is a snapshot:
 # its last signup can lie years back in a healthy business, so it is not compared.
 EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -109,26 +111,18 @@ class PlausibilityRules(BaseModel):
     whale_order: WhaleOrderRule | None = WhaleOrderRule()
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 # ----------------------------------------------------------------------------- currencies
 
 
 def currency_factor_sql(conversion: CurrencyConversion, column_sql: str) -> str:
     """SQL: base units per unit of the row's currency; an empty currency is the base."""
-    cases = " ".join(f"WHEN {_lit(code)} THEN {rate!r}" for code, rate in sorted(conversion.rates.items()))
+    cases = " ".join(f"WHEN {quote_literal(code)} THEN {rate!r}" for code, rate in sorted(conversion.rates.items()))
     return f"(CASE upper({column_sql}) {cases} ELSE 1.0 END)" if cases else "1.0"
 
 
 def unknown_currency_sql(conversion: CurrencyConversion, column_sql: str) -> str:
     """SQL: the row names a currency that is neither the base nor has a rate."""
-    known = ", ".join(_lit(code) for code in sorted({conversion.base, *conversion.rates}))
+    known = ", ".join(quote_literal(code) for code in sorted({conversion.base, *conversion.rates}))
     return f"({column_sql} IS NOT NULL AND upper({column_sql}) NOT IN ({known}))"
 
 
@@ -139,7 +133,7 @@ def currency_counts(con: Any, tables: dict[str, str]) -> dict[str, dict[str, int
         if table not in MONEY_COLUMNS or "currency" not in _columns(con, table):
             continue
         rows = con.execute(
-            f"SELECT upper(currency) AS code, count(*) FROM {_ident(table)} WHERE currency IS NOT NULL "
+            f"SELECT upper(currency) AS code, count(*) FROM {quote_ident(table)} WHERE currency IS NOT NULL "
             "GROUP BY code ORDER BY count(*) DESC, code"
         ).fetchall()
         if rows:
@@ -173,7 +167,7 @@ def _rows(n: int) -> str:
 
 
 def _columns(con: Any, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE {_ident(table)}").fetchall()]
+    return [row[0] for row in con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()]
 
 
 def last_event_times(con: Any, tables: list[str]) -> dict[str, datetime]:
@@ -183,8 +177,8 @@ def last_event_times(con: Any, tables: list[str]) -> dict[str, datetime]:
         present = [c for c in EVENT_COLUMNS.get(table, ()) if c in _columns(con, table)]
         if not present:
             continue
-        latest = "greatest(" + ", ".join(f"max({_ident(c)})" for c in present) + ")"
-        value = con.execute(f"SELECT {latest} FROM {_ident(table)}").fetchall()[0][0]
+        latest = "greatest(" + ", ".join(f"max({quote_ident(c)})" for c in present) + ")"
+        value = con.execute(f"SELECT {latest} FROM {quote_ident(table)}").fetchall()[0][0]
         if value is not None:
             last[table] = value
     return last
@@ -262,5 +256,6 @@ def whale_warnings(whales: list[dict[str, Any]], figures: dict[str, float], rule
         for w in whales[: rule.max_named]
     ]
     if len(whales) > rule.max_named:
-        lines.append(f"{len(whales) - rule.max_named:,} more whale orders (the largest {rule.max_named} are named above)")
+        more = len(whales) - rule.max_named
+        lines.append(f"{more:,} more whale orders (the largest {rule.max_named} are named above)")
     return lines

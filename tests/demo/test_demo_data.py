@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo import generate_demo_data, write_demo_data
 from features.contract import TABLES, LogicalType
-from features.demo_data import generate_demo_data, write_demo_data
 
 END = date(2026, 9, 30)
 END_EXCLUSIVE = pd.Timestamp(END) + pd.Timedelta(days=1)
@@ -314,13 +314,13 @@ def test_twenty_thousand_customers_have_about_twenty_rows_each() -> None:
 
 @pytest.fixture(scope="module")
 def truth() -> pd.DataFrame:
-    from features.demo_data import generate_demo_truth
+    from demo import generate_demo_truth
 
     return generate_demo_truth(2000, seed=7, end=END)
 
 
 def test_truth_names_every_customer_and_is_the_same_for_the_same_seed(world, truth) -> None:
-    from features.demo_data import generate_demo_truth
+    from demo import generate_demo_truth
 
     assert truth["customer_id"].tolist() == world["customers"]["customer_id"].tolist()
     assert set(truth["churn_driver"]) == {"none", "payment", "service", "demand"}
@@ -340,7 +340,7 @@ def test_truth_names_every_customer_and_is_the_same_for_the_same_seed(world, tru
 
 
 def test_truth_seen_before_a_date_names_only_drivers_the_data_before_it_shows(world) -> None:
-    from features.demo_data import generate_demo_truth
+    from demo import generate_demo_truth
 
     seen = date(2026, 7, 1)
     truth = generate_demo_truth(2000, seed=7, end=END, seen_before=seen)
@@ -357,7 +357,7 @@ def test_truth_seen_before_a_date_names_only_drivers_the_data_before_it_shows(wo
 
 
 def test_truth_is_no_input_column_and_is_written_where_validation_does_not_look(world, truth, tmp_path) -> None:
-    from features.demo_data import write_demo_truth
+    from demo import write_demo_truth
     from features.validation import load_and_validate
 
     assert "churn_driver" not in world["customers"].columns

@@ -1,0 +1,105 @@
+"""`generate_demo_data` and `generate_demo_truth`: one seed, one world, the tables or its truth."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from demo.events import draw_chunk_events, draw_order_days
+from demo.parameters import CHUNK_CUSTOMERS, CHURN_DRIVERS, TRUTH_VISIBLE_LAG_DAYS
+from demo.tables import assemble_tables, fixed_width_ids, id_width, labels, pandas_text
+from demo.world import draw_product_prices, draw_world
+
+logger = logging.getLogger(__name__)
+
+def generate_demo_data(
+    n_customers: int,
+    *,
+    seed: int = 7,
+    end: date = date(2026, 9, 30),
+    years: float = 3.0,
+) -> dict[str, pd.DataFrame]:
+    """Generate the four input tables (customers, transactions, invoices, interactions)."""
+    if n_customers < 1:
+        raise ValueError(f"n_customers must be at least 1, got {n_customers}; pass a count.")
+    if years <= 0:
+        raise ValueError(f"years must be positive, got {years}; pass e.g. years=3.0.")
+    horizon_days = int(round(years * 365.25))
+    start = end + timedelta(days=1) - timedelta(days=horizon_days)
+    root = np.random.SeedSequence(seed)
+    world_seq, prices_seq, events_seq = root.spawn(3)
+    world = draw_world(n_customers, np.random.default_rng(world_seq), horizon_days)
+    prices = draw_product_prices(np.random.default_rng(prices_seq))
+    chunk_count = (n_customers + CHUNK_CUSTOMERS - 1) // CHUNK_CUSTOMERS
+    chunks = []
+    for i, chunk_seq in enumerate(events_seq.spawn(chunk_count)):
+        lo, hi = i * CHUNK_CUSTOMERS, min(n_customers, (i + 1) * CHUNK_CUSTOMERS)
+        rng = np.random.default_rng(chunk_seq)
+        chunks.append(
+            draw_chunk_events(
+                world.slice(lo, hi), lo, rng, horizon_days, prices, np.datetime64(start, "D")
+            )
+        )
+    tables = assemble_tables(world, chunks, start, n_customers)
+    logger.info(
+        "generated demo data: %s",
+        ", ".join(f"{name} {len(df):,} rows" for name, df in tables.items()),
+    )
+    return tables
+
+
+def generate_demo_truth(
+    n_customers: int,
+    *,
+    seed: int = 7,
+    end: date = date(2026, 9, 30),
+    years: float = 3.0,
+    seen_before: date | None = None,
+) -> pd.DataFrame:
+    """Each customer's true churn driver in the world `generate_demo_data` draws with the same arguments.
+
+    Columns: customer_id; churn_driver; departure_date (first day without the customer, NaT
+    for those who stay through the history). The driver is the cause that acted through the
+    data in the customer's last months (the lead window before leaving): payment (invoices
+    paid ever later, the last ones possibly unpaid), service (complaints piling up), demand
+    (orders fading away), or none: the customer stays, or left without any order in the lead
+    window, so nothing in the data says why (a rare buyer whose departure fell in a silence).
+    With `seen_before` (a scoring date), only what the data before that date can show counts:
+    the driver is named where an order of the lead window came at least
+    TRUTH_VISIBLE_LAG_DAYS before it (time for its invoice to fall due), else none.
+    It is the latent cause behind the tables, never an input: kept out of the customers table
+    so that it cannot become an `attr_*` feature, and written apart (`write_demo_truth`).
+    Only the latent world and the order days are redrawn (the first draws of their random
+    streams), not lines, invoices or service, so this is cheap.
+    """
+    if n_customers < 1:
+        raise ValueError(f"n_customers must be at least 1, got {n_customers}; pass a count.")
+    horizon_days = int(round(years * 365.25))
+    start = end + timedelta(days=1) - timedelta(days=horizon_days)
+    seen_day = horizon_days if seen_before is None else (seen_before - start).days
+    world_seq, _, events_seq = np.random.SeedSequence(seed).spawn(3)
+    world = draw_world(n_customers, np.random.default_rng(world_seq), horizon_days)
+    chunk_count = (n_customers + CHUNK_CUSTOMERS - 1) // CHUNK_CUSTOMERS
+    acted = np.zeros(n_customers, dtype=bool)
+    for i, chunk_seq in enumerate(events_seq.spawn(chunk_count)):
+        lo, hi = i * CHUNK_CUSTOMERS, min(n_customers, (i + 1) * CHUNK_CUSTOMERS)
+        part = world.slice(lo, hi)
+        # The same first draws as draw_chunk_events makes: the very order days of the tables.
+        order_cust, order_day = draw_order_days(
+            part, np.random.default_rng(chunk_seq), horizon_days, np.datetime64(start, "D")
+        )
+        in_lead = order_day >= part.departure_day[order_cust] - part.lead_days[order_cust]
+        in_lead &= order_day < seen_day - TRUTH_VISIBLE_LAG_DAYS
+        acted[lo:hi] = np.bincount(order_cust[in_lead], minlength=hi - lo) > 0
+    customer_ids = fixed_width_ids("C", world.number, id_width(n_customers, 7)).combine_chunks()
+    leaves = np.isfinite(world.departure_day)
+    departure = np.datetime64(start, "D") + np.ceil(np.where(leaves, world.departure_day, 0)).astype("timedelta64[D]")
+    driver = np.where(acted, world.mechanism, 0)
+    return pd.DataFrame({
+        "customer_id": pandas_text(customer_ids),
+        "churn_driver": pandas_text(labels(CHURN_DRIVERS, driver)),
+        "departure_date": np.where(leaves, departure, np.datetime64("NaT")).astype("datetime64[us]"),
+    })
