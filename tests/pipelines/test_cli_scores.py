@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from serving.store import ScoreStore
-from tests.serving.test_store import make_explanations, make_scores, metadata, publish
+from tests.serving.test_store import make_explanations, make_scores, metadata, publish, scored_run
 
 runner = CliRunner()
 LONG_ZH = ("推高流失风险：已120天未下单；付款平均逾期35天；近90天投诉比前90天多3次；近90天收入比上一个90天下降62%；"
@@ -31,7 +31,7 @@ def _cells_text(output: str) -> str:
 
 def _publish_long_reasons(store: ScoreStore) -> None:
     scores = make_scores(3).assign(reason_text_zh=LONG_ZH, reason_text_en=LONG_EN)
-    store.publish(metadata("r1"), [scores], [make_explanations(scores)], None)
+    store.publish(metadata("r1"), scored_run(scores, make_explanations(scores)))
 
 
 @pytest.mark.parametrize("lang,text", [("zh", LONG_ZH), ("en", LONG_EN)])
