@@ -26,10 +26,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.level.LevelAnchor",
     "models.params.ChurnParams",
     "models.params.ValueParams",
+    "models.reason_reference.ReasonReference",
     "models.value.FrequencySeverityRegressor",
     "models.value.PointRegressor",
     "models.value.ValueModel",
-    "serving.unusual.ReasonReference",
 )
 
 
