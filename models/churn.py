@@ -27,8 +27,10 @@ from models.boosting import (
     lightgbm_params,
     train_early_stopped,
 )
+from models.design import DesignChoice, with_churn_blend
 from models.metrics import expected_calibration_error
 from models.params import ChurnParams
+from models.reason_reference import reason_reference_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +100,25 @@ class ChurnModel:
         feature_names: list[str],
         order_days: Any = None,
         order_days_val: Any = None,
+        *,
+        reason_population: pd.DataFrame | None = None,
+        design: DesignChoice | None = None,
+        blend_reference: np.ndarray | None = None,
+        blend_judged_on: np.ndarray | None = None,
     ) -> ChurnModel:
         """Train on earlier snapshots, early-stop and calibrate on the out-of-time ones.
 
         `order_days` / `order_days_val` (label_churn_order_days) are the targets of the
         "poisson" objective and must agree with the churn labels (0 order days = churned);
         the 0/1 labels still choose and measure the calibration.
+
+        What scoring needs besides the booster is fitted here too:
+        `reason_population` (customers with history of the latest validation snapshot) gives
+        `reason_reference_`, the population reasons are compared with (None without it);
+        `design` (the design search's record) is kept as `design_`, with BG/NBD's share
+        `blend_weight_` chosen against `blend_reference` (BG/NBD's validation probabilities) on
+        `blend_judged_on`, or on this model's own validation probabilities when not given
+        (share 0 without a design or a reference).
         """
         matrix = check_feature_matrix(X, feature_names, "ChurnModel.fit X")
         matrix_val = check_feature_matrix(X_val, feature_names, "ChurnModel.fit X_val")
@@ -125,6 +140,13 @@ class ChurnModel:
         self.feature_names_ = list(feature_names)
         self.best_iteration_ = int(self.booster_.best_iteration)
         self._calibrate(self.churn_log_odds(self.predict_raw(matrix_val)), target_val)
+        self.reason_reference_ = (None if reason_population is None else
+                                  reason_reference_of(self.booster_, self.risk_sign, reason_population, feature_names))
+        if design is not None:
+            judged_on = self.validation_proba_ if blend_judged_on is None else blend_judged_on
+            design = with_churn_blend(design, target_val, judged_on, blend_reference)
+        self.design_ = None if design is None else design.as_dict()
+        self.blend_weight_ = 0.0 if design is None else design.blend_weight
         return self
 
     @property

@@ -35,8 +35,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+import numpy as np
+
+from models.blend import blend_churn_probabilities, blend_values
+from models.metrics import churn_metrics, normalized_gini
 
 FeatureVariant = Literal["all", "all_btyd", "tenure_relative"]
 
@@ -159,6 +164,33 @@ class DesignChoice:
         """One line: the chosen design and blend."""
         where = "validated a horizon after training" if self.gap_matched else "validated next to training"
         return f"{self.chosen}, BG/NBD share {self.blend_weight:g} ({where})"
+
+
+def with_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarray,
+                     reference: np.ndarray | None) -> DesignChoice:
+    """The choice with BG/NBD's share chosen from the validation probabilities blended at each menu weight.
+
+    Unchanged when there is no BG/NBD reference to blend with.
+    """
+    if reference is None:
+        return choice
+    rows = []
+    for w in BLEND_WEIGHTS:
+        m = churn_metrics(y_val, blend_churn_probabilities(p_val, reference, w))
+        rows.append({"weight": w, "roc_auc": m["roc_auc"], "brier": m["brier"]})
+    i = pick_blend_weight(BLEND_WEIGHTS, [r["roc_auc"] for r in rows], [r["brier"] for r in rows])
+    return replace(choice, blend_weights=rows, blend_weight=BLEND_WEIGHTS[i])
+
+
+def with_value_blend(choice: DesignChoice, y_val: np.ndarray, pred_val: np.ndarray,
+                     reference: np.ndarray | None) -> DesignChoice:
+    """The choice with BG/NBD's share chosen from the validation values blended at each menu weight (as churn)."""
+    if reference is None:
+        return choice
+    rows = [{"weight": w, "normalized_gini": normalized_gini(y_val, blend_values(pred_val, reference, w))}
+            for w in BLEND_WEIGHTS]
+    i = pick_blend_weight(BLEND_WEIGHTS, [r["normalized_gini"] for r in rows])
+    return replace(choice, blend_weights=rows, blend_weight=BLEND_WEIGHTS[i])
 
 
 RULE_TEXT = (

@@ -26,10 +26,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.level.LevelAnchor",
     "models.params.ChurnParams",
     "models.params.ValueParams",
+    "models.reason_reference.ReasonReference",
     "models.value.FrequencySeverityRegressor",
     "models.value.PointRegressor",
     "models.value.ValueModel",
-    "serving.unusual.ReasonReference",
 )
 
 
@@ -76,6 +76,8 @@ def read_model_file(path: Path, expected_sha256: str, label: str) -> Any:
     try:
         return sio.load(path, trusted=list(TRUSTED_TYPES))
     except UntrustedTypesFoundException as exc:
-        raise ModelFileError(f"{label}: model file {path.name} names types outside the trusted list: {exc}") from exc
+        raise ModelFileError(f"{label}: model file {path.name} names types outside the trusted list: {exc}; "
+                             "a model stored by an older custscore (whose classes have moved) is not read: "
+                             "retrain with --retrain") from exc
     except Exception as exc:  # noqa: BLE001 - any failure to decode the matching bytes is a damaged file
         raise ModelFileError(f"{label}: model file {path.name} cannot be read: {type(exc).__name__}: {exc}") from exc

@@ -19,8 +19,11 @@ from models.boosting import (
     lightgbm_params,
     train_early_stopped,
 )
+from models.design import DesignChoice, with_value_blend
+from models.level import LevelAnchor
 from models.metrics import interval_coverage
 from models.params import ValueParams
+from models.reason_reference import reason_reference_of
 
 logger = logging.getLogger(__name__)
 
@@ -202,11 +205,27 @@ class ValueModel:
         cost_to_serve_val: Any = None,
         order_days: Any = None,
         order_days_val: Any = None,
+        reason_population: pd.DataFrame | None = None,
+        level_reference: np.ndarray | None = None,
+        level_anchor: str = "auto",
+        tenure: np.ndarray | None = None,
+        design: DesignChoice | None = None,
+        blend_reference: np.ndarray | None = None,
+        blend_judged_on: np.ndarray | None = None,
     ) -> ValueModel:
         """Fit every target: y is horizon revenue; cost models are fit only when given.
 
         `order_days` / `order_days_val` (label_value_order_days) are needed by, and only read
         with, revenue_model frequency_severity.
+
+        What scoring needs besides the boosters is fitted here too:
+        `reason_population` gives `reason_reference_` (as ChurnModel.fit);
+        `level_reference` (BG/NBD + Gamma-Gamma expected revenue of each X_val row) gives
+        `level_anchor_`, the decision whether scoring rescales the total to BG/NBD's
+        (models/level.py, mode `level_anchor`, ageing judged on the training rows' `tenure`;
+        None without a reference); `design` is kept as `design_`, with BG/NBD's share
+        `blend_weight_` chosen against `blend_reference` on `blend_judged_on`, or on this
+        model's own validation revenue, anchored as scoring anchors it, when not given.
         """
         matrix = check_feature_matrix(X, feature_names, "ValueModel.fit X")
         matrix_val = check_feature_matrix(X_val, feature_names, "ValueModel.fit X_val")
@@ -249,7 +268,23 @@ class ValueModel:
             "value_p10": self.quantile_boosters_[0],
             "value_p90": self.quantile_boosters_[1],
         }
+        self.reason_reference_ = (None if reason_population is None else reason_reference_of(
+            self.boosters_["revenue"], 1.0, reason_population, feature_names))
+        pred_val = self.predict(X_val)["expected_revenue"].to_numpy()
+        self.level_anchor_ = None if level_reference is None else LevelAnchor(mode=level_anchor).fit(
+            revenue_val, pred_val, level_reference, tenure_train=tenure)
+        self._fit_design(design, revenue_val, pred_val, blend_reference, blend_judged_on)
         return self
+
+    def _fit_design(self, design: DesignChoice | None, y_val: np.ndarray, pred_val: np.ndarray,
+                    reference: np.ndarray | None, judged_on: np.ndarray | None) -> None:
+        """Keep the design search's record, BG/NBD's share chosen on the validation revenue (see fit)."""
+        if design is not None and reference is not None:
+            if judged_on is None:
+                judged_on = pred_val if self.level_anchor_ is None else self.level_anchor_.transform(pred_val, reference)[0]
+            design = with_value_blend(design, y_val, judged_on, reference)
+        self.design_ = None if design is None else design.as_dict()
+        self.blend_weight_ = 0.0 if design is None else design.blend_weight
 
     def _fit_interval(
         self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray,

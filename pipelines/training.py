@@ -11,12 +11,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from features.build import has_transaction_history
 from models.baselines import churn_baseline, value_baseline
-from models.blend import blend_churn_probabilities, blend_values
 from models.btyd import BTYD_FIT_ROWS, BtydFeatures
 from models.churn import ChurnModel, cross_fitted_calibration, sigmoid
 from models.design import (
-    BLEND_WEIGHTS,
     CHURN_MENU,
     RULE_TEXT,
     VALUE_MENU,
@@ -24,7 +23,6 @@ from models.design import (
     DesignChoice,
     available,
     candidate_columns,
-    pick_blend_weight,
     pick_index,
 )
 from models.explain import contributions
@@ -38,7 +36,6 @@ from models.value import FrequencySeverityRegressor, ValueModel, revenue_validat
 from pipelines import plots, tracking
 from pipelines.config import CalibrationGate, TooGoodLimits
 from pipelines.tracking import CALIBRATION_METRIC, HEADLINE_METRIC
-from serving.scoring import fit_reason_reference
 
 log = logging.getLogger(__name__)
 
@@ -163,16 +160,14 @@ def train_churn(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext,
     model = ChurnModel(params).fit(
         train[names], train["label_churn"], valid[names], valid["label_churn"], names,
         **_order_days(train, valid, "label_churn_order_days"),
+        reason_population=reason_population(valid), design=choice,
+        # Blends are judged where the candidates met validation across a horizon, as scores meet customers.
+        blend_reference=_reference(valid, f"btyd_p_no_order_{ctx.horizon_days}d"),
+        blend_judged_on=None if search is None else p_search,
     )
-    model.reason_reference_ = fit_reason_reference("churn", model, latest_snapshot(valid))
+    choice = _fitted_choice(model)
     y_val = valid["label_churn"].to_numpy(dtype=float)
     p = model.validation_proba_  # cross-fitted where calibrated: honest out-of-time probabilities
-    if choice is not None:
-        # Blends are judged where the candidates met validation across a horizon, as scores meet customers.
-        choose_churn_blend(choice, y_val, p if search is None else p_search,
-                           _reference(valid, f"btyd_p_no_order_{ctx.horizon_days}d"))
-        model.design_ = choice.as_dict()
-        model.blend_weight_ = choice.blend_weight
     # Baselines and the champion read the whole validation frame: their columns need not be model features.
     baseline = churn_baseline(valid)
     metrics = churn_metrics(y_val, p)
@@ -242,18 +237,6 @@ def _search_design(kind: str, menu: tuple[Candidate, ...], names: list[str], tra
     return candidates[i], DesignChoice(kind, rows, candidates[i].name, [], 0.0, RULE_TEXT), outputs[i]
 
 
-def choose_churn_blend(choice: DesignChoice, y_val: np.ndarray, p_val: np.ndarray, reference: np.ndarray | None) -> None:
-    """Set the choice's BG/NBD share from the validation probabilities blended at each menu weight."""
-    if reference is None:
-        return
-    rows = []
-    for w in BLEND_WEIGHTS:
-        m = churn_metrics(y_val, blend_churn_probabilities(p_val, reference, w))
-        rows.append({"weight": w, "roc_auc": m["roc_auc"], "brier": m["brier"]})
-    i = pick_blend_weight(BLEND_WEIGHTS, [r["roc_auc"] for r in rows], [r["brier"] for r in rows])
-    choice.blend_weights, choice.blend_weight = rows, BLEND_WEIGHTS[i]
-
-
 def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
                 search: pd.DataFrame | None = None) -> TrainingOutcome:
     """Fit the value models on earlier snapshots, evaluate on the latest, log and gate them (`search`: as train_churn)."""
@@ -268,27 +251,21 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
         names = candidate_columns(candidate, names)
     # With transactions alone there may be no cost to serve at all; a model of zeros is no model.
     has_cost = "label_cost_to_serve" in frame.columns and bool(train["label_cost_to_serve"].abs().sum() > 0)
+    X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
+    level = level_reference(valid, ctx.horizon_days)
+    reference = _reference(valid, f"btyd_expected_revenue_{ctx.horizon_days}d")
     model = ValueModel(params).fit(
-        train[names], train["label_revenue"], valid[names], valid["label_revenue"], names,
+        train[names], train["label_revenue"], X_val, valid["label_revenue"], names,
         margin=train["label_margin"], margin_val=valid["label_margin"],
         cost_to_serve=train["label_cost_to_serve"] if has_cost else None,
         cost_to_serve_val=valid["label_cost_to_serve"] if has_cost else None,
         **_order_days(train, valid, "label_value_order_days"),
+        reason_population=reason_population(valid), level_reference=level, level_anchor=ctx.level_anchor,
+        tenure=train["days_since_first_order"].to_numpy(dtype=float), design=choice, blend_reference=reference,
+        blend_judged_on=_searched_blend_input(pred_search, search, valid, y_val, reference, ctx),
     )
-    model.reason_reference_ = fit_reason_reference("value", model, latest_snapshot(valid))
-    X_val, y_val = valid[names], valid["label_revenue"].to_numpy(dtype=float)
+    choice = _fitted_choice(model)
     pred = model.predict(X_val)
-    level = level_reference(valid, ctx.horizon_days)
-    model.level_anchor_ = fit_level_anchor(valid, y_val, pred["expected_revenue"].to_numpy(), ctx.horizon_days,
-                                           ctx.level_anchor, tenure_train=train["days_since_first_order"], anchor=level)
-    if choice is not None:
-        reference = _reference(valid, f"btyd_expected_revenue_{ctx.horizon_days}d")
-        if reference is not None:
-            anchored = _blend_input(model, pred["expected_revenue"].to_numpy(), pred_search, search, valid, y_val,
-                                    reference, ctx)
-            choose_value_blend(choice, y_val, anchored, reference)
-        model.design_ = choice.as_dict()
-        model.blend_weight_ = choice.blend_weight
     baseline = value_baseline(valid, ctx.horizon_days)  # its revenue window need not be a model feature
     metrics = value_metrics(y_val, pred["expected_revenue"].to_numpy())
     metrics["bias_pct_level_anchored"] = model.level_anchor_.bias_anchored_pct_
@@ -316,15 +293,16 @@ def train_value(frame: pd.DataFrame, params: ValueParams, ctx: RunContext,
                   champion_version=champion.version, champion_calibration=champion.calibration)
 
 
-def _blend_input(model: ValueModel, pred: np.ndarray, pred_search: np.ndarray | None, search: pd.DataFrame | None,
-                 valid: pd.DataFrame, y_val: np.ndarray, reference: np.ndarray, ctx: RunContext) -> np.ndarray:
-    """The validation values a blend is judged on: anchored as scoring would anchor them.
+def _searched_blend_input(pred_search: np.ndarray | None, search: pd.DataFrame | None, valid: pd.DataFrame,
+                          y_val: np.ndarray, reference: np.ndarray | None, ctx: RunContext) -> np.ndarray | None:
+    """With search rows, the validation values a blend is judged on: anchored as scoring would anchor them.
 
-    With search rows, the search's chosen candidate faces validation a horizon later, and its
-    anchor decision includes the ageing test against the search rows' tenure.
+    The search's chosen candidate faces validation a horizon later, and its anchor decision
+    includes the ageing test against the search rows' tenure. None without search rows (the
+    value model then judges on its own anchored validation values) or without a BG/NBD reference.
     """
-    if search is None:
-        return model.level_anchor_.transform(pred, reference)[0]
+    if search is None or pred_search is None or reference is None:
+        return None
     anchor = LevelAnchor(mode=ctx.level_anchor).fit(y_val, pred_search, reference,
                                                    tenure_train=search["days_since_first_order"].to_numpy(dtype=float))
     return anchor.transform(pred_search, reference, tenure_scored=valid["days_since_first_order"].to_numpy(dtype=float))[0]
@@ -350,46 +328,34 @@ def search_value_design(train: pd.DataFrame, valid: pd.DataFrame, names: list[st
     return _search_design("value", VALUE_MENU, names, train, ctx, fit, "normalized_gini")
 
 
-def choose_value_blend(choice: DesignChoice, y_val: np.ndarray, pred_val: np.ndarray, reference: np.ndarray | None) -> None:
-    """Set the choice's BG/NBD share from the validation values blended at each menu weight."""
-    if reference is None:
-        return
-    rows = [{"weight": w, "normalized_gini": normalized_gini(y_val, blend_values(pred_val, reference, w))}
-            for w in BLEND_WEIGHTS]
-    i = pick_blend_weight(BLEND_WEIGHTS, [r["normalized_gini"] for r in rows])
-    choice.blend_weights, choice.blend_weight = rows, BLEND_WEIGHTS[i]
-
-
 def latest_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the most recent snapshot: the customers a model's reasons are compared with."""
+    """The rows of the most recent snapshot."""
     return frame.loc[frame["as_of"] == frame["as_of"].max()]
+
+
+def reason_population(valid: pd.DataFrame) -> pd.DataFrame:
+    """The customers a model's reasons are compared with: those with history in the latest validation snapshot."""
+    latest = latest_snapshot(valid)
+    return latest.loc[has_transaction_history(latest)]
+
+
+def _fitted_choice(model: Any) -> DesignChoice | None:
+    """The design search's record as the model kept it at fit (blend share included), for tracking."""
+    return None if model.design_ is None else DesignChoice(**model.design_)
 
 
 def level_reference(X_val: pd.DataFrame, horizon_days: int) -> np.ndarray:
     """BG/NBD + Gamma-Gamma expected revenue of each validation row, fitted on the validation frame itself.
 
     The level a value model's anchor rescales to, as scoring fits it on the population it scores.
+    Tree models cannot extrapolate when the scored population is older (or younger) than the
+    training snapshots; BG/NBD + Gamma-Gamma, fitted on the population being scored, carries
+    ageing in its structure. The value model keeps the anchor only where it lowers the aggregate
+    bias on the validation snapshot (models/level.py). The whole validation frame is read: the
+    BTYD inputs are there even when the model does not use them (features.model_features).
     """
     btyd = BtydFeatures(horizon_days, max_fit_rows=BTYD_FIT_ROWS).fit(X_val)
     return btyd.transform(X_val)[f"btyd_expected_revenue_{horizon_days}d"].to_numpy()
-
-
-def fit_level_anchor(X_val: pd.DataFrame, y_val: np.ndarray, pred_val: np.ndarray, horizon_days: int,
-                     mode: str = "auto", tenure_train: pd.Series | None = None,
-                     anchor: np.ndarray | None = None) -> LevelAnchor:
-    """Decide on out-of-time data whether scoring rescales total revenue to the BG/NBD total.
-
-    Tree models cannot extrapolate when the scored population is older (or younger) than the
-    training snapshots; BG/NBD + Gamma-Gamma, fitted on the population being scored, carries
-    ageing in its structure. The anchor is kept only where it lowers the aggregate bias on the
-    validation snapshot (models/level.py), so the choice never looks past the as-of date; mode
-    "always" / "never" is a configured choice (training.level_anchor). X_val is the whole validation
-    frame: the BTYD inputs are read even when the model does not use them (features.model_features).
-    `anchor`: the `level_reference` of X_val when the caller has it.
-    """
-    anchor = level_reference(X_val, horizon_days) if anchor is None else anchor
-    tenure = None if tenure_train is None else tenure_train.to_numpy(dtype=float)
-    return LevelAnchor(mode=mode).fit(y_val, pred_val, anchor, tenure_train=tenure)
 
 
 def snapshot_list(frame: pd.DataFrame) -> str:

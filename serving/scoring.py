@@ -38,12 +38,12 @@ from features.build import has_transaction_history
 from models.baselines import revenue_windows, value_baseline
 from models.explain import check_additivity, contributions
 from models.level import LevelAnchor
+from models.reason_reference import ReasonReference, actionable, oriented
 from models.valuation import clv, net_value
 from serving.reason_encoding import reason_columns_table
 from serving.reasons import DIRECTIONS, SCORE_KINDS, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 from serving.settings import BtydBlendConfig, ScoringSettings
-from serving.unusual import ReasonReference
 
 # Part files are published as they are (hard links), so they are written as the store keeps them.
 PART_COMPRESSION = "zstd"
@@ -186,19 +186,6 @@ def explained_booster(kind: str, model: Any) -> tuple[Any, float]:
     return model.boosters_["revenue"], 1.0
 
 
-def fit_reason_reference(kind: str, model: Any, population: pd.DataFrame) -> ReasonReference:
-    """The reference population of a model for the unusual-reasons rule: its customers with history in `population`.
-
-    Contributions are taken exactly as scoring takes them for reasons (missing values zeroed,
-    oriented to push the score), so thresholds and reasons speak of the same numbers.
-    """
-    rows = population.loc[has_history(population)]
-    X = rows[model.feature_names_]
-    booster, sign = explained_booster(kind, model)
-    contrib = oriented(actionable(contributions(booster, X), X), sign)
-    return ReasonReference.from_population(contrib, X, model.feature_names_)
-
-
 def checked_contributions(
     features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings,
     raw: dict[str, np.ndarray] | None = None,
@@ -219,26 +206,10 @@ def checked_contributions(
     return out
 
 
-def oriented(contrib: np.ndarray, sign: float) -> np.ndarray:
-    """Contributions turned to push the score itself: a count churn model's raise expected orders, so lower churn."""
-    return contrib if sign == 1.0 else contrib * sign
-
-
 def _plain_strings(table: pa.Table) -> pa.Table:
     """Dictionary-encoded columns decoded to their plain values (as the part files store them)."""
     columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.table(columns, names=table.column_names)
-
-
-def actionable(contrib: np.ndarray, X: pd.DataFrame) -> np.ndarray:
-    """Contributions for choosing reasons: a feature with no value is no reason a person can act on.
-
-    Missing values do move LightGBM's score (e.g. no spend, so no discount share), and the
-    stored contributions keep that; the reasons shown are the strongest among known facts.
-    """
-    chosen = contrib.copy()
-    chosen[:, :-1][X.isna().to_numpy()] = 0.0
-    return chosen
 
 
 def prospects_frame(features: pd.DataFrame) -> pd.DataFrame:

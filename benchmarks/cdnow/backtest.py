@@ -161,7 +161,7 @@ def fit_and_score(train_set: pd.DataFrame, scoring: pd.DataFrame, design: Design
         margin=train["label_margin"], margin_val=valid["label_margin"],
         order_days=train["label_value_order_days"], order_days_val=valid["label_value_order_days"])
     pred_val = value.predict(valid[names])["expected_revenue"].to_numpy()
-    # pipelines/training.py fit_level_anchor: BG/NBD fitted on the validation snapshot itself.
+    # pipelines/training.py level_reference: BG/NBD fitted on the validation snapshot itself.
     anchor_val = BtydFeatures(horizon, max_fit_rows=50_000).fit(valid).transform(valid)
     anchor = LevelAnchor().fit(valid["label_revenue"].to_numpy(), pred_val,
                                anchor_val[f"btyd_expected_revenue_{horizon}d"].to_numpy())

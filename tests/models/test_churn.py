@@ -7,6 +7,7 @@ import pytest
 
 from models.baselines import churn_baseline
 from models.churn import ChurnModel, churn_log_odds_from_log_rate, sigmoid
+from models.design import DesignChoice
 from models.explain import check_additivity, contributions
 from models.metrics import churn_metrics, expected_calibration_error
 from models.model_files import read_model_file, write_model_file
@@ -169,3 +170,36 @@ def test_classifier_only_settings_are_refused_with_the_count_objective():
         ChurnParams(objective="poisson", class_weighting=True)
     with pytest.raises(ValueError, match="objective binary only"):
         ChurnParams(objective="poisson", early_stopping_metric="auc")
+
+
+def _design() -> DesignChoice:
+    return DesignChoice("churn", [{"name": "all_binary", "roc_auc": 0.8}], "all_binary", [], 0.0, "rule")
+
+
+def test_fit_keeps_no_reference_and_no_blend_unless_asked(churn_model):
+    assert churn_model.reason_reference_ is None
+    assert (churn_model.design_, churn_model.blend_weight_) == (None, 0.0)
+
+
+def test_fit_summarises_the_reason_population_it_is_given(training_split):
+    train, valid, features = training_split
+    population = valid.iloc[:300]
+    model = ChurnModel(ChurnParams(num_threads=1, n_estimators=30)).fit(
+        train, train["label_churn"], valid, valid["label_churn"], features, reason_population=population)
+    assert model.reason_reference_.feature_names == tuple(features)
+    assert model.reason_reference_.rows == 300
+
+
+def test_fit_gives_bgnbd_a_share_only_when_its_probabilities_rank_churners_better(training_split):
+    train, valid, features = training_split
+    churned = valid["label_churn"].to_numpy(dtype=float)
+    knows = np.where(churned == 1, 0.9, 0.1)  # a reference that separates churners perfectly
+    params = ChurnParams(num_threads=1, n_estimators=30)
+    fitted = {name: ChurnModel(params).fit(train, train["label_churn"], valid, valid["label_churn"], features,
+                                           design=_design(), blend_reference=reference)
+              for name, reference in (("knows", knows), ("backwards", 1.0 - knows))}
+    assert fitted["knows"].blend_weight_ > 0.0
+    assert fitted["backwards"].blend_weight_ == 0.0
+    design = fitted["knows"].design_
+    assert [row["weight"] for row in design["blend_weights"]] == [0.0, 0.25, 0.5]
+    assert design["blend_weight"] == fitted["knows"].blend_weight_ and design["chosen"] == "all_binary"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import skops.io as sio
 
+from models.design import DesignChoice
 from models.model_files import ModelFileError, file_sha256, read_model_file, write_model_file
 from models.params import ValueParams
 from models.value import ValueModel
-from serving.unusual import ReasonReference
 
 
 class _NotAModelClass:
@@ -22,13 +22,12 @@ class _NotAModelClass:
 
 def test_a_value_model_with_its_reference_reads_back_and_predicts_the_same(training_split, tmp_path):
     train, valid, features = training_split
+    design = DesignChoice("value", [{"name": "all", "normalized_gini": 0.5}], "all", [], 0.25, "rule")
     model = ValueModel(ValueParams(num_threads=1, n_estimators=30)).fit(
         train, train["label_revenue"], valid, valid["label_revenue"], features,
-        margin=train["label_margin"], margin_val=valid["label_margin"])
+        margin=train["label_margin"], margin_val=valid["label_margin"], reason_population=valid,
+        level_reference=np.full(len(valid), 2.0), design=design)
     X = valid[features]
-    contrib = np.random.default_rng(0).normal(size=(len(X), len(features) + 1))
-    model.reason_reference_ = ReasonReference.from_population(contrib, X, features)
-    model.blend_weight_, model.design_ = 0.25, {"chosen": "direct"}
     path = tmp_path / "value.skops"
 
     restored = read_model_file(path, write_model_file(model, path), "custscore-value v1")
@@ -38,7 +37,8 @@ def test_a_value_model_with_its_reference_reads_back_and_predicts_the_same(train
     assert (after.feature_names, after.rows) == (before.feature_names, before.rows)
     for field in ("value_percentiles", "contribution_percentiles", "direction"):
         np.testing.assert_array_equal(getattr(after, field), getattr(before, field))
-    assert (restored.blend_weight_, restored.design_) == (0.25, {"chosen": "direct"})
+    assert (restored.blend_weight_, restored.design_) == (0.25, design.as_dict())
+    assert restored.level_anchor_.factor_val_ == model.level_anchor_.factor_val_
 
 
 def test_writing_a_model_that_holds_an_untrusted_class_fails_and_leaves_no_file(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 
 from benchmarks.synthetic import feature_columns, make_training_set
 from models.baselines import value_baseline
+from models.design import DesignChoice
 from models.explain import check_additivity, contributions
 from models.metrics import interval_coverage, value_metrics
 from models.params import ValueParams
@@ -174,3 +175,35 @@ def test_frequency_severity_refuses_a_training_set_with_no_net_revenue(training_
             train, loss, valid, valid["label_revenue"], features,
             margin=train["label_margin"], margin_val=valid["label_margin"],
             order_days=train["label_churn_order_days"], order_days_val=valid["label_churn_order_days"])
+
+
+def test_fit_decides_the_level_anchor_on_its_own_validation_predictions(training_split):
+    train, valid, features = training_split
+    y_val = valid["label_revenue"].to_numpy(dtype=float)
+    level = np.full(len(valid), y_val.mean())  # a reference whose total is the realised total
+    model = ValueModel(ValueParams(num_threads=1, n_estimators=30)).fit(
+        train, train["label_revenue"], valid, valid["label_revenue"], features,
+        margin=train["label_margin"], margin_val=valid["label_margin"], level_reference=level, level_anchor="always")
+    predicted = model.predict(valid)["expected_revenue"].to_numpy()
+    assert model.level_anchor_.use_anchor_
+    assert model.level_anchor_.bias_model_pct_ == pytest.approx(100.0 * (predicted.sum() / y_val.sum() - 1.0))
+    assert model.level_anchor_.bias_anchored_pct_ == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fit_without_a_level_reference_keeps_no_anchor_and_no_blend(value_model):
+    assert (value_model.level_anchor_, value_model.reason_reference_) == (None, None)
+    assert (value_model.design_, value_model.blend_weight_) == (None, 0.0)
+
+
+def test_fit_gives_bgnbd_a_share_only_when_its_values_rank_spenders_better(training_split):
+    train, valid, features = training_split
+    y_val = valid["label_revenue"].to_numpy(dtype=float)
+    knows = y_val + 1.0  # a reference that ranks spenders perfectly
+    design = DesignChoice("value", [{"name": "all", "normalized_gini": 0.5}], "all", [], 0.0, "rule")
+    fitted = {name: ValueModel(ValueParams(num_threads=1, n_estimators=30)).fit(
+        train, train["label_revenue"], valid, valid["label_revenue"], features,
+        margin=train["label_margin"], margin_val=valid["label_margin"], design=design, blend_reference=reference)
+        for name, reference in (("knows", knows), ("backwards", y_val.max() + 1.0 - y_val))}
+    assert fitted["knows"].blend_weight_ > 0.0
+    assert fitted["backwards"].blend_weight_ == 0.0
+    assert [row["weight"] for row in fitted["knows"].design_["blend_weights"]] == [0.0, 0.25, 0.5]

@@ -94,6 +94,23 @@ def test_the_design_search_logged_every_candidate_and_its_choice(first_run, home
         assert "snapshots" in run.data.tags and float(run.data.params["design_blend_weight"]) in (0.0, 0.25, 0.5)
 
 
+def test_the_champions_carry_what_their_fit_decided_for_scoring(first_run, home):
+    import mlflow
+
+    from pipelines import tracking
+
+    for kind in ("churn", "value"):
+        model = tracking.load_champion(kind).model
+        params = mlflow.get_run(first_run["training"][kind]["run_id"]).data.params
+        # The reference population: the customers with history of the latest validation snapshot.
+        assert model.reason_reference_.feature_names == tuple(model.feature_names_)
+        assert model.reason_reference_.rows > 0
+        assert model.design_["chosen"] == params["design"]
+        assert model.blend_weight_ == model.design_["blend_weight"] == float(params["design_blend_weight"])
+    value = tracking.load_champion("value").model
+    assert float(value.level_anchor_.use_anchor_) == first_run["training"]["value"]["metrics"]["level_anchor_used"]
+
+
 def test_every_eligible_customer_scored_exactly_once(first_run, world, home):
     _, tables = world
     scores = _store(home).read_scores()

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.reason_reference import ReasonReference
 from serving.reasons import reasons_table
-from serving.unusual import ReasonReference, unusual_only
+from serving.unusual import unusual_only
 
 NAMES = ["days_late_mean_90d", "invoice_on_time_rate_90d", "attr_industry"]
 
