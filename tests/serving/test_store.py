@@ -236,8 +236,8 @@ def test_process_killed_by_another_process_mid_publish(tmp_path):
         scores = make_scores(100_000, p=0.9)
         run = ScoredRun.from_tables(scores)
         run.explanation_parts = [pa.Table.from_pandas(scores.iloc[i : i + 100][["customer_id"]].assign(
-            score="churn", direction="raises", rank=1, feature="f", value="1", contribution=0.5, sentence_en="s",
-            sentence_zh="s")) for i in range(0, len(scores), 100)]
+            score="churn", direction="raises", rank=1, feature="f", family="recency", value="1",
+            contribution=0.5)) for i in range(0, len(scores), 100)]
         store.publish(metadata("r2"), run)
     """
     proc = subprocess.Popen([sys.executable, "-c", _publisher_script(tmp_path, body)])
