@@ -230,12 +230,12 @@ def read_registered_model(mv: Any) -> Any:
     with tempfile.TemporaryDirectory(prefix="custscore-model-") as copy:
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # download progress bars
-                folder = mlflow.artifacts.download_artifacts(
+                local_file = mlflow.artifacts.download_artifacts(
                     artifact_uri=f"models:/{mv.name}/{mv.version}/artifacts/{MODEL_FILE}", dst_path=copy)
         except MlflowException as exc:
             raise ModelFileError(f"{label}: its model file cannot be fetched from the artifact store: "
                                  f"{str(exc).splitlines()[0]}") from exc
-        return read_model_file(Path(folder), checksum, label)
+        return read_model_file(Path(local_file), checksum, label)
 
 
 @dataclass(frozen=True)
