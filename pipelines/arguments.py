@@ -101,6 +101,10 @@ def check_at_least(value: int | None, minimum: int, option: str) -> int | None:
     return value
 
 
+# What a feature table or any written frame may be (pipelines.publishing.write_frame).
+FRAME_SUFFIXES = (".parquet", ".csv")
+
+
 def check_output_suffix(path: object, suffixes: tuple[str, ...], option: str) -> None:
     """An output file's type is known from its name before any work is done for it (case ignored)."""
     if path is None:

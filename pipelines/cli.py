@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.arguments import RunArgumentError, check_horizon_days, parse_day
+from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
 
@@ -307,8 +307,7 @@ def features(
     day = _date(as_of)
     if day is None:
         _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
-    if output.suffix not in (".parquet", ".csv"):  # as write_frame decides, before any work
-        _fail(f"--output {output}: unsupported file type {output.suffix!r}; use .parquet or .csv")
+    _checked(check_output_suffix, output, FRAME_SUFFIXES, "--output")  # what write_frame accepts, before any work
     _refuse_url_data(data)
     _check_run_inputs(data, config)
     _prepare()

@@ -18,6 +18,7 @@ from features.safe_csv import safe_text_frame
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from pipelines import tracking
+from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
@@ -43,11 +44,10 @@ def write_frame(frame: pd.DataFrame, output: Path) -> Path:
     CSV text cells that a spreadsheet would run as formulas get a leading ``'`` (features.safe_csv).
     """
     output = Path(output)
-    if output.suffix not in (".parquet", ".csv"):
-        raise ValueError(f"{output}: unsupported output format {output.suffix!r}; use .parquet or .csv")
+    check_output_suffix(output, FRAME_SUFFIXES, "output")
     with writing(output, "the file", "the file is incomplete: delete it"):
         output.parent.mkdir(parents=True, exist_ok=True)
-        if output.suffix == ".parquet":
+        if output.suffix.lower() == ".parquet":
             frame.to_parquet(output, index=False)
         else:
             safe_text_frame(frame).to_csv(output, index=False)

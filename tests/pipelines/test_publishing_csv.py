@@ -20,3 +20,16 @@ def test_feature_csv_quotes_formula_ids_and_keeps_numbers_and_parquet(tmp_path):
     assert back["industry"].tolist()[:3] == ["'-", "retail", "retail"] and back["industry"].tolist()[4] == "'=x"
     parquet = pd.read_parquet(write_frame(frame, tmp_path / "features.parquet"))
     pd.testing.assert_frame_equal(parquet, frame)
+
+
+def test_the_suffix_decides_the_format_whatever_its_case_and_an_unknown_one_is_refused(tmp_path):
+    import pytest
+
+    frame = pd.DataFrame({"customer_id": ["=1+1", "C5"], "clv": [1.5, 2.0]})
+    back = pd.read_csv(write_frame(frame, tmp_path / "features.CSV"), dtype={"customer_id": str})
+    assert back["customer_id"].tolist() == ["'=1+1", "C5"]
+    pd.testing.assert_frame_equal(pd.read_parquet(write_frame(frame, tmp_path / "features.Parquet")), frame)
+    with pytest.raises(ValueError, match=r"output .*features\.xlsx: unsupported file type; use a file name ending in "
+                                         r"\.parquet or \.csv"):
+        write_frame(frame, tmp_path / "features.xlsx")
+    assert not (tmp_path / "features.xlsx").exists()
