@@ -259,7 +259,8 @@ def validate(
         print(json.dumps(result.report_json(), indent=2))
     else:
         _print_report(result.report_json(), written)
-    _print_warnings(result.warnings, stderr=as_json)  # --json keeps stdout parseable
+    # --json: the tables' warnings are in the JSON; the rest go to stderr, keeping stdout parseable.
+    _print_warnings({} if as_json else result.report_json(), result.warnings, stderr=as_json)
     if failure:
         _fail(failure, code=1)
 
@@ -292,7 +293,6 @@ def _print_report(report: dict, written: Path | None) -> None:
         console.print("exact duplicates kept: accepted lines identical to an earlier one (data.duplicate_lines: keep; "
                       "drop_exact quarantines them)")
     console.print(f"quarantined rows written to {written}" if written else "no row quarantined")
-    _print_data_warnings(report)
 
 
 @app.command()
@@ -327,8 +327,7 @@ def features(
         loaded = with_chosen_attributes(loaded, cfg)
         frame = build_features(loaded.tables, midnight(day), feature_spec(cfg))
         written = _run_guarded(write_frame, frame, output)
-    _print_data_warnings(loaded.report_json())
-    _print_warnings(loaded.warnings)
+    _print_warnings(loaded.report_json(), loaded.warnings)
     _print_attributes(loaded.attributes.as_dict() if loaded.attributes else None)
     console.print(f"{len(frame):,} customers x {frame.shape[1] - 1} features as of {day} written to {written}")
 
@@ -376,8 +375,7 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
             result = _run_guarded(train_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   allow_future_as_of=allow_future_as_of, wait=wait)
-    _print_data_warnings(result["report"])
-    _print_warnings(result.get("warnings", []))
+    _print_warnings(result["report"], result.get("warnings", []))
     _print_attributes(result.get("attributes"))
     _print_training(result["training"])
     _print_where(paths)
@@ -404,8 +402,7 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
             result = _run_guarded(retrain_and_score_flow, data=_s(data), as_of=as_of, config=_s(config),
                                   churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days,
                                   retrain=retrain, allow_future_as_of=allow_future_as_of, wait=wait)
-    _print_validation_line(result["report"])
-    _print_warnings(result.get("warnings", []))
+    _print_validation_line(result["report"], result.get("warnings", []))
     _print_attributes(result.get("attributes"))
     if result.get("registry"):
         console.print(f"[bold]registry[/] {result['registry']}", highlight=False, soft_wrap=True)
@@ -461,22 +458,17 @@ def _s(value) -> str | None:
     return str(value) if value is not None else None
 
 
-def _print_validation_line(report: dict) -> None:
+def _print_validation_line(report: dict, general=()) -> None:
     console.print("[bold]data[/] " + "; ".join(_validation_part(t, r) for t, r in report.items()))
-    _print_data_warnings(report)
+    _print_warnings(report, general)
 
 
-def _print_data_warnings(report: dict) -> None:
-    """One 'warning' line per thing to check in data that passed validation (a stale table, a whale order)."""
-    for table, row in report.items():
-        for warning in row.get("warnings", ()):
-            console.print(f"[bold yellow]warning[/] {table}: {warning}", highlight=False, soft_wrap=True)
-
-
-def _print_warnings(warnings: list[str], stderr: bool = False) -> None:
-    """One 'warning' line each: what the data lacked that stopped nothing (e.g. a header-only table)."""
-    for warning in warnings:
-        (err if stderr else console).print(f"[bold yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
+def _print_warnings(report: dict, general=(), stderr: bool = False) -> None:
+    """One 'warning' line per thing to check that stopped nothing: each table's (a stale table, a whale
+    order), named with the table, then the data's own (a header-only table left out)."""
+    lines = [f"{table}: {warning}" for table, row in report.items() for warning in row.get("warnings", ())]
+    for line in [*lines, *general]:
+        (err if stderr else console).print(f"[bold yellow]warning[/] {line}", highlight=False, soft_wrap=True)
 
 
 def _print_attributes(attributes: dict | None) -> None:
