@@ -308,7 +308,6 @@ def features(
     if day is None:
         _fail("--as-of '' is not a date; use YYYY-MM-DD, e.g. 2026-07-01")
     _checked(check_output_suffix, output, FRAME_SUFFIXES, "--output")  # what write_frame accepts, before any work
-    _refuse_url_data(data)
     _check_run_inputs(data, config)
     _prepare()
     from features.build import build_features
@@ -361,7 +360,6 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
-    _refuse_url_data(data)
     _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
@@ -388,7 +386,6 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
         allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
-    _refuse_url_data(data)
     _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
@@ -433,7 +430,9 @@ def _hold_home(paths, wait: bool):
 
 
 def _check_run_inputs(data: Path | None, config: Path | None) -> None:
-    """A data path that does not exist or a config that does not load fails before the home, Prefect or MLflow."""
+    """A URL as data, a data path that does not exist or a config that does not load fails before the home,
+    Prefect or MLflow."""
+    _refuse_url_data(data)
     if data is not None and not data.exists():
         _fail(f"--data {data}: no such file or folder; give the folder of the tables or a DuckDB file")
     from pipelines.config import ConfigError, load_config
