@@ -5,7 +5,8 @@ What `score_run` returns and every `ScoreSink` publishes. Its interface is table
 Behind it, a run scored in chunks keeps the large reason texts in the Parquet files scoring
 wrote chunk by chunk (flat memory at millions of customers) and only the numbers in memory;
 a run built from whole tables (`from_tables`) keeps them in memory. The Parquet store takes the
-files as they are (hard links); another sink reads the batches.
+files as they are (hard links); another sink reads the batches. Tables beyond the contract's three
+(`tables`: the changes since the last run, drift) travel with the run and are published with it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class ScoredRun:
     text_parts: list[Part]  # customer_id + SCORE_TEXT_COLUMNS
     explanation_parts: list[Part]  # EXPLANATION_SCHEMA (run_id may be absent)
     summary: pa.Table | None = None  # SUMMARY_SCHEMA without run_id, or None
+    # Further tables of the run (what changed since the last run, drift...), published with it under
+    # their names (lower-case identifiers); a sink stamps run_id on their rows where it is missing.
+    tables: dict[str, pa.Table] = field(default_factory=dict)
     # Busy and thread-CPU seconds per scoring stage (empty for a run built from tables).
     timings: dict[str, float] = field(default_factory=dict)
     cpu_timings: dict[str, float] = field(default_factory=dict)

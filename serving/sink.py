@@ -3,7 +3,9 @@
 A sink publishes a `ScoredRun` all or nothing (readers see the previous run until the new one
 is complete), lists the runs it holds, and reads a run back as the contract's tables. The
 Parquet store (serving/store.py) is the first implementation; another (a database, an API)
-is one module implementing these methods, chosen in `open_sink`.
+is one module implementing these methods, chosen in `open_sink`. Besides the contract's three
+tables a run may carry further named tables (what changed since the last run, drift, and later
+its backtest), published with it or attached afterwards, all or nothing as well.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
+import pyarrow as pa
 
 from serving.scored_run import ScoredRun
 from serving.store import PublishedRun, RunMetadata, ScoreStore
@@ -47,6 +50,14 @@ class ScoreSink(Protocol):
 
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
         """The segment and value-tier summary of a run."""
+        ...
+
+    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame | None:
+        """A further table of a run (`ScoredRun.tables`, or one attached later), or None when the run has none."""
+        ...
+
+    def attach_table(self, run_id: str, name: str, table: pa.Table | pd.DataFrame) -> PublishedRun:
+        """Add or replace a further table of a published run, all or nothing (e.g. its backtest)."""
         ...
 
 

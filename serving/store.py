@@ -55,10 +55,13 @@ from serving.store_files import (
     explanations_sql,
     fsync_dir,
     iter_score_tables,
+    link_run_files,
+    read_named_table,
     read_run_table,
     scores_sql,
     sql_text,
     write_json_durably,
+    write_named_table,
     write_run_files,
     write_score_tables,
 )
@@ -92,6 +95,7 @@ class PublishedRun(RunMetadata):
     explanation_rows: int
     summary_rows: int
     published_at: dt.datetime  # UTC
+    tables: dict[str, int] = {}  # the run's further tables and their rows
 
 
 class RunNotFoundError(LookupError):
@@ -149,6 +153,40 @@ class ScoreStore:
             self._write_manifest(runs)  # the one step that makes the run visible
             self._remove_unreferenced_runs(runs)
         logger.info("published run %s (as of %s): %d scores, %d explanations", run.run_id, run.as_of, run.score_rows, run.explanation_rows)
+        return run
+
+    def attach_table(self, run_id: str, name: str, table: pa.Table | pd.DataFrame) -> PublishedRun:
+        """Add a table to a published run, or replace its table of that name, all or nothing.
+
+        For what is known only later (the backtest of a run whose horizons have passed). The run's
+        files are hard-linked into a new version of its folder beside the new table, and the
+        manifest switch makes that version current: readers see the run with or without the
+        table, never a half-written file. The run keeps its publish time, so which run is latest
+        does not change.
+        """
+        table = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+        with self._publish_lock():
+            runs = self._manifest_runs()
+            if run_id not in runs:
+                raise RunNotFoundError(f"{self.root}: no run with run_id {run_id!r}; published runs: {sorted(runs) or 'none'}")
+            before = runs[run_id]
+            token = f"{run_id}__{uuid.uuid4().hex[:12]}"
+            staging = self.root / "staging" / token
+            staging.mkdir(parents=True)
+            try:
+                link_run_files(self.root / before.folder, staging)
+                rows = write_named_table(staging, name, table, run_id)
+                run = before.model_copy(update={"folder": f"runs/{token}", "tables": {**before.tables, name: rows}})
+                write_json_durably(staging / "metadata.json", run.model_dump(mode="json"))
+                os.rename(staging, self.root / run.folder)
+                fsync_dir(self.root / "runs")
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            runs[run_id] = run
+            self._write_manifest(runs)  # the one step that makes the table visible
+            self._remove_unreferenced_runs(runs)
+        logger.info("run %s: table %s attached (%d rows)", run_id, name, rows)
         return run
 
     @contextlib.contextmanager
@@ -292,6 +330,18 @@ class ScoreStore:
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
         """Return the segment and value-tier summary of a run (default: latest)."""
         return self._read("summary", run_id, as_of, None, None).to_pandas()
+
+    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame | None:
+        """A further table of a run (default: latest), or None when that run has none of that name."""
+        for attempt in (1, 2):  # as in _read: a run republished meanwhile is resolved once more
+            run = self._resolve(run_id, as_of)
+            try:
+                table = read_named_table(self.root / run.folder, name)
+                return None if table is None else table.to_pandas()
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ export and SQL
 

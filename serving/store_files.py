@@ -3,7 +3,8 @@
 A run folder holds `scores/numbers.parquet` (every score column but the texts, one row per
 customer), `scores/texts-NNNNN.parquet` (customer_id and the reason texts; read in name order
 they hold the rows of the numbers file in order), `explanations/part-NNNNN.parquet`,
-`segment_summary.parquet` and `metadata.json`. `write_run_files` puts a `ScoredRun` there:
+`segment_summary.parquet`, the run's further tables as `tables/<name>.parquet` and `metadata.json`.
+`write_run_files` puts a `ScoredRun` there:
 part files already in contract form are hard-linked (no re-encoding of millions of texts),
 tables are written. Readers put numbers and texts back together, so every read and export
 returns the one score table of the contract.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -45,10 +47,12 @@ SUMMARY_FILE = "segment_summary.parquet"
 SCORE_NUMBERS = "scores/numbers.parquet"
 SCORE_TEXTS = "scores/texts-{:05d}.parquet"
 EXPLANATION_PART = "explanations/part-{:05d}.parquet"
+RUN_TABLE = "tables/{}.parquet"
+RUN_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PART_COMPRESSION = "zstd"
 
 
-def write_run_files(staging: Path, stamp: dict[str, Any], run: ScoredRun) -> dict[str, int]:
+def write_run_files(staging: Path, stamp: dict[str, Any], run: ScoredRun) -> dict[str, Any]:
     """Write (or link) the run's tables into the staging folder; the row counts written.
 
     `stamp`: the columns every score row of the run has (run_id, as_of, model versions).
@@ -71,9 +75,50 @@ def write_run_files(staging: Path, stamp: dict[str, Any], run: ScoredRun) -> dic
     summary = conform(stamped(summary, {"run_id": run_id}, where=f"{where} segment summary"), SUMMARY_SCHEMA,
                       where=f"{where} segment summary")
     write_table(summary, staging / SUMMARY_FILE)
+    tables = {name: write_named_table(staging, name, table, run_id) for name, table in sorted(run.tables.items())}
     fsync_dir(staging / "scores")
     fsync_dir(staging / "explanations")
-    return {"score_rows": numbers.num_rows, "explanation_rows": explanation_rows, "summary_rows": summary.num_rows}
+    return {"score_rows": numbers.num_rows, "explanation_rows": explanation_rows, "summary_rows": summary.num_rows,
+            "tables": tables}
+
+
+def check_run_table_name(name: str) -> None:
+    """A further table's name becomes a file name (and a database table name): a plain identifier only."""
+    if not isinstance(name, str) or not RUN_TABLE_NAME.match(name):
+        raise ContractError(f"run table name {name!r}: use a lower-case identifier (letters, digits, _; at most 63)")
+
+
+def write_named_table(staging: Path, name: str, table: pa.Table, run_id: str) -> int:
+    """Write one further table of a run (run_id stamped on its rows); its row count."""
+    check_run_table_name(name)
+    table = stamped(table, {"run_id": run_id}, where=f"run {run_id} table {name}")
+    path = staging / RUN_TABLE.format(name)
+    path.parent.mkdir(exist_ok=True)
+    path.unlink(missing_ok=True)  # a hard link to the published file: replace it, never write through it
+    write_table(table, path)
+    fsync_dir(path.parent)
+    return table.num_rows
+
+
+def read_named_table(folder: Path, name: str) -> pa.Table | None:
+    """A further table of a published run, or None when the run has none of that name."""
+    check_run_table_name(name)
+    path = folder / RUN_TABLE.format(name)
+    return pq.read_table(path) if path.exists() else None
+
+
+def link_run_files(source: Path, target: Path) -> None:
+    """Give `target` every file of the run folder `source` (hard links; copies across file systems)."""
+    for path in sorted(source.rglob("*")):
+        destination = target / path.relative_to(source)
+        if path.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copyfile(path, destination)
 
 
 def stamped(chunk: pd.DataFrame | pa.Table, stamp: dict[str, Any], *, where: str) -> pa.Table:
