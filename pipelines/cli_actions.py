@@ -203,6 +203,7 @@ def write_actions(frame: pd.DataFrame, output: Path) -> None:
 
 
 def actions_grid(chosen: pd.DataFrame, run: PublishedRun, lang: str):
+    from rich.markup import escape
     from rich.table import Table
 
     grid = Table(title=f"retention actions, run {run.run_id} (as of {run.as_of}), highest expected gain first",
@@ -212,17 +213,20 @@ def actions_grid(chosen: pd.DataFrame, run: PublishedRun, lang: str):
         grid.add_column(name, justify="right" if name in ("#", "p_churn", "CLV", "expected gain") else "left")
     grid.add_column("reason to call", overflow="fold")
     for r in chosen.itertuples():
-        grid.add_row(str(r.rank), *([r.owner] if "owner" in chosen else []), r.customer_id, f"{r.p_churn:.2f}",
-                     f"{r.value_at_stake:,.0f}", f"{r.expected_gain:,.0f}", getattr(r, f"reason_to_call_{lang}") or "-")
+        # escape: an owner, id or reason may hold [brackets] Rich would read as markup
+        grid.add_row(str(r.rank), *([escape(r.owner)] if "owner" in chosen else []), escape(r.customer_id),
+                     f"{r.p_churn:.2f}", f"{r.value_at_stake:,.0f}", f"{r.expected_gain:,.0f}",
+                     escape(getattr(r, f"reason_to_call_{lang}") or "-"))
     return grid
 
 
 def owners_grid(summary: pd.DataFrame):
+    from rich.markup import escape
     from rich.table import Table
 
     grid = Table("owner", "customers", "expected gain", "offer cost", title="by owner")
     for r in summary.itertuples():
-        grid.add_row(str(r.owner), f"{r.customers:,}", f"{r.expected_gain:,.0f}", f"{r.offer_cost:,.0f}")
+        grid.add_row(escape(str(r.owner)), f"{r.customers:,}", f"{r.expected_gain:,.0f}", f"{r.offer_cost:,.0f}")
     return grid
 
 
@@ -230,12 +234,14 @@ def sensitivity_grid(table: pd.DataFrame, policy: ActionPolicy):
     from rich.table import Table
 
     grid = Table("save rate", "customers", "expected gain", "offer cost", "expected saved value",
+                 "with a gain", "gain beyond budget",
                  title=f"expected gain by save rate (budget {policy.budget:g} {policy.budget_kind}, "
                        f"offer cost {policy.offer_cost:g})")
     for r in table.itertuples():
         mark = " (set)" if abs(r.save_rate - policy.save_rate) < 1e-12 else ""
         grid.add_row(f"{r.save_rate:.2f}{mark}", f"{r.customers:,}", f"{r.total_expected_gain:,.0f}",
-                     f"{r.total_offer_cost:,.0f}", f"{r.total_expected_saved_value:,.0f}")
+                     f"{r.total_offer_cost:,.0f}", f"{r.total_expected_saved_value:,.0f}", f"{r.customers_with_gain:,}",
+                     f"{r.gain_beyond_budget:,.0f}")
     return grid
 
 

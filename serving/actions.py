@@ -48,6 +48,7 @@ ACTION_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 SENSITIVITY_COLUMNS: tuple[str, ...] = (
     "save_rate", "customers", "total_expected_gain", "total_offer_cost", "total_expected_saved_value",
+    "customers_with_gain", "gain_beyond_budget",
 )  # fmt: skip
 SCORE_COLUMNS_USED: tuple[str, ...] = (
     "customer_id", "p_churn", VALUE_AT_STAKE, "value_tier", "segment", "reasons", "reason_text_en", "reason_text_zh",
@@ -150,15 +151,19 @@ def owner_summary(actions: pd.DataFrame) -> pd.DataFrame:
 def sensitivity(scores: pd.DataFrame, policy: ActionPolicy, save_rates: Sequence[float] | None = None) -> pd.DataFrame:
     """How the list's size and total expected gain move with the save rate, the budget and offer cost held.
 
-    One row per save rate (SENSITIVITY_COLUMNS), for the report to plot and the command to print.
+    One row per save rate (SENSITIVITY_COLUMNS), for the report to plot and the command to print:
+    the chosen customers and their totals, and how many customers have a positive gain at all and
+    what they would add beyond the budget (what a larger budget could buy).
     """
     rows = []
     for rate in save_rates if save_rates is not None else policy.sensitivity_save_rates:
         if not 0 < rate <= 1:
             raise ValueError(f"save rate {rate} is outside (0, 1]; give the share of leavers an action keeps")
-        chosen = within_budget(ranked_by_gain(scores, rate, policy.offer_cost), policy.budget, policy.budget_kind)
-        rows.append((float(rate), len(chosen), float(chosen["expected_gain"].sum()),
-                     float(chosen["offer_cost"].sum()), float(chosen["expected_saved_value"].sum())))
+        ranked = ranked_by_gain(scores, rate, policy.offer_cost)
+        chosen = within_budget(ranked, policy.budget, policy.budget_kind)
+        gain = float(chosen["expected_gain"].sum())
+        rows.append((float(rate), len(chosen), gain, float(chosen["offer_cost"].sum()),
+                     float(chosen["expected_saved_value"].sum()), len(ranked), float(ranked["expected_gain"].sum()) - gain))
     return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
 
 

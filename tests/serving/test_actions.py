@@ -171,6 +171,9 @@ def test_sensitivity_holds_the_budget():
     view = sensitivity(scores(), POLICY.model_copy(update={"budget": 2}), save_rates=[0.1, 0.5])
     assert view["customers"].tolist() == [2, 2]
     assert view["total_expected_gain"].tolist() == pytest.approx([40 + 17, 240 + 125])
+    # what a larger budget could add: 0.1: C 10, H 5, I 5; 0.5: C 90, H 65, I 65, E 15, D 10
+    assert view["customers_with_gain"].tolist() == [5, 7]
+    assert view["gain_beyond_budget"].tolist() == pytest.approx([20, 245])
 
 
 @pytest.mark.parametrize("settings", [{"save_rate": 0}, {"save_rate": 1.5}, {"offer_cost": -1}, {"budget": 0},
