@@ -62,9 +62,8 @@ def actions(
 
     store = open_sink(paths.store)
     try:
-        run = store.run_metadata(run_id=run_id)
-        scores = store.read_scores(run_id=run.run_id, columns=list(ranking.SCORE_COLUMNS_USED))
-        explanations = store.read_explanations(run_id=run.run_id, score="churn")
+        resolved, scores, explanations = ranking.read_run_inputs(store, run_id)
+        run = store.run_metadata(run_id=resolved)
     except (LookupError, ValueError, OSError) as exc:
         _fail(str(exc))
     owners = None

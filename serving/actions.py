@@ -20,20 +20,24 @@ customers table) then groups it, each owner's customers in the order of the list
 customer carries the reasons that raise its churn score, in English and Chinese, as the score
 table states them: why to call.
 
-Pure functions over pandas frames: no files, no configuration files.
+Pure functions over pandas frames, and two readers of a published run for the report, the API and
+the command (`actions_of_run`, `sensitivity_of_run`); no configuration files.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serving.reasons import HEADERS
+
+if TYPE_CHECKING:
+    from serving.sink import ScoreSink
 
 VALUE_AT_STAKE = "clv"  # margin-based CLV, discounted (see the module docstring for why this column)
 NO_OWNER = "(no owner)"
@@ -165,6 +169,31 @@ def sensitivity(scores: pd.DataFrame, policy: ActionPolicy, save_rates: Sequence
         rows.append((float(rate), len(chosen), gain, float(chosen["offer_cost"].sum()),
                      float(chosen["expected_saved_value"].sum()), len(ranked), float(ranked["expected_gain"].sum()) - gain))
     return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
+
+
+def read_run_inputs(sink: ScoreSink, run_id: str | None = None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """A published run's id (default: the latest), its score columns the list needs and its churn explanations.
+
+    The run is resolved once, so the scores and explanations are of the same run even while
+    another run is being published.
+    """
+    resolved = sink.run_metadata(run_id=run_id).run_id
+    scores = sink.read_scores(run_id=resolved, columns=list(SCORE_COLUMNS_USED))
+    return resolved, scores, sink.read_explanations(run_id=resolved, score="churn")
+
+
+def actions_of_run(sink: ScoreSink, policy: ActionPolicy, run_id: str | None = None,
+                   owners: pd.Series | None = None) -> pd.DataFrame:
+    """The action list of a published run (default: the latest): `action_list` over its tables."""
+    _, scores, explanations = read_run_inputs(sink, run_id)
+    return action_list(scores, policy, explanations=explanations, owners=owners)
+
+
+def sensitivity_of_run(sink: ScoreSink, policy: ActionPolicy, run_id: str | None = None,
+                       save_rates: Sequence[float] | None = None) -> pd.DataFrame:
+    """The sensitivity view of a published run (default: the latest), to plot gain against save rate."""
+    return sensitivity(sink.read_scores(run_id=sink.run_metadata(run_id=run_id).run_id,
+                                        columns=["customer_id", "p_churn", VALUE_AT_STAKE]), policy, save_rates)
 
 
 def _grouped_by_owner(chosen: pd.DataFrame, owners: pd.Series) -> pd.DataFrame:

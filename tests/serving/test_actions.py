@@ -13,9 +13,11 @@ from serving.actions import (
     NO_OWNER,
     ActionPolicy,
     action_list,
+    actions_of_run,
     churn_raising_sentences,
     owner_summary,
     sensitivity,
+    sensitivity_of_run,
 )
 from serving.reason_encoding import reason_columns
 
@@ -196,3 +198,24 @@ def test_gains_are_the_formula_on_every_row():
     positive = expected[expected > 1e-6].sort_values(ascending=False)
     assert listed.index.tolist() == positive.index.tolist()
     assert listed["expected_gain"].to_numpy() == pytest.approx(positive.to_numpy(), abs=1e-6)
+
+
+def test_a_published_run_gives_the_same_list_and_sensitivity_as_its_tables(tmp_path):
+    import datetime as dt
+
+    from serving.scored_run import ScoredRun
+    from serving.store import RunMetadata, ScoreStore
+    from tests.serving.test_store import make_scores
+
+    table = make_scores(9).assign(p_churn=[P_CHURN[i] for i in P_CHURN], clv=[float(CLV[i]) for i in CLV])
+    store = ScoreStore(tmp_path)
+    store.publish(RunMetadata(run_id="r1", as_of=dt.date(2026, 9, 30)), ScoredRun.from_tables(table))
+    store.publish(RunMetadata(run_id="r2", as_of=dt.date(2026, 10, 31)), ScoredRun.from_tables(table.assign(p_churn=0.0)))
+    # the latest run has no churn risk, so nothing to gain; the first has the hand-checked list
+    assert actions_of_run(store, POLICY).empty
+    first = actions_of_run(store, POLICY, run_id="r1")
+    assert first["customer_id"].tolist() == ["c00000", "c00001", "c00002", "c00007", "c00008"]
+    assert first["expected_gain"].tolist() == pytest.approx([90, 44, 30, 20, 20])
+    assert first["reason_to_call_en"].tolist() == ["no order for 120 days"] * 5
+    view = sensitivity_of_run(store, POLICY, run_id="r1", save_rates=[0.2])
+    assert view["total_expected_gain"].tolist() == pytest.approx([204])
