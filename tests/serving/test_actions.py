@@ -219,3 +219,13 @@ def test_a_published_run_gives_the_same_list_and_sensitivity_as_its_tables(tmp_p
     assert first["reason_to_call_en"].tolist() == ["no order for 120 days"] * 5
     view = sensitivity_of_run(store, POLICY, run_id="r1", save_rates=[0.2])
     assert view["total_expected_gain"].tolist() == pytest.approx([204])
+
+
+def test_the_save_rate_changes_how_far_down_the_list_offers_pay_never_the_order():
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in range(300)], "p_churn": rng.uniform(0, 1, 300),
+                          "clv": rng.lognormal(6, 1, 300), "value_tier": "A", "segment": "regular"})
+    lists = [action_list(table, POLICY.model_copy(update={"save_rate": r, "budget": 300}))["customer_id"].tolist()
+             for r in (0.05, 0.2, 0.5)]
+    assert len(lists[0]) < len(lists[1]) < len(lists[2])
+    assert lists[1][: len(lists[0])] == lists[0] and lists[2][: len(lists[1])] == lists[1]
