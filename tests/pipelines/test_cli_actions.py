@@ -144,3 +144,35 @@ def test_an_unknown_run_is_named(home):
     result = runner.invoke(app, ["actions", "--run-id", "nope"])
     assert result.exit_code == 2
     assert "nope" in result.output
+
+
+def test_the_config_sets_the_defaults_and_a_flag_overrides_one(home):
+    config = home / "custscore.yaml"
+    config.write_text("actions:\n  save_rate: 0.2\n  offer_cost: 10\n  budget: 2\n", encoding="utf-8")
+    out = home / "two.csv"
+    result = runner.invoke(app, ["actions", "--config", str(config), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out)["customer_id"].tolist() == ["c1", "c2"]  # budget 2 from the config
+    result = runner.invoke(app, ["actions", "--config", str(config), "--offer-cost", "35", "--budget", "9",
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    # cost 35: c1 100-35=65, c2 54-35=19, c3 40-35=5, c5 30-35<0
+    assert pd.read_csv(out)["customer_id"].tolist() == ["c1", "c2", "c3"]
+
+
+def test_a_config_outside_the_ranges_names_the_key(home):
+    config = home / "bad.yaml"
+    config.write_text("actions:\n  save_rate: 2\n", encoding="utf-8")
+    result = runner.invoke(app, ["actions", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "actions.save_rate" in result.output
+
+
+def test_the_default_config_documents_each_actions_key():
+    from pipelines.config import DEFAULT_CONFIG, load_config
+
+    section = DEFAULT_CONFIG.read_text(encoding="utf-8").split("\nactions:", 1)[1]
+    keys = load_config().actions.model_dump()
+    for key in keys:
+        line = next(line for line in section.splitlines() if line.strip().startswith(f"{key}:"))
+        assert "#" in line, f"actions.{key} has no comment saying why its default"
