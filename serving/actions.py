@@ -92,18 +92,22 @@ def expected_gain(p_churn: np.ndarray, save_rate: float, value_at_stake: np.ndar
 
 def ranked_by_gain(scores: pd.DataFrame, save_rate: float, offer_cost: float) -> pd.DataFrame:
     """Every customer whose expected gain is above zero, highest gain first (customer id breaks ties)."""
-    frame = pd.DataFrame({
-        "customer_id": scores["customer_id"].astype(str).to_numpy(),
-        "p_churn": scores["p_churn"].to_numpy(dtype=float),
-        "value_at_stake": scores[VALUE_AT_STAKE].to_numpy(dtype=float),
-    })
-    frame["save_rate"], frame["offer_cost"] = float(save_rate), float(offer_cost)
-    frame["expected_saved_value"] = frame["p_churn"] * save_rate * frame["value_at_stake"]
+    p_churn = scores["p_churn"].to_numpy(dtype=float)
+    value = scores[VALUE_AT_STAKE].to_numpy(dtype=float)
     # Rounded to a millionth of the currency: 0.5 x 0.2 x 100 - 10 is 1.8e-15 in floating point, not a gain.
-    frame["expected_gain"] = np.round(expected_gain(frame["p_churn"], save_rate, frame["value_at_stake"], offer_cost), 6)
-    frame["source_row"] = np.arange(len(frame))
-    positive = frame[frame["expected_gain"] > 0]  # NaN (unscored) compares False: left out
-    return positive.sort_values(["expected_gain", "customer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    gain = np.round(expected_gain(p_churn, save_rate, value, offer_cost), 6)
+    rows = np.flatnonzero(gain > 0)  # NaN (an unscored customer) compares False: left out
+    frame = pd.DataFrame({
+        "customer_id": _taken(scores["customer_id"], rows).astype(str),
+        "p_churn": p_churn[rows],
+        "value_at_stake": value[rows],
+        "save_rate": float(save_rate),
+        "offer_cost": float(offer_cost),
+        "expected_saved_value": p_churn[rows] * save_rate * value[rows],
+        "expected_gain": gain[rows],
+        "source_row": rows,
+    })
+    return frame.sort_values(["expected_gain", "customer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def within_budget(ranked: pd.DataFrame, budget: float, budget_kind: BudgetKind) -> pd.DataFrame:
@@ -131,7 +135,7 @@ def action_list(scores: pd.DataFrame, policy: ActionPolicy, *, explanations: pd.
     chosen["cumulative_gain"] = chosen["expected_gain"].cumsum()
     rows = chosen.pop("source_row").to_numpy()
     for column in ("value_tier", "segment"):
-        chosen[column] = scores[column].to_numpy()[rows] if column in scores else None
+        chosen[column] = _taken(scores[column], rows) if column in scores else None
     chosen["churn_reason_features"] = _churn_reason_features(chosen["customer_id"], scores, rows, explanations, policy.reasons)
     en, zh = _reason_texts(scores, rows, policy.reasons)
     chosen["reason_to_call_en"], chosen["reason_to_call_zh"] = en, zh
@@ -159,15 +163,20 @@ def sensitivity(scores: pd.DataFrame, policy: ActionPolicy, save_rates: Sequence
     the chosen customers and their totals, and how many customers have a positive gain at all and
     what they would add beyond the budget (what a larger budget could buy).
     """
+    # Only totals are needed, and tied gains add up alike whichever customer the id order picks, so a
+    # numeric sort of the gains does what ranking the whole table would (1M customers: 0.9 s, not 10 s).
+    p_churn = scores["p_churn"].to_numpy(dtype=float)
+    value = scores[VALUE_AT_STAKE].to_numpy(dtype=float)
     rows = []
     for rate in save_rates if save_rates is not None else policy.sensitivity_save_rates:
         if not 0 < rate <= 1:
             raise ValueError(f"save rate {rate} is outside (0, 1]; give the share of leavers an action keeps")
-        ranked = ranked_by_gain(scores, rate, policy.offer_cost)
-        chosen = within_budget(ranked, policy.budget, policy.budget_kind)
-        gain = float(chosen["expected_gain"].sum())
-        rows.append((float(rate), len(chosen), gain, float(chosen["offer_cost"].sum()),
-                     float(chosen["expected_saved_value"].sum()), len(ranked), float(ranked["expected_gain"].sum()) - gain))
+        gains = np.round(expected_gain(p_churn, rate, value, policy.offer_cost), 6)
+        gains = -np.sort(-gains[gains > 0])
+        kept = _count_within_budget(len(gains), policy)
+        chosen = float(gains[:kept].sum())
+        rows.append((float(rate), kept, chosen, kept * float(policy.offer_cost), chosen + kept * float(policy.offer_cost),
+                     len(gains), float(gains.sum()) - chosen))
     return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
 
 
@@ -196,6 +205,14 @@ def sensitivity_of_run(sink: ScoreSink, policy: ActionPolicy, run_id: str | None
                                         columns=["customer_id", "p_churn", VALUE_AT_STAKE]), policy, save_rates)
 
 
+def _count_within_budget(candidates: int, policy: ActionPolicy) -> int:
+    """How many of the ranked candidates `within_budget` keeps (every offer costs the same)."""
+    if policy.budget_kind == "count":
+        return min(candidates, int(policy.budget))
+    spent = np.cumsum(np.full(candidates, float(policy.offer_cost)))
+    return int(np.count_nonzero(spent <= policy.budget * (1 + 1e-12)))
+
+
 def _grouped_by_owner(chosen: pd.DataFrame, owners: pd.Series) -> pd.DataFrame:
     by_id = owners.copy()
     by_id.index = by_id.index.astype(str)
@@ -207,6 +224,11 @@ def _grouped_by_owner(chosen: pd.DataFrame, owners: pd.Series) -> pd.DataFrame:
     ordered = chosen.sort_values(["_owner_gain", "owner", "rank"], ascending=[False, True, True], kind="stable")
     ordered["owner_rank"] = ordered.groupby("owner").cumcount() + 1
     return ordered.drop(columns="_owner_gain").reset_index(drop=True)
+
+
+def _taken(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """The values of some rows of a column, taken before conversion (a column of a million texts is not copied)."""
+    return column.take(rows).to_numpy()
 
 
 def _churn_reason_features(ids: pd.Series, scores: pd.DataFrame, rows: np.ndarray,
@@ -222,7 +244,7 @@ def _churn_reason_features(ids: pd.Series, scores: pd.DataFrame, rows: np.ndarra
         return [listed.get(i, "") for i in ids]
     if "reasons" not in scores:
         return [""] * len(ids)
-    return [_features_in_json(text, n) for text in scores["reasons"].to_numpy()[rows]]
+    return [_features_in_json(text, n) for text in _taken(scores["reasons"], rows)]
 
 
 def _features_in_json(text: object, n: int) -> str:
@@ -241,8 +263,10 @@ def _reason_texts(scores: pd.DataFrame, rows: np.ndarray, n: int) -> tuple[list[
     texts = []
     for language, index in (("en", 0), ("zh", 1)):
         column = f"reason_text_{language}"
-        values = scores[column].to_numpy()[rows] if column in scores else [None] * len(rows)
-        texts.append([churn_raising_sentences(v, index, n) for v in values])
+        values = pd.Series(_taken(scores[column], rows) if column in scores else [None] * len(rows), dtype=object)
+        # Texts repeat (customers alike in what raises their risk): each distinct one is cut once.
+        distinct = {v: churn_raising_sentences(v, index, n) for v in values.dropna().unique()}
+        texts.append([distinct.get(v, "") if isinstance(v, str) else "" for v in values])
     return texts[0], texts[1]
 
 

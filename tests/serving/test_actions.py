@@ -229,3 +229,21 @@ def test_the_save_rate_changes_how_far_down_the_list_offers_pay_never_the_order(
              for r in (0.05, 0.2, 0.5)]
     assert len(lists[0]) < len(lists[1]) < len(lists[2])
     assert lists[1][: len(lists[0])] == lists[0] and lists[2][: len(lists[1])] == lists[1]
+
+
+@pytest.mark.parametrize("budget,kind", [(40, "count"), (1000, "count"), (900, "money"), (10**6, "money")])
+def test_sensitivity_totals_are_those_of_the_list_at_each_save_rate(budget, kind):
+    rng = np.random.default_rng(8)
+    table = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in range(400)], "p_churn": rng.uniform(0, 1, 400),
+                          "clv": rng.normal(200, 300, 400).round(), "value_tier": "A", "segment": "regular"})
+    policy = POLICY.model_copy(update={"budget": budget, "budget_kind": kind, "offer_cost": 7})
+    view = sensitivity(table, policy, save_rates=[0.05, 0.3, 1.0])
+    for row in view.itertuples():
+        listed = action_list(table, policy.model_copy(update={"save_rate": row.save_rate}))
+        unlimited = action_list(table, policy.model_copy(update={"save_rate": row.save_rate, "budget": 10**9}))
+        assert row.customers == len(listed)
+        assert row.total_expected_gain == pytest.approx(listed["expected_gain"].sum())
+        assert row.total_offer_cost == pytest.approx(listed["offer_cost"].sum())
+        assert row.total_expected_saved_value == pytest.approx(listed["expected_saved_value"].sum())
+        assert row.customers_with_gain == len(unlimited)
+        assert row.gain_beyond_budget == pytest.approx(unlimited["expected_gain"].sum() - listed["expected_gain"].sum())
