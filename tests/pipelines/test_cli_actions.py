@@ -176,3 +176,38 @@ def test_the_default_config_documents_each_actions_key():
     for key in keys:
         line = next(line for line in section.splitlines() if line.strip().startswith(f"{key}:"))
         assert "#" in line, f"actions.{key} has no comment saying why its default"
+
+
+def publish_on(home, data_source: str) -> None:
+    metadata = RunMetadata(run_id="r2", as_of=dt.date(2026, 10, 31), extra={"data_source": data_source})
+    ScoreStore(home / "home" / "store").publish(metadata, ScoredRun.from_tables(score_rows()))
+
+
+def test_a_run_on_the_demo_data_finds_its_customers_in_the_home(home):
+    from pipelines.config import load_config
+
+    demo = load_config().demo
+    folder = home / "home" / "demo-data" / f"n{demo.customers}-s{demo.seed}-{demo.end.isoformat()}"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["c1", "c2"], "region": ["east", "west"]}).to_parquet(folder / "customers.parquet")
+    publish_on(home, f"demo data ({demo.customers} customers, seed {demo.seed})")
+    out = home / "demo.csv"
+    result = runner.invoke(app, ["actions", *FLAGS, "--budget", "2", "--owner", "region", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out)["owner"].tolist() == ["east", "west"]
+
+
+@pytest.mark.parametrize("recorded", ["/nowhere/data", ""])
+def test_data_that_cannot_be_found_asks_for_data_in_one_line(home, recorded):
+    publish_on(home, recorded)
+    result = runner.invoke(app, ["actions", "--owner", "account_manager"])
+    assert result.exit_code == 2
+    assert "pass --data" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_folder_without_a_customers_table_is_named(home):
+    empty = home / "no_customers"
+    empty.mkdir()
+    result = runner.invoke(app, ["actions", "--owner", "account_manager", "--data", str(empty)])
+    assert result.exit_code == 2
+    assert f"the data folder {empty} has no customers table" in result.output.replace("\n", "")
