@@ -98,8 +98,10 @@ def action_policy(cfg: CustscoreConfig, budget: float | None, budget_kind: str |
     if budget is None and budget_kind is not None and budget_kind != cfg.actions.budget_kind:
         from pipelines.arguments import RunArgumentError
 
+        unit = {"count": "customers", "money": "money for offers"}[cfg.actions.budget_kind]
         raise RunArgumentError(f"--budget-kind {budget_kind} needs --budget: the config's budget "
-                               f"{cfg.actions.budget:g} counts in {cfg.actions.budget_kind}")
+                               f"{_amount(cfg.actions.budget)} is {unit}; give the budget in {budget_kind}, "
+                               f"e.g. --budget-kind {budget_kind} --budget 5000")
     flags = {"budget": budget, "budget_kind": budget_kind, "offer_cost": offer_cost, "save_rate": save_rate}
     settings = cfg.actions.model_dump() | {k: v for k, v in flags.items() if v is not None}
     return ActionPolicy(**settings)
@@ -234,8 +236,8 @@ def sensitivity_grid(table: pd.DataFrame, policy: ActionPolicy):
 
     grid = Table("save rate", "customers", "expected gain", "offer cost", "expected saved value",
                  "with a gain", "gain beyond budget",
-                 title=f"expected gain by save rate (budget {policy.budget:g} {policy.budget_kind}, "
-                       f"offer cost {policy.offer_cost:g})")
+                 title=f"expected gain by save rate (budget {_amount(policy.budget)} {policy.budget_kind}, "
+                       f"offer cost {_amount(policy.offer_cost)})")
     for r in table.itertuples():
         mark = " (set)" if abs(r.save_rate - policy.save_rate) < 1e-12 else ""
         grid.add_row(f"{r.save_rate:.2f}{mark}", f"{r.customers:,}", f"{r.total_expected_gain:,.0f}",
@@ -247,6 +249,11 @@ def sensitivity_grid(table: pd.DataFrame, policy: ActionPolicy):
 def totals_line(chosen: pd.DataFrame, policy: ActionPolicy, scored: int) -> str:
     """What the list adds up to, and the assumption it rests on."""
     return (f"{len(chosen):,} of {scored:,} customers chosen: expected gain {chosen['expected_gain'].sum():,.0f} "
-            f"for offers costing {chosen['offer_cost'].sum():,.0f} (budget {policy.budget:g} {policy.budget_kind}). "
+            f"for offers costing {chosen['offer_cost'].sum():,.0f} (budget {_amount(policy.budget)} {policy.budget_kind}). "
             f"The save rate {policy.save_rate:g} is your estimate, not a measurement: the list is only as good as it "
             "(see --sensitivity).")
+
+
+def _amount(x: float) -> str:
+    """A flag's amount as typed: 5,000 rather than 5000.0 or 5e+03; cents kept where there are any."""
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"

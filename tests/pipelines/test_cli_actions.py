@@ -132,6 +132,7 @@ def test_sensitivity_prints_gain_by_save_rate(home):
     (["--budget-kind", "calls"], "--budget-kind 'calls' is not one of count, money"),
     (["--lang", "fr"], "--lang 'fr' is not one of en, zh"),
     (["--output", "x.xlsx"], "--output x.xlsx: unsupported file type"),
+    (["--budget-kind", "money"], "--budget-kind money needs --budget: the config's budget 50 is customers"),
 ])
 def test_bad_flags_are_refused_in_one_line(home, flags, expected):
     result = runner.invoke(app, ["actions", *flags])
