@@ -134,11 +134,14 @@ def test_sensitivity_prints_gain_by_save_rate(home):
     (["--output", "x.xlsx"], "--output x.xlsx: unsupported file type"),
     (["--budget-kind", "money"], "--budget-kind money needs --budget: the config's budget 50 is customers"),
 ])
-def test_bad_flags_are_refused_in_one_line(home, flags, expected):
+def test_bad_flags_are_refused_in_one_line(home, flags, expected, monkeypatch):
+    untouched = home / "untouched"
+    monkeypatch.setenv("CUSTSCORE_HOME", str(untouched))
     result = runner.invoke(app, ["actions", *flags])
     assert result.exit_code == 2
     assert expected in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+    assert not untouched.exists()  # refused before the home folder is prepared or any store read
 
 
 def test_an_unknown_run_is_named(home):
