@@ -113,3 +113,29 @@ def check_output_suffix(path: object, suffixes: tuple[str, ...], option: str) ->
     if not name.endswith(suffixes):
         raise RunArgumentError(f"{option} {path}: unsupported file type; use a file name ending in "
                                f"{' or '.join(suffixes)}")
+
+
+def check_share(value: float | None, option: str) -> float | None:
+    """A share such as a save rate lies in (0, 1]: above zero (else nothing is gained) and at most all of it."""
+    if value is not None and not 0 < value <= 1:
+        raise RunArgumentError(f"{option} {value} is not a share; give a number above 0 and at most 1, e.g. 0.2 for 20%")
+    return value
+
+
+def check_not_negative(value: float | None, option: str) -> float | None:
+    """An amount of money paid (an offer's cost) is zero or more."""
+    if value is not None and not value >= 0:  # `not >=` also refuses NaN
+        raise RunArgumentError(f"{option} {value} is negative; give an amount of zero or more")
+    return value
+
+
+def check_budget(value: float | None, kind: str, option: str) -> float | None:
+    """A budget is above zero; counted in customers it is a whole number."""
+    if value is None:
+        return value
+    if not value > 0:
+        raise RunArgumentError(f"{option} {value} is not a budget; give a number above 0")
+    if kind == "count" and value != int(value):
+        raise RunArgumentError(f"{option} {value} is not a whole number of customers; give one, "
+                               "or add --budget-kind money for an amount of money")
+    return value

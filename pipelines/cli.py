@@ -735,5 +735,9 @@ def deploy(
                   highlight=False, soft_wrap=True)
 
 
+from pipelines.cli_actions import register as register_actions  # noqa: E402  (registers on the app defined above)
+
+register_actions(app)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

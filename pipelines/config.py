@@ -18,6 +18,7 @@ from features.attributes import AttributePolicy
 from features.build import FeatureSpec
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
+from serving.actions import ActionPolicy
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
 
@@ -154,6 +155,11 @@ class ScheduleConfig(_Frozen):
     timezone: str = "UTC"
 
 
+class ActionsConfig(ActionPolicy):
+    """The `actions:` section: the defaults of `custscore actions` (serving/actions.py's
+    ActionPolicy as it is; the command's flags override them one by one)."""
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -165,6 +171,7 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+    actions: ActionsConfig = ActionsConfig()
 
     @model_validator(mode="before")
     @classmethod
