@@ -243,6 +243,7 @@ def degraded_training(webhook_block, receiver, stale_data):
     return result, messages
 
 
+@pytest.mark.slow
 def test_a_degraded_run_notifies_with_its_name_and_the_warnings_that_made_it_so(degraded_training):
     result, messages = degraded_training
     assert result["outcome"] == "degraded"
@@ -252,6 +253,7 @@ def test_a_degraded_run_notifies_with_its_name_and_the_warnings_that_made_it_so(
     assert re.search(r"- data: interactions: .*days", messages[0]["body"])
 
 
+@pytest.mark.slow
 def test_logs_of_the_run_reach_prefect_with_progress_counts_and_warnings(degraded_training):
     result, _ = degraded_training
     stored = _flow_run_named(result["flow_run_name"])
@@ -266,6 +268,7 @@ def test_logs_of_the_run_reach_prefect_with_progress_counts_and_warnings(degrade
     assert any(m.endswith("degraded with 1 warning(s)") or "degraded with" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_the_summary_artifact_holds_data_models_and_warnings(degraded_training):
     result, _ = degraded_training
     stored = _flow_run_named(result["flow_run_name"])
