@@ -60,8 +60,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pro
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[terminal])
     for name in ("features", "models", "serving", "pipelines"):
         logging.getLogger(name).setLevel(logging.INFO)
-    # Library chatter (MLflow's pickling notes, Prefect's per-task lines) hides the summary.
-    for name in ("mlflow", "prefect", "py.warnings"):
+    # Library chatter (MLflow's pickling notes, Prefect's per-task lines) hides the summary. APILogWorker and
+    # EventsWorker: Prefect's senders of run logs and events say "Still processing items" while they send the last ones.
+    for name in ("mlflow", "prefect", "py.warnings", "APILogWorker", "EventsWorker"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     logging.captureWarnings(not verbose)
     # Prefect reads this when first imported (after this callback): a failed flow's traceback

@@ -45,6 +45,20 @@ def test_only_warnings_of_the_configured_kinds_make_a_run_degraded():
         outcome.add("mood", "gloomy")
 
 
+def test_any_step_adds_to_the_one_warning_list_of_the_run_in_progress(caplog):
+    from pipelines.run_outcome import add_warning, collecting, set_report
+
+    outcome = RunOutcome("score")
+    with collecting(outcome):
+        add_warning("drift", "recency PSI 0.31 above 0.25")
+        add_warning("drift", "recency PSI 0.31 above 0.25")  # one fact found twice is one warning
+        set_report("/runs/r1/report.html")
+    add_warning("backtest", "after the run: logged only")
+    assert outcome.warnings == [RunWarning("drift", "recency PSI 0.31 above 0.25")]
+    assert outcome.report == "/runs/r1/report.html"
+    assert "backtest: after the run: logged only" in caplog.text
+
+
 def test_the_alerts_section_refuses_yaml_on_and_unknown_kinds(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("alerts:\n  block: custom-webhook/x\n  on: [failed]\n")
@@ -264,8 +278,9 @@ def test_logs_of_the_run_reach_prefect_with_progress_counts_and_warnings(degrade
     assert any(re.match(r"churn model v1: ", m) for m in messages)
     transactions = result["report"]["transactions"]
     assert f"data transactions: {transactions['read']:,} read, {transactions['accepted']:,} accepted, 0 quarantined" in messages
-    assert any(m.startswith("data: interactions: ") and log.level == 30 for m, log in zip(messages, logs, strict=True))
-    assert any(m.endswith("degraded with 1 warning(s)") or "degraded with" in m for m in messages)
+    assert any(log.level == 30 and log.message.startswith("data: interactions: ") for log in logs)
+    assert any("train churn: fit, evaluate out of time, register, gate: finished" in m for m in messages)  # a stage
+    assert f"train run {result['flow_run_name']}: degraded with {len(result['run_warnings'])} warning(s)" in messages
 
 
 @pytest.mark.slow
