@@ -54,11 +54,15 @@ AllowFutureOpt = Annotated[bool, typer.Option(
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False) -> None:
     """custscore: point-in-time features, LightGBM churn and value models, explained segments."""
     end_on_sigterm()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    # The terminal's handler decides what the terminal shows; the project's loggers pass INFO on, so a
+    # flow run's progress reaches its Prefect logs (pipelines/run_logs.py) without reaching the terminal.
+    terminal = RichHandler(console=err, show_path=False, level=logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[terminal])
     for name in ("features", "models", "serving", "pipelines"):
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
-    # Library chatter (MLflow's pickling notes, Prefect's per-task lines) hides the summary.
-    for name in ("mlflow", "prefect", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    # Library chatter (MLflow's pickling notes, Prefect's per-task lines) hides the summary. APILogWorker and
+    # EventsWorker: Prefect's senders of run logs and events say "Still processing items" while they send the last ones.
+    for name in ("mlflow", "prefect", "py.warnings", "APILogWorker", "EventsWorker"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     logging.captureWarnings(not verbose)
     # Prefect reads this when first imported (after this callback): a failed flow's traceback

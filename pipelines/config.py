@@ -160,6 +160,30 @@ class ActionsConfig(ActionPolicy):
     ActionPolicy as it is; the command's flags override them one by one)."""
 
 
+# What a run's warnings are about (pipelines/run_outcome.py); alerts.degraded_by picks among them.
+WARNING_KINDS = ("data", "quarantine", "model", "registry", "backtest", "drift", "notify")
+
+
+class AlertsConfig(_Frozen):
+    """Where a failed or degraded run sends its message (a Prefect notification block) and when."""
+
+    # "<block type slug>/<block name>" of a saved Prefect notification block, e.g. "slack-webhook/ops";
+    # null: no message is sent (and none is missing: alerts are opt-in).
+    block: Annotated[str, Field(pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")] | None = None
+    # `on` would be read as the boolean true by YAML 1.1, hence notify_on.
+    notify_on: tuple[Literal["failed", "degraded"], ...] = ("failed", "degraded")
+    # Warning kinds that make a finished run degraded. Quarantined rows and a failed alert are left
+    # out: a few rejected rows are routine (too many fail the run), and a broken alert cannot alert.
+    degraded_by: tuple[Literal[WARNING_KINDS], ...] = ("data", "model", "registry", "backtest", "drift")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_is_notify_on(cls, data: object) -> object:
+        if isinstance(data, dict) and True in data:
+            raise ValueError("alerts: the key `on` is read by YAML as true; write it as notify_on: [failed, degraded]")
+        return data
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -172,6 +196,7 @@ class CustscoreConfig(_Frozen):
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
     actions: ActionsConfig = ActionsConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="before")
     @classmethod

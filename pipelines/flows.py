@@ -12,7 +12,8 @@ from pipelines import publishing, tasks
 from pipelines.environment import prepare_environment, release_memory
 from pipelines.faults import redacted_value
 from pipelines.home_lock import home_run_lock
-from pipelines.runs import RunRequest, check_registry_knows_store, resolve_run
+from pipelines.observed import finished, flow_run_name, note_resolved, observed_run
+from pipelines.runs import Run, RunRequest, check_registry_knows_store, resolve_run
 from pipelines.training import check_trainable
 
 
@@ -27,9 +28,16 @@ class RedactedParametersFlow(Flow):
         return redacted_value(super().serialize_parameters(parameters))
 
 
-def flow(name: str):
-    """`prefect.flow` with parameters stored redacted (RedactedParametersFlow)."""
-    return lambda fn: RedactedParametersFlow(fn, name=name)
+def flow(name: str, short: str):
+    """`prefect.flow` with parameters stored redacted (RedactedParametersFlow), runs named `<short> <as-of> <data>`."""
+    return lambda fn: RedactedParametersFlow(fn, name=name, flow_run_name=flow_run_name(short))
+
+
+def resolved(request: RunRequest) -> Run:
+    """resolve_run, and the flow run renamed with the as-of date and data it resolved to."""
+    run = resolve_run(request)
+    note_resolved(run.as_of, run.cfg.data.source)
+    return run
 
 
 def one_run_per_home(wait: bool = False):
@@ -38,19 +46,19 @@ def one_run_per_home(wait: bool = False):
     return home_run_lock(prepare_environment().root, wait=wait)
 
 
-@flow(name="custscore-train")
+@flow(name="custscore-train", short="train")
 def train_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
                allow_future_as_of: bool = False, wait: bool = False) -> dict:
     """Train churn and value models on point-in-time snapshots, track them and gate the champion."""
-    with one_run_per_home(wait):
-        return _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of)
+    with observed_run("train", config) as outcome, one_run_per_home(wait):
+        return finished(outcome, _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of))
 
 
 def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of) -> dict:
-    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
-                                 value_horizon_days=value_horizon_days,
-                                 allow_future_as_of=allow_future_as_of))
+    run = resolved(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
+                              value_horizon_days=value_horizon_days,
+                              allow_future_as_of=allow_future_as_of))
     check_registry_knows_store(run.paths.store)
     sets = tasks.training_sets(run.data, run.as_of, run.cfg)
     _check_both_trainable(sets)
@@ -62,19 +70,19 @@ def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
             "training": {k: o.as_dict() for k, o in outcomes.items()}}
 
 
-@flow(name="custscore-score")
+@flow(name="custscore-score", short="score")
 def score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
                allow_future_as_of: bool = False, wait: bool = False) -> dict:
     """Score every customer with the champion models, explain, segment and publish all or nothing."""
-    with one_run_per_home(wait):
-        return _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of)
+    with observed_run("score", config) as outcome, one_run_per_home(wait):
+        return finished(outcome, _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of))
 
 
 def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_future_as_of) -> dict:
-    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
-                                 value_horizon_days=value_horizon_days,
-                                 allow_future_as_of=allow_future_as_of))
+    run = resolved(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
+                              value_horizon_days=value_horizon_days,
+                              allow_future_as_of=allow_future_as_of))
     check_registry_knows_store(run.paths.store)
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
@@ -82,21 +90,21 @@ def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
             "attributes": tasks.attributes_summary(run.data), "published": published}
 
 
-@flow(name="custscore-retrain-and-score")
+@flow(name="custscore-retrain-and-score", short="run")
 def retrain_and_score_flow(data: str | None = None, as_of: str | None = None, config: str | None = None,
                            churn_horizon_days: int | None = None, value_horizon_days: int | None = None,
                            retrain: bool = True, allow_future_as_of: bool = False, wait: bool = False) -> dict:
     """The main job: validate, train (always, or only when there is no champion), score, publish."""
-    with one_run_per_home(wait):
-        return _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_days, retrain,
-                                  allow_future_as_of)
+    with observed_run("run", config) as outcome, one_run_per_home(wait):
+        return finished(outcome, _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_days,
+                                                    retrain, allow_future_as_of))
 
 
 def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_days, retrain,
                        allow_future_as_of) -> dict:
-    run = resolve_run(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
-                                 value_horizon_days=value_horizon_days,
-                                 allow_future_as_of=allow_future_as_of))
+    run = resolved(RunRequest(data=data, as_of=as_of, config=config, churn_horizon_days=churn_horizon_days,
+                              value_horizon_days=value_horizon_days,
+                              allow_future_as_of=allow_future_as_of))
     registry = check_registry_knows_store(run.paths.store, new_lineage=retrain)
     # A retrain does not read the champions first: that is how an unreadable champion is replaced.
     champions = None if retrain else tasks.load_champions()
