@@ -208,7 +208,7 @@ MOVER_COLUMNS = ["customer_id", "segment_before", "segment_after", "p_churn_befo
 
 
 def _movers(both: pd.DataFrame, column: str, top: int) -> pd.DataFrame:
-    moved = both[both[column].notna()]
+    moved = both[both[column].notna() & (both[column] != 0)]
     order = moved[column].abs().sort_values(ascending=False, kind="stable").index[:top]
     return moved.loc[order]
 
