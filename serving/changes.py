@@ -110,22 +110,15 @@ def score_changes(before: RunSide | None, after: RunSide, *, why_features: int =
     """
     before = before if before is not None else _empty_side()
     table = _joined_scores(before.scores, after.scores)
-    model_changed = {s: _model_changed(before, after, s) for s in SCORES}
     for score in SCORES:
-        _raw_parts(table, score, model_changed[score])
+        _raw_parts(table, score, _model_changed(before, after, score))
     why = _why_features(before.reasons, after.reasons, table, why_features)
     for score in SCORES:
-        table[f"{score}_listed"] = why[score]["listed"].reindex(table["customer_id"]).fillna(0.0).to_numpy()
-        table[f"{score}_other"] = table[f"{score}_raw_delta"] - table[f"{score}_model_part"].fillna(0.0) - table[f"{score}_listed"]
-        for rank in range(1, why_features + 1):
-            top = why[score]["top"].get(rank)
-            for field in ("feature", "change"):
-                column = f"{score}_why_{rank}" + ("" if field == "feature" else "_change")
-                table[column] = (top[field].reindex(table["customer_id"]).to_numpy() if top is not None
-                                 else np.full(len(table), None if field == "feature" else np.nan, dtype=object if field == "feature" else float))
-        table = table.drop(columns=[f"{score}_listed"])
-    en, zh = change_sentences(table, why, why_features)
-    table["sentence_en"], table["sentence_zh"] = en, zh
+        table[f"{score}_other"] = (table[f"{score}_raw_delta"] - table[f"{score}_model_part"].fillna(0.0) - why[score].listed)
+        for rank in range(why_features):
+            table[f"{score}_why_{rank + 1}"] = why[score].features[rank]
+            table[f"{score}_why_{rank + 1}_change"] = why[score].changes[rank]
+    table["sentence_en"], table["sentence_zh"] = change_sentences(table, why)
     table.insert(1, "from_run_id", before.run_id or None)
     return table
 
@@ -315,50 +308,88 @@ def _raw_parts(table: pd.DataFrame, score: str, model_changed: bool) -> None:
     table[f"{score}_model_part"] = base_shift if model_changed else np.where(table[f"{score}_raw_delta"].notna(), 0.0, np.nan)
 
 
-def _why_features(before: pd.DataFrame, after: pd.DataFrame, table: pd.DataFrame, k: int) -> dict[str, dict]:
-    """Per score: the listed change of each customer and the top-k features by size of their contribution change.
+@dataclass
+class _Why:
+    """The why of one score, one entry per row of the changes table."""
+
+    listed: np.ndarray  # the sum of the listed features' changes (0 where none was a reason)
+    features: list[np.ndarray]  # per rank: the feature name, or None
+    changes: list[np.ndarray]  # per rank: its contribution change, or NaN
+    sentences: dict[str, list[np.ndarray]]  # per language, per rank: its sentence, or ""
+
+
+def _why_features(before: pd.DataFrame, after: pd.DataFrame, table: pd.DataFrame, k: int) -> dict[str, _Why]:
+    """Per score: each customer's listed change and its top-k features by size of their contribution change.
 
     A feature counts with its contribution in each run where it was one of the customer's
-    reasons, 0 where it was not; only customers present in both runs have a why.
+    reasons, 0 where it was not; only customers present in both runs have a why. Integer keys
+    (row, score, feature) and bincount sums: no string joins, linear in the reason rows.
     """
-    both = set(table.loc[table["status"] == "both", "customer_id"])
-    long = _long_changes(before, after, both)
-    out: dict[str, dict] = {}
-    for score in SCORES:
-        rows = long[long["score"] == score]
-        listed = rows.groupby("customer_id", sort=False)["change"].sum()
-        ranked = rows.assign(size=rows["change"].abs()).sort_values(["customer_id", "size", "feature"],
-                                                                     ascending=[True, False, True], kind="stable")
-        ranked["rank"] = ranked.groupby("customer_id", sort=False).cumcount() + 1
-        ranked = ranked[ranked["rank"] <= k]
-        en, zh = _feature_sentences(ranked)
-        ranked = ranked.assign(sentence_en=en, sentence_zh=zh)
-        top = {rank: part.set_index("customer_id") for rank, part in ranked.groupby("rank")}
-        out[score] = {"listed": listed, "top": top, "ranked": ranked}
+    n = len(table)
+    rows, score, feature, value, signed, later = _reason_rows(before, after, table)
+    names, feature_code = _sorted_codes(feature)
+    key = (rows * 2 + score) * max(len(names), 1) + feature_code
+    keys, inverse = np.unique(key, return_inverse=True)
+    change = np.bincount(inverse, weights=signed, minlength=len(keys))
+    chosen_value = np.empty(len(keys), dtype=object)
+    chosen_value[inverse[~later]] = value[~later]
+    chosen_value[inverse[later]] = value[later]  # the later run's value wins: it is the customer's state now
+    group, code = keys // max(len(names), 1), keys % max(len(names), 1)
+    listed = np.bincount(group, weights=change, minlength=2 * n).reshape(n, 2)
+    order = np.lexsort((code, -np.abs(change), group))
+    position = np.arange(len(order))
+    starts = np.r_[True, group[order][1:] != group[order][:-1]] if len(order) else np.array([], dtype=bool)
+    rank = position - np.maximum.accumulate(np.where(starts, position, 0)) if len(order) else position
+    kept = order[rank < k]
+    kept_rank = rank[rank < k]
+    kept_en, kept_zh = _feature_sentences(names[code[kept]], chosen_value[kept])
+    out = {}
+    for s, name in enumerate(SCORES):
+        mine = (group[kept] % 2) == s
+        at_row, at_rank = group[kept][mine] // 2, kept_rank[mine]
+        why = _Why(listed[:, s], [np.full(n, None, dtype=object) for _ in range(k)], [np.full(n, np.nan) for _ in range(k)],
+                   {"en": [np.full(n, "", dtype=object) for _ in range(k)], "zh": [np.full(n, "", dtype=object) for _ in range(k)]})
+        for r in range(k):
+            sel = at_rank == r
+            where = at_row[sel]
+            why.features[r][where] = names[code[kept][mine][sel]]
+            why.changes[r][where] = change[kept][mine][sel]
+            why.sentences["en"][r][where] = kept_en[mine][sel]
+            why.sentences["zh"][r][where] = kept_zh[mine][sel]
+        out[name] = why
     return out
 
 
-def _long_changes(before: pd.DataFrame, after: pd.DataFrame, customers: set[str]) -> pd.DataFrame:
-    """(customer, score, feature) of the reasons of either run, with each side's contribution and the change."""
-    key = ["customer_id", "score", "feature"]
-    sides = []
-    for frame in (before, after):
-        f = frame[REASON_INPUT_COLUMNS].astype({"customer_id": str})
-        f = f[f["customer_id"].isin(customers)]
-        # One row per key: a run lists a feature at most once per score and direction.
-        sides.append(f.groupby(key, sort=False, observed=True).agg(contribution=("contribution", "sum"), value=("value", "first")))
-    joined = sides[0].join(sides[1], how="outer", suffixes=("_before", "_after")).reset_index()
-    joined["change"] = joined["contribution_after"].fillna(0.0) - joined["contribution_before"].fillna(0.0)
-    joined["value"] = joined["value_after"].where(joined["value_after"].notna(), joined["value_before"])
-    return joined
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values in sorted order (ties between features break by name) and each row's code, by hashing."""
+    codes, distinct = pd.factorize(values)
+    distinct = np.asarray(distinct, dtype=object).astype(str)
+    order = np.argsort(distinct, kind="stable")
+    recode = np.empty(len(order), dtype=np.int64)
+    recode[order] = np.arange(len(order))
+    return distinct[order].astype(object), recode[codes] if len(codes) else codes.astype(np.int64)
 
 
-def _feature_sentences(ranked: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _reason_rows(before: pd.DataFrame, after: pd.DataFrame, table: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """The reason rows of both runs for customers in both: table row, score (0 churn, 1 value), feature,
+    value, contribution signed (+ later run, - earlier run), and whether the row is the later run's."""
+    ids = pd.Index(table["customer_id"].astype(str))
+    both = (table["status"] == "both").to_numpy()
+    parts = []
+    for later, frame in ((False, before), (True, after)):
+        rows = ids.get_indexer(frame["customer_id"].astype(str))
+        keep = (rows >= 0) & both[np.clip(rows, 0, None)] if len(both) else np.zeros(len(rows), dtype=bool)
+        contribution = frame["contribution"].to_numpy(dtype=float)[keep]
+        parts.append((rows[keep].astype(np.int64), (frame["score"].to_numpy(dtype=object)[keep] == "value").astype(np.int64),
+                      frame["feature"].to_numpy(dtype=object)[keep], frame["value"].to_numpy(dtype=object)[keep],
+                      contribution if later else -contribution, np.full(int(keep.sum()), later)))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(6))
+
+
+def _feature_sentences(features: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each why-feature stated with the project's sentence builder, from its value in the later run (else the earlier)."""
-    en = np.empty(len(ranked), dtype=object)
-    zh = np.empty(len(ranked), dtype=object)
-    features = ranked["feature"].to_numpy()
-    values = ranked["value"].to_numpy(dtype=object)
+    en = np.empty(len(features), dtype=object)
+    zh = np.empty(len(features), dtype=object)
     for feature in pd.unique(features):
         at = np.nonzero(features == feature)[0]
         codes, en_u, zh_u = sentence_codes(str(feature), _values_for_sentence(values[at]), None)
@@ -376,102 +407,98 @@ def _values_for_sentence(values: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- sentences
 
-_MOVE = {"en": ("rose", "fell", "unchanged at"), "zh": ("上升", "下降", "不变")}
+_WORDS = {
+    "en": {"rose": "rose", "fell": "fell", "other": "other features", "model": "new model", "sep": "; ", "colon": ": ",
+           "end": ".", "new": "New in this run: ", "gone": "Not in this run; was: ", "between": " "},
+    "zh": {"rose": "上升", "fell": "下降", "other": "其他特征", "model": "模型更换", "sep": "；", "colon": "：",
+           "end": "。", "new": "本次新增客户：", "gone": "本次已无此客户；此前：", "between": ""},
+}
 _SCORE_NAME = {("churn", "en"): "p_churn", ("churn", "zh"): "流失概率", ("value", "en"): "value (CLV)", ("value", "zh"): "客户价值（CLV）"}
 
 
-def change_sentences(table: pd.DataFrame, why: dict[str, dict], k: int) -> tuple[np.ndarray, np.ndarray]:
+def change_sentences(table: pd.DataFrame, why: dict[str, _Why]) -> tuple[np.ndarray, np.ndarray]:
     """Per customer, in English and Chinese: how each score moved and the features that moved it.
 
     "p_churn rose 0.18 -> 0.61: no order for 84 days (+1.20); ...; other features +0.10." Only
-    the features whose change pushed the score the way it moved are stated; the remainder (and
-    the model's part when the model changed) close the sentence with their signed raw change.
+    the features whose change pushed the raw score the way it moved are stated; the remainder
+    (and the model's part when the model changed) close the list with their signed raw change.
+    Vectorised over object arrays; each distinct number is formatted once.
     """
-    n = len(table)
-    status = table["status"].to_numpy()
-    parts_en = [np.full(n, "", dtype=object)]
-    parts_zh = [np.full(n, "", dtype=object)]
-    for score, column, shown in (("churn", "p_churn", _p_text), ("value", "clv", _money_text)):
-        before, after = table[f"{column}_before"].to_numpy(float), table[f"{column}_after"].to_numpy(float)
-        reasons_en, reasons_zh = _reason_lists(table, why[score], score, k)
-        for lang, parts, reasons in (("en", parts_en, reasons_en), ("zh", parts_zh, reasons_zh)):
-            parts.append(_score_clause(score, lang, before, after, shown, reasons, status))
-    en = _joined(parts_en[1:], " ")
-    zh = _joined(parts_zh[1:], "")
-    en = np.where(status == "new", "New in this run: " + en, np.where(status == "gone", "Not in this run; was: " + en, en))
-    zh = np.where(status == "new", "本次新增客户：" + zh, np.where(status == "gone", "本次已无此客户；此前：" + zh, zh))
-    return en, zh
+    status = table["status"].to_numpy(dtype=object)
+    out = {}
+    for lang in ("en", "zh"):
+        words = _WORDS[lang]
+        clauses = []
+        for score, column, kind in (("churn", "p_churn", "p"), ("value", "clv", "money")):
+            before, after = table[f"{column}_before"].to_numpy(float), table[f"{column}_after"].to_numpy(float)
+            reasons = _reason_list(table, why[score], score, lang)
+            clauses.append(_score_clause(_SCORE_NAME[(score, lang)], lang, before, after, kind, reasons, status))
+        text = _join_nonempty(clauses, words["between"])
+        out[lang] = np.where(status == "new", words["new"] + text, np.where(status == "gone", words["gone"] + text, text))
+    return out["en"], out["zh"]
 
 
-def _score_clause(score: str, lang: str, before: np.ndarray, after: np.ndarray, shown, reasons: np.ndarray,
+def _score_clause(name: str, lang: str, before: np.ndarray, after: np.ndarray, kind: str, reasons: np.ndarray,
                   status: np.ndarray) -> np.ndarray:
-    rose, fell, same = _MOVE[lang]
-    name = _SCORE_NAME[(score, lang)]
-    end = "." if lang == "en" else "。"
-    colon = ": " if lang == "en" else "："
-    out = np.empty(len(before), dtype=object)
-    for i in range(len(before)):
-        b, a = before[i], after[i]
-        if status[i] != "both":
-            value = a if status[i] == "new" else b
-            out[i] = "" if math.isnan(value) else f"{name} {shown(value)}{end}"
-            continue
-        if math.isnan(a) or math.isnan(b):
-            out[i] = ""
-            continue
-        if shown(a) == shown(b):
-            out[i] = f"{name} {same} {shown(a)}{end}" if lang == "en" else f"{name}{same}（{shown(a)}）{end}"
-            continue
-        move = rose if a > b else fell
-        head = f"{name} {move} {shown(b)} -> {shown(a)}" if lang == "en" else f"{name}由 {shown(b)} {move}至 {shown(a)}"
-        out[i] = head + (colon + reasons[i] if reasons[i] else "") + end
+    """"p_churn rose 0.18 -> 0.61: reasons." / "unchanged at", or the one value of a new or gone customer."""
+    words = _WORDS[lang]
+    b, a = _shown(before, kind), _shown(after, kind)
+    known = ~np.isnan(before) & ~np.isnan(after)
+    same = known & (b == a)
+    moved = known & ~same
+    word = np.where(after > before, words["rose"], words["fell"])
+    head = (name + " " + word + " " + b + " -> " + a) if lang == "en" else (name + "由 " + b + " " + word + "至 " + a)
+    listed = np.where(reasons != "", words["colon"] + reasons, "")
+    unchanged = (name + " unchanged at " + a) if lang == "en" else (name + "不变（" + a + "）")
+    one = np.where(status == "new", a, b)
+    single = np.where(one != "", name + " " + one + words["end"], "")
+    both = status == "both"
+    return np.select([~both, same, moved], [single, unchanged + words["end"], head + listed + words["end"]], default="").astype(object)
+
+
+def _reason_list(table: pd.DataFrame, why: _Why, score: str, lang: str) -> np.ndarray:
+    """The stated why-features (those pushing the way the raw score moved), then the remainder and the model part."""
+    words = _WORDS[lang]
+    delta = table[f"{score}_raw_delta"].to_numpy(float)
+    pieces = []
+    for feature, change, sentence in zip(why.features, why.changes, why.sentences[lang], strict=True):
+        agree = (feature != None) & ((np.sign(change) == np.sign(delta)) | np.isnan(delta))  # noqa: E711 (elementwise)
+        pieces.append(np.where(agree, sentence + " (" + _signed_texts(change) + ")", ""))
+    for column, label in ((f"{score}_other", words["other"]), (f"{score}_model_part", words["model"])):
+        values = table[column].to_numpy(float)
+        shown = ~np.isnan(values) & (np.round(values, 2) != 0)
+        pieces.append(np.where(shown, label + " " + _signed_texts(values), ""))
+    return _join_nonempty(pieces, words["sep"])
+
+
+def _shown(values: np.ndarray, kind: str) -> np.ndarray:
+    """Values as the sentences show them ("" where unknown): p_churn in hundredths, money to 3 significant figures."""
+    if kind == "p":
+        return _formatted(np.round(values, 2), "{:.2f}")
+    return _formatted(round_sig3(values), None)
+
+
+def _signed_texts(values: np.ndarray) -> np.ndarray:
+    return _formatted(np.round(values, 2), "{:+.2f}")
+
+
+def _formatted(values: np.ndarray, pattern: str | None) -> np.ndarray:
+    """Each distinct value formatted once ("" for NaN); `pattern` None: money as the reasons show it."""
+    out = np.full(len(values), "", dtype=object)
+    known = ~np.isnan(values)
+    if known.any():
+        distinct, inverse = np.unique(values[known] + 0.0, return_inverse=True)
+        texts = np.array([money(float(v)) if pattern is None else pattern.format(v) for v in distinct], dtype=object)
+        out[known] = texts[inverse]
     return out
 
 
-def _reason_lists(table: pd.DataFrame, why: dict, score: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per customer: the stated why-features (those pushing the way the raw score moved), then remainder and model part."""
-    ids = table["customer_id"]
-    delta = table[f"{score}_raw_delta"].to_numpy(float)
-    ranked = why["ranked"]
-    direction = pd.Series(np.sign(delta), index=ids).reindex(ranked["customer_id"]).to_numpy()
-    agree = ranked[(np.sign(ranked["change"].to_numpy()) == direction) | np.isnan(direction)]
-    texts = {}
-    for lang, sep in (("en", "; "), ("zh", "；")):
-        stated = agree["sentence_" + lang].astype(str) + " (" + agree["change"].map(_signed).astype(str) + ")"
-        joined = stated.groupby(agree["customer_id"].to_numpy(), sort=False).agg(sep.join)
-        joined = joined.reindex(ids).fillna("").to_numpy(dtype=object)
-        other, model = table[f"{score}_other"].to_numpy(float), table[f"{score}_model_part"].to_numpy(float)
-        label_other, label_model = ("other features", "new model") if lang == "en" else ("其他特征", "模型更换")
-        tail = np.array([_tail(o, m, label_other, label_model, sep) for o, m in zip(other, model, strict=True)], dtype=object)
-        texts[lang] = np.array([sep.join(p for p in (j, t) if p) for j, t in zip(joined, tail, strict=True)], dtype=object)
-    return texts["en"], texts["zh"]
-
-
-def _tail(other: float, model: float, label_other: str, label_model: str, sep: str) -> str:
-    pieces = []
-    if not math.isnan(other) and round(other, 2) != 0:
-        pieces.append(f"{label_other} {_signed(other)}")
-    if not math.isnan(model) and round(model, 2) != 0:
-        pieces.append(f"{label_model} {_signed(model)}")
-    return sep.join(pieces)
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.2f}"
-
-
-def _p_text(p: float) -> str:
-    return f"{p:.2f}"
-
-
-def _money_text(x: float) -> str:
-    return money(float(round_sig3(np.array([x]))[0]))
-
-
-def _joined(parts: list[np.ndarray], sep: str) -> np.ndarray:
-    out = np.empty(len(parts[0]), dtype=object)
-    for i in range(len(out)):
-        out[i] = sep.join(p[i] for p in parts if p[i])
+def _join_nonempty(pieces: list[np.ndarray], sep: str) -> np.ndarray:
+    """Element-wise join of the non-empty pieces with `sep`."""
+    out = np.asarray(pieces[0], dtype=object).copy()
+    for piece in pieces[1:]:
+        piece = np.asarray(piece, dtype=object)
+        out = np.where((out != "") & (piece != ""), out + sep + piece, out + piece)
     return out
 
 
