@@ -3,7 +3,9 @@
 Two runs of N customers (2% gone, 2% new, segments drifting, the same models) with the reason
 rows scoring writes (up to three raising and three lowering reasons per score, as the default
 `scoring.reasons_per_direction`), then `serving.changes.score_changes` and `segment_transitions`:
-wall time and the peak of Python allocations (tracemalloc) of the comparison alone.
+wall time of the comparison alone, and the process's resident memory before it and at its peak
+(`--trace-memory` instead counts the comparison's own Python allocations with tracemalloc, which
+slows it several-fold).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
 import time
 import tracemalloc
 
@@ -49,28 +52,38 @@ def synthetic_run(run_id: str, ids: np.ndarray, rng: np.random.Generator, as_of:
     return RunSide(run_id, as_of, "1", "1", scores, reasons)
 
 
-def measure(customers: int, seed: int = 7) -> dict:
+def measure(customers: int, seed: int = 7, trace_memory: bool = False) -> dict:
     rng = np.random.default_rng(seed)
     ids = np.array([f"C{i:08d}" for i in range(customers)], dtype=object)
     churn = max(customers // 50, 1)
     before = synthetic_run("r1", ids[: customers - churn], rng, dt.date(2024, 1, 1))
     after = synthetic_run("r2", ids[churn:], rng, dt.date(2024, 2, 1))
-    tracemalloc.start()
+    rss_before = _rss_mib()
+    if trace_memory:
+        tracemalloc.start()
     started = time.perf_counter()
     changes = score_changes(before, after)
     matrix = segment_transitions(changes)
     seconds = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"customers": customers, "reason_rows_per_run": len(after.reasons), "changes_rows": len(changes),
-            "transition_cells": len(matrix), "seconds": round(seconds, 2), "peak_mib": round(peak / 2**20)}
+    out = {"customers": customers, "reason_rows_per_run": len(after.reasons), "changes_rows": len(changes),
+           "transition_cells": len(matrix), "seconds": round(seconds, 2), "rss_before_mib": rss_before, "rss_peak_mib": _rss_mib()}
+    if trace_memory:
+        out["traced_peak_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20)
+        tracemalloc.stop()
+    return out
+
+
+def _rss_mib() -> int:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--trace-memory", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(measure(args.customers)))
+    print(json.dumps(measure(args.customers, trace_memory=args.trace_memory)))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def test_the_run_keeps_each_customers_raw_scores_and_base_values_for_the_changes
 
     models, features, inputs = world
     run = score_run([features], models, SETTINGS, tmp_path, run_id="r1", as_of=SCORING.date(), btyd_inputs=lambda: inputs)
+    assert run.tables == {} and "predict" in run.timings  # the stage timings are no further table to publish
     numbers = run.numbers.to_pandas().set_index("customer_id")
     reference = BtydFeatures(CHURN_H, max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
     scored = features.loc[has_history(features)].reset_index(drop=True)
