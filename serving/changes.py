@@ -509,4 +509,10 @@ def _first(table: pa.Table, column: str) -> Any:
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    """The frame as Arrow with plain `string` text columns: a column with no value at all (the first run's
+    `from_run_id`) is text too, not Arrow's null type, so every run's table has the same schema wherever it is published."""
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False).replace_schema_metadata(None)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type) or pa.types.is_large_string(field.type):
+            table = table.set_column(i, pa.field(field.name, pa.string()), table.column(i).cast(pa.string()))
+    return table

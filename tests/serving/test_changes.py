@@ -2,8 +2,11 @@
 
 import datetime as dt
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from serving.changes import (
@@ -12,6 +15,7 @@ from serving.changes import (
     ChangesError,
     RunSide,
     changes_between,
+    changes_tables,
     previous_run_id,
     score_changes,
     segment_transitions,
@@ -138,11 +142,15 @@ def test_an_earlier_run_without_raw_scores_leaves_the_remainder_unknown_not_zero
     assert "other features" not in c1["sentence_en"]
 
 
-def test_first_run_every_customer_is_new():
+def test_first_run_every_customer_is_new_and_its_table_has_the_usual_types():
     changes = score_changes(None, _after())
     assert set(changes["status"]) == {"new"}
     matrix = segment_transitions(changes)
     assert set(matrix["from_segment"]) == {"(new)"}
+    table = changes_tables(None, _after())[CHANGES_TABLE]
+    later = changes_tables(_before(), _after())[CHANGES_TABLE]
+    assert table.schema.field("from_run_id").type == pa.string()
+    assert table.schema.equals(later.schema)  # a sink creating its table from the first run takes the later ones too
 
 
 # ---------------------------------------------------------------------- through a store
@@ -190,6 +198,7 @@ def test_published_runs_carry_their_changes_and_the_report_reads_them(tmp_path):
     assert mover["churn_why"]["features"][0] == {"feature": "days_since_last_order", "change": pytest.approx(0.95)}
     assert mover["churn_why"]["other_features"] == pytest.approx(0.10)
     assert report["movers"]["clv"][0]["customer_id"] == "C1"
+    assert json.loads(json.dumps(report)) == report  # JSON-ready as it is, for the API
     zh = changes_between(store, top=1, lang="zh")
     assert zh["movers"]["p_churn"][0]["sentence"].startswith("流失概率由 0.20 上升至 0.70")
 
