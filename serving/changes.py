@@ -45,6 +45,7 @@ CHANGES_TABLE = "score_changes"
 TRANSITIONS_TABLE = "segment_transitions"
 NEW, GONE = "(new)", "(gone)"
 STATUSES = ("both", "new", "gone")
+LANGUAGES = ("en", "zh")
 SCORES = ("churn", "value")
 # Why-features kept per customer and score: three fit a sentence an account manager reads.
 WHY_FEATURES = 3
@@ -168,6 +169,10 @@ def changes_between(sink, from_run: str | None = None, to_run: str | None = None
     Default: the latest run and the one published before it. The later run's `score_changes`
     table is used when it was computed against `from_run`; otherwise the two runs are compared now.
     """
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang {lang!r}: choose one of {', '.join(LANGUAGES)}")
+    if top < 1:
+        raise ValueError(f"top {top}: ask for at least 1 mover")
     to_id, from_id = _pair(sink, from_run, to_run)
     stored = sink.read_table(CHANGES_TABLE, to_id)
     if stored is not None and "from_run_id" in stored.columns and (stored["from_run_id"] == from_id).all() and len(stored):

@@ -221,3 +221,7 @@ def test_unknown_runs_and_a_lone_run_are_one_line_errors(tmp_path):
         changes_between(store)
     with pytest.raises(ChangesError, match="--from nope: no such published run"):
         changes_between(store, from_run="nope")
+    with pytest.raises(ValueError, match="lang 'fr'"):
+        changes_between(store, lang="fr")
+    with pytest.raises(ValueError, match="top 0"):
+        changes_between(store, top=0)
