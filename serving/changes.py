@@ -425,7 +425,7 @@ def change_sentences(table: pd.DataFrame, why: dict[str, _Why]) -> tuple[np.ndar
     """Per customer, in English and Chinese: how each score moved and the features that moved it.
 
     "p_churn rose 0.18 -> 0.61: no order for 84 days (+1.20); ...; other features +0.10." Only
-    the features whose change pushed the raw score the way it moved are stated; the remainder
+    the features whose change pushed the way the score moved are stated; the remainder
     (and the model's part when the model changed) close the list with their signed raw change.
     Vectorised over object arrays; each distinct number is formatted once.
     """
@@ -436,7 +436,7 @@ def change_sentences(table: pd.DataFrame, why: dict[str, _Why]) -> tuple[np.ndar
         clauses = []
         for score, column, kind in (("churn", "p_churn", "p"), ("value", "clv", "money")):
             before, after = table[f"{column}_before"].to_numpy(float), table[f"{column}_after"].to_numpy(float)
-            reasons = _reason_list(table, why[score], score, lang)
+            reasons = _reason_list(table, why[score], score, column, lang)
             clauses.append(_score_clause(_SCORE_NAME[(score, lang)], lang, before, after, kind, reasons, status))
         text = _join_nonempty(clauses, words["between"])
         out[lang] = np.where(status == "new", words["new"] + text, np.where(status == "gone", words["gone"] + text, text))
@@ -461,10 +461,16 @@ def _score_clause(name: str, lang: str, before: np.ndarray, after: np.ndarray, k
     return np.select([~both, same, moved], [single, unchanged + words["end"], head + listed + words["end"]], default="").astype(object)
 
 
-def _reason_list(table: pd.DataFrame, why: _Why, score: str, lang: str) -> np.ndarray:
-    """The stated why-features (those pushing the way the raw score moved), then the remainder and the model part."""
+def _reason_list(table: pd.DataFrame, why: _Why, score: str, column: str, lang: str) -> np.ndarray:
+    """The stated why-features, then the remainder and the model part.
+
+    Stated: the features that pushed the way the score the reader sees moved (p_churn, CLV). The
+    blend with BG/NBD and the calibration act after the booster, so in rare cases the raw score
+    moved the other way; the features are then those of the reader's direction, and the
+    remainder with its sign still closes the list.
+    """
     words = _WORDS[lang]
-    delta = table[f"{score}_raw_delta"].to_numpy(float)
+    delta = table[f"{column}_delta"].to_numpy(float)
     pieces = []
     for feature, change, sentence in zip(why.features, why.changes, why.sentences[lang], strict=True):
         agree = (feature != None) & ((np.sign(change) == np.sign(delta)) | np.isnan(delta))  # noqa: E711 (elementwise)

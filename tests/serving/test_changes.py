@@ -1,7 +1,6 @@
 """What changed between two runs: transition matrix, movers and their why, on two tiny hand-made runs."""
 
 import datetime as dt
-
 import json
 
 import numpy as np
