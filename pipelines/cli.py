@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
+from pipelines import cli_changes
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
@@ -33,6 +34,7 @@ runs_app = typer.Typer(help="Published scoring runs: list and delete.", no_args_
 app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
+app.command("changes")(cli_changes.changes)
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -540,21 +542,26 @@ def scores_export(
     output: Annotated[Path, typer.Option("--output", help=".csv or .parquet")],
     as_of: RunAsOfOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    segment: Annotated[list[str] | None, typer.Option("--segment", help="Only this segment (repeat for several).")] = None,
+    tier: Annotated[list[str] | None, typer.Option("--tier", help="Only this value tier A, B or C (repeat for several).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated score columns, in this order.")] = None,
+    excel: Annotated[bool, typer.Option("--excel", help="CSV for Excel: UTF-8 BOM, rounded numbers.")] = False,
 ) -> None:
-    """Write a published score table (latest run by default)."""
+    """Write a published score table (latest run by default), optionally some segments, tiers or columns."""
     from pipelines import cli_scores
 
     day = _date(as_of)
     _checked(cli_scores.check_export_flags, output)
+    options = _checked(cli_scores.export_options, output, segment, tier, columns, excel)
     paths = _prepare()
     from serving.sink import open_sink
 
     store = open_sink(paths.store)
     try:
-        run = store.export_scores(output, run_id=run_id, as_of=day)
+        run, rows = store.export(output, run_id=run_id, as_of=day, options=options)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"{run.score_rows:,} rows of run {run.run_id} (as of {run.as_of}) written to {output}")
+    console.print(f"{rows:,} of {run.score_rows:,} rows of run {run.run_id} (as of {run.as_of}) written to {output}")
 
 
 @scores_app.command("show")
@@ -661,7 +668,7 @@ def models_promote(
 
 @runs_app.command("list")
 def runs_list() -> None:
-    """Show the published runs, latest first: as-of date, run id, rows, model versions, when published."""
+    """Show the published runs, latest first: as-of date, run id, data source, model versions, customers, status."""
     paths = _prepare()
     from serving.sink import open_sink
 
@@ -670,13 +677,13 @@ def runs_list() -> None:
     if runs.empty:
         console.print(f"no published run in {paths.store}; `custscore run` publishes one")
         return
-    latest = runs["run_id"].iloc[-1]  # list_runs is oldest first, by the store's own order of recency
-    grid = Table("as of", "run id", "rows", "churn model", "value model", "published at (UTC)", "",
+    current = runs["run_id"].iloc[-1]  # list_runs is oldest first, by the store's own order of recency
+    grid = Table("as of", "run id", "customers", "churn model", "value model", "data source", "published at (UTC)", "status",
                  title=f"published runs in {paths.store}")
     for r in runs.iloc[::-1].itertuples():
         grid.add_row(str(r.as_of), r.run_id, f"{r.score_rows:,}", _version(r.churn_model_version),
-                     _version(r.value_model_version), f"{r.published_at:%Y-%m-%d %H:%M:%S}",
-                     "latest" if r.run_id == latest else "")
+                     _version(r.value_model_version), escape(str((r.extra or {}).get("data_source") or "-")),
+                     f"{r.published_at:%Y-%m-%d %H:%M:%S}", "current" if r.run_id == current else "published")
     console.print(grid)
 
 

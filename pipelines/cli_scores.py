@@ -11,8 +11,8 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from pipelines.arguments import check_at_least, check_choice, check_output_suffix
-from serving.segments import SEGMENTS
+from pipelines.arguments import RunArgumentError, check_at_least, check_choice, check_output_suffix
+from serving.segments import SEGMENTS, TIERS
 
 LANGUAGES = ("en", "zh")
 EXPORT_SUFFIXES = (".csv", ".parquet")
@@ -27,6 +27,25 @@ def check_show_flags(segment: str | None, lang: str, limit: int) -> None:
 
 def check_export_flags(output: object) -> None:
     check_output_suffix(output, EXPORT_SUFFIXES, "--output")
+
+
+def export_options(output: object, segments: list[str] | None, tiers: list[str] | None, columns: str | None,
+                   excel: bool):
+    """The export's rows, columns and format from the flags, or a one-line refusal naming the bad value."""
+    from pathlib import Path
+
+    from serving.export import ExportOptionError, ExportOptions, check_export_target, parse_columns
+
+    for segment in segments or ():
+        check_choice(segment, SEGMENTS, "--segment")
+    for tier in tiers or ():
+        check_choice(tier, TIERS, "--tier")
+    try:
+        options = ExportOptions(tuple(segments or ()), tuple(tiers or ()), parse_columns(columns), excel)
+        check_export_target(Path(str(output)), options)
+    except ExportOptionError as exc:
+        raise RunArgumentError(str(exc)) from exc
+    return options
 
 
 def no_match(segment: str | None, customer: str | None) -> str:

@@ -23,6 +23,7 @@ from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
+from serving.changes import previous_run_id, side_of_sink, with_changes
 from serving.score_run import score_run
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels
@@ -191,9 +192,18 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     try:
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
             scored = score_task(run, models, workdir, run_id)
+        scored = with_changes_since_previous(run, scored)
         return publish_task(run, champions, scored, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@staged("changes since the previous run")
+def with_changes_since_previous(run: Run, scored: ScoredRun) -> ScoredRun:
+    """The scored run with what changed since the previous published run, published with it (serving/changes.py)."""
+    sink = score_sink(run)
+    previous = previous_run_id(sink, str(scored.run_id), run.as_of)
+    return with_changes(scored, None if previous is None else side_of_sink(sink, previous), run.as_of)
 
 
 def run_metadata(run: Run, champions: dict, run_id: str) -> RunMetadata:

@@ -57,9 +57,13 @@ log = logging.getLogger(__name__)
 NEW_CUSTOMER_TEXT_EN = "No transaction before the scoring date: a new customer, not scored yet."
 NEW_CUSTOMER_TEXT_ZH = "评分日前尚无任何交易记录：新客户，暂不评分。"
 # Columns kept in memory for the whole run (segmentation and the summary need them).
+# The explained boosters' raw scores and base values (RAW_SCORE_COLUMNS) ride along so that
+# what changed since the previous run can be split exactly into feature contributions
+# (serving/changes.py); the store keeps only the contract's columns.
+RAW_SCORE_COLUMNS = ("churn_raw", "value_raw", "churn_base", "value_base")
 SEGMENT_INPUT_COLUMNS = [
     "customer_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve", "net_value", "clv",
-    "value_p10", "value_p90", "current_value", "trailing_net_value", "tenure_days", "is_new",
+    "value_p10", "value_p90", *RAW_SCORE_COLUMNS, "current_value", "trailing_net_value", "tenure_days", "is_new",
 ]
 
 
@@ -224,6 +228,20 @@ def prospects_frame(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 
+def with_raw_scores(numbers: pd.DataFrame, models: ScoringModels, raw: dict[str, np.ndarray],
+                    shap: list[tuple[str, np.ndarray, pd.DataFrame, list[str]]]) -> pd.DataFrame:
+    """The numbers with each explained booster's raw score and base value, oriented as its reasons are.
+
+    Oriented raw = base + the sum of every feature's contribution (SHAP additivity), so the
+    change of a customer's raw score between two runs is the sum of its contributions' changes.
+    """
+    for kind, contrib, _, _ in shap:
+        _, sign = explained_booster(kind, models.churn if kind == "churn" else models.value)
+        numbers[f"{kind}_raw"] = sign * np.asarray(raw[kind], dtype=float)
+        numbers[f"{kind}_base"] = contrib[:, -1]
+    return numbers
+
+
 def predict_and_explain(
     features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings, index: int, clock: StageClock
 ) -> _ExplainedChunk:
@@ -238,6 +256,7 @@ def predict_and_explain(
             frames.append(predict_chunk(scored, models, settings, raw))
         with clock.stage("shap"):
             shap = checked_contributions(scored, models, settings, raw)
+        frames[0] = with_raw_scores(frames[0], models, raw, shap)
     prospect_ids = features.loc[~known, "customer_id"].to_numpy()
     if len(prospect_ids):
         frames.append(prospects_frame(features.loc[~known])[SEGMENT_INPUT_COLUMNS])

@@ -48,6 +48,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.export import ExportOptions, check_export_target, write_export
 from serving.score_table import ContractError
 from serving.scored_run import ScoredRun
 from serving.store_files import (
@@ -63,7 +64,6 @@ from serving.store_files import (
     write_json_durably,
     write_named_table,
     write_run_files,
-    write_score_tables,
 )
 
 logger = logging.getLogger(__name__)
@@ -352,10 +352,17 @@ class ScoreStore:
         ``'`` gets a ``'`` in front so a spreadsheet shows it instead of evaluating it (see
         `features.safe_csv`; remove one leading ``'`` to get the text back). Parquet is unchanged.
         """
+        return self.export(path, run_id, as_of)[0]
+
+    def export(self, path: Path | str, run_id: str | None = None, as_of: dt.date | str | None = None,
+               options: ExportOptions | None = None) -> tuple[PublishedRun, int]:
+        """`export_scores` with some segments, tiers or columns, or an Excel-friendly CSV (serving/export.py); the rows written."""
         path = Path(path)
+        options = options or ExportOptions()
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"{path}: cannot export to a {suffix or 'suffix-less'} file; use a name ending in .csv or .parquet")
+        check_export_target(path, options)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
@@ -363,7 +370,7 @@ class ScoreStore:
             for attempt in (1, 2):
                 run = self._resolve(run_id, as_of)
                 try:
-                    write_score_tables(iter_score_tables(self.root / run.folder), tmp, suffix)
+                    rows = write_export(iter_score_tables(self.root / run.folder), tmp, suffix, options)
                     break
                 except FileNotFoundError:
                     if attempt == 2:
@@ -371,8 +378,8 @@ class ScoreStore:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        logger.info("exported %d scores of run %s to %s", run.score_rows, run.run_id, path)
-        return run
+        logger.info("exported %d scores of run %s to %s", rows, run.run_id, path)
+        return run, rows
 
     def connect_views(self, run_id: str | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
         """Return a DuckDB connection with views over a run (default: latest).

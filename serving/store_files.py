@@ -26,11 +26,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from features.safe_csv import safe_text_table
 from serving.score_table import (
     EXPLANATION_SCHEMA,
     SCORE_NUMBERS_SCHEMA,
@@ -275,22 +273,6 @@ def _check_parts_complete(folder: Path, text_rows: int, score_rows: int) -> None
     if text_rows != score_rows:
         raise FileNotFoundError(f"{folder}: the run's text parts vanished while being read "
                                 "(the run was deleted or republished meanwhile)")
-
-
-def write_score_tables(tables: Iterator[pa.Table], target: Path, suffix: str) -> None:
-    """Parquet as stored; CSV with text cells a spreadsheet cannot run as formulas (features.safe_csv)."""
-    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
-    try:
-        for table in tables:
-            if suffix == ".csv":
-                table = safe_text_table(table)
-            if writer is None:
-                writer = pq.ParquetWriter(target, table.schema, compression="zstd") if suffix == ".parquet" else pacsv.CSVWriter(target, table.schema)
-            for batch in table.to_batches(max_chunksize=65_536):
-                writer.write_batch(batch)
-    finally:
-        if writer is not None:
-            writer.close()
 
 
 def scores_sql(folder: Path) -> str:

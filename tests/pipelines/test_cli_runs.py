@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from serving.store import ScoreStore
-from tests.serving.test_store import AS_OF, publish
+from serving.store import RunMetadata, ScoreStore
+from tests.serving.test_store import AS_OF, make_explanations, make_scores, publish, scored_run
 
 runner = CliRunner()
 EARLIER = AS_OF - dt.timedelta(days=30)
@@ -35,7 +35,7 @@ def test_runs_list_shows_each_run_latest_first_with_what_identifies_it(store):
     for row, as_of, count in ((rows[0], AS_OF, "30"), (rows[1], EARLIER, "20")):
         cells = [c.strip() for c in row.strip("│ ").split("│")]
         assert cells[:5] == [str(as_of), cells[1], count, "v1", "v2"]
-    assert rows[0].rstrip(" │").endswith("latest") and "latest" not in rows[1]
+    assert rows[0].rstrip(" │").endswith("current") and rows[1].rstrip(" │").endswith("published")
 
 
 def test_runs_list_on_an_empty_store_says_how_to_fill_it(store):
@@ -80,3 +80,14 @@ def test_runs_delete_of_an_unknown_id_names_the_published_runs(store):
     assert result.exit_code == 2 and len(_lines(result.output)) == 1
     assert "'run-typo'" in result.output and "run-only" in result.output and "Traceback" not in result.output
     assert list(store.list_runs()["run_id"]) == ["run-only"]
+
+
+def test_runs_list_names_each_runs_data_source(store):
+    store.publish(RunMetadata(run_id="run-src", as_of=AS_OF, churn_model_version="1", value_model_version="2",
+                              extra={"data_source": "demo/data"}),
+                  scored_run(make_scores(5), make_explanations(make_scores(5))))
+    result = runner.invoke(app, ["runs", "list"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in _lines(result.output) if "run-src" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[5] == "demo/data" and cells[-1] == "current"

@@ -79,3 +79,26 @@ def test_champions_reading_btyd_columns_need_the_population_inputs(world, tmp_pa
     models, features, _ = world
     with pytest.raises(BtydInputsNeededError, match="btyd_inputs"):
         score_run([features], models, SETTINGS, tmp_path, run_id="r1", as_of=SCORING.date())
+
+
+def test_the_run_keeps_each_customers_raw_scores_and_base_values_for_the_changes(world, tmp_path):
+    """What serving/changes.py splits exactly: raw = base + every contribution, base the same for every customer."""
+    from models.explain import contributions
+
+    models, features, inputs = world
+    run = score_run([features], models, SETTINGS, tmp_path, run_id="r1", as_of=SCORING.date(), btyd_inputs=lambda: inputs)
+    assert run.tables == {} and "predict" in run.timings  # the stage timings are no further table to publish
+    numbers = run.numbers.to_pandas().set_index("customer_id")
+    reference = BtydFeatures(CHURN_H, max_fit_rows=BTYD_FIT_ROWS).fit(inputs)
+    scored = features.loc[has_history(features)].reset_index(drop=True)
+    btyd_columns = [reference.with_horizon(h).transform(scored) for h in (CHURN_H, VALUE_H)]
+    scored = pd.concat([scored, btyd_columns[0], btyd_columns[1].drop(columns=["btyd_p_alive"])], axis=1)
+    ours = numbers.loc[scored["customer_id"]]
+    X_churn, X_value = scored[models.churn.feature_names_], scored[models.value.feature_names_]
+    np.testing.assert_allclose(ours["churn_raw"].to_numpy(), models.churn.risk_sign * models.churn.predict_raw(X_churn), rtol=1e-9)
+    np.testing.assert_allclose(ours["value_raw"].to_numpy(), models.value.predict_raw(X_value), rtol=1e-9)
+    contrib = contributions(models.churn.booster_, X_churn)
+    np.testing.assert_allclose(ours["churn_base"].to_numpy(), models.churn.risk_sign * contrib[:, -1])
+    assert ours["churn_base"].nunique() == 1 and ours["value_base"].nunique() == 1
+    prospects = numbers.drop(index=scored["customer_id"])
+    assert len(prospects) and prospects["churn_raw"].isna().all()
