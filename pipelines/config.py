@@ -154,6 +154,17 @@ class ScheduleConfig(_Frozen):
     timezone: str = "UTC"
 
 
+class ReportConfig(_Frozen):
+    """The HTML report every scoring run writes (pipelines/report.py)."""
+
+    # Both languages by default: the people who act on the scores read either, and a report costs about a second.
+    languages: tuple[Literal["en", "zh"], ...] = ("en", "zh")
+    # Waterfalls are one plot each (~0.3 s and ~40 kB): five top at-risk accounts keep the file small.
+    at_risk_waterfalls: Annotated[int, Field(ge=0, le=50)] = 5
+    # Rows of the top movers table: enough to act on, short enough to read.
+    top_movers: Annotated[int, Field(ge=0, le=200)] = 10
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -165,6 +176,7 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="before")
     @classmethod
