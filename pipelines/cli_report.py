@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -42,10 +43,14 @@ def report(
         run = sink.run_metadata(run_id)
     except (ConfigError, LookupError) as exc:
         _fail(str(exc))
-    _configure_tracking(paths)  # the validation figures the champions were promoted on
+    # The validation figures the champions were promoted on live in MLflow; a home without a registry
+    # has none to read, and the report should not create one.
+    tracked = bool(os.environ.get("MLFLOW_TRACKING_URI")) or paths.mlflow_db.exists()
+    if tracked:
+        _configure_tracking(paths)
     target = output or report_path(paths.root, run.run_id, lang)
     with console.status(f"writing the report of run {run.run_id}"):
-        written = write_reports(sink, run.run_id, cfg, {lang: target})[lang]
+        written = write_reports(sink, run.run_id, cfg, {lang: target}, with_validation=tracked)[lang]
     console.print(f"report of run {run.run_id} (as of {run.as_of}) written to {written}", highlight=False, soft_wrap=True)
 
 
