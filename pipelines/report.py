@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 FURTHER_TABLES = ("drift", "backtest", "score_changes", "segment_transitions", "actions")
 HEADLINE = {"churn": ("roc_auc", "brier", "ece", "pr_auc"), "value": ("normalized_gini", "spearman",
                                                                      "top_10pct_capture", "aggregate_bias_pct")}
-ActionList = Callable[[pd.DataFrame], pd.DataFrame]
+# The score columns the report draws from: the reason texts (most of a score table's bytes) are not read.
+SCORE_COLUMNS = ["customer_id", "p_churn", "clv", "value_tier", "segment"]
+# The ranked retention calls of a run: (sink, run_id) -> frame, e.g. serving.actions.actions_of_run with a policy.
+ActionList = Callable[[ScoreSink, str], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def read_inputs(sink: ScoreSink, run_id: str | None = None, *, options: ReportOp
                 validation: dict[str, Validation] | None = None, action_list: ActionList | None = None) -> ReportInputs:
     """Read a published run (default: the latest) and what the report compares it with."""
     run = sink.run_metadata(run_id)
-    scores = sink.read_scores(run.run_id)
+    scores = sink.read_scores(run.run_id, columns=list(dict.fromkeys([*SCORE_COLUMNS, options.value_column])))
     previous = previous_run(sink, run)
     inputs = ReportInputs(
         run=run, scores=scores, summary=sink.read_summary(run.run_id),
@@ -100,7 +103,7 @@ def read_inputs(sink: ScoreSink, run_id: str | None = None, *, options: ReportOp
         inputs.reasons = sink.read_explanations(run.run_id, customer_id=top["customer_id"].tolist(), score="churn")
     inputs.actions = inputs.tables.get("actions")
     if inputs.actions is None and action_list is not None:
-        inputs.actions = action_list(scores)
+        inputs.actions = action_list(sink, run.run_id)
     return inputs
 
 

@@ -196,3 +196,14 @@ def test_write_report_leaves_no_partial_file(later, tmp_path):
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in path.parent.iterdir()] == ["r.html"]
 
+
+
+def test_the_action_list_is_shown_when_there_is_one(store):
+    def ranked(sink, run_id):
+        assert run_id == "run-first"
+        return pd.DataFrame({"customer_id": ["C0007", "C0003"], "expected_gain": [120.5, 80.25], "reason": ["no order", "fewer orders"]})
+
+    inputs = read_inputs(store, "run-first", action_list=ranked, options=ReportOptions(at_risk_waterfalls=0))
+    section = Page(render_report(inputs, "en", ReportOptions(at_risk_waterfalls=0))).sections["actions"]
+    assert section["notes"] == [] and section["tables"] == 1
+    assert section["text"].index("C0007") < section["text"].index("C0003") and "120.50" in section["text"]
