@@ -222,7 +222,7 @@ def segments_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
         if part.empty:
             continue
         shown = pd.DataFrame({
-            w["segment"]: part["group"], w["label"]: part[f"label_{lang}"], w["customers"]: part["customers"].astype(int),
+            w["segment"]: part["group"], w["label"]: part[f"label_{lang}"], w["n_customers"]: part["customers"].astype(int),
             w["share"]: part["share_customers"].map(_percent), w["share_current"]: part["share_current_value"].map(_percent),
             w["share_predicted"]: part["share_predicted_value"].map(_percent),
             w["mean_p_churn"]: part["mean_p_churn"].astype(float)})
@@ -434,10 +434,13 @@ def validation_from_mlflow(run: PublishedRun) -> dict[str, Validation]:
 
 
 def _artifact_bytes(client, mlflow_run_id: str, path: str) -> bytes | None:
+    import os
     import tempfile
 
     from mlflow.exceptions import MlflowException
 
+    # MLflow draws a progress bar on stderr for every download: noise under the command's own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         with tempfile.TemporaryDirectory() as folder:
             return Path(client.download_artifacts(mlflow_run_id, path, folder)).read_bytes()

@@ -22,7 +22,7 @@ PAGE = """<!DOCTYPE html>
   header dt { opacity: .75; } header dd { margin: 0; font-weight: 600; }
   nav { padding: 10px 32px; font-size: 13px; background: #fff; border-bottom: 1px solid #dde3ea; }
   nav a { margin-right: 14px; color: #1f5f99; text-decoration: none; white-space: nowrap; }
-  main { padding: 8px 32px 32px; }
+  main { padding: 8px 32px 32px; max-width: 1400px; }
   section { background: #fff; border: 1px solid #dde3ea; border-radius: 6px; margin: 16px 0; padding: 12px 20px 16px; }
   h2 { font-size: 17px; margin: 4px 0 10px; } h3 { font-size: 14px; margin: 14px 0 6px; color: #44505c; }
   p.note { background: #fff6e0; border-left: 4px solid #ef9f00; padding: 6px 10px; font-size: 13px; }
@@ -42,7 +42,8 @@ PAGE = """<!DOCTYPE html>
   <h1>{{ words.title }}</h1>
   <dl>{% for name, value in facts %}<div><dt>{{ name }}</dt><dd>{{ value }}</dd></div>{% endfor %}</dl>
 </header>
-<nav aria-label="{{ words.contents }}">{% for s in sections %}<a href="#{{ s.key }}">{{ s.title }}</a>{% endfor %}</nav>
+<nav aria-label="{{ words.contents }}">{% for s in sections %}<a href="#{{ s.key }}">{{ s.title }}</a>
+{% endfor %}</nav>
 <main>
 {% for s in sections %}
 <section id="{{ s.key }}" data-section="{{ s.key }}">

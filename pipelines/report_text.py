@@ -44,7 +44,7 @@ TEXT: dict[str, dict[str, str]] = {
         "no_validation": "the validation figures are not readable here (MLflow has no run for this model version); "
                          "the grade is the one recorded when the run was published",
         # segments
-        "segment": "segment", "label": "label", "share": "share of customers", "share_current": "share of current value",
+        "segment": "segment", "label": "label", "n_customers": "customers", "share": "share of customers", "share_current": "share of current value",
         "share_predicted": "share of predicted value", "mean_p_churn": "mean p_churn",
         # pareto
         "pareto_caption": "Customers sorted by predicted value ({value}), highest first: the curve is the share of all "
@@ -118,7 +118,7 @@ TEXT: dict[str, dict[str, str]] = {
         "baseline_value": "规则基线", "models_caption": "冠军模型晋升时的跨时间验证指标（MLflow），与同一批数据上的规则基线对比。"
         "等级 A 表示明显优于基线，C 表示勉强优于基线。",
         "no_validation": "此处无法读取验证指标（MLflow 中没有该模型版本的运行）；等级为发布时记录的等级",
-        "segment": "分群", "label": "名称", "share": "客户占比", "share_current": "当前价值占比",
+        "segment": "分群", "label": "名称", "n_customers": "客户数", "share": "客户占比", "share_current": "当前价值占比",
         "share_predicted": "预测价值占比", "mean_p_churn": "平均流失概率",
         "pareto_caption": "客户按预测价值（{value}）从高到低排序：曲线表示他们贡献的正价值占比。"
                           "A 级截止于价值累计达到 {a:.0%} 处，B 级截止于 {b:.0%} 处。",
