@@ -53,3 +53,15 @@ def test_the_run_summary_names_the_reports_or_why_there_is_none():
     assert report_lines({"run_id": "r", "reports": {"en": "/h/reports/r.en.html"}}) == ["[bold]report[/] /h/reports/r.en.html"]
     (line,) = report_lines({"run_id": "r", "report_error": "OSError: disk full"})
     assert "no report written: OSError: disk full" in line and "custscore report --run-id r" in line
+
+
+def test_the_run_summary_prints_where_each_report_is():
+    from pipelines.cli import _print_published, console
+
+    published = {"as_of": "2026-07-01", "run_id": "r1", "summary": [], "rows": 10, "store": "/h/store",
+                 "models": {"churn": {"version": "1", "grade": "A"}, "value": {"version": "2", "grade": "B"}},
+                 "reports": {"en": "/h/reports/r1.en.html", "zh": "/h/reports/r1.zh.html"}}
+    with console.capture() as captured:
+        _print_published(published)
+    lines = captured.get().splitlines()
+    assert lines[-2:] == ["report /h/reports/r1.en.html", "report /h/reports/r1.zh.html"]
