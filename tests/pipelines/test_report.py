@@ -114,6 +114,7 @@ def test_a_run_with_every_table_fills_every_section_in_english(later):
     images = {k: len(s["images"]) for k, s in page.sections.items() if s["images"]}
     assert images == {"pareto": 1, "calibration": 2, "distributions": 2, "drift": 1, "waterfalls": 3}
     assert all(src.startswith("data:image/png;base64,") for s in page.sections.values() for src in s["images"])
+    assert page.sections["distributions"]["notes"] == [] and "run-first" in page.sections["distributions"]["text"]
     assert "negative_quantity: 7" in page.sections["data-quality"]["text"]
     assert "0.780" in page.sections["models"]["text"] and "0.700" in page.sections["models"]["text"]
 
