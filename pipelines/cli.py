@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines import cli_changes
+from pipelines import cli_changes, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
@@ -35,6 +35,7 @@ app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.command("changes")(cli_changes.changes)
+app.command("report")(cli_report.report)
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -525,6 +526,8 @@ def _print_published(published: dict) -> None:
     console.print(f"[bold]models[/] churn v{versions['churn']['version']} (grade {versions['churn'].get('grade', '?')}), "
                   f"value v{versions['value']['version']} (grade {versions['value'].get('grade', '?')})")
     console.print(f"[bold]scores[/] {published['rows']:,} customers published to {published['store']}")
+    for line in cli_report.report_lines(published):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _print_where(paths) -> None:

@@ -184,6 +184,17 @@ class AlertsConfig(_Frozen):
         return data
 
 
+class ReportConfig(_Frozen):
+    """The HTML report every scoring run writes (pipelines/report.py)."""
+
+    # Both languages by default: the people who act on the scores read either, and a report costs about a second.
+    languages: tuple[Literal["en", "zh"], ...] = ("en", "zh")
+    # Waterfalls are one plot each (~0.3 s and ~40 kB): five top at-risk accounts keep the file small.
+    at_risk_waterfalls: Annotated[int, Field(ge=0, le=50)] = 5
+    # Rows of the top movers table: enough to act on, short enough to read.
+    top_movers: Annotated[int, Field(ge=0, le=200)] = 10
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -197,6 +208,7 @@ class CustscoreConfig(_Frozen):
     schedules: ScheduleConfig = ScheduleConfig()
     actions: ActionsConfig = ActionsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from features.build import FeatureSpec, feature_columns, iter_feature_batches, r
 from features.safe_csv import safe_text_frame
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
-from pipelines import tracking
+from pipelines import run_report, tracking
 from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
@@ -193,7 +193,8 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
             scored = score_task(run, models, workdir, run_id)
         scored = with_changes_since_previous(run, scored)
-        return publish_task(run, champions, scored, run_id)
+        published = publish_task(run, champions, scored, run_id)
+        return published | run_report.report_task(run, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -270,3 +270,19 @@ def test_a_later_run_publishes_what_changed_since_the_previous_one_exactly(first
     np.testing.assert_allclose(scored.loc[ids, "churn_raw_delta"].to_numpy(), totals[1] - totals[0], atol=1e-6)
     mover = scored["churn_raw_delta"].abs().idxmax()
     assert scored.loc[mover, "sentence_en"].startswith("p_churn ")
+
+
+def test_the_run_wrote_its_report_in_both_languages_and_logged_it_to_mlflow(first_run, home):
+    import mlflow
+
+    run_id = first_run["published"]["run_id"]
+    reports = first_run["published"]["reports"]
+    assert reports == {lang: str(home / "reports" / f"{run_id}.{lang}.html") for lang in ("en", "zh")}
+    english = (home / "reports" / f"{run_id}.en.html").read_text(encoding="utf-8")
+    # the champions' validation figures came from their MLflow runs: no "not readable" sentence
+    assert "Models against their baselines" in english and "not readable here" not in english
+    found = mlflow.search_runs(experiment_names=["custscore-scoring"], filter_string=f"tags.`custscore.run_id` = '{run_id}'",
+                               output_format="list")
+    assert len(found) == 1
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(found[0].info.run_id, "report")}
+    assert logged == {f"report/{run_id}.en.html", f"report/{run_id}.zh.html"}

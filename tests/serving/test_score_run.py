@@ -73,6 +73,8 @@ def test_one_fit_gives_the_btyd_columns_the_anchor_and_the_blend(world, tmp_path
     expected = np.where(anchored > 0, blend_values(anchored, revenue_btyd, 0.25), anchored)
     np.testing.assert_allclose(ours["expected_revenue"].to_numpy(), expected, rtol=1e-9)
     assert (anchored != revenue).any() and (expected != anchored).any()
+    # the stage timings are timings, not further tables a sink would try to publish
+    assert run.tables == {} and run.timings and all(isinstance(v, float) for v in run.timings.values())
 
 
 def test_champions_reading_btyd_columns_need_the_population_inputs(world, tmp_path):

@@ -1,0 +1,449 @@
+"""The run report: one self-contained HTML file per published run and language.
+
+What it shows is read back from the score sink (the run's scores, summary, explanations, metadata
+and its further tables: drift, backtest, score_changes, segment_transitions), plus the validation
+figures the champions were promoted on when MLflow has them. A section whose table the run does not
+have says so in a sentence with the reason, instead of disappearing: a reader can tell "not measured"
+from "nothing to see". Plots are embedded PNGs (pipelines/report_plots.py) and the CSS is inline,
+so the file opens anywhere without a network.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines import report_plots as plots
+from pipelines.report_html import render_page
+from pipelines.report_text import text_for
+from serving.sink import ScoreSink
+from serving.store import PublishedRun
+
+log = logging.getLogger(__name__)
+
+FURTHER_TABLES = ("drift", "backtest", "score_changes", "segment_transitions", "actions")
+HEADLINE = {"churn": ("roc_auc", "brier", "ece", "pr_auc"), "value": ("normalized_gini", "spearman",
+                                                                     "top_10pct_capture", "aggregate_bias_pct")}
+# The score columns the report draws from: the reason texts (most of a score table's bytes) are not read.
+SCORE_COLUMNS = ["customer_id", "p_churn", "clv", "value_tier", "segment"]
+# The ranked retention calls of a run: (sink, run_id) -> frame, e.g. serving.actions.actions_of_run with a policy.
+ActionList = Callable[[ScoreSink, str], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How much the report shows and where the value tiers were cut (the run's segment rules)."""
+
+    value_column: str = "clv"
+    tier_cuts: tuple[float, float] = (0.80, 0.95)
+    at_risk_waterfalls: int = 5
+    top_movers: int = 10
+
+
+@dataclass
+class Validation:
+    """What a champion was promoted on: out-of-time metrics beside the baseline, and its calibration plot."""
+
+    metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    calibration_png: bytes | None = None
+
+
+@dataclass
+class ReportInputs:
+    """Everything one report is drawn from, read once for all its languages."""
+
+    run: PublishedRun
+    scores: pd.DataFrame
+    summary: pd.DataFrame
+    tables: dict[str, pd.DataFrame | None]
+    previous: PublishedRun | None = None
+    previous_scores: pd.DataFrame | None = None
+    reasons: pd.DataFrame | None = None  # churn reasons of the top at-risk accounts
+    validation: dict[str, Validation] = field(default_factory=dict)
+    actions: pd.DataFrame | None = None
+
+
+@dataclass
+class Section:
+    """One section of the page: heading, an optional absent-sentence, captions, tables (HTML) and images."""
+
+    key: str
+    title: str
+    notes: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (subheading, table HTML)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (alt text, data URI)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_inputs(sink: ScoreSink, run_id: str | None = None, *, options: ReportOptions = ReportOptions(),
+                validation: dict[str, Validation] | None = None, action_list: ActionList | None = None) -> ReportInputs:
+    """Read a published run (default: the latest) and what the report compares it with."""
+    run = sink.run_metadata(run_id)
+    scores = sink.read_scores(run.run_id, columns=list(dict.fromkeys([*SCORE_COLUMNS, options.value_column])))
+    previous = previous_run(sink, run)
+    inputs = ReportInputs(
+        run=run, scores=scores, summary=sink.read_summary(run.run_id),
+        tables={name: sink.read_table(name, run.run_id) for name in FURTHER_TABLES},
+        previous=previous,
+        previous_scores=sink.read_scores(previous.run_id, columns=["customer_id", "p_churn", "clv"]) if previous else None,
+        validation=validation or {},
+    )
+    top = top_at_risk(scores, options)
+    if len(top):
+        inputs.reasons = sink.read_explanations(run.run_id, customer_id=top["customer_id"].tolist(), score="churn")
+    inputs.actions = inputs.tables.get("actions")
+    if inputs.actions is None and action_list is not None:
+        inputs.actions = action_list(sink, run.run_id)
+    return inputs
+
+
+def previous_run(sink: ScoreSink, run: PublishedRun) -> PublishedRun | None:
+    """The published run before this one (by the sink's order of recency), None for the first."""
+    runs = sink.list_runs()
+    ids = runs["run_id"].tolist()
+    if run.run_id not in ids or ids.index(run.run_id) == 0:
+        return None
+    return sink.run_metadata(ids[ids.index(run.run_id) - 1])
+
+
+def top_at_risk(scores: pd.DataFrame, options: ReportOptions) -> pd.DataFrame:
+    """The at_risk accounts worth most (the segment's value column), as many as the report draws."""
+    at_risk = scores[scores["segment"] == "at_risk"]
+    column = options.value_column if options.value_column in scores else "clv"
+    return at_risk.sort_values([column, "customer_id"], ascending=[False, True]).head(options.at_risk_waterfalls)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def write_report(inputs: ReportInputs, lang: str, output: Path, options: ReportOptions = ReportOptions()) -> Path:
+    """Write the report of one language to `output` (its folder is created)."""
+    html = render_report(inputs, lang, options)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".part")
+    temporary.write_text(html, encoding="utf-8")
+    temporary.replace(output)  # a reader never opens half a report
+    return output
+
+
+def render_report(inputs: ReportInputs, lang: str, options: ReportOptions = ReportOptions()) -> str:
+    """The whole page as HTML text."""
+    words = text_for(lang)
+    sections = [
+        data_quality(inputs, words), models_section(inputs, words), segments_section(inputs, words, lang),
+        pareto_section(inputs, words, lang, options), calibration_section(inputs, words, lang),
+        distributions_section(inputs, words, lang), drift_section(inputs, words, lang),
+        transitions_section(inputs, words, lang, options), backtest_section(inputs, words),
+        actions_section(inputs, words), waterfalls_section(inputs, words, lang, options),
+    ]
+    run = inputs.run
+    facts = [(words["run"], run.run_id), (words["as_of"], str(run.as_of)),
+             (words["published_at"], f"{run.published_at:%Y-%m-%d %H:%M}"),
+             (words["data_source"], str(run.extra.get("data_source", "-"))),
+             (words["customers"], f"{run.score_rows:,}")]
+    return render_page(lang=lang, words=words, facts=facts, sections=sections)
+
+
+def frame_html(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A table as escaped HTML, numbers rounded for reading and missing values blank."""
+    shown = frame.copy()
+    for column in shown.columns:
+        shown[column] = shown[column].map(lambda v: _cell(v, digits)).astype(object)
+    return shown.to_html(index=False, escape=True, border=0, classes="grid", na_rep="")
+
+
+def _cell(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    if isinstance(value, float | np.floating):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def data_quality(inputs: ReportInputs, w: dict) -> Section:
+    section = Section("data-quality", w["data_quality"])
+    counts = inputs.run.extra.get("input_rows")
+    if not counts:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_input_rows']}")
+        return section
+    rows = [{w["table"]: table, w["read"]: int(r.get("read", 0)), w["accepted"]: int(r.get("accepted", 0)),
+             w["duplicates_kept"]: int(r.get("exact_duplicates_kept", 0)), w["quarantined"]: int(r.get("quarantined", 0)),
+             w["reasons"]: ", ".join(f"{k}: {v:,}" for k, v in sorted(r.get("reasons", {}).items(), key=lambda kv: -kv[1])) or "-",
+             w["warnings"]: "; ".join(r.get("warnings", [])) or "-"}
+            for table, r in counts.items()]
+    section.tables.append(("", frame_html(pd.DataFrame(rows))))
+    return section
+
+
+def models_section(inputs: ReportInputs, w: dict) -> Section:
+    section = Section("models", w["models"])
+    recorded = inputs.run.extra.get("models", {})
+    rows = []
+    for kind in ("churn", "value"):
+        facts = recorded.get(kind, {})
+        version = facts.get("version") or getattr(inputs.run, f"{kind}_model_version")
+        validation = inputs.validation.get(kind)
+        metrics = list(validation.metrics.items()) if validation and validation.metrics else [("-", (None, None))]
+        for i, (metric, (model, baseline)) in enumerate(metrics):
+            first = i == 0
+            rows.append({w["kind"]: kind if first else "", w["version"]: f"v{version}" if first and version else "",
+                         w["grade"]: (facts.get("grade") or "-") if first else "", w["metric"]: metric,
+                         w["model_value"]: model, w["baseline_value"]: baseline})
+    section.tables.append(("", frame_html(pd.DataFrame(rows))))
+    section.captions.append(w["models_caption"])
+    if not any(v.metrics for v in inputs.validation.values()):
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_validation']}")
+    return section
+
+
+def segments_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
+    section = Section("segments", w["segments"])
+    summary = inputs.summary
+    for group_by in ("segment", "value_tier"):
+        part = summary[summary["group_by"] == group_by]
+        if part.empty:
+            continue
+        shown = pd.DataFrame({
+            w["segment"]: part["group"], w["label"]: part[f"label_{lang}"], w["n_customers"]: part["customers"].astype(int),
+            w["share"]: part["share_customers"].map(_percent), w["share_current"]: part["share_current_value"].map(_percent),
+            w["share_predicted"]: part["share_predicted_value"].map(_percent),
+            w["mean_p_churn"]: part["mean_p_churn"].astype(float)})
+        section.tables.append((w[f"by_{group_by}"], frame_html(shown, digits=2)))
+    return section
+
+
+def pareto_section(inputs: ReportInputs, w: dict, lang: str, options: ReportOptions) -> Section:
+    section = Section("pareto", w["pareto"])
+    column = options.value_column if options.value_column in inputs.scores else "clv"
+    values = inputs.scores[column].astype(float)
+    if not (values > 0).any():
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_positive_value']}")
+        return section
+    tiers = inputs.scores["value_tier"].value_counts(normalize=True)
+    shares = {t: float(tiers.get(t, 0.0)) for t in ("A", "B", "C")}
+    section.images.append((w["pareto"], plots.pareto_curve(values, shares, options.tier_cuts, lang)))
+    section.captions.append(w["pareto_caption"].format(value=column, a=options.tier_cuts[0], b=options.tier_cuts[1]))
+    return section
+
+
+def calibration_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
+    section = Section("calibration", w["calibration"])
+    validation = inputs.validation.get("churn")
+    if validation and validation.calibration_png:
+        section.images.append((w["calibration_validation"], plots.png_uri(validation.calibration_png)))
+    else:
+        section.notes.append(f"{w['calibration_validation']}{w['colon']}{w['no_calibration_plot']}")
+    realised = realised_calibration(inputs.tables.get("backtest"))
+    if realised is not None:
+        section.images.append((w["calibration_realised"], plots.calibration_plot(*realised, lang)))
+    else:
+        section.notes.append(f"{w['calibration_realised']}{w['colon']}{w['no_realised_calibration']}")
+    section.captions.append(w["calibration_caption"])
+    return section
+
+
+def realised_calibration(backtest: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean predicted and observed churn per decile from a backtest's tidy rows, None when it has none.
+
+    Rows of score `churn` grouped by decile carry one metric naming the prediction (…pred…) and one
+    the outcome (…observed…, …realised…, …actual…); the deciles are put in order.
+    """
+    if backtest is None or not {"score", "metric", "group_by", "group", "value"} <= set(backtest.columns):
+        return None
+    rows = backtest[(backtest["score"] == "churn") & backtest["group_by"].astype(str).str.contains("decile")]
+    metrics = rows["metric"].astype(str)
+    predicted = rows[metrics.str.contains("pred")]
+    observed = rows[metrics.str.contains("observ|realis|actual")]
+    if predicted.empty or observed.empty:
+        return None
+    joined = predicted.merge(observed, on="group", suffixes=("_p", "_o"))
+    joined = joined.assign(order=pd.to_numeric(joined["group"], errors="coerce")).sort_values(["order", "group"])
+    return joined["value_p"].to_numpy(dtype=float), joined["value_o"].to_numpy(dtype=float)
+
+
+def distributions_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
+    section = Section("distributions", w["distributions"])
+    before = inputs.previous_scores
+    label = inputs.previous.run_id if inputs.previous else None
+    for column in ("p_churn", "clv"):
+        section.images.append((w[column], plots.distribution_plot(
+            inputs.scores[column], before[column] if before is not None else None, column, label, lang)))
+    if before is None:
+        section.notes.append(w["no_previous_run"])
+    else:
+        rows = [{w["metric"]: f"{column} {stat}", w["this_run"]: getattr(inputs.scores[column], stat)(),
+                 w["last_run"].format(run=label): getattr(before[column], stat)()}
+                for column in ("p_churn", "clv") for stat in ("mean", "median")]
+        section.tables.append(("", frame_html(pd.DataFrame(rows))))
+    return section
+
+
+def drift_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
+    section = Section("drift", w["drift"])
+    drift = inputs.tables.get("drift")
+    if drift is None or drift.empty:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_drift']}")
+        return section
+    drift = drift.drop(columns=["run_id"], errors="ignore")
+    name = next((c for c in ("feature", "name", "column", "score") if c in drift.columns), drift.columns[0])
+    if "psi" in drift.columns:
+        drift = drift.sort_values("psi", ascending=False, na_position="last")
+        section.images.append((w["psi"], plots.psi_bars(drift.rename(columns={name: "feature"}), lang)))
+    section.captions.append(w["drift_caption"])
+    section.tables.append(("", frame_html(drift)))
+    return section
+
+
+def transitions_section(inputs: ReportInputs, w: dict, lang: str, options: ReportOptions) -> Section:
+    section = Section("transitions", w["transitions"])
+    matrix = transition_matrix(inputs.tables.get("segment_transitions"))
+    if matrix is None:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_transitions']}")
+    else:
+        section.tables.append((w["from_to"], matrix.to_html(escape=True, border=0, classes="grid matrix")))
+    movers = top_movers(inputs.tables.get("score_changes"), lang, options.top_movers)
+    if movers is None:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_movers']}")
+    else:
+        section.tables.append((w["top_movers"], frame_html(movers)))
+    return section
+
+
+def transition_matrix(transitions: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Customers moving from each segment (rows) to each (columns), from a from/to/count table."""
+    if transitions is None or transitions.empty:
+        return None
+    columns = [c for c in transitions.columns if c != "run_id"]
+    source = next((c for c in columns if c.startswith("from")), None)
+    target = next((c for c in columns if c.startswith("to")), None)
+    counts = [c for c in columns if c not in (source, target) and pd.api.types.is_numeric_dtype(transitions[c])]
+    if source is None or target is None or not counts:
+        return None
+    matrix = transitions.pivot_table(index=source, columns=target, values=counts[0], aggfunc="sum", fill_value=0)
+    matrix.index.name, matrix.columns.name = None, None
+    return matrix.astype(int)
+
+
+def top_movers(changes: pd.DataFrame | None, lang: str, n: int) -> pd.DataFrame | None:
+    """The customers whose churn risk moved most since the last run, with the sentence saying why."""
+    if changes is None or changes.empty:
+        return None
+    before = _column(changes, r"p_churn.*before|before.*p_churn")
+    after = _column(changes, r"p_churn.*after|after.*p_churn")
+    if before is None or after is None:
+        return None
+    move = (changes[after].astype(float) - changes[before].astype(float)).abs()
+    chosen = changes.loc[move.sort_values(ascending=False, kind="stable").index[:n]]
+    why = _column(changes, rf"why.*_{lang}$|reason.*_{lang}$")
+    keep = [c for c in chosen.columns if c == "customer_id" or re.search(r"before|after", c)] + ([why] if why else [])
+    return chosen[keep].reset_index(drop=True)
+
+
+def _column(frame: pd.DataFrame, pattern: str) -> str | None:
+    return next((c for c in frame.columns if re.search(pattern, c)), None)
+
+
+def backtest_section(inputs: ReportInputs, w: dict) -> Section:
+    section = Section("backtest", w["backtest"])
+    backtest = inputs.tables.get("backtest")
+    if backtest is None or backtest.empty:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_backtest'].format(run=inputs.run.run_id)}")
+        return section
+    section.tables.append(("", frame_html(backtest.drop(columns=["run_id"], errors="ignore"))))
+    return section
+
+
+def actions_section(inputs: ReportInputs, w: dict) -> Section:
+    section = Section("actions", w["actions"])
+    if inputs.actions is None or inputs.actions.empty:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_actions']}")
+        return section
+    section.tables.append(("", frame_html(inputs.actions.drop(columns=["run_id"], errors="ignore").head(50), digits=2)))
+    return section
+
+
+def waterfalls_section(inputs: ReportInputs, w: dict, lang: str, options: ReportOptions) -> Section:
+    section = Section("waterfalls", w["waterfalls"])
+    top = top_at_risk(inputs.scores, options)
+    if top.empty:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_at_risk']}")
+        return section
+    reasons = inputs.reasons if inputs.reasons is not None else pd.DataFrame(columns=["customer_id"])
+    for row in top.itertuples():
+        own = reasons[reasons["customer_id"] == row.customer_id].sort_values(["direction", "rank"], ascending=[False, True])
+        if own.empty:
+            continue
+        section.images.append((f"{w['customer']} {row.customer_id}",
+                               plots.reason_waterfall(row.customer_id, own, row.p_churn, lang)))
+    if not section.images:
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_explanations']}")
+    else:
+        section.captions.append(w["waterfall_caption"])
+    return section
+
+
+def _percent(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+
+
+# ---------------------------------------------------------------------------------------------- MLflow
+
+
+def validation_from_mlflow(run: PublishedRun) -> dict[str, Validation]:
+    """The out-of-time figures each champion of the run was promoted on, from its MLflow run ({} if unreadable).
+
+    MLflow must already point at the home's registry (tracking.configure_tracking).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    found = {}
+    for kind in ("churn", "value"):
+        mlflow_run_id = getattr(run, f"{kind}_mlflow_run_id")
+        if not mlflow_run_id:
+            continue
+        try:
+            metrics = client.get_run(mlflow_run_id).data.metrics
+        except MlflowException as exc:
+            log.warning("report: the %s model's MLflow run %s is not readable (%s)", kind, mlflow_run_id, exc)
+            continue
+        found[kind] = Validation({m: (metrics.get(f"model_{m}"), metrics.get(f"baseline_{m}"))
+                                  for m in HEADLINE[kind] if f"model_{m}" in metrics})
+        if kind == "churn":
+            found[kind].calibration_png = _artifact_bytes(client, mlflow_run_id, "plots/calibration_curve.png")
+    return found
+
+
+def _artifact_bytes(client, mlflow_run_id: str, path: str) -> bytes | None:
+    import os
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    # MLflow draws a progress bar on stderr for every download: noise under the command's own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            return Path(client.download_artifacts(mlflow_run_id, path, folder)).read_bytes()
+    except (MlflowException, OSError):
+        return None
+
