@@ -18,6 +18,7 @@ from features.attributes import AttributePolicy
 from features.build import FeatureSpec
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
+from serving.drift import DriftSettings
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
 
@@ -154,6 +155,11 @@ class ScheduleConfig(_Frozen):
     timezone: str = "UTC"
 
 
+class MonitoringConfig(_Frozen):
+    # PSI of features and scores against the champions' training reference (serving/drift.py).
+    drift: DriftSettings = DriftSettings()
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -165,6 +171,7 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -191,7 +198,7 @@ class CustscoreConfig(_Frozen):
         return ScoringSettings(value_horizon_days=self.labels.value_horizon_days,
                                churn_horizon_days=self.labels.churn_horizon_days,
                                annual_discount_rate=self.valuation.annual_discount_rate,
-                               scoring=self.scoring, segments=self.segments)
+                               scoring=self.scoring, segments=self.segments, drift=self.monitoring.drift)
 
     def with_overrides(self, **sections: dict) -> CustscoreConfig:
         """Return a copy with some fields of some sections replaced (CLI flags)."""

@@ -19,6 +19,7 @@ from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from pipelines import tracking
 from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
+from pipelines.drift import check_drift
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
@@ -191,7 +192,8 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     try:
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
             scored = score_task(run, models, workdir, run_id)
-        return publish_task(run, champions, scored, run_id)
+        drift = check_drift(run, scored, models, run_id, training)
+        return publish_task(run, champions, scored, run_id) | {"drift": drift}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
