@@ -10,7 +10,7 @@ MLflow and its policy applied:
 - retrain: in the retrain-and-score flow that did not train (`custscore run` with champions),
   the run is not published and the flow retrains, then scores again with whatever is champion
   then (a retrain that promotes nothing scores with the same champions and publishes with a
-  warning: there is no loop). A score-only run (the daily schedule, `custscore score`) cannot
+  warning: there is no loop). A score-only run (`score_flow`, the daily schedule) cannot
   retrain: it publishes and warns that the next retrain-and-score run will retrain.
 """
 
