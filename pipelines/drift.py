@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from pipelines import tracking
 from pipelines.runs import Run
-from serving.drift import DRIFT_TABLE, DriftSettings, drift_warnings, not_measured_reason, severe_names
+from serving.drift import DRIFT_TABLE, DriftSettings, beyond, drift_warnings, not_measured_reason, severe_names
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels
 
@@ -58,9 +58,9 @@ def check_drift(run: Run, scored: ScoredRun, models: ScoringModels, run_id: str,
         log.warning("%s", line)
     if table is not None:
         log_drift(table, run_id, run, models)
-    severe = [] if table is None else severe_names(table)
+    severe = [] if table is None else severe_names(table, settings)
     summary = {"measured": table is not None, "warnings": warnings, "severe": severe, "on_severe": settings.on_severe,
-               "beyond_warn": [] if table is None else table.to_pandas().query("level != 'ok'")["name"].tolist()}
+               "beyond_warn": [] if table is None else beyond(table, "warn", settings)["name"].tolist()}
     if severe:
         summary["warnings"] = [*warnings, apply_policy(settings, severe, training)]
     return summary

@@ -66,6 +66,9 @@ class DriftSettings(BaseModel):
     # warn: publish and name the features; hold: publish nothing (readers keep the previous run);
     # retrain: the retrain-and-score flow retrains before publishing; a score-only run publishes and warns.
     on_severe: Literal["warn", "hold", "retrain"] = "warn"
+    # Features and scores measured and stored but never named in warnings nor acted on: those that
+    # move by design, e.g. days_since_first_order in a customer base that ages.
+    ignore: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _severe_above_warn(self) -> DriftSettings:
@@ -231,16 +234,16 @@ class _Stopwatch:
         self.meter.cpu_seconds += time.thread_time() - self.cpu
 
 
-def beyond(table: pa.Table | pd.DataFrame, level: str) -> pd.DataFrame:
-    """Rows at `level` (warn includes severe), largest PSI first."""
+def beyond(table: pa.Table | pd.DataFrame, level: str, settings: DriftSettings) -> pd.DataFrame:
+    """Rows at `level` (warn includes severe) that are not ignored, largest PSI first."""
     frame = table.to_pandas() if isinstance(table, pa.Table) else table
     wanted = LEVELS[LEVELS.index(level):]
-    return frame.loc[frame["level"].isin(wanted)].sort_values("psi", ascending=False)
+    return frame.loc[frame["level"].isin(wanted) & ~frame["name"].isin(settings.ignore)].sort_values("psi", ascending=False)
 
 
-def severe_names(table: pa.Table | pd.DataFrame) -> list[str]:
-    """Features and scores beyond psi_severe, largest PSI first."""
-    return beyond(table, "severe")["name"].tolist()
+def severe_names(table: pa.Table | pd.DataFrame, settings: DriftSettings) -> list[str]:
+    """Features and scores beyond psi_severe (ignored ones left out), largest PSI first."""
+    return beyond(table, "severe", settings)["name"].tolist()
 
 
 def drift_warnings(table: pa.Table | pd.DataFrame | None, settings: DriftSettings) -> list[str]:
@@ -249,13 +252,13 @@ def drift_warnings(table: pa.Table | pd.DataFrame | None, settings: DriftSetting
         return []
     frame = table.to_pandas() if isinstance(table, pa.Table) else table
     lines = []
-    severe, moderate = beyond(frame, "severe"), beyond(frame, "warn").query("level == 'warn'")
+    severe, moderate = beyond(frame, "severe", settings), beyond(frame, "warn", settings).query("level == 'warn'")
     if len(severe):
         lines.append(f"drift: {len(severe)} beyond PSI {settings.psi_severe:g} (severe, on_severe: {settings.on_severe}): "
                      f"{_listed(severe)}")
     if len(moderate):
         lines.append(f"drift: {len(moderate)} beyond PSI {settings.psi_warn:g}: {_listed(moderate)}")
-    for row in frame.loc[frame["new_categories"] != ""].itertuples():
+    for row in frame.loc[(frame["new_categories"] != "") & ~frame["name"].isin(settings.ignore)].itertuples():
         lines.append(f"drift: {row.name} has categories the champions' training data did not have: {row.new_categories}")
     return lines
 

@@ -85,7 +85,7 @@ def test_a_shifted_feature_is_flagged_and_a_stable_one_is_not():
     assert table.loc["revenue_sum_365d", "level"] == "severe"
     assert table.loc["revenue_sum_365d", "psi"] > SETTINGS.psi_severe
     assert table.loc["attr_city", "level"] == "ok"  # another sample of the same cities
-    assert severe_names(table.reset_index()) == ["revenue_sum_365d"]
+    assert severe_names(table.reset_index(), SETTINGS) == ["revenue_sum_365d"]
     lines = drift_warnings(table.reset_index(), SETTINGS)
     assert lines[0].startswith("drift: 1 beyond PSI 0.25 (severe, on_severe: warn): revenue_sum_365d (")
 
@@ -143,3 +143,12 @@ def test_one_champion_without_a_reference_measures_the_other_and_says_so():
 def test_severe_below_warn_is_refused():
     with pytest.raises(ValueError, match=r"psi_severe \(0.05\) must be at least psi_warn \(0.1\)"):
         DriftSettings(psi_severe=0.05)
+
+
+def test_an_ignored_feature_is_measured_and_stored_but_neither_named_nor_acted_on():
+    reference, now = population(4000, seed=1), population(4000, seed=2, shift=60.0)
+    table = measured(reference, now).reset_index()
+    ignoring = DriftSettings(ignore=("revenue_sum_365d",))
+    assert table.set_index("name").loc["revenue_sum_365d", "level"] == "severe"
+    assert severe_names(table, ignoring) == []
+    assert not any("revenue_sum_365d" in line for line in drift_warnings(table, ignoring))
