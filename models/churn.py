@@ -28,6 +28,7 @@ from models.boosting import (
     train_early_stopped,
 )
 from models.design import DesignChoice, with_churn_blend
+from models.drift_profile import drift_profile
 from models.metrics import expected_calibration_error
 from models.params import ChurnParams
 from models.reason_reference import reason_reference_of
@@ -114,7 +115,8 @@ class ChurnModel:
 
         What scoring needs besides the booster is fitted here too:
         `reason_population` (customers with history of the latest validation snapshot) gives
-        `reason_reference_`, the population reasons are compared with (None without it);
+        `reason_reference_`, the population reasons are compared with, and `drift_profile_`, the
+        reference scoring runs measure drift against (models/drift_profile.py; both None without it);
         `design` (the design search's record) is kept as `design_`, with BG/NBD's share
         `blend_weight_` chosen against `blend_reference` (BG/NBD's validation probabilities) on
         `blend_judged_on`, or on this model's own validation probabilities when not given
@@ -142,6 +144,8 @@ class ChurnModel:
         self._calibrate(self.churn_log_odds(self.predict_raw(matrix_val)), target_val)
         self.reason_reference_ = (None if reason_population is None else
                                   reason_reference_of(self.booster_, self.risk_sign, reason_population, feature_names))
+        self.drift_profile_ = (None if reason_population is None else drift_profile(
+            reason_population, feature_names, {"p_churn": self.predict_proba(reason_population[feature_names])}))
         if design is not None:
             judged_on = self.validation_proba_ if blend_judged_on is None else blend_judged_on
             design = with_churn_blend(design, target_val, judged_on, blend_reference)

@@ -20,6 +20,7 @@ from models.boosting import (
     train_early_stopped,
 )
 from models.design import DesignChoice, with_value_blend
+from models.drift_profile import drift_profile
 from models.level import LevelAnchor
 from models.metrics import interval_coverage
 from models.params import ValueParams
@@ -219,7 +220,8 @@ class ValueModel:
         with, revenue_model frequency_severity.
 
         What scoring needs besides the boosters is fitted here too:
-        `reason_population` gives `reason_reference_` (as ChurnModel.fit);
+        `reason_population` gives `reason_reference_` and `drift_profile_` (as ChurnModel.fit; the
+        score profiled is the expected revenue before any level anchor or blend, as scoring predicts it);
         `level_reference` (BG/NBD + Gamma-Gamma expected revenue of each X_val row) gives
         `level_anchor_`, the decision whether scoring rescales the total to BG/NBD's
         (models/level.py, mode `level_anchor`, ageing judged on the training rows' `tenure`;
@@ -270,6 +272,9 @@ class ValueModel:
         }
         self.reason_reference_ = (None if reason_population is None else reason_reference_of(
             self.boosters_["revenue"], 1.0, reason_population, feature_names))
+        self.drift_profile_ = None if reason_population is None else drift_profile(
+            reason_population, feature_names,
+            {"expected_revenue": self.predict(reason_population[feature_names])["expected_revenue"].to_numpy()})
         pred_val = self.predict(X_val)["expected_revenue"].to_numpy()
         self.level_anchor_ = None if level_reference is None else LevelAnchor(mode=level_anchor).fit(
             revenue_val, pred_val, level_reference, tenure_train=tenure)

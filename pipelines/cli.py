@@ -118,6 +118,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from models.model_files import ModelFileError
     from pipelines.arguments import AsOfOutsideDataError
     from pipelines.config import ConfigError
+    from pipelines.drift import DriftHoldError
     from pipelines.faults import DatabaseFaultError, DiskFullError
     from pipelines.home_lock import RunInProgressError
     from pipelines.publishing import NoChampionError
@@ -127,7 +128,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [InputContractError, QuarantineThresholdError, ConfigError, NoChampionError,
                                          AsOfOutsideDataError, RunArgumentError, RunInProgressError,
                                          LostRegistryError, TrainingDataError, ModelFileError, DiskFullError,
-                                         DatabaseFaultError]
+                                         DatabaseFaultError, DriftHoldError]
     try:
         from features.training_set import InsufficientHistoryError
 

@@ -19,6 +19,7 @@ from features.build import FeatureSpec
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
+from serving.drift import DriftSettings
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
 
@@ -195,6 +196,11 @@ class ReportConfig(_Frozen):
     top_movers: Annotated[int, Field(ge=0, le=200)] = 10
 
 
+class MonitoringConfig(_Frozen):
+    # PSI of features and scores against the champions' training reference (serving/drift.py).
+    drift: DriftSettings = DriftSettings()
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -209,6 +215,7 @@ class CustscoreConfig(_Frozen):
     actions: ActionsConfig = ActionsConfig()
     alerts: AlertsConfig = AlertsConfig()
     report: ReportConfig = ReportConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -235,7 +242,7 @@ class CustscoreConfig(_Frozen):
         return ScoringSettings(value_horizon_days=self.labels.value_horizon_days,
                                churn_horizon_days=self.labels.churn_horizon_days,
                                annual_discount_rate=self.valuation.annual_discount_rate,
-                               scoring=self.scoring, segments=self.segments)
+                               scoring=self.scoring, segments=self.segments, drift=self.monitoring.drift)
 
     def with_overrides(self, **sections: dict) -> CustscoreConfig:
         """Return a copy with some fields of some sections replaced (CLI flags)."""

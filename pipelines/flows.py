@@ -6,15 +6,20 @@ plain summary. Parameters are plain strings and numbers so deployments can sched
 
 from __future__ import annotations
 
+import logging
+
 from prefect import Flow
 
 from pipelines import publishing, tasks
+from pipelines.drift import DriftRetrainNeededError
 from pipelines.environment import prepare_environment, release_memory
 from pipelines.faults import redacted_value
 from pipelines.home_lock import home_run_lock
 from pipelines.observed import finished, flow_run_name, note_resolved, observed_run
 from pipelines.runs import Run, RunRequest, check_registry_knows_store, resolve_run
 from pipelines.training import check_trainable
+
+log = logging.getLogger(__name__)
 
 
 class RedactedParametersFlow(Flow):
@@ -86,7 +91,8 @@ def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     check_registry_knows_store(run.paths.store)
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "warnings": [*run.data.warnings, *published["drift"]["warnings"]],
             "attributes": tasks.attributes_summary(run.data), "published": published}
 
 
@@ -110,18 +116,30 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
     champions = None if retrain else tasks.load_champions()
     training = {}
     if champions is None or any(c is None for c in champions.values()):
-        sets = tasks.training_sets(run.data, run.as_of, run.cfg)
-        _check_both_trainable(sets)
-        training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
-                                           sets.get(f"{kind}_search")).as_dict()
-                    for kind in ("churn", "value")}
-        del sets  # scoring does not need the training frames: the run peaks at one phase, not their sum
-        release_memory()
-        champions = tasks.load_champions()
-    published = publishing.score_and_publish(run, champions, training)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
+        training, champions = _train_both(run)
+    try:
+        published = publishing.score_and_publish(run, champions, training)
+    except DriftRetrainNeededError as exc:
+        log.warning("%s", exc)
+        training, champions = _train_both(run)
+        published = publishing.score_and_publish(run, champions, training)
+        published["drift"]["warnings"].insert(0, str(exc))
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "warnings": [*run.data.warnings, *published["drift"]["warnings"]],
             "attributes": tasks.attributes_summary(run.data), "training": training,
             "published": published} | ({"registry": registry} if registry else {})
+
+
+def _train_both(run) -> tuple[dict, dict]:
+    """Train both kinds on the run's data; what each training decided and the champions after it."""
+    sets = tasks.training_sets(run.data, run.as_of, run.cfg)
+    _check_both_trainable(sets)
+    training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
+                                       sets.get(f"{kind}_search")).as_dict()
+                for kind in ("churn", "value")}
+    del sets  # scoring does not need the training frames: the run peaks at one phase, not their sum
+    release_memory()
+    return training, tasks.load_champions()
 
 
 def _check_both_trainable(sets: dict) -> None:

@@ -19,6 +19,7 @@ from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from pipelines import run_report, tracking
 from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
+from pipelines.drift import check_drift
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
@@ -192,8 +193,9 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     try:
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
             scored = score_task(run, models, workdir, run_id)
+        drift = check_drift(run, scored, models, run_id, training)
         scored = with_changes_since_previous(run, scored)
-        published = publish_task(run, champions, scored, run_id)
+        published = publish_task(run, champions, scored, run_id) | {"drift": drift}
         return published | run_report.report_task(run, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -20,9 +20,10 @@ import pandas as pd
 import pyarrow as pa
 
 from features.transactions import BTYD_INPUT_COLUMNS
+from serving.drift import DRIFT_TABLE, DriftMeter
 from serving.reference_adjustments import BtydReference, adjusted_by_reference
 from serving.scored_run import ScoredRun
-from serving.scoring import ScoringModels, score_all
+from serving.scoring import ScoringModels, ScoringResult, score_all
 from serving.segments import assign_segments, segment_summary
 from serving.settings import ScoringSettings
 
@@ -63,7 +64,11 @@ def score_run(
         chunks = (reference.with_columns(chunk, horizons) for chunk in chunks)
     elif needs_btyd_reference(models, settings):
         chunks = _capturing_btyd_inputs(chunks, captured)
+    meter = DriftMeter.for_models(models)
+    if meter is not None:
+        chunks = meter.observing(chunks)  # after the BTYD columns are added: the champions may read them
     result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
+    tables = drift_tables(meter, result, settings)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
     numbers = result.numbers
     if needs_btyd_reference(models, settings):
@@ -74,8 +79,22 @@ def score_run(
     segmented = assign_segments(numbers, settings.segments)
     summary = segment_summary(segmented, settings.segments)
     return ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
-                     pa.Table.from_pandas(summary, preserve_index=False), timings=result.timings,
-                     cpu_timings=result.cpu_timings)
+                     pa.Table.from_pandas(summary, preserve_index=False), tables=tables,
+                     timings=result.timings, cpu_timings=result.cpu_timings)
+
+
+def drift_tables(meter: DriftMeter | None, result: ScoringResult, settings: ScoringSettings) -> dict[str, pa.Table]:
+    """The run's drift table, scores counted from the models' own outputs (before anchor and blend); none without a reference.
+
+    The seconds drift took are added to the run's stage timings as `drift`.
+    """
+    if meter is None:
+        return {}
+    meter.add_scores(result.numbers)
+    table = meter.table(settings.drift)
+    result.timings["drift"] = meter.seconds
+    result.cpu_timings["drift"] = meter.cpu_seconds
+    return {DRIFT_TABLE: table}
 
 
 def btyd_horizons_of(models: ScoringModels) -> list[int]:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.drift import DriftSettings
 from serving.segments import SegmentRules
 
 
@@ -51,5 +52,7 @@ class ScoringSettings(_Frozen):
     churn_horizon_days: Annotated[int, Field(gt=0)] = 90
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules = SegmentRules()
+    # PSI thresholds of the run's drift table (the `monitoring.drift` section).
+    drift: DriftSettings = DriftSettings()
     # Tolerance of the check that contributions add up to the raw score (relative to the largest one).
     additivity_atol: float = 1e-6
