@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
+from pipelines import cli_backtest
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
@@ -406,6 +407,8 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])
+    for line in cli_backtest.backtest_lines(result["published"]):
+        console.print(line, highlight=False, soft_wrap=True)
     _print_where(paths)
 
 
@@ -733,6 +736,9 @@ def deploy(
     console.print(f"Run them on a schedule: {prefect_server(paths.prefect)}, then "
                   f"`PREFECT_API_URL=http://127.0.0.1:4200/api {tool('custscore')} deploy --serve` in another shell.",
                   highlight=False, soft_wrap=True)
+
+
+app.command("backtest")(cli_backtest.backtest)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from features.attributes import AttributePolicy
 from features.build import FeatureSpec
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
+from serving.backtest import BacktestConfig
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
 
@@ -154,6 +155,13 @@ class ScheduleConfig(_Frozen):
     timezone: str = "UTC"
 
 
+class MonitoringConfig(_Frozen):
+    """Watching published runs after the fact (docs/MONITORING.md)."""
+
+    # Published runs against what their customers then did, once a horizon has passed.
+    backtest: BacktestConfig = BacktestConfig()
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -165,6 +173,7 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="before")
     @classmethod

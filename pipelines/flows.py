@@ -78,7 +78,8 @@ def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     check_registry_knows_store(run.paths.store)
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "warnings": [*run.data.warnings, *published.get("warnings", [])],
             "attributes": tasks.attributes_summary(run.data), "published": published}
 
 
@@ -111,7 +112,8 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
         release_memory()
         champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions, training)
-    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
+    return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
+            "warnings": [*run.data.warnings, *published.get("warnings", [])],
             "attributes": tasks.attributes_summary(run.data), "training": training,
             "published": published} | ({"registry": registry} if registry else {})
 

@@ -19,6 +19,7 @@ from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from pipelines import tracking
 from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
+from pipelines.backtesting import backtest_after_publishing
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
@@ -191,9 +192,10 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     try:
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
             scored = score_task(run, models, workdir, run_id)
-        return publish_task(run, champions, scored, run_id)
+        published = publish_task(run, champions, scored, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return published | backtest_after_publishing(run, score_sink(run))
 
 
 def run_metadata(run: Run, champions: dict, run_id: str) -> RunMetadata:
