@@ -206,7 +206,13 @@ def backtest_due_runs(sink: ScoreSink, data: ValidatedData, cfg: CustscoreConfig
     results, warnings = [], []
     if not settings.auto or settings.max_runs == 0:
         return {"backtests": results, "warnings": warnings}
-    for run in due_runs(sink, data, cfg, settings.max_runs):
+    try:
+        due = due_runs(sink, data, cfg, settings.max_runs)
+    except Exception as exc:  # noqa: BLE001 - as below: the published run stands
+        log.exception("finding the published runs due for a backtest failed")
+        return {"backtests": results, "warnings": [f"no backtest made: the published runs could not be read ({exc}); "
+                                                   "`custscore backtest` tries again"]}
+    for run in due:
         try:
             result = backtest_published_run(sink, run, data, cfg)
         except Exception as exc:  # noqa: BLE001 - any failure here must not fail a run already published

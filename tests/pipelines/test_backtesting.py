@@ -81,3 +81,17 @@ def test_switched_off_the_flows_backtest_nothing(store):
     cfg = load_config().with_overrides(monitoring={"backtest": {"auto": False}})
     assert backtest_due_runs(UnreadableScores(store), data_ending(dt.datetime(2026, 6, 30, 15)), cfg) == {
         "backtests": [], "warnings": []}
+
+
+class UnreadableManifest(UnreadableScores):
+    """A sink whose list of runs cannot be read."""
+
+    def list_runs(self):
+        raise RuntimeError("manifest.json is not valid JSON")
+
+
+def test_runs_that_cannot_be_listed_are_a_warning_not_an_error(store):
+    outcome = backtest_due_runs(UnreadableManifest(store), data_ending(dt.datetime(2026, 6, 30, 15)), load_config())
+    assert outcome == {"backtests": [], "warnings": [
+        "no backtest made: the published runs could not be read (manifest.json is not valid JSON); "
+        "`custscore backtest` tries again"]}
