@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines import cli_changes, cli_report
+from pipelines import cli_backtest, cli_changes, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
@@ -35,6 +35,7 @@ app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.command("changes")(cli_changes.changes)
+app.command("backtest")(cli_backtest.backtest)
 app.command("report")(cli_report.report)
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
@@ -414,6 +415,8 @@ def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH 
     if result["training"]:
         _print_training(result["training"])
     _print_published(result["published"])
+    for line in cli_backtest.backtest_lines(result["published"]):
+        console.print(line, highlight=False, soft_wrap=True)
     _print_where(paths)
 
 
@@ -753,6 +756,7 @@ def deploy(
 from pipelines.cli_actions import register as register_actions  # noqa: E402  (registers on the app defined above)
 
 register_actions(app)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -19,6 +19,7 @@ from features.build import FeatureSpec
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
+from serving.backtest import BacktestConfig
 from serving.drift import DriftSettings
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
@@ -197,8 +198,12 @@ class ReportConfig(_Frozen):
 
 
 class MonitoringConfig(_Frozen):
+    """Watching the runs (docs/MONITORING.md)."""
+
     # PSI of features and scores against the champions' training reference (serving/drift.py).
     drift: DriftSettings = DriftSettings()
+    # Published runs against what their customers then did, once a horizon has passed.
+    backtest: BacktestConfig = BacktestConfig()
 
 
 class CustscoreConfig(_Frozen):

@@ -92,7 +92,7 @@ def _score(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
     champions = tasks.load_champions()
     published = publishing.score_and_publish(run, champions)
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
-            "warnings": [*run.data.warnings, *published["drift"]["warnings"]],
+            "warnings": [*run.data.warnings, *published["drift"]["warnings"], *published.get("warnings", [])],
             "attributes": tasks.attributes_summary(run.data), "published": published}
 
 
@@ -125,7 +125,8 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
         published = publishing.score_and_publish(run, champions, training)
         published["drift"]["warnings"].insert(0, str(exc))
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(),
-            "warnings": [*run.data.warnings, *published["drift"]["warnings"]],
+            "warnings": [*run.data.warnings, *published["drift"]["warnings"],
+                         *published.get("warnings", [])],
             "attributes": tasks.attributes_summary(run.data), "training": training,
             "published": published} | ({"registry": registry} if registry else {})
 

@@ -19,6 +19,7 @@ from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
 from pipelines import run_report, tracking
 from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
+from pipelines.backtesting import backtest_after_publishing
 from pipelines.drift import check_drift
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
@@ -196,9 +197,10 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
         drift = check_drift(run, scored, models, run_id, training)
         scored = with_changes_since_previous(run, scored)
         published = publish_task(run, champions, scored, run_id) | {"drift": drift}
-        return published | run_report.report_task(run, run_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    published |= backtest_after_publishing(run, score_sink(run))
+    return published | run_report.report_task(run, run_id)
 
 
 @staged("changes since the previous run")

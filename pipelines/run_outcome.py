@@ -100,7 +100,8 @@ def warnings_of_result(result: dict[str, Any]) -> list[RunWarning]:
 
     data: a table's own warnings (a stale table, whale orders) and the data's (a header-only table
     left out); quarantine: rows set aside; model: a trained model that was not promoted;
-    registry: a new lineage over published runs; drift: the published run's drift warnings.
+    registry: a new lineage over published runs; drift and backtest: the published run's drift
+    warnings and those of the backtests made after publishing.
     """
     found = []
     for table, row in (result.get("report") or {}).items():
@@ -109,8 +110,11 @@ def warnings_of_result(result: dict[str, Any]) -> list[RunWarning]:
             reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(row.get("reasons", {}).items()))
             found.append(RunWarning("quarantine", f"{table}: {row['quarantined']:,} of {row['read']:,} rows quarantined"
                                                   + (f" ({reasons})" if reasons else "")))
-    drift = set(((result.get("published") or {}).get("drift") or {}).get("warnings", ()))
-    found += [RunWarning("drift" if text in drift else "data", text) for text in result.get("warnings", ())]
+    published = result.get("published") or {}
+    drift = set((published.get("drift") or {}).get("warnings", ()))
+    backtest = set(published.get("warnings", ()))
+    found += [RunWarning("drift" if text in drift else "backtest" if text in backtest else "data", text)
+              for text in result.get("warnings", ())]
     for kind, trained in (result.get("training") or {}).items():
         if not trained.get("promoted", True):
             found.append(RunWarning("model", f"{kind} model v{trained['version']} not promoted: {trained['reason']}"))
