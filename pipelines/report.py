@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ import pandas as pd
 from pipelines import report_plots as plots
 from pipelines.report_html import render_page
 from pipelines.report_text import text_for
+from serving.backtest import MEASURED
+from serving.changes import most_moved
 from serving.sink import ScoreSink
 from serving.store import PublishedRun
 
@@ -68,6 +69,7 @@ class ReportInputs:
     reasons: pd.DataFrame | None = None  # churn reasons of the top at-risk accounts
     validation: dict[str, Validation] = field(default_factory=dict)
     actions: pd.DataFrame | None = None
+    backtest_of: PublishedRun | None = None  # the run the latest backtest measured (this one or an earlier one)
 
 
 @dataclass
@@ -101,6 +103,7 @@ def read_inputs(sink: ScoreSink, run_id: str | None = None, *, options: ReportOp
     top = top_at_risk(scores, options)
     if len(top):
         inputs.reasons = sink.read_explanations(run.run_id, customer_id=top["customer_id"].tolist(), score="churn")
+    inputs.backtest_of, inputs.tables["backtest"] = latest_backtest(sink, run)
     inputs.actions = inputs.tables.get("actions")
     if inputs.actions is None and action_list is not None:
         inputs.actions = action_list(sink, run.run_id)
@@ -114,6 +117,18 @@ def previous_run(sink: ScoreSink, run: PublishedRun) -> PublishedRun | None:
     if run.run_id not in ids or ids.index(run.run_id) == 0:
         return None
     return sink.run_metadata(ids[ids.index(run.run_id) - 1])
+
+
+def latest_backtest(sink: ScoreSink, run: PublishedRun) -> tuple[PublishedRun | None, pd.DataFrame | None]:
+    """The newest backtest among this run and the runs before it: a run is backtested only once its horizons passed."""
+    runs = sink.list_runs()
+    ids = runs["run_id"].tolist()
+    earlier = ids[: ids.index(run.run_id) + 1] if run.run_id in ids else [run.run_id]
+    for run_id in reversed(earlier):
+        table = sink.read_table("backtest", run_id)
+        if table is not None and not table.empty:
+            return sink.run_metadata(run_id), table
+    return None, None
 
 
 def top_at_risk(scores: pd.DataFrame, options: ReportOptions) -> pd.DataFrame:
@@ -261,22 +276,14 @@ def calibration_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
 
 
 def realised_calibration(backtest: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Mean predicted and observed churn per decile from a backtest's tidy rows, None when it has none.
-
-    Rows of score `churn` grouped by decile carry one metric naming the prediction (…pred…) and one
-    the outcome (…observed…, …realised…, …actual…); the deciles are put in order.
-    """
-    if backtest is None or not {"score", "metric", "group_by", "group", "value"} <= set(backtest.columns):
+    """Mean predicted and realised churn per decile of a backtest (serving.backtest), None when it has none measured."""
+    if backtest is None or backtest.empty:
         return None
-    rows = backtest[(backtest["score"] == "churn") & backtest["group_by"].astype(str).str.contains("decile")]
-    metrics = rows["metric"].astype(str)
-    predicted = rows[metrics.str.contains("pred")]
-    observed = rows[metrics.str.contains("observ|realis|actual")]
-    if predicted.empty or observed.empty:
+    rows = backtest[(backtest["score"] == "churn") & (backtest["group_by"] == "decile") & (backtest["status"] == MEASURED)]
+    if rows.empty:
         return None
-    joined = predicted.merge(observed, on="group", suffixes=("_p", "_o"))
-    joined = joined.assign(order=pd.to_numeric(joined["group"], errors="coerce")).sort_values(["order", "group"])
-    return joined["value_p"].to_numpy(dtype=float), joined["value_o"].to_numpy(dtype=float)
+    rows = rows.sort_values("group")  # "01" .. "10"
+    return rows["predicted"].to_numpy(dtype=float), rows["realised"].to_numpy(dtype=float)
 
 
 def distributions_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
@@ -328,37 +335,24 @@ def transitions_section(inputs: ReportInputs, w: dict, lang: str, options: Repor
 
 
 def transition_matrix(transitions: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Customers moving from each segment (rows) to each (columns), from a from/to/count table."""
+    """Customers moving from each segment (rows) to each (columns), from a `segment_transitions` table."""
     if transitions is None or transitions.empty:
         return None
-    columns = [c for c in transitions.columns if c != "run_id"]
-    source = next((c for c in columns if c.startswith("from")), None)
-    target = next((c for c in columns if c.startswith("to")), None)
-    counts = [c for c in columns if c not in (source, target) and pd.api.types.is_numeric_dtype(transitions[c])]
-    if source is None or target is None or not counts:
-        return None
-    matrix = transitions.pivot_table(index=source, columns=target, values=counts[0], aggfunc="sum", fill_value=0)
+    matrix = transitions.pivot_table(index="from_segment", columns="to_segment", values="customers", aggfunc="sum",
+                                     fill_value=0)
     matrix.index.name, matrix.columns.name = None, None
     return matrix.astype(int)
 
 
 def top_movers(changes: pd.DataFrame | None, lang: str, n: int) -> pd.DataFrame | None:
-    """The customers whose churn risk moved most since the last run, with the sentence saying why."""
+    """The customers whose churn risk moved most since the last run, either way, with the sentence saying why."""
     if changes is None or changes.empty:
         return None
-    before = _column(changes, r"p_churn.*before|before.*p_churn")
-    after = _column(changes, r"p_churn.*after|after.*p_churn")
-    if before is None or after is None:
+    movers = most_moved(changes[changes["status"] == "both"], "p_churn_delta", n)
+    if movers.empty:
         return None
-    move = (changes[after].astype(float) - changes[before].astype(float)).abs()
-    chosen = changes.loc[move.sort_values(ascending=False, kind="stable").index[:n]]
-    why = _column(changes, rf"why.*_{lang}$|reason.*_{lang}$")
-    keep = [c for c in chosen.columns if c == "customer_id" or re.search(r"before|after", c)] + ([why] if why else [])
-    return chosen[keep].reset_index(drop=True)
-
-
-def _column(frame: pd.DataFrame, pattern: str) -> str | None:
-    return next((c for c in frame.columns if re.search(pattern, c)), None)
+    return movers[["customer_id", "segment_before", "segment_after", "p_churn_before", "p_churn_after",
+                   f"sentence_{lang}"]].reset_index(drop=True)
 
 
 def backtest_section(inputs: ReportInputs, w: dict) -> Section:
@@ -367,6 +361,8 @@ def backtest_section(inputs: ReportInputs, w: dict) -> Section:
     if backtest is None or backtest.empty:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_backtest'].format(run=inputs.run.run_id)}")
         return section
+    if inputs.backtest_of is not None:
+        section.captions.append(w["backtest_of"].format(run=inputs.backtest_of.run_id, as_of=inputs.backtest_of.as_of))
     section.tables.append(("", frame_html(backtest.drop(columns=["run_id"], errors="ignore"))))
     return section
 

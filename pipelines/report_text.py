@@ -74,8 +74,9 @@ TEXT: dict[str, dict[str, str]] = {
         "no_movers": "no score changes: they need a previous run to compare with, and this run has none",
         "from_to": "from \\ to", "top_movers": "Top movers", "why": "why",
         # backtest
-        "no_backtest": "no backtest yet: a run is backtested once its horizons have passed "
+        "no_backtest": "no run up to this one has been backtested: a run is backtested once its horizons have passed "
                        "(`custscore backtest --run-id {run}`)",
+        "backtest_of": "The scores of run {run} (as of {as_of}) against what its customers then did.",
         # actions
         "no_actions": "no action list for this run: the ranking of retention calls was not computed",
         # waterfalls
@@ -141,7 +142,8 @@ TEXT: dict[str, dict[str, str]] = {
         "no_transitions": "没有迁移表：需要与上一次运行对比，本次运行没有该表",
         "no_movers": "没有评分变化：需要与上一次运行对比，本次运行没有该表",
         "from_to": "从 \\ 到", "top_movers": "变化最大的客户", "why": "原因",
-        "no_backtest": "尚无回测：运行的预测期结束后才会回测（`custscore backtest --run-id {run}`）",
+        "no_backtest": "截至本次运行尚无回测：运行的预测期结束后才会回测（`custscore backtest --run-id {run}`）",
+        "backtest_of": "运行 {run}（评分日 {as_of}）的评分与客户随后实际行为的对比。",
         "no_actions": "本次运行没有行动清单：未计算挽留联系的排序",
         "waterfall_caption": "每个客户已发布的流失原因，单位为模型的对数几率：条形从不含这些原因时的对数几率开始"
                              "（平均客户、其他所有特征与校准的合计，shap 标为 E[f(X)]），到已发布的流失概率结束。",

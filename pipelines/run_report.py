@@ -23,6 +23,7 @@ from pipelines.config import CustscoreConfig
 from pipelines.progress import staged
 from pipelines.report import ReportOptions, read_inputs, validation_from_mlflow, write_report
 from pipelines.runs import Run
+from serving.actions import actions_of_run
 from serving.sink import ScoreSink, open_sink
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def write_reports(sink: ScoreSink, run_id: str | None, cfg: CustscoreConfig, out
     options = report_options(cfg)
     run = sink.run_metadata(run_id)
     validation = validation_from_mlflow(run) if with_validation else {}
-    inputs = read_inputs(sink, run.run_id, options=options, validation=validation)
+    inputs = read_inputs(sink, run.run_id, options=options, validation=validation,
+                         action_list=lambda reader, rid: actions_of_run(reader, cfg.actions, rid))
     return {lang: write_report(inputs, lang, output, options) for lang, output in outputs.items()}
 
 

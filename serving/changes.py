@@ -195,8 +195,8 @@ def changes_report(changes: pd.DataFrame, before: dict, after: dict, *, segment:
         "customers": {status: int((changes["status"] == status).sum()) for status in STATUSES},
         "transitions": _records(segment_transitions(changes)),
         "movers": {
-            "p_churn": _records(_movers(both, "p_churn_delta", top), lang),
-            "clv": _records(_movers(both, "clv_delta", top), lang),
+            "p_churn": _records(most_moved(both, "p_churn_delta", top), lang),
+            "clv": _records(most_moved(both, "clv_delta", top), lang),
         },
     }
 
@@ -205,7 +205,8 @@ MOVER_COLUMNS = ["customer_id", "segment_before", "segment_after", "p_churn_befo
                  "clv_before", "clv_after", "clv_delta"]
 
 
-def _movers(both: pd.DataFrame, column: str, top: int) -> pd.DataFrame:
+def most_moved(both: pd.DataFrame, column: str, top: int) -> pd.DataFrame:
+    """The `top` customers of a changes table whose `column` (a delta) moved most, either way; unmoved ones left out."""
     moved = both[both[column].notna() & (both[column] != 0)]
     order = moved[column].abs().sort_values(ascending=False, kind="stable").index[:top]
     return moved.loc[order]

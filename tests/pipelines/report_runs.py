@@ -1,5 +1,6 @@
 """Small published runs for the report's tests: scores, churn reasons and summaries as scoring writes them,
-and, for the later run, the further tables other steps attach (drift, backtest, changes, transitions)."""
+and, for the later run, the further tables other steps publish (changes, transitions, drift); the first run
+carries its backtest."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from serving.backtest import BacktestWindow, backtest_table
+from serving.changes import changes_tables, side_of_scored
+from serving.drift import DRIFT_SCHEMA
 from serving.scored_run import ScoredRun
 from serving.segments import segment_summary, value_tiers
 from serving.store import RunMetadata, ScoreStore
@@ -67,33 +71,39 @@ def publish(store: ScoreStore, run_id: str, as_of: dt.date, frame: pd.DataFrame,
 
 
 def further_tables(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """What the drift, backtest and changes steps attach, in the columns they publish."""
-    changes = pd.DataFrame({
-        "customer_id": after["customer_id"], "p_churn_before": before["p_churn"], "p_churn_after": after["p_churn"],
-        "clv_before": before["clv"], "clv_after": after["clv"],
-        "segment_before": before["segment"], "segment_after": after["segment"],
-        "why_en": "stopped ordering", "why_zh": "停止下单"})
-    transitions = (changes.groupby(["segment_before", "segment_after"]).size().rename("customers").reset_index()
-                   .rename(columns={"segment_before": "from_segment", "segment_after": "to_segment"}))
-    drift = pd.DataFrame({"feature": ["days_since_last_order", "order_count_90d", "p_churn"],
-                          "psi": [0.31, 0.02, 0.12], "missing_ref": [0.0, 0.0, 0.0], "missing_now": [0.0, 0.01, 0.0],
-                          "new_categories": ["", "", ""], "vanished_categories": ["", "", ""],
-                          "level": ["severe", "none", "moderate"]})
-    deciles = [str(d) for d in range(1, 11)]
-    backtest = pd.concat([
-        pd.DataFrame({"score": "churn", "metric": "roc_auc", "group_by": "all", "group": "all", "value": [0.74]}),
-        pd.DataFrame({"score": "churn", "metric": "mean_predicted", "group_by": "decile", "group": deciles,
-                      "value": np.linspace(0.05, 0.9, 10)}),
-        pd.DataFrame({"score": "churn", "metric": "observed_rate", "group_by": "decile", "group": deciles,
-                      "value": np.linspace(0.04, 0.8, 10)}),
-    ], ignore_index=True)
-    return {"score_changes": changes, "segment_transitions": transitions, "drift": drift, "backtest": backtest}
+    """What the changes, drift and backtest steps publish, made by those steps' own functions where they are pure."""
+    sides = [side_of_scored(ScoredRun.from_tables(frame, explanations(frame), run_id=run_id), as_of)
+             for frame, run_id, as_of in ((before, "run-first", FIRST), (after, "run-second", SECOND))]
+    tables = {name: table.to_pandas() for name, table in changes_tables(*sides).items()}
+    drift = pd.DataFrame({"name": ["days_since_last_order", "order_count_90d", "p_churn"],
+                          "kind": ["feature", "feature", "score"], "psi": [0.31, 0.02, 0.12],
+                          "level": ["severe", "ok", "warn"], "missing_ref": [0.0, 0.0, 0.0], "missing_now": [0.0, 0.01, 0.0],
+                          "new_categories": ["", "", ""], "vanished_categories": ["", "", ""], "customers": [80, 80, 80]})
+    # The first run's customers as they then behaved: churned with their predicted probability.
+    outcomes = pd.DataFrame({"customer_id": before["customer_id"],
+                             "label_churn": (np.random.default_rng(3).random(len(before)) < before["p_churn"]).astype(int),
+                             "label_revenue": before["expected_revenue"].clip(lower=0) * 0.9})
+    window = BacktestWindow(FIRST, churn_horizon_days=90, value_horizon_days=90,
+                            data_end=dt.datetime.combine(SECOND, dt.time()) + dt.timedelta(days=1))
+    backtest = backtest_table(before, outcomes, window)
+    return tables | {"drift": drift[list(DRIFT_SCHEMA.names)], "backtest": backtest}
+
+
+def first_only(root) -> ScoreStore:
+    """A store with one run and nothing to compare it with."""
+    store = ScoreStore(root)
+    publish(store, "run-first", FIRST, scores(80, seed=1))
+    return store
 
 
 def two_runs(root) -> ScoreStore:
-    """A store with a first run (no further tables) and a second one carrying all of them."""
+    """A store with a first run and a second one carrying its changes and drift; the first run's horizon has
+    passed by the second, so the first carries its backtest (attached after publishing, as the flow does)."""
     store = ScoreStore(root)
     first, second = scores(80, seed=1), scores(80, seed=2, shift=0.05)
     publish(store, "run-first", FIRST, first)
-    publish(store, "run-second", SECOND, second, further_tables(first, second))
+    tables = further_tables(first, second)
+    backtest = tables.pop("backtest")
+    publish(store, "run-second", SECOND, second, tables)
+    store.attach_table("run-first", "backtest", backtest)
     return store

@@ -22,7 +22,7 @@ from pipelines.report import (
 )
 from pipelines.report_plots import pareto_points
 from pipelines.report_text import TEXT
-from tests.pipelines.report_runs import two_runs
+from tests.pipelines.report_runs import first_only, two_runs
 
 SECTIONS = ("data-quality", "models", "segments", "pareto", "calibration", "distributions", "drift", "transitions",
             "backtest", "actions", "waterfalls")
@@ -80,8 +80,8 @@ def later(store) -> ReportInputs:
 
 
 @pytest.fixture(scope="module")
-def first(store) -> ReportInputs:
-    return read_inputs(store, "run-first", options=ReportOptions(at_risk_waterfalls=2))
+def first(tmp_path_factory) -> ReportInputs:
+    return read_inputs(first_only(tmp_path_factory.mktemp("first")), "run-first", options=ReportOptions(at_risk_waterfalls=2))
 
 
 def _png() -> bytes:
@@ -130,7 +130,9 @@ def test_the_chinese_report_has_chinese_headings_and_the_chinese_reasons(later):
     page = Page(html)
     assert '<html lang="zh-CN">' in html
     assert "数据质量" in page.sections["data-quality"]["text"] and "价值集中度" in page.sections["pareto"]["text"]
-    assert "停止下单" in page.sections["transitions"]["text"] and "stopped ordering" not in html
+    sentences = later.tables["score_changes"]
+    moved = sentences.loc[sentences["p_churn_delta"].abs().idxmax()]
+    assert moved["sentence_zh"] in page.sections["transitions"]["text"] and moved["sentence_en"] not in html
     assert "Not measured" not in html and "本次运行未测量" in page.sections["actions"]["text"]
 
 
@@ -177,19 +179,28 @@ def test_transition_matrix_puts_from_in_rows_and_to_in_columns():
 
 
 def test_top_movers_are_the_largest_changes_of_churn_risk_either_way():
-    changes = pd.DataFrame({"customer_id": ["a", "b", "c"], "p_churn_before": [0.1, 0.8, 0.5],
-                            "p_churn_after": [0.2, 0.1, 0.9], "why_en": ["x", "y", "z"], "why_zh": ["甲", "乙", "丙"]})
-    movers = top_movers(changes, "zh", 2)
-    assert movers["customer_id"].tolist() == ["b", "c"] and movers["why_zh"].tolist() == ["乙", "丙"]
-    assert "why_en" not in movers
+    changes = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "status": ["both", "both", "both", "new"],
+                            "segment_before": "regular", "segment_after": "regular",
+                            "p_churn_before": [0.1, 0.8, 0.5, None], "p_churn_after": [0.2, 0.1, 0.9, 0.99],
+                            "p_churn_delta": [0.1, -0.7, 0.4, None],
+                            "sentence_en": ["x", "y", "z", "w"], "sentence_zh": ["甲", "乙", "丙", "丁"]})
+    movers = top_movers(changes, "zh", 2)  # d is new: it has no change to rank
+    assert movers["customer_id"].tolist() == ["b", "c"] and movers["sentence_zh"].tolist() == ["乙", "丙"]
+    assert "sentence_en" not in movers
 
 
-def test_realised_calibration_reads_the_backtest_deciles_in_order():
-    rows = pd.DataFrame({"score": "churn", "group_by": "decile", "group": ["10", "2", "1"] * 2,
-                         "metric": ["mean_predicted"] * 3 + ["observed_rate"] * 3, "value": [0.9, 0.2, 0.1, 0.7, 0.3, 0.0]})
+def test_realised_calibration_reads_the_measured_backtest_deciles_in_order():
+    rows = pd.DataFrame({"score": "churn", "group_by": "decile", "group": ["10", "02", "01"], "status": "measured",
+                         "predicted": [0.9, 0.2, 0.1], "realised": [0.7, 0.3, 0.0]})
     predicted, observed = realised_calibration(rows)
     assert predicted.tolist() == [0.1, 0.2, 0.9] and observed.tolist() == [0.0, 0.3, 0.7]
-    assert realised_calibration(rows.assign(metric="roc_auc")) is None
+    assert realised_calibration(rows.assign(status="pending")) is None
+
+
+def test_the_report_shows_the_latest_backtest_of_an_earlier_run(later):
+    page = Page(render_report(later, "en"))
+    assert "The scores of run run-first" in page.sections["backtest"]["text"]
+    assert later.backtest_of.run_id == "run-first"
 
 
 def test_write_report_leaves_no_partial_file(later, tmp_path):
