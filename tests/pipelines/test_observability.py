@@ -33,6 +33,17 @@ def test_the_warnings_a_result_holds_get_their_kinds():
     ]
 
 
+def test_drift_and_backtest_warnings_of_a_published_run_keep_their_kinds():
+    drift, backtest = "drift: p_churn PSI 0.31 (severe)", "backtest of run r1: churn ROC-AUC 0.70, 0.09 below validation"
+    result = {"warnings": ["interactions has only a header: left out", drift, backtest],
+              "published": {"drift": {"warnings": [drift]}, "warnings": [backtest]}}
+    assert warnings_of_result(result) == [
+        RunWarning("data", "interactions has only a header: left out"),
+        RunWarning("drift", drift),
+        RunWarning("backtest", backtest),
+    ]
+
+
 def test_only_warnings_of_the_configured_kinds_make_a_run_degraded():
     outcome = RunOutcome("score")
     outcome.add("quarantine", "3 rows quarantined")
