@@ -154,6 +154,18 @@ class ScheduleConfig(_Frozen):
     timezone: str = "UTC"
 
 
+class PostgresConfig(_Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    # A URL holds a password: prefer the environment variable CUSTSCORE_POSTGRES_URL (it wins over this).
+    url: str | None = None
+    schema_name: Annotated[str, Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "custscore"
+
+
+class SinksConfig(_Frozen):
+    postgres: PostgresConfig = PostgresConfig()
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -165,6 +177,7 @@ class CustscoreConfig(_Frozen):
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
+    sinks: SinksConfig = SinksConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -22,11 +22,11 @@ from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
+from pipelines.sinks import NamedSink, configured_sinks, publish_after_store
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.score_run import score_run
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels
-from serving.sink import ScoreSink, open_sink
 from serving.store import RunMetadata
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,9 @@ def btyd_population_inputs(run: Run) -> pd.DataFrame:
     return inputs
 
 
-def score_sink(run: Run) -> ScoreSink:
-    """Where the run's scores are published and read back (the home's Parquet store)."""
-    return open_sink(run.paths.store)
+def score_sink(run: Run) -> list[NamedSink]:
+    """Every sink the run is published to: the home's Parquet store first, then PostgreSQL when configured."""
+    return configured_sinks(run.cfg, run.paths)
 
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)
@@ -175,10 +175,16 @@ def publish_task(run: Run, champions, scored: ScoredRun, run_id: str) -> dict:
     }
 
 
-def publish_scored(sink: ScoreSink, where: Path, metadata: RunMetadata, scored: ScoredRun):
-    """Publish all or nothing; a full disk is one line naming the sink's folder `where` and its free space."""
+def publish_scored(sinks: list[NamedSink], where: Path, metadata: RunMetadata, scored: ScoredRun):
+    """Publish to every sink, the store first, each all or nothing; the store's published run.
+
+    A full disk is one line naming the store's folder `where` and its free space; a later sink
+    failing is one line naming it and saying the store has the run (SinkPublishError).
+    """
     with writing(where, "the published run in the store", NOTHING_PUBLISHED):
-        return sink.publish(metadata, scored)
+        published = sinks[0].sink.publish(metadata, scored)
+    publish_after_store(sinks, metadata, scored, published)
+    return published
 
 
 def score_and_publish(run: Run, champions: dict, training: dict | None = None) -> dict:
