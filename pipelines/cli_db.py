@@ -42,7 +42,7 @@ def db_init(
     except ConfigError as exc:
         _fail(str(exc))
     if sink is None:
-        _fail(f"no PostgreSQL configured: set {POSTGRES_URL_ENV} (postgresql://user:password@host:5432/database) "
+        _fail(f"no PostgreSQL configured: set {POSTGRES_URL_ENV} (a postgresql:// URL naming user, host, port and database; custscore never shows its password) "
               "or sinks.postgres.url in the config")
     try:
         password = os.environ.get(reader_password_env) or None

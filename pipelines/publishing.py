@@ -165,14 +165,20 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str) -> S
 def publish_task(run: Run, champions, scored: ScoredRun, run_id: str) -> dict:
     """Publish scores, explanations, summary and metadata in one atomic step."""
     metadata = run_metadata(run, champions, run_id)
-    published = publish_scored(score_sink(run), run.paths.store, metadata, scored)
+    sinks = score_sink(run)
+    published = publish_scored(sinks, run.paths.store, metadata, scored)
     summary = scored.summary.to_pandas()
     return {
         "run_id": run_id, "as_of": run.as_of.isoformat(), "rows": published.score_rows,
-        "explanation_rows": published.explanation_rows, "store": str(run.paths.store),
+        "explanation_rows": published.explanation_rows, "store": published_to(run, sinks),
         "summary": summary.astype(object).where(summary.notna(), None).to_dict("records"),
         "models": metadata.extra["models"],
     }
+
+
+def published_to(run: Run, sinks: list[NamedSink]) -> str:
+    """Where the run went, for the summary: the store's folder, and each further sink (URLs redacted)."""
+    return " and ".join([str(run.paths.store), *(named.label for named in sinks[1:])])
 
 
 def publish_scored(sinks: list[NamedSink], where: Path, metadata: RunMetadata, scored: ScoredRun):

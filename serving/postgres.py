@@ -394,9 +394,7 @@ class PostgresSink:
             conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(schema, role))
             conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, role))
             conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(schema, role))
-            self._point_views(conn)
-            # Views made above by CREATE OR REPLACE existed before: grant on them too (a no-op when granted).
-            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, role))
+            self._point_views(conn)  # the views exist before the first run, so a BI tool can be set up at once
         params = conninfo_to_dict(self.url)
         port = f":{params['port']}" if params.get("port") else ""
         return f"postgresql://{reader_role}:***@{params.get('host', 'localhost')}{port}/{params.get('dbname', '')}"

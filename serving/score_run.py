@@ -74,7 +74,7 @@ def score_run(
     segmented = assign_segments(numbers, settings.segments)
     summary = segment_summary(segmented, settings.segments)
     return ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
-                     pa.Table.from_pandas(summary, preserve_index=False), result.timings, result.cpu_timings)
+                     pa.Table.from_pandas(summary, preserve_index=False), timings=result.timings, cpu_timings=result.cpu_timings)
 
 
 def btyd_horizons_of(models: ScoringModels) -> list[int]:
