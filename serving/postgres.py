@@ -125,11 +125,17 @@ class PostgresSink:
         except psycopg.OperationalError as exc:
             conn.close()
             raise PostgresSinkError(f"PostgreSQL {self.shown}: reading failed ({self.scrubbed(exc)}); try again") from None
+        except (LookupError, ValueError):  # a run not found, a bad column: the connection is as it was
+            self._give_back(conn)
+            raise
         except BaseException:
             conn.close()
             raise
+        self._give_back(conn)
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
         with self._idle_lock:
-            if len(self._idle) < _IDLE_READERS and not conn.closed:
+            if len(self._idle) < _IDLE_READERS and not conn.closed and not conn.broken:
                 self._idle.append(conn)
                 return
         conn.close()

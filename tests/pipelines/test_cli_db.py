@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -129,7 +130,7 @@ def test_custscore_run_with_the_url_in_the_environment_publishes_to_both_sinks(t
     in_store, in_database = store.read_scores(), database.read_scores()
     assert len(in_database) == len(in_store) > 0
     assert list(database.list_runs()["run_id"]) == list(store.list_runs()["run_id"])
-    assert in_database.set_index("customer_id").sort_index()["p_churn"].tolist() == \
-        in_store.set_index("customer_id").sort_index()["p_churn"].tolist()
+    pd.testing.assert_frame_equal(in_database, in_store)  # every column, every row, the same types
+    pd.testing.assert_frame_equal(database.read_explanations(), store.read_explanations())
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute(f'SELECT count(*) FROM "{pg_schema}".scores_current').fetchone() == (len(in_store),)
