@@ -134,3 +134,23 @@ def test_custscore_run_with_the_url_in_the_environment_publishes_to_both_sinks(t
     pd.testing.assert_frame_equal(database.read_explanations(), store.read_explanations())
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute(f'SELECT count(*) FROM "{pg_schema}".scores_current').fetchone() == (len(in_store),)
+
+
+def test_the_environment_url_wins_over_the_config_and_readers_read_postgresql_when_set(tmp_path, monkeypatch):
+    from pipelines.config import load_config
+    from pipelines.environment import HomePaths
+    from pipelines.sinks import configured_sinks, reading_sink
+
+    config = tmp_path / "c.yaml"
+    config.write_text("sinks:\n  postgres:\n    url: postgresql://cfg@config-host/db\n    schema: scores_bi\n")
+    paths = HomePaths(tmp_path / "home")
+    monkeypatch.setenv("CUSTSCORE_POSTGRES_URL", "postgresql://env:s3cret@env-host:5433/db")
+    sinks = configured_sinks(load_config(config), paths)
+    assert [type(s.sink).__name__ for s in sinks] == ["ScoreStore", "PostgresSink"]
+    assert sinks[1].label == "PostgreSQL postgresql://env:***@env-host:5433/db (schema scores_bi)"
+    assert isinstance(reading_sink(load_config(config), paths), PostgresSink)
+
+    monkeypatch.delenv("CUSTSCORE_POSTGRES_URL")
+    assert configured_sinks(load_config(config), paths)[1].label == "PostgreSQL postgresql://cfg@config-host/db (schema scores_bi)"
+    assert isinstance(reading_sink(load_config(), paths), ScoreStore)  # nothing configured: the store
+    assert len(configured_sinks(load_config(), paths)) == 1
