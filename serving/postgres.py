@@ -66,6 +66,10 @@ class PostgresSinkError(RuntimeError):
     """PostgreSQL refused or lost a publish or a read; the message names the server (redacted) and what to do."""
 
 
+class ReadConnectionLost(PostgresSinkError):
+    """A reading connection broke (server restarted, connection ended): a read is retried once on a new one."""
+
+
 def redacted_url(url: str) -> str:
     """The connection URL as custscore shows it: user, host, port and database, the password as ***."""
     try:
@@ -124,7 +128,8 @@ class PostgresSink:
             yield conn
         except psycopg.OperationalError as exc:
             conn.close()
-            raise PostgresSinkError(f"PostgreSQL {self.shown}: reading failed ({self.scrubbed(exc)}); try again") from None
+            self.close()  # a restarted server ended every idle connection too
+            raise ReadConnectionLost(f"PostgreSQL {self.shown}: reading failed ({self.scrubbed(exc)}); try again") from None
         except (LookupError, ValueError):  # a run not found, a bad column: the connection is as it was
             self._give_back(conn)
             raise
@@ -552,8 +557,10 @@ class PostgresSink:
     def _select(self, name: str, run_id, as_of, columns: list[str] | None, conditions: list[tuple[str, str, Any]],
                 order: sql.Composable, limit: int | None = None) -> pd.DataFrame | None:
         """Rows of one of a run's tables as the store returns them (types from the Arrow schema it was written with)."""
-        for attempt in (1, 2):  # a run republished or deleted between resolving and reading: resolve once more
-            with self._reader() as conn:
+        # Once more when the run was republished or deleted between resolving and reading, or when an
+        # idle connection turns out to be dead (the server restarted since): the second attempt is fresh.
+        for attempt in (1, 2):
+            with self._retrying_once(attempt), self._reader() as conn:
                 row = self._resolve(conn, run_id, as_of)
                 described = row["tables"].get(name)
                 if described is None:
@@ -574,6 +581,15 @@ class PostgresSink:
                     continue
                 return _frame(rows, pa.schema([schema.field(c) for c in wanted]))
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _retrying_once(self, attempt: int) -> Iterator[None]:
+        """Swallow a lost reading connection on the first attempt (the caller's loop tries again), not on the second."""
+        try:
+            yield
+        except ReadConnectionLost:
+            if attempt == 2:
+                raise
 
     def read_scores(self, run_id: str | None = None, as_of: dt.date | str | None = None, segment: str | None = None,
                     customer_id: str | Iterable[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
@@ -615,8 +631,8 @@ class PostgresSink:
         wanted = None if columns is None else [*(c for c in ("run_id", "as_of") if c not in columns), *columns]
         wanted_columns = _wanted_columns(SCORE_SCHEMA, wanted, "score history")
         schema = pa.schema([SCORE_SCHEMA.field(c) for c in wanted_columns])
-        for attempt in (1, 2):
-            with self._reader() as conn:
+        for attempt in (1, 2):  # as in _select
+            with self._retrying_once(attempt), self._reader() as conn:
                 if not self._schema_exists(conn):
                     return _frame([], schema)
                 runs = self._rows(conn, "WHERE status = 'published' ORDER BY as_of, published_at, run_id")

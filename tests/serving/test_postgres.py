@@ -230,6 +230,16 @@ def test_a_connection_dropped_mid_publish_fails_in_one_line_and_the_previous_run
     assert ("r2", "failed") in statuses(sink)
 
 
+def test_a_reader_whose_idle_connections_were_ended_reads_on_a_new_one(sink):
+    sink.publish(metadata("r1"), a_run(n=6))
+    assert len(sink.read_scores()) == 6  # leaves an idle connection behind
+    ended = query(sink.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'custscore-read'")
+    assert ended and all(ok for (ok,) in ended)
+
+    assert len(sink.read_scores()) == 6
+    assert sink.customer_history("c00001")["run_id"].tolist() == ["r1"]
+
+
 def test_two_concurrent_publishers_take_turns(sink, monkeypatch):
     sink.ensure_schema()
     spans: dict[str, tuple[float, float]] = {}
