@@ -25,9 +25,15 @@ install_postgres() {
     echo "error: PostgreSQL's server (initdb, pg_ctl) is not installed; install Debian's postgresql package (sudo apt-get install postgresql) and run again" >&2
     exit 1
   fi
-  echo "installing Debian's postgresql package (apt-get)..." >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+  # Test processes start in parallel (pytest -n 2): one installs, the others wait and find it installed.
+  exec 9>/tmp/custscore-postgres-install.lock
+  flock 9
+  if ! find_bin >/dev/null; then
+    echo "installing Debian's postgresql package (apt-get)..." >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 postgresql >&2
+  fi
+  flock -u 9
 }
 
 # Run a server tool as the cluster's owner: `postgres` when we are root, else ourselves.
@@ -60,12 +66,17 @@ start() {
   fi
   password=$(cat "$dir/.pwfile")
   port=$(cat "$dir/port" 2>/dev/null || free_port)
-  echo "$port" > "$dir/port"
   if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    as_owner "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/data/server.log" \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null \
-      || { echo "error: the server did not start, see $dir/data/server.log" >&2; exit 1; }
+    # Another process may take the free port between our look and the server's bind: try others.
+    local tries=0
+    until as_owner "$bin/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/data/server.log" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null; do
+      tries=$((tries + 1))
+      if [[ $tries -ge 3 ]]; then echo "error: the server did not start, see $dir/data/server.log" >&2; exit 1; fi
+      port=$(free_port)
+    done
   fi
+  echo "$port" > "$dir/port"
   if ! as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'custscore'" | grep -q 1; then
     as_owner "$bin/createdb" -h "$dir" -p "$port" -U postgres custscore
   fi
