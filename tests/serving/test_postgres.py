@@ -19,8 +19,9 @@ from psycopg import sql
 
 from serving.postgres import PostgresSink, PostgresSinkError, redacted_url
 from serving.retention import prune_runs
-from serving.score_table import SCORE_COLUMNS
+from serving.score_table import SCORE_COLUMNS, ContractError
 from serving.scored_run import ScoredRun
+from serving.sink import ScoreSink
 from serving.store import LatestRunDeletionError, RunNotFoundError, ScoreStore
 from tests.serving.test_store import AS_OF, _summary, make_explanations, make_scores, metadata, scored_run
 
@@ -88,6 +89,7 @@ def test_a_run_reads_back_from_postgresql_exactly_as_from_the_store(sink, tmp_pa
     assert query(sink.url, f'SELECT count(*) FROM "{sink.schema}".score_changes_current') == [(2,)]
     assert query(sink.url, f'SELECT count(*) FROM "{sink.schema}".segment_summary_current') == [(1,)]
     assert statuses(sink) == [("r1", "published")]
+    assert isinstance(sink, ScoreSink)
     assert sink.list_runs()[["run_id", "score_rows"]].to_dict("list") == {"run_id": ["r1"], "score_rows": [30]}
 
 
@@ -238,6 +240,18 @@ def test_a_reader_whose_idle_connections_were_ended_reads_on_a_new_one(sink):
 
     assert len(sink.read_scores()) == 6
     assert sink.customer_history("c00001")["run_id"].tolist() == ["r1"]
+
+
+def test_a_run_breaking_the_contract_mid_copy_is_rolled_back_and_marked_failed(sink):
+    sink.publish(metadata("r1"), a_run(n=5))
+    broken = a_run(n=20)
+    broken.explanation_parts = [*broken.explanation_parts, pa.table({"customer_id": ["c00001"]})]  # no score column
+
+    with pytest.raises(ContractError, match="missing column"):
+        sink.publish(metadata("r2"), broken)
+
+    assert current_ids(sink) == {"r1"} and statuses(sink) == [("r1", "published"), ("r2", "failed")]
+    assert len(run_tables(sink)) == 3  # r1's only: the rollback took r2's tables with it
 
 
 def test_two_concurrent_publishers_take_turns(sink, monkeypatch):
