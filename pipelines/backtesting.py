@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,8 +28,10 @@ from prefect.cache_policies import NO_CACHE
 from features.validation import ValidatedData
 from pipelines import tracking
 from pipelines.config import CustscoreConfig
+from pipelines.faults import redacted
 from pipelines.progress import staged
 from pipelines.runs import Run
+from pipelines.sinks import NamedSink
 from pipelines.tasks import default_as_of, midnight
 from serving.backtest import (
     HEADLINE,
@@ -115,8 +118,14 @@ def due_runs(sink: ScoreSink, data: ValidatedData, cfg: CustscoreConfig, limit: 
     return due
 
 
-def backtest_published_run(sink: ScoreSink, run: PublishedRun, data: ValidatedData, cfg: CustscoreConfig) -> BacktestResult:
-    """Backtest one published run on `data`, attach the table to the run, log it to MLflow; warnings are logged too."""
+def backtest_published_run(sink: ScoreSink, run: PublishedRun, data: ValidatedData, cfg: CustscoreConfig,
+                           mirrors: Sequence[NamedSink] = ()) -> BacktestResult:
+    """Backtest one published run on `data`, attach the table to the run, log it to MLflow; warnings are logged too.
+
+    `sink` is read and written first (the store); the table is then attached to the same run in each
+    of `mirrors` (PostgreSQL), where a failure is a warning: the store has the backtest, and a later
+    backtest of the run attaches it again.
+    """
     label, window = run_label(run), run_window(run, data, cfg)
     if not window.passed_scores():
         raise BacktestNotDueError(
@@ -130,6 +139,7 @@ def backtest_published_run(sink: ScoreSink, run: PublishedRun, data: ValidatedDa
     table = with_validation(backtest_table(scores, outcomes, window), validation_figures(run))
     warnings += tolerance_warnings(table, cfg.monitoring.backtest, label)
     sink.attach_table(run.run_id, TABLE, table)
+    warnings += attach_to_mirrors(mirrors, run, table)
     result = BacktestResult(run.run_id, run.as_of.isoformat(), table, warnings, log_backtest(run, table, warnings))
     log.info("backtest of %s: %s", label, headline_text(backtest_summary(table)))
     for warning in warnings:
@@ -197,7 +207,20 @@ def _finite(values: dict) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
 
 
-def backtest_due_runs(sink: ScoreSink, data: ValidatedData, cfg: CustscoreConfig) -> dict:
+def attach_to_mirrors(mirrors: Sequence[NamedSink], run: PublishedRun, table: pd.DataFrame) -> list[str]:
+    """Attach a backtest to the run in the other sinks; each failure a warning naming the sink (URLs redacted)."""
+    warnings = []
+    for named in mirrors:
+        try:
+            named.sink.attach_table(run.run_id, TABLE, table)
+        except Exception as exc:  # noqa: BLE001 - the store has the backtest; this sink catches up next time
+            warnings.append(f"backtest of {run_label(run)} not stored in {named.label}: "
+                            f"{redacted(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}")
+    return warnings
+
+
+def backtest_due_runs(sink: ScoreSink, data: ValidatedData, cfg: CustscoreConfig,
+                      mirrors: Sequence[NamedSink] = ()) -> dict:
     """Backtest the runs due (at most monitoring.backtest.max_runs, newest first): {"backtests": [...], "warnings": [...]}.
 
     The scores are published before this runs: a backtest that fails is a warning naming the run, never a failed run.
@@ -214,7 +237,7 @@ def backtest_due_runs(sink: ScoreSink, data: ValidatedData, cfg: CustscoreConfig
                                                    "`custscore backtest` tries again"]}
     for run in due:
         try:
-            result = backtest_published_run(sink, run, data, cfg)
+            result = backtest_published_run(sink, run, data, cfg, mirrors)
         except Exception as exc:  # noqa: BLE001 - any failure here must not fail a run already published
             log.exception("backtest of %s failed", run_label(run))
             warnings.append(f"backtest of {run_label(run)} failed: {exc}; `custscore backtest --run-id {run.run_id}` "
@@ -227,6 +250,9 @@ def backtest_due_runs(sink: ScoreSink, data: ValidatedData, cfg: CustscoreConfig
 
 @task(name="backtest-published-runs", cache_policy=NO_CACHE)
 @staged(BACKTEST_STAGE)
-def backtest_after_publishing(run: Run, sink: ScoreSink) -> dict:
-    """The score flows' last step: backtest the published runs whose horizons have passed in this run's data."""
-    return backtest_due_runs(sink, run.data, run.cfg)
+def backtest_after_publishing(run: Run, sinks: Sequence[NamedSink]) -> dict:
+    """The score flows' last step: backtest the published runs whose horizons have passed in this run's data.
+
+    Runs are read from the first sink (the store) and each backtest is attached in every sink.
+    """
+    return backtest_due_runs(sinks[0].sink, run.data, run.cfg, sinks[1:])

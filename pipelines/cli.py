@@ -23,6 +23,7 @@ from rich.table import Table
 
 from pipelines import cli_backtest, cli_changes, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
+from pipelines.cli_db import db_app, runs_prune
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
 
@@ -30,13 +31,14 @@ app = typer.Typer(help="custscore: customer value, churn and segments with reaso
                   add_completion=False, pretty_exceptions_enable=False)
 scores_app = typer.Typer(help="Read published score tables.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models: list, promote, rollback.", no_args_is_help=True)
-runs_app = typer.Typer(help="Published scoring runs: list and delete.", no_args_is_help=True)
+runs_app = typer.Typer(help="Published scoring runs: list, delete and prune.", no_args_is_help=True)
 app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.command("changes")(cli_changes.changes)
 app.command("backtest")(cli_backtest.backtest)
 app.command("report")(cli_report.report)
+app.add_typer(db_app, name="db")
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -718,6 +720,9 @@ def runs_delete(
     latest = store.latest_run()
     after = f"latest is now run {latest.run_id} (as of {latest.as_of})" if latest else "the store has no run left"
     console.print(f"deleted run {run.run_id} (as of {run.as_of}, {run.score_rows:,} rows); {after}", highlight=False)
+
+
+runs_app.command("prune")(runs_prune)
 
 
 @app.command()

@@ -35,11 +35,12 @@ def backtest(run_id: RunIdOpt = None, data: DataOpt = None, config: ConfigOpt = 
     cli._configure_tracking(paths)
     from pipelines.backtesting import BacktestNotDueError, backtest_published_run, due_runs
     from pipelines.runs import RunRequest, resolve_config
+    from pipelines.sinks import configured_sinks
     from serving.backtest import BacktestDataError
-    from serving.sink import open_sink
 
     cfg = cli._run_guarded(resolve_config, RunRequest(data=cli._s(data), config=cli._s(config)))
-    sink = open_sink(paths.store)
+    sinks = configured_sinks(cfg, paths)
+    sink, mirrors = sinks[0].sink, sinks[1:]
     if sink.list_runs().empty:
         cli._fail(f"no published run in {paths.store}; `custscore run` publishes one", code=1)
     with cli.console.status("validating the data"):
@@ -54,7 +55,7 @@ def backtest(run_id: RunIdOpt = None, data: DataOpt = None, config: ConfigOpt = 
     for run in runs:
         try:
             with cli.console.status(f"backtesting run {run.run_id}"):
-                result = cli._run_guarded(backtest_published_run, sink, run, loaded, cfg)
+                result = cli._run_guarded(backtest_published_run, sink, run, loaded, cfg, mirrors)
         except (BacktestNotDueError, BacktestDataError) as exc:
             cli._fail(str(exc), code=1)
         cli.console.print(metrics_grid(result))

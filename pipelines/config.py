@@ -206,6 +206,18 @@ class MonitoringConfig(_Frozen):
     backtest: BacktestConfig = BacktestConfig()
 
 
+class PostgresConfig(_Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    # A URL holds a password: prefer the environment variable CUSTSCORE_POSTGRES_URL (it wins over this).
+    url: str | None = None
+    schema_name: Annotated[str, Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "custscore"
+
+
+class SinksConfig(_Frozen):
+    postgres: PostgresConfig = PostgresConfig()
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -221,6 +233,7 @@ class CustscoreConfig(_Frozen):
     alerts: AlertsConfig = AlertsConfig()
     report: ReportConfig = ReportConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    sinks: SinksConfig = SinksConfig()
 
     @model_validator(mode="before")
     @classmethod

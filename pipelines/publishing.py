@@ -24,12 +24,12 @@ from pipelines.drift import check_drift
 from pipelines.faults import writing
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
+from pipelines.sinks import NamedSink, configured_sinks, publish_after_store
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.changes import previous_run_id, side_of_sink, with_changes
 from serving.score_run import score_run
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels
-from serving.sink import ScoreSink, open_sink
 from serving.store import RunMetadata
 
 log = logging.getLogger(__name__)
@@ -143,9 +143,9 @@ def btyd_population_inputs(run: Run) -> pd.DataFrame:
     return inputs
 
 
-def score_sink(run: Run) -> ScoreSink:
-    """Where the run's scores are published and read back (the home's Parquet store)."""
-    return open_sink(run.paths.store)
+def score_sink(run: Run) -> list[NamedSink]:
+    """Every sink the run is published to: the home's Parquet store first, then PostgreSQL when configured."""
+    return configured_sinks(run.cfg, run.paths)
 
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)
@@ -168,20 +168,32 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str) -> S
 def publish_task(run: Run, champions, scored: ScoredRun, run_id: str) -> dict:
     """Publish scores, explanations, summary and metadata in one atomic step."""
     metadata = run_metadata(run, champions, run_id)
-    published = publish_scored(score_sink(run), run.paths.store, metadata, scored)
+    sinks = score_sink(run)
+    published = publish_scored(sinks, run.paths.store, metadata, scored)
     summary = scored.summary.to_pandas()
     return {
         "run_id": run_id, "as_of": run.as_of.isoformat(), "rows": published.score_rows,
-        "explanation_rows": published.explanation_rows, "store": str(run.paths.store),
+        "explanation_rows": published.explanation_rows, "store": published_to(run, sinks),
         "summary": summary.astype(object).where(summary.notna(), None).to_dict("records"),
         "models": metadata.extra["models"],
     }
 
 
-def publish_scored(sink: ScoreSink, where: Path, metadata: RunMetadata, scored: ScoredRun):
-    """Publish all or nothing; a full disk is one line naming the sink's folder `where` and its free space."""
+def published_to(run: Run, sinks: list[NamedSink]) -> str:
+    """Where the run went, for the summary: the store's folder, and each further sink (URLs redacted)."""
+    return " and ".join([str(run.paths.store), *(named.label for named in sinks[1:])])
+
+
+def publish_scored(sinks: list[NamedSink], where: Path, metadata: RunMetadata, scored: ScoredRun):
+    """Publish to every sink, the store first, each all or nothing; the store's published run.
+
+    A full disk is one line naming the store's folder `where` and its free space; a later sink
+    failing is one line naming it and saying the store has the run (SinkPublishError).
+    """
     with writing(where, "the published run in the store", NOTHING_PUBLISHED):
-        return sink.publish(metadata, scored)
+        published = sinks[0].sink.publish(metadata, scored)
+    publish_after_store(sinks, metadata, scored, published)
+    return published
 
 
 def score_and_publish(run: Run, champions: dict, training: dict | None = None) -> dict:
@@ -206,7 +218,7 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
 @staged("changes since the previous run")
 def with_changes_since_previous(run: Run, scored: ScoredRun) -> ScoredRun:
     """The scored run with what changed since the previous published run, published with it (serving/changes.py)."""
-    sink = score_sink(run)
+    sink = score_sink(run)[0].sink  # the store: every sink holds the same runs, and it needs no server
     previous = previous_run_id(sink, str(scored.run_id), run.as_of)
     return with_changes(scored, None if previous is None else side_of_sink(sink, previous), run.as_of)
 

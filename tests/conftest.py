@@ -29,3 +29,39 @@ def prefect_harness():
     # Generous start-up time: on a busy 2-core machine the server took over 30 s to answer.
     with prefect_test_harness(server_startup_timeout=180), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL on 127.0.0.1 for this test process (each xdist worker starts its own, ~2 s).
+
+    scripts/postgres.sh installs Debian's postgresql package first when the server is missing, so these
+    tests run everywhere the project's CI runs; they are never skipped.
+    """
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
+    started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900)
+    if started.returncode != 0:
+        raise RuntimeError(f"scripts/postgres.sh start failed: {started.stderr.strip()[-2000:]}")
+    folder, url = started.stdout.strip().splitlines()[-2:]
+    try:
+        yield url
+    finally:
+        subprocess.run(["bash", str(script), "stop", folder], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def pg_schema(postgres_url, request):
+    """A schema of its own for one test, dropped afterwards (with the tables of its runs)."""
+    import re
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    schema = f"t_{re.sub(r'[^a-z0-9]', '_', request.node.name.lower())[:40]}_{uuid.uuid4().hex[:6]}"
+    yield schema
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

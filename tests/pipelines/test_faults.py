@@ -185,6 +185,7 @@ def test_a_full_disk_while_publishing_names_the_store_and_its_free_space_and_pub
     """ENOSPC raised by the real write call of the run's scores, midway through a publish."""
     import serving.store_files as store_files
     from pipelines.publishing import publish_scored
+    from pipelines.sinks import NamedSink
     from serving.store import ScoreStore
     from tests.serving.test_store import metadata, parts_run, publish, write_parts
 
@@ -198,7 +199,7 @@ def test_a_full_disk_while_publishing_names_the_store_and_its_free_space_and_pub
 
     monkeypatch.setattr(store_files, "write_table", full)
     with pytest.raises(DiskFullError) as refused:
-        publish_scored(store, store.root, metadata("r2"), parts_run(numbers, texts, explanations))
+        publish_scored([NamedSink("the store", store)], store.root, metadata("r2"), parts_run(numbers, texts, explanations))
     message = str(refused.value)
     assert message.startswith(f"disk full while writing the published run in the store {store.root}: "
                               "No space left on device (Errno 28), ")
