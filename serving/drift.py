@@ -40,13 +40,17 @@ EMPTY_BIN_SHARE = 1e-4
 # New and vanished categories named in the table; the rest are counted.
 CATEGORIES_NAMED = 10
 LEVELS = ("ok", "warn", "severe")
+# A feature with one value for every customer, in the reference and now (the share of all customers' revenue
+# in last year's season): a property of the date, not of the population, so its PSI says nothing about
+# drift. Stored with this level, never named in warnings nor acted on.
+CONSTANT = "constant"
 SCORE_SOURCES = {"p_churn": "churn", "expected_revenue": "value"}
 
 DRIFT_SCHEMA = pa.schema([
     pa.field("name", pa.string()),  # a model feature, or a score (p_churn, expected_revenue)
     pa.field("kind", pa.string()),  # feature | score
     pa.field("psi", pa.float64()),
-    pa.field("level", pa.string()),  # ok | warn | severe (DriftSettings thresholds)
+    pa.field("level", pa.string()),  # ok | warn | severe (DriftSettings thresholds) | constant (below)
     pa.field("missing_ref", pa.float64()),
     pa.field("missing_now", pa.float64()),
     pa.field("new_categories", pa.string()),  # comma-separated; empty for numeric columns and when none
@@ -157,8 +161,11 @@ class _Counts:
         n = max(self.rows, 1)
         new: list[str] = []
         vanished: list[str] = []
+        level = None
         if self.bins is not None:
             value = psi([*ref["shares"], ref["missing"]], [*(self.bins / n), self.missing / n])
+            if _one_value(ref["shares"]) and _one_value(self.bins):
+                level = CONSTANT
         else:
             known = set(ref["categories"])
             new = [c for c, _ in sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0])) if c not in known]
@@ -166,9 +173,14 @@ class _Counts:
                         if share > 0 and self.categories.get(c, 0) == 0]
             now = [self.categories.get(c, 0) / n for c in ref["categories"]]
             value = psi([*ref["shares"], 0.0, ref["missing"]], [*now, sum(self.categories[c] for c in new) / n, self.missing / n])
-        return {"name": name, "kind": kind, "psi": value, "level": drift_level(value, settings),
+        return {"name": name, "kind": kind, "psi": value, "level": level or drift_level(value, settings),
                 "missing_ref": float(ref["missing"]), "missing_now": self.missing / n,
                 "new_categories": named(new), "vanished_categories": named(vanished), "customers": self.rows}
+
+
+def _one_value(shares) -> bool:
+    """At most one bin holds the known values: everyone has the same value."""
+    return int(np.count_nonzero(np.asarray(shares, dtype=float))) <= 1
 
 
 def named(categories: list[str]) -> str:

@@ -152,3 +152,16 @@ def test_an_ignored_feature_is_measured_and_stored_but_neither_named_nor_acted_o
     assert table.set_index("name").loc["revenue_sum_365d", "level"] == "severe"
     assert severe_names(table, ignoring) == []
     assert not any("revenue_sum_365d" in line for line in drift_warnings(table, ignoring))
+
+
+def test_a_feature_with_one_value_for_everyone_is_constant_not_drift():
+    from models.drift_profile import numeric_profile
+    from serving.drift import CONSTANT, _Counts
+
+    counts = _Counts(numeric_profile(np.full(200, 0.18)))  # last year's season share: the same for every customer
+    counts.add(pd.Series(np.full(150, 0.61)))
+    row = counts.row("season_share_next_90d", "feature", DriftSettings())
+    assert row["psi"] > 1 and row["level"] == CONSTANT  # the date moved, not the population
+    shifted = _Counts(numeric_profile(np.full(200, 0.18)))
+    shifted.add(pd.Series(np.r_[np.full(100, 0.18), np.full(50, 0.61)]))  # now two values: a real shift
+    assert shifted.row("x", "feature", DriftSettings())["level"] == "severe"
