@@ -19,6 +19,7 @@ from features.build import FeatureSpec
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
+from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
 
@@ -160,6 +161,11 @@ class ActionsConfig(ActionPolicy):
     ActionPolicy as it is; the command's flags override them one by one)."""
 
 
+class ScorecardConfig(ScorecardRules):
+    """The `scorecard:` section: weights and grade thresholds of the key-account scorecard
+    (serving/scorecard.py's ScorecardRules as it is; docs/SCORECARD.md)."""
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -172,6 +178,7 @@ class CustscoreConfig(_Frozen):
     segments: SegmentRules
     schedules: ScheduleConfig = ScheduleConfig()
     actions: ActionsConfig = ActionsConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -198,7 +205,7 @@ class CustscoreConfig(_Frozen):
         return ScoringSettings(value_horizon_days=self.labels.value_horizon_days,
                                churn_horizon_days=self.labels.churn_horizon_days,
                                annual_discount_rate=self.valuation.annual_discount_rate,
-                               scoring=self.scoring, segments=self.segments)
+                               scoring=self.scoring, segments=self.segments, scorecard=self.scorecard)
 
     def with_overrides(self, **sections: dict) -> CustscoreConfig:
         """Return a copy with some fields of some sections replaced (CLI flags)."""

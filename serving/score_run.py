@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from features.transactions import BTYD_INPUT_COLUMNS
 from serving.reference_adjustments import BtydReference, adjusted_by_reference
+from serving.scorecard import TABLE_NAME as ACCOUNT_GRADES, account_grades_table, capturing_scorecard_features
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels, score_all
 from serving.segments import assign_segments, segment_summary
@@ -55,6 +56,8 @@ def score_run(
     horizons = btyd_horizons_of(models)
     reference: BtydReference | None = None
     captured: list[pd.DataFrame] = []
+    scorecard_features: list[pd.DataFrame] = []
+    chunks = capturing_scorecard_features(chunks, scorecard_features)
     if horizons:
         if btyd_inputs is None:
             raise BtydInputsNeededError(f"the champions read BTYD columns of horizons {horizons}: give score_run the "
@@ -73,8 +76,10 @@ def score_run(
                                         settings)
     segmented = assign_segments(numbers, settings.segments)
     summary = segment_summary(segmented, settings.segments)
-    return ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
-                     pa.Table.from_pandas(summary, preserve_index=False), result.timings, result.cpu_timings)
+    run = ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
+                    pa.Table.from_pandas(summary, preserve_index=False), result.timings, result.cpu_timings)
+    run.tables[ACCOUNT_GRADES] = account_grades_table(segmented, scorecard_features, settings.scorecard)
+    return run
 
 
 def btyd_horizons_of(models: ScoringModels) -> list[int]:

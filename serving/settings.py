@@ -2,7 +2,7 @@
 
 `ScoringConfig` is the section of the YAML file as it is (pipelines/config.py composes it into
 the root configuration). `ScoringSettings` is everything `score_run` needs besides the models:
-that section, the label horizons, the discount rate and the segment rules, each the config's
+that section, the label horizons, the discount rate, the segment and scorecard rules, each the config's
 own object, so no setting is copied or renamed on the way.
 """
 
@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 
 
@@ -51,5 +52,6 @@ class ScoringSettings(_Frozen):
     churn_horizon_days: Annotated[int, Field(gt=0)] = 90
     scoring: ScoringConfig = ScoringConfig()
     segments: SegmentRules = SegmentRules()
+    scorecard: ScorecardRules = ScorecardRules()
     # Tolerance of the check that contributions add up to the raw score (relative to the largest one).
     additivity_atol: float = 1e-6
