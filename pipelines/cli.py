@@ -739,5 +739,9 @@ from pipelines.cli_actions import register as register_actions  # noqa: E402  (r
 
 register_actions(app)
 
+from pipelines.cli_accounts import register as register_accounts  # noqa: E402  (registers on the app defined above)
+
+register_accounts(app)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -257,7 +257,7 @@ def sentences(scores: pd.DataFrame, weighted: pd.Series, grade: pd.Series, rules
     return en, zh
 
 
-def _shown(total: float) -> str:
+def shown_score(total: float) -> str:
     """The weighted score cut to whole points, never rounded up past a threshold it did not reach (69.6 shows 69)."""
     return f"{math.floor(total):d}"
 
@@ -271,7 +271,7 @@ def _sentence_en(grade, total, row, lifting, holding, missing, t: GradeThreshold
         return "not graded: none of the weighted dimensions has data for this customer."
     bar = {"key": f"key from {t.key:g}", "regular": f"regular from {t.regular:g}, key from {t.key:g}",
            "potential": f"regular from {t.regular:g}"}[grade]
-    text = f"{GRADE_EN[grade]} (score {_shown(total)} of 100; {bar}): "
+    text = f"{GRADE_EN[grade]} (score {shown_score(total)} of 100; {bar}): "
     if grade == "key":
         text += f"decided by {_named(lifting, row, LABELS_EN, ' and ')}."
     elif grade == "potential":
@@ -290,7 +290,7 @@ def _sentence_zh(grade, total, row, lifting, holding, missing, t: GradeThreshold
         return "未评级：该客户的各加权维度均无数据。"
     bar = {"key": f"{t.key:g} 分起为重点", "regular": f"{t.regular:g} 分起为普通，{t.key:g} 分起为重点",
            "potential": f"{t.regular:g} 分起为普通"}[grade]
-    text = f"{GRADE_ZH[grade]}（综合得分 {_shown(total)}/100；{bar}）："
+    text = f"{GRADE_ZH[grade]}（综合得分 {shown_score(total)}/100；{bar}）："
     if grade == "key":
         text += f"主要因为{_named(lifting, row, LABELS_ZH, '、')}。"
     elif grade == "potential":
