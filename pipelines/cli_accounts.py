@@ -71,15 +71,13 @@ class NoScorecardError(LookupError):
 
 def graded_accounts(store, run: PublishedRun, grade: str | None) -> pd.DataFrame:
     """The run's account grades (one grade, or all), highest weighted score first."""
-    from serving.scorecard import TABLE_NAME
+    from serving.scorecard import TABLE_NAME, read_account_grades
 
-    card = store.read_table(TABLE_NAME, run_id=run.run_id)
+    card = read_account_grades(store, run_id=run.run_id, grade=grade)
     if card is None:
         raise NoScorecardError(f"run {run.run_id} (as of {run.as_of}) has no {TABLE_NAME} table: it was published before "
                                "the scorecard existed; score it again with `custscore run` to grade its accounts")
-    if grade is not None:
-        card = card.loc[card["account_grade"] == grade]
-    return card.sort_values(["weighted_score", "customer_id"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    return card
 
 
 def write_accounts(frame: pd.DataFrame, output: Path) -> None:

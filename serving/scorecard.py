@@ -106,6 +106,19 @@ _WINDOWED = {"collection_rate": re.compile(r"^collection_rate_(\d+)d$"),
 _DAYS_PER_MONTH = 365.25 / 12
 
 
+def read_account_grades(sink, run_id: str | None = None, as_of=None, grade: str | None = None) -> pd.DataFrame | None:
+    """A published run's account grades (default: the latest run), one grade or all, highest weighted score first.
+
+    `sink` is a serving.sink.ScoreSink; None when the run was published without the scorecard.
+    """
+    card = sink.read_table(TABLE_NAME, run_id=run_id, as_of=as_of)
+    if card is None:
+        return None
+    if grade is not None:
+        card = card.loc[card["account_grade"] == grade]
+    return card.sort_values(["weighted_score", "customer_id"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+
 def scorecard_features(chunk: pd.DataFrame) -> pd.DataFrame:
     """customer_id and the feature columns the scorecard reads, of the chunk's customers with an order.
 
