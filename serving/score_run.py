@@ -3,7 +3,7 @@
 The whole path of a run lives here, in one layer: BG/NBD + Gamma-Gamma fitted once on the
 scored population (for the champions' BTYD columns, the level anchor and the blend alike),
 every chunk predicted, explained and written (serving/scoring.py), the anchor and the blend
-applied to the run's numbers, then value tiers and segments, which need the whole run.
+applied to the run's numbers, then value tiers, segments and account grades (serving/scorecard.py), which need the whole run.
 The caller gives the feature chunks and, when the champions read BTYD columns, a way to get
 the population's BTYD inputs before the first chunk; publishing is a sink's job.
 """
@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from features.transactions import BTYD_INPUT_COLUMNS
 from serving.reference_adjustments import BtydReference, adjusted_by_reference
-from serving.scorecard import TABLE_NAME as ACCOUNT_GRADES, account_grades_table, capturing_scorecard_features
+from serving.scorecard import TABLE_NAME as ACCOUNT_GRADES
+from serving.scorecard import account_grades_table, capturing_scorecard_features
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels, score_all
 from serving.segments import assign_segments, segment_summary
