@@ -3,7 +3,8 @@
 The whole path of a run lives here, in one layer: BG/NBD + Gamma-Gamma fitted once on the
 scored population (for the champions' BTYD columns, the level anchor and the blend alike),
 every chunk predicted, explained and written (serving/scoring.py), the anchor and the blend
-applied to the run's numbers, then value tiers, segments and account grades (serving/scorecard.py), which need the whole run.
+applied to the run's numbers, then value tiers, segments and account grades (serving/scorecard.py),
+which need the whole run.
 The caller gives the feature chunks and, when the champions read BTYD columns, a way to get
 the population's BTYD inputs before the first chunk; publishing is a sink's job.
 """
