@@ -78,8 +78,9 @@ def score_run(
                                         settings)
     segmented = assign_segments(numbers, settings.segments)
     summary = segment_summary(segmented, settings.segments)
+    # Timings by keyword: ScoredRun's further `tables` come before them.
     run = ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
-                    pa.Table.from_pandas(summary, preserve_index=False), result.timings, result.cpu_timings)
+                    pa.Table.from_pandas(summary, preserve_index=False), timings=result.timings, cpu_timings=result.cpu_timings)
     run.tables[ACCOUNT_GRADES] = account_grades_table(segmented, scorecard_features, settings.scorecard)
     return run
 

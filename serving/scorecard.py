@@ -24,6 +24,7 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DIMENSIONS: tuple[str, ...] = ("value", "loyalty", "growth", "credit", "cost_to_serve")
@@ -222,24 +223,19 @@ def grades(weighted: pd.Series, thresholds: GradeThresholds) -> pd.Series:
     return pd.Series(grade, index=weighted.index)
 
 
-def deciding_dimensions(row_scores: np.ndarray, weights: np.ndarray, grade: str | None, n: int) -> tuple[list[int], list[int]]:
-    """(lifting, holding back) dimensions, as indices into DIMENSIONS, that decided a grade.
+def deciding_orders(scores: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer, dimensions (indices into DIMENSIONS) by how much they lift, and by how much they hold back.
 
-    A dimension lifts by weight x score and holds back by weight x (100 - score): what it adds
-    to, and what it keeps from, the weighted score. Key names the n that lift most, potential
-    the n that hold back most, regular the one that lifts most and the one that holds back most.
-    Ties go to the dimension listed first in DIMENSIONS.
+    A dimension lifts the weighted score by weight x score and holds it back by weight x (100 -
+    score): what it adds to it, and what it keeps from it. Only dimensions with data and a
+    positive weight take part; the third array counts them per customer. Ties go to the
+    dimension listed first in DIMENSIONS.
     """
-    usable = [i for i in range(len(DIMENSIONS)) if not np.isnan(row_scores[i]) and weights[i] > 0]
-    lift = sorted(usable, key=lambda i: -weights[i] * row_scores[i])
-    hold = sorted(usable, key=lambda i: -weights[i] * (100.0 - row_scores[i]))
-    if grade == "key":
-        return lift[:n], []
-    if grade == "potential":
-        return [], hold[:n]
-    if grade == "regular":
-        return lift[:1], [i for i in hold[:1] if i not in lift[:1]]
-    return [], []
+    usable = ~np.isnan(scores) & (weights > 0)
+    lift = np.where(usable, weights * scores, -np.inf)
+    hold = np.where(usable, weights * (100.0 - scores), -np.inf)
+    return (np.argsort(-lift, axis=1, kind="stable"), np.argsort(-hold, axis=1, kind="stable"),
+            usable.sum(axis=1))
 
 
 def account_grades(inputs: pd.DataFrame, rules: ScorecardRules) -> pd.DataFrame:
@@ -253,21 +249,49 @@ def account_grades(inputs: pd.DataFrame, rules: ScorecardRules) -> pd.DataFrame:
         out[column] = scores[column].to_numpy(dtype=float)
     out["weighted_score"] = weighted.to_numpy(dtype=float)
     out["account_grade"] = grade.to_numpy()
-    out["sentence_en"], out["sentence_zh"] = en, zh
+    out["sentence_en"] = pd.Series(en, dtype=pd.ArrowDtype(pa.string()))
+    out["sentence_zh"] = pd.Series(zh, dtype=pd.ArrowDtype(pa.string()))
     return out[list(ACCOUNT_GRADE_COLUMNS)]
 
 
-def sentences(scores: pd.DataFrame, weighted: pd.Series, grade: pd.Series, rules: ScorecardRules) -> tuple[list[str], list[str]]:
-    """Per customer, in English and Chinese: the grade, its score and threshold, the deciding dimensions, what was left out."""
+def sentences(scores: pd.DataFrame, weighted: pd.Series, grade: pd.Series, rules: ScorecardRules) -> tuple[pa.Array, pa.Array]:
+    """Per customer, in English and Chinese: the grade, its score and threshold, the deciding dimensions, what was left out.
+
+    A key account names the `deciding_dimensions` that lift most, a potential account those
+    that hold back most, a regular account the one that lifts most and the one that holds back
+    most. Built column-wise in Arrow from looked-up pieces: every run grades all its customers,
+    and a million sentences as Python strings would cost a gigabyte more.
+    """
     s = scores[[f"{d}_score" for d in DIMENSIONS]].to_numpy(dtype=float)
     w = np.array([getattr(rules.weights, d) for d in DIMENSIONS])
-    en, zh = [], []
-    for row, total, g in zip(s, weighted.to_numpy(dtype=float), grade.to_numpy(), strict=True):
-        lifting, holding = deciding_dimensions(row, w, g, rules.deciding_dimensions)
-        missing = [i for i in range(len(DIMENSIONS)) if np.isnan(row[i]) and w[i] > 0]
-        en.append(_sentence_en(g, total, row, lifting, holding, missing, rules.thresholds))
-        zh.append(_sentence_zh(g, total, row, lifting, holding, missing, rules.thresholds))
-    return en, zh
+    g = grade.to_numpy(dtype=object)
+    code = np.select([np.asarray(g == x, dtype=bool) for x in GRADES], list(range(len(GRADES))), -1)
+    lift, hold, usable = deciding_orders(s, w)
+    n = np.minimum(usable, rules.deciding_dimensions)
+    one = np.minimum(usable, 1)
+    shown = pa.array(_NUMBERS).take(np.clip(np.floor(np.nan_to_num(weighted.to_numpy(dtype=float))), 0, 100).astype(int))
+    dim_int = np.clip(np.rint(np.nan_to_num(s)), 0, 100).astype(int)
+    missing_code = ((np.isnan(s) & (w > 0)) * (1 << np.arange(len(DIMENSIONS)))).sum(axis=1)
+    # A regular account's weakest is named unless it is also its strongest (a single dimension with data).
+    other_hold = pa.array(hold[:, 0] != lift[:, 0])
+    is_key, is_potential = pa.array(code == 0), pa.array(code == 2)
+    out = []
+    for words, labels in ((_words_en(rules.thresholds), LABELS_EN), (_words_zh(rules.thresholds), LABELS_ZH)):
+        pieces = pa.array([f"{labels[d]} {v}" for d in DIMENSIONS for v in range(101)])
+        regular = _joined(_named(lift, one, dim_int, pieces, words["sep"]), words["lifted_end"],
+                          pc.if_else(other_hold, _joined(words["held_then"], _named(hold, one, dim_int, pieces, words["sep"]),
+                                                         words["held_then_end"]), words["end"]))
+        body = pc.if_else(is_key, _joined(_named(lift, n, dim_int, pieces, words["sep"]), words["key_end"]),
+                          pc.if_else(is_potential, _joined(_named(hold, n, dim_int, pieces, words["sep"]), words["potential_end"]),
+                                     regular))
+        graded = np.maximum(code, 0)
+        text = _joined(pa.array([words["head"][x] for x in GRADES]).take(graded), shown,
+                       pa.array([words["mid"][x] for x in GRADES]).take(graded), body, words["missing"].take(missing_code))
+        out.append(pc.if_else(pa.array(code < 0), words["ungraded"], text))
+    return out[0], out[1]
+
+
+_NUMBERS = [str(i) for i in range(101)]
 
 
 def shown_score(total: float) -> str:
@@ -275,42 +299,58 @@ def shown_score(total: float) -> str:
     return f"{math.floor(total):d}"
 
 
-def _named(indices: list[int], row: np.ndarray, labels: dict[str, str], sep: str) -> str:
-    return sep.join(f"{labels[DIMENSIONS[i]]} {row[i]:.0f}" for i in indices)
+def _joined(*parts: pa.Array | str) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, "")
 
 
-def _sentence_en(grade, total, row, lifting, holding, missing, t: GradeThresholds) -> str:
-    if grade is None:
-        return "not graded: none of the weighted dimensions has data for this customer."
-    bar = {"key": f"key from {t.key:g}", "regular": f"regular from {t.regular:g}, key from {t.key:g}",
-           "potential": f"regular from {t.regular:g}"}[grade]
-    text = f"{GRADE_EN[grade]} (score {shown_score(total)} of 100; {bar}): "
-    if grade == "key":
-        text += f"decided by {_named(lifting, row, LABELS_EN, ' and ')}."
-    elif grade == "potential":
-        text += f"held back by {_named(holding, row, LABELS_EN, ' and ')}."
-    else:
-        text += f"lifted by {_named(lifting, row, LABELS_EN, ' and ')}" + (
-            f", held back by {_named(holding, row, LABELS_EN, ' and ')}." if holding else ".")
-    if missing:
-        text += (f" Left out for lack of data: {', '.join(LABELS_EN[DIMENSIONS[i]] for i in missing)} "
-                 "(the other weights count in full).")
-    return text
+def _named(order: np.ndarray, count: np.ndarray, dim_int: np.ndarray, pieces: pa.Array, sep: str) -> pa.Array:
+    """The first `count` dimensions of each row's `order` as "label score", joined by `sep`.
+
+    `pieces[d * 101 + v]` is the text of dimension d at score v: looked up, not formatted, per row.
+    """
+    rows = np.arange(len(order))
+
+    def piece(k: int) -> pa.Array:
+        return pieces.take(order[:, k] * 101 + dim_int[rows, order[:, k]])
+
+    out = pc.if_else(pa.array(count >= 1), piece(0), "")
+    for k in range(1, order.shape[1]):
+        if not (count > k).any():
+            break
+        out = pc.if_else(pa.array(count > k), pc.binary_join_element_wise(out, piece(k), sep), out)
+    return out
 
 
-def _sentence_zh(grade, total, row, lifting, holding, missing, t: GradeThresholds) -> str:
-    if grade is None:
-        return "未评级：该客户的各加权维度均无数据。"
-    bar = {"key": f"{t.key:g} 分起为重点", "regular": f"{t.regular:g} 分起为普通，{t.key:g} 分起为重点",
-           "potential": f"{t.regular:g} 分起为普通"}[grade]
-    text = f"{GRADE_ZH[grade]}（综合得分 {shown_score(total)}/100；{bar}）："
-    if grade == "key":
-        text += f"主要因为{_named(lifting, row, LABELS_ZH, '、')}。"
-    elif grade == "potential":
-        text += f"主要受{_named(holding, row, LABELS_ZH, '、')} 拖累。"
-    else:
-        text += f"{_named(lifting, row, LABELS_ZH, '、')} 拉高" + (
-            f"，{_named(holding, row, LABELS_ZH, '、')} 拉低。" if holding else "。")
-    if missing:
-        text += f"无数据未计入：{'、'.join(LABELS_ZH[DIMENSIONS[i]] for i in missing)}（权重按其余维度重新分配）。"
-    return text
+def _missing_texts(labels: dict[str, str], head: str, sep: str, tail: str) -> np.ndarray:
+    """The left-out clause of each combination of missing dimensions (bit i: DIMENSIONS[i])."""
+    texts = []
+    for code in range(1 << len(DIMENSIONS)):
+        names = [labels[d] for i, d in enumerate(DIMENSIONS) if code >> i & 1]
+        texts.append(f"{head}{sep.join(names)}{tail}" if names else "")
+    return pa.array(texts)
+
+
+def _words_en(t: GradeThresholds) -> dict:
+    return {
+        "head": {g: f"{GRADE_EN[g]} (score " for g in GRADES},
+        "mid": {"key": f" of 100; key from {t.key:g}): decided by ",
+                "regular": f" of 100; regular from {t.regular:g}, key from {t.key:g}): lifted by ",
+                "potential": f" of 100; regular from {t.regular:g}): held back by "},
+        "sep": " and ", "key_end": ".", "potential_end": ".", "lifted_end": "", "held_then": ", held back by ",
+        "held_then_end": ".", "end": ".",
+        "missing": _missing_texts(LABELS_EN, " Left out for lack of data: ", ", ", " (the other weights count in full)."),
+        "ungraded": "not graded: none of the weighted dimensions has data for this customer.",
+    }
+
+
+def _words_zh(t: GradeThresholds) -> dict:
+    return {
+        "head": {g: f"{GRADE_ZH[g]}（综合得分 " for g in GRADES},
+        "mid": {"key": f"/100；{t.key:g} 分起为重点）：主要因为",
+                "regular": f"/100；{t.regular:g} 分起为普通，{t.key:g} 分起为重点）：",
+                "potential": f"/100；{t.regular:g} 分起为普通）：主要受"},
+        "sep": "、", "key_end": "。", "potential_end": " 拖累。", "lifted_end": " 拉高", "held_then": "，",
+        "held_then_end": " 拉低。", "end": "。",
+        "missing": _missing_texts(LABELS_ZH, "无数据未计入：", "、", "（权重按其余维度重新分配）。"),
+        "ungraded": "未评级：该客户的各加权维度均无数据。",
+    }

@@ -139,6 +139,15 @@ def test_a_dimension_of_weight_zero_neither_counts_nor_is_named():
     assert "value" not in card.loc["a", "sentence_en"]
 
 
+def test_a_customer_without_data_on_any_weighted_dimension_is_not_graded():
+    # credit alone counts; c has no invoices
+    rules = ScorecardRules(weights=DimensionWeights(value=0, loyalty=0, growth=0, credit=1, cost_to_serve=0))
+    card = account_grades(scorecard_inputs(numbers(), features()), rules).set_index("customer_id")
+    assert pd.isna(card.loc["c", "account_grade"]) and math.isnan(card.loc["c", "weighted_score"])
+    assert card.loc["c", "sentence_en"] == "not graded: none of the weighted dimensions has data for this customer."
+    assert card.loc["a", "account_grade"] == "key" and card.loc["a", "weighted_score"] == 100
+
+
 def test_grades_follow_the_thresholds_inclusively():
     weighted = pd.Series([70.0, 69.99, 40.0, 39.99, np.nan])
     graded = grades(weighted, GradeThresholds(key=70, regular=40))
@@ -242,3 +251,10 @@ def test_an_order_or_payment_after_the_as_of_date_changes_no_grade(worlds, tmp_p
     assert len(cards[0]) == 40 and cards[0]["credit_score"].notna().any()
     assert set(cards[0]["account_grade"]) <= {"key", "regular", "potential"} and cards[0]["account_grade"].nunique() > 1
     pd.testing.assert_frame_equal(cards[0], cards[1])
+
+
+def test_the_run_carries_its_grades_as_its_only_further_table_and_its_timings_apart(worlds, tmp_path):
+    before, _ = worlds
+    run = score_run([build_features(before, AS_OF, SPEC)], _models(before),
+                    ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1), tmp_path, run_id="r", as_of=AS_OF.date())
+    assert list(run.tables) == ["account_grades"] and "predict" in run.timings
