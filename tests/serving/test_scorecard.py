@@ -24,6 +24,7 @@ from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
 from serving.score_run import score_run
 from serving.scorecard import (
+    ACCOUNT_GRADES_SCHEMA,
     DIMENSIONS,
     DimensionWeights,
     GradeThresholds,
@@ -258,3 +259,4 @@ def test_the_run_carries_its_grades_as_its_only_further_table_and_its_timings_ap
     run = score_run([build_features(before, AS_OF, SPEC)], _models(before),
                     ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1), tmp_path, run_id="r", as_of=AS_OF.date())
     assert list(run.tables) == ["account_grades"] and "predict" in run.timings
+    assert run.tables["account_grades"].schema == ACCOUNT_GRADES_SCHEMA
