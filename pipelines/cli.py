@@ -758,10 +758,12 @@ def deploy(
                   highlight=False, soft_wrap=True)
 
 
-from pipelines.cli_actions import register as register_actions  # noqa: E402  (registers on the app defined above)
+# These modules register their commands on the app defined above.
+from pipelines.cli_accounts import register as register_accounts  # noqa: E402
+from pipelines.cli_actions import register as register_actions  # noqa: E402
 
 register_actions(app)
-
+register_accounts(app)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

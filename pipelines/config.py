@@ -21,6 +21,7 @@ from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
 from serving.backtest import BacktestConfig
 from serving.drift import DriftSettings
+from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
 
@@ -218,6 +219,11 @@ class SinksConfig(_Frozen):
     postgres: PostgresConfig = PostgresConfig()
 
 
+class ScorecardConfig(ScorecardRules):
+    """The `scorecard:` section: weights and grade thresholds of the key-account scorecard
+    (serving/scorecard.py's ScorecardRules as it is; docs/SCORECARD.md)."""
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -234,6 +240,7 @@ class CustscoreConfig(_Frozen):
     report: ReportConfig = ReportConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     sinks: SinksConfig = SinksConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -260,7 +267,8 @@ class CustscoreConfig(_Frozen):
         return ScoringSettings(value_horizon_days=self.labels.value_horizon_days,
                                churn_horizon_days=self.labels.churn_horizon_days,
                                annual_discount_rate=self.valuation.annual_discount_rate,
-                               scoring=self.scoring, segments=self.segments, drift=self.monitoring.drift)
+                               scoring=self.scoring, segments=self.segments, drift=self.monitoring.drift,
+                               scorecard=self.scorecard)
 
     def with_overrides(self, **sections: dict) -> CustscoreConfig:
         """Return a copy with some fields of some sections replaced (CLI flags)."""

@@ -3,7 +3,8 @@
 The whole path of a run lives here, in one layer: BG/NBD + Gamma-Gamma fitted once on the
 scored population (for the champions' BTYD columns, the level anchor and the blend alike),
 every chunk predicted, explained and written (serving/scoring.py), the anchor and the blend
-applied to the run's numbers, then value tiers and segments, which need the whole run.
+applied to the run's numbers, then value tiers, segments and account grades (serving/scorecard.py),
+which need the whole run.
 The caller gives the feature chunks and, when the champions read BTYD columns, a way to get
 the population's BTYD inputs before the first chunk; publishing is a sink's job.
 """
@@ -22,6 +23,8 @@ import pyarrow as pa
 from features.transactions import BTYD_INPUT_COLUMNS
 from serving.drift import DRIFT_TABLE, DriftMeter
 from serving.reference_adjustments import BtydReference, adjusted_by_reference
+from serving.scorecard import TABLE_NAME as ACCOUNT_GRADES
+from serving.scorecard import account_grades_table, capturing_scorecard_features
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels, ScoringResult, score_all
 from serving.segments import assign_segments, segment_summary
@@ -56,6 +59,8 @@ def score_run(
     horizons = btyd_horizons_of(models)
     reference: BtydReference | None = None
     captured: list[pd.DataFrame] = []
+    scorecard_features: list[pd.DataFrame] = []
+    chunks = capturing_scorecard_features(chunks, scorecard_features)
     if horizons:
         if btyd_inputs is None:
             raise BtydInputsNeededError(f"the champions read BTYD columns of horizons {horizons}: give score_run the "
@@ -78,6 +83,7 @@ def score_run(
                                         settings)
     segmented = assign_segments(numbers, settings.segments)
     summary = segment_summary(segmented, settings.segments)
+    tables[ACCOUNT_GRADES] = account_grades_table(segmented, scorecard_features, settings.scorecard)
     return ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
                      pa.Table.from_pandas(summary, preserve_index=False), tables=tables,
                      timings=result.timings, cpu_timings=result.cpu_timings)

@@ -2,7 +2,7 @@
 
 `ScoringConfig` is the section of the YAML file as it is (pipelines/config.py composes it into
 the root configuration). `ScoringSettings` is everything `score_run` needs besides the models:
-that section, the label horizons, the discount rate and the segment rules, each the config's
+that section, the label horizons, the discount rate, the segment and scorecard rules, each the config's
 own object, so no setting is copied or renamed on the way.
 """
 
@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.drift import DriftSettings
+from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 
 
@@ -54,5 +55,6 @@ class ScoringSettings(_Frozen):
     segments: SegmentRules = SegmentRules()
     # PSI thresholds of the run's drift table (the `monitoring.drift` section).
     drift: DriftSettings = DriftSettings()
+    scorecard: ScorecardRules = ScorecardRules()
     # Tolerance of the check that contributions add up to the raw score (relative to the largest one).
     additivity_atol: float = 1e-6
