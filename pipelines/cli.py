@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
+from pipelines.cli_api import api_app
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
 
@@ -33,6 +34,7 @@ runs_app = typer.Typer(help="Published scoring runs: list and delete.", no_args_
 app.add_typer(scores_app, name="scores")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
+app.add_typer(api_app, name="api")
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
