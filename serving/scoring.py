@@ -49,7 +49,7 @@ from serving.settings import BtydBlendConfig, ScoringSettings
 PART_COMPRESSION = "zstd"
 # Rows per row group of a reason-text part: a reader wanting one customer's texts (the read API)
 # reads one row group, so it stays small; compression hardly changes at this size.
-TEXT_ROW_GROUP_ROWS = 2_048
+TEXT_ROW_GROUP_ROWS = 512
 # Columns whose min/max the part files keep: the store checks run_id by them, readers filter on
 # the others. Statistics of long texts (each customer's JSON, each sentence) would serve no one.
 SCORE_PART_STATISTICS = ("customer_id",)

@@ -48,7 +48,7 @@ EXPLANATION_PART = "explanations/part-{:05d}.parquet"
 PART_COMPRESSION = "zstd"
 # Row groups the store writes: a reader of one customer (serving/store_index.py) reads one row
 # group of the texts (large: small groups) and scans customer_id of the numbers group by group.
-TEXT_ROW_GROUP_ROWS = 2_048
+TEXT_ROW_GROUP_ROWS = 512
 NUMBER_ROW_GROUP_ROWS = 65_536
 
 

@@ -73,7 +73,9 @@ class RunIndex:
     def take(self, positions: np.ndarray, columns: list[str] | None) -> pa.Table:
         names = list(columns) if columns else list(SCORE_SCHEMA.names)
         number_columns = [c for c in names if c not in SCORE_TEXT_COLUMNS]
-        numbers = self.numbers.select(number_columns).take(pa.array(positions, type=pa.int64()))
+        selected = self.numbers.select(number_columns)
+        # One row (the common read) is a zero-copy slice; take() copies every column.
+        numbers = selected.slice(int(positions[0]), 1) if len(positions) == 1 else selected.take(pa.array(positions, type=pa.int64()))
         texts = self._texts.take(positions, [c for c in names if c in SCORE_TEXT_COLUMNS])
         return pa.table({c: texts[c] if c in texts else numbers.column(c) for c in names})
 
@@ -125,20 +127,27 @@ class TextParts:
         if not columns:
             return {}
         positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) == 1:  # one customer: one row group, sliced without copies
+            group = int(np.searchsorted(self._starts, positions[0], side="right")) - 1
+            table = self._read_group(group, columns)
+            return {c: table.column(c).slice(int(positions[0] - self._starts[group]), 1) for c in columns}
         out = {c: [None] * len(positions) for c in columns}
         if len(positions):
             groups = np.searchsorted(self._starts, positions, side="right") - 1
             for group in np.unique(groups):
                 picked = np.flatnonzero(groups == group)
-                file_index, row_group = self._groups[group]
-                path, meta = self._files[file_index]
-                table = pq.ParquetFile(path, metadata=meta).read_row_group(row_group, columns=columns)
+                table = self._read_group(group, columns)
                 local = table.take(pa.array(positions[picked] - self._starts[group]))
                 for c in columns:
                     values = local.column(c).to_pylist()
                     for slot, value in zip(picked, values, strict=True):
                         out[c][slot] = value
         return {c: pa.array(v, type=SCORE_SCHEMA.field(c).type) for c, v in out.items()}
+
+    def _read_group(self, group: int, columns: list[str]) -> pa.Table:
+        file_index, row_group = self._groups[group]
+        path, meta = self._files[file_index]
+        return pq.ParquetFile(path, metadata=meta).read_row_group(row_group, columns=columns)
 
 
 def scan_rows(folder: Path, customer_id: str, columns: list[str] | None) -> pa.Table:

@@ -7,11 +7,15 @@ document of ~600 bytes), so a read of one customer's texts costs what it costs o
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from serving.score_table import SCORE_TEXTS_SCHEMA
 from serving.scored_run import ScoredRun
+from serving.scoring import TEXT_ROW_GROUP_ROWS  # row groups as scoring writes them: a read costs the same
 from serving.segments import SEGMENTS, TIERS
 from serving.store import RunMetadata, ScoreStore
 
@@ -24,13 +28,13 @@ REASONS = ('{{"churn":{{"raises":[{{"feature":"days_since_last_order","value":{d
            '"contribution":-0.05}}]}},"value":{{"raises":[],"lowers":[]}}}}')
 
 
-def customer_ids(n: int) -> list[str]:
-    return [f"C{i:08d}" for i in range(n)]
+def customer_ids(start: int, stop: int) -> list[str]:
+    return [f"C{i:08d}" for i in range(start, stop)]
 
 
-def synthetic_scores(n: int, seed: int = 0) -> pa.Table:
-    """The score table of n customers, every contract column but those the store stamps."""
-    rng = np.random.default_rng(seed)
+def synthetic_chunk(start: int, stop: int, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
+    """(numbers, texts) of customers start..stop-1: every contract column but those the store stamps."""
+    n = stop - start
     days, late, orders, cats = (rng.integers(1, 400, n), rng.integers(0, 90, n), rng.integers(0, 60, n),
                                 rng.integers(1, 12, n))
     ratio = rng.uniform(0.2, 6.0, n)
@@ -38,26 +42,39 @@ def synthetic_scores(n: int, seed: int = 0) -> pa.Table:
     clv = revenue * rng.uniform(0.5, 3.0, n)
     segments = np.array(SEGMENTS)[rng.integers(0, len(SEGMENTS), n)]
     tiers = np.array(TIERS)[rng.integers(0, len(TIERS), n)]
-    rows = zip(days.tolist(), ratio.tolist(), late.tolist(), orders.tolist(), cats.tolist(), strict=True)
-    en, zh, reasons = [], [], []
-    for d, r, lt, o, c in rows:
-        en.append(EN.format(d=d, r=r, l=lt, o=o, c=c))
-        zh.append(ZH.format(d=d, r=r, l=lt, o=o, c=c))
-        reasons.append(REASONS.format(d=d, l=lt, o=o, c=c))
-    return pa.table({
-        "customer_id": customer_ids(n), "p_churn": rng.uniform(0, 1, n), "expected_revenue": revenue,
+    ids = customer_ids(start, stop)
+    numbers = pa.table({
+        "customer_id": ids, "p_churn": rng.uniform(0, 1, n), "expected_revenue": revenue,
         "expected_margin": revenue * 0.3, "cost_to_serve": rng.uniform(0, 50, n), "net_value": revenue * 0.25,
         "clv": clv, "value_p10": clv * 0.5, "value_p90": clv * 1.6, "value_tier": tiers, "segment": segments,
         "segment_label_en": segments, "segment_label_zh": segments, "segment_reason": np.full(n, "synthetic"),
-        "reasons": reasons, "reason_text_en": en, "reason_text_zh": zh,
     })  # fmt: skip
+    en, zh, reasons = [], [], []
+    for d, r, lt, o, c in zip(days.tolist(), ratio.tolist(), late.tolist(), orders.tolist(), cats.tolist(), strict=True):
+        en.append(EN.format(d=d, r=r, l=lt, o=o, c=c))
+        zh.append(ZH.format(d=d, r=r, l=lt, o=o, c=c))
+        reasons.append(REASONS.format(d=d, l=lt, o=o, c=c))
+    texts = pa.table({"customer_id": ids, "reasons": reasons, "reason_text_en": en, "reason_text_zh": zh},
+                     schema=SCORE_TEXTS_SCHEMA)
+    return numbers, texts
 
 
-def publish_synthetic(store_root, run_id: str, as_of: dt.date, n: int, seed: int = 0, part_rows: int = 50_000):
-    """Publish n synthetic customers as one run, texts in parts of `part_rows` as chunked scoring hands them over."""
-    table = synthetic_scores(n, seed)
-    run = ScoredRun.from_tables(table, run_id=run_id)
-    texts = run.text_parts[0]
-    run.text_parts = [texts.slice(i, part_rows) for i in range(0, max(n, 1), part_rows)]
-    return ScoreStore(store_root).publish(RunMetadata(run_id=run_id, as_of=as_of, churn_model_version="1",
-                                                      value_model_version="1"), run)
+def publish_synthetic(store_root: Path, work: Path, run_id: str, as_of: dt.date, n: int, seed: int = 0,
+                      part_rows: int = 50_000) -> int:
+    """Publish n synthetic customers as one run; texts go through part files as chunked scoring writes them.
+
+    Memory stays at the numbers plus one part: the store hard-links the part files. Returns the rows published.
+    """
+    rng = np.random.default_rng(seed)
+    work.mkdir(parents=True, exist_ok=True)
+    numbers, parts = [], []
+    for i, start in enumerate(range(0, n, part_rows)):
+        chunk_numbers, texts = synthetic_chunk(start, min(start + part_rows, n), rng)
+        path = work / f"texts-{i:05d}.parquet"
+        pq.write_table(texts, path, compression="zstd", row_group_size=TEXT_ROW_GROUP_ROWS)
+        numbers.append(chunk_numbers)
+        parts.append(path)
+    run = ScoredRun(run_id, pa.concat_tables(numbers), parts, [])
+    published = ScoreStore(store_root).publish(
+        RunMetadata(run_id=run_id, as_of=as_of, churn_model_version="1", value_model_version="1"), run)
+    return published.score_rows

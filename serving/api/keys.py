@@ -60,6 +60,9 @@ class ApiKeys:
         self._verified: dict[bytes, str] = {}  # sha256(key) -> name, for the key file state below
         self._verified_for: tuple | None = None
         self._lock = threading.Lock()
+        # One scrypt at a time: 100 clients arriving at once with the same new key wait for one check (then
+        # hit the memory) instead of running 100 checks of 16 MiB each; wrong keys cannot use all cores either.
+        self._checking = threading.Lock()
         self._decoy = {"salt": secrets.token_hex(16), "hash": "00" * SCRYPT["dklen"], "scrypt": SCRYPT}
 
     # ------------------------------------------------------------------ managing
@@ -98,6 +101,15 @@ class ApiKeys:
 
     # ------------------------------------------------------------------ checking
 
+    def remembered(self, presented: str | None) -> str | None:
+        """The name of `presented` if it was verified since the key file last changed (no scrypt: microseconds)."""
+        if not presented:
+            return None
+        state = self._file_state()
+        fingerprint = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+        with self._lock:
+            return self._verified.get(fingerprint) if self._verified_for == state else None
+
     def verify(self, presented: str | None) -> str | None:
         """The name of the active key `presented` is, or None (missing, malformed, unknown, wrong or revoked)."""
         if not presented:
@@ -110,11 +122,16 @@ class ApiKeys:
             name = self._verified.get(fingerprint)
         if name is not None:
             return name
-        name = self._check(presented)
-        if name is not None:
+        with self._checking:
             with self._lock:
-                if self._verified_for == state:
-                    self._verified[fingerprint] = name
+                name = self._verified.get(fingerprint) if self._verified_for == state else None
+            if name is not None:
+                return name  # checked by another request while this one waited
+            name = self._check(presented)
+            if name is not None:
+                with self._lock:
+                    if self._verified_for == state:
+                        self._verified[fingerprint] = name
         return name
 
     def _check(self, presented: str) -> str | None:

@@ -25,10 +25,14 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 
 
 def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rows as dicts of plain values; NaN, NaT and NA become None."""
-    if columns is not None:
-        frame = frame[[c for c in columns if c in frame.columns]]
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    """Rows as dicts of plain values; NaN, NaT and NA become None.
+
+    Column by column through plain lists: pandas' own to_dict("records") costs milliseconds per
+    row on Arrow-backed columns, more than reading the row.
+    """
+    names = [c for c in (columns or frame.columns) if c in frame.columns]
+    values = [[_plain(v) for v in frame[c].tolist()] for c in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _plain(value: Any) -> Any:

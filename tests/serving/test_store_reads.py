@@ -93,10 +93,10 @@ def test_text_parts_are_written_in_small_row_groups_for_single_reads(tmp_path):
     frame = scores(ids, p_churn=[0.5] * 5000, clv=[1.0] * 5000, segment=["regular"] * 5000, tier=["A"] * 5000)
     publish(ScoreStore(tmp_path), "big", dt.date(2026, 1, 31), frame)
     texts = next((tmp_path / "runs").glob("*/scores/texts-*.parquet"))
-    assert pq.ParquetFile(texts).metadata.num_row_groups == 3  # 2,048 rows per group
+    assert pq.ParquetFile(texts).metadata.num_row_groups == 10  # 512 rows per group
     store = ScoreStore(tmp_path, index_runs=True)
-    assert store.read_scores(customer_id=["c04999", "c00000", "c02048"])["reason_text_en"].tolist() == [
-        "reason of c04999", "reason of c00000", "reason of c02048"]
+    assert store.read_scores(customer_id=["c04999", "c00000", "c00512"])["reason_text_en"].tolist() == [
+        "reason of c04999", "reason of c00000", "reason of c00512"]
 
 
 def test_a_new_publish_is_seen_by_a_long_lived_reader(tmp_path):
