@@ -114,6 +114,11 @@ class ScoreStore:
         self._indexes = RunIndexCache(size=2)
         self._manifest_cache: tuple[tuple[int, int, int], dict[str, PublishedRun]] | None = None
 
+    @property
+    def reads_from_memory(self) -> bool:
+        """True when one customer's read is answered from an in-memory index (the read API then skips its thread pool)."""
+        return self.index_runs
+
     # ------------------------------------------------------------------ publishing
 
     def publish(self, metadata: RunMetadata, run: ScoredRun) -> PublishedRun:

@@ -235,6 +235,7 @@ RunIdQuery = Annotated[str | None, Query(description="A published run (default: 
 
 def _v1_router(reader: Any, require_key: Callable[..., str]) -> APIRouter:
     router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    reads_from_memory = bool(getattr(reader, "reads_from_memory", False))
 
     @router.get("/runs", tags=["runs"], summary="Published runs, oldest first")
     def list_runs() -> Json:
@@ -261,7 +262,12 @@ def _v1_router(reader: Any, require_key: Callable[..., str]) -> APIRouter:
         _run_id(run_id)
         columns = ["customer_id", "run_id", "as_of", *NUMBER_FIELDS, "value_tier", "segment", f"segment_label_{lang}",
                    "segment_reason", f"reason_text_{lang}", "churn_model_version", "value_model_version"]
-        frame = _reading(lambda: reader.read_scores(run_id=run_id, customer_id=customer_id, columns=columns))
+        def read():
+            return _reading(lambda: reader.read_scores(run_id=run_id, customer_id=customer_id, columns=columns))
+
+        # A reader answering from memory in about a millisecond is called on the event loop (a thread hop
+        # costs as much as the read); one that waits on I/O (a database) runs in the thread pool.
+        frame = read() if reads_from_memory else await run_in_threadpool(read)
         if frame.empty:
             raise ApiError(404, "customer_not_found", "no score for this customer in that run")
         row = records(frame.head(1))[0]
