@@ -112,6 +112,7 @@ class ScoreStore:
         self.root = Path(root)
         self.index_runs = index_runs
         self._indexes = RunIndexCache(size=2)
+        self._latest_folder: Path | None = None  # the run folder the last read of the latest run used
         self._manifest_cache: tuple[tuple[int, int, int], dict[str, PublishedRun]] | None = None
 
     @property
@@ -300,7 +301,8 @@ class ScoreStore:
         """Return the score table of a run (default: latest), optionally one segment or some customers."""
         if customer_id is not None and segment is None:
             ids = [customer_id] if isinstance(customer_id, str) else [str(c) for c in customer_id]
-            indexed = self._with_run(run_id, as_of, lambda run: self._indexed_rows(run, ids, columns))
+            latest = run_id is None and as_of is None
+            indexed = self._with_run(run_id, as_of, lambda run: self._indexed_rows(run, ids, columns, latest=latest))
             if indexed is not None:
                 return indexed.to_pandas()
         filters = _filters(segment=segment, customer_id=customer_id)
@@ -341,11 +343,39 @@ class ScoreStore:
         folder = self.root / run.folder
         return self._indexes.get(folder) if self.index_runs else (self._indexes.peek(folder) or RunIndex(folder))
 
-    def _indexed_rows(self, run: PublishedRun, ids: list[str], columns: list[str] | None) -> pa.Table | None:
-        """The rows of these customers through the run's index; None when the run is not indexed (read by scanning)."""
+    def _indexed_rows(self, run: PublishedRun, ids: list[str], columns: list[str] | None, *,
+                      latest: bool = False) -> pa.Table | None:
+        """The rows of these customers through the run's index; None when the run is not indexed (read by scanning).
+
+        `latest`: the caller asked for the latest run, so while a newly published latest run is
+        being indexed the one before it may answer (see `_previous_latest_while_indexing`).
+        """
         folder = self.root / run.folder
-        index = self._indexes.get(folder) if self.index_runs else self._indexes.peek(folder)
+        index = self._indexes.peek(folder)
+        if self.index_runs:
+            if index is None and latest:
+                index = self._previous_latest_while_indexing(folder)
+            if index is None:
+                index = self._indexes.get(folder)
+            if latest and index.folder == folder:
+                self._latest_folder = folder
         return None if index is None else index.rows(ids, columns)
+
+    def _previous_latest_while_indexing(self, folder: Path) -> RunIndex | None:
+        """The index of the latest run read before, while the new latest run is indexed in the background.
+
+        Indexing a run of a million customers takes a second or two (more on a busy machine); every
+        reader waiting for it would stall the API for that long after each publish. Answering from
+        the previous latest run meanwhile keeps reads at milliseconds: a reader sees the old run or
+        the new one (each row says which), never a mix. None when there is no previous index or its
+        files are gone (a republish of the same run_id): then the caller waits for the new index.
+        """
+        previous = self._latest_folder
+        index = self._indexes.peek(previous) if previous is not None else None
+        if index is None or not previous.exists():
+            return None
+        self._indexes.build_in_background(folder)
+        return index
 
     def _with_run(self, run_id: str | None, as_of: dt.date | str | None, read: Callable[[PublishedRun], Any]) -> Any:
         """`read(run)` on the resolved run; resolved once more if its files vanish (deleted or republished meanwhile)."""

@@ -14,6 +14,7 @@ reads the row groups holding the customer.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import pyarrow.parquet as pq
 
 from serving.score_table import SCORE_SCHEMA, SCORE_TEXT_COLUMNS
 from serving.store_files import SCORE_NUMBERS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ class RunIndexCache:
         self._indexes: OrderedDict[Path, RunIndex] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[Path, threading.Lock] = {}
+        self._background: set[Path] = set()
 
     def get(self, folder: Path) -> RunIndex:
         with self._lock:
@@ -197,6 +201,24 @@ class RunIndexCache:
                 while len(self._indexes) > self.size:
                     self._indexes.popitem(last=False)
         return index
+
+    def build_in_background(self, folder: Path) -> None:
+        """Start indexing `folder` in a thread unless it is indexed or being indexed already."""
+        with self._lock:
+            if folder in self._indexes or folder in self._background:
+                return
+            self._background.add(folder)
+
+        def build() -> None:
+            try:
+                self.get(folder)
+            except Exception as exc:  # the next read builds it in the foreground and gets the error itself
+                logger.warning("indexing %s in the background failed: %s", folder, exc)
+            finally:
+                with self._lock:
+                    self._background.discard(folder)
+
+        threading.Thread(target=build, name=f"index {folder.name}", daemon=True).start()
 
     def peek(self, folder: Path) -> RunIndex | None:
         """The index of a folder if it is already built (never builds one)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -104,5 +105,45 @@ def test_a_new_publish_is_seen_by_a_long_lived_reader(tmp_path):
     publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), FRAME)
     assert reader.read_scores(customer_id="c1")["run_id"].tolist() == ["r1"]
     publish(ScoreStore(tmp_path), "r2", dt.date(2026, 2, 28), FRAME)
-    assert reader.read_scores(customer_id="c1")["run_id"].tolist() == ["r2"]
     assert reader.read_scores_page(limit=1)["run_id"].tolist() == ["r2"]
+    # One customer: the previous run may answer while r2 is indexed in the background, then r2 does.
+    deadline = time.monotonic() + 30
+    while reader.read_scores(customer_id="c1")["run_id"].tolist() != ["r2"]:
+        assert time.monotonic() < deadline, "the new run never answered"
+        time.sleep(0.05)
+
+
+def test_while_a_new_latest_run_is_indexed_the_previous_one_answers_then_the_new_one(tmp_path, monkeypatch):
+    import threading
+
+    import serving.store_index as store_index
+
+    publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), FRAME)
+    reader = ScoreStore(tmp_path, index_runs=True)
+    assert reader.read_scores(customer_id="c1")["run_id"].tolist() == ["r1"]
+    publish(ScoreStore(tmp_path), "r2", dt.date(2026, 2, 28), FRAME)
+
+    release, built = threading.Event(), threading.Event()
+    real_init = store_index.RunIndex.__init__
+
+    def slow_init(self, folder):
+        release.wait(timeout=30)  # indexing r2 takes as long as the test wants
+        real_init(self, folder)
+        built.set()
+
+    monkeypatch.setattr(store_index.RunIndex, "__init__", slow_init)
+    assert reader.read_scores(customer_id="c1")["run_id"].tolist() == ["r1"]  # no wait: the previous run answers
+    assert reader.read_scores(customer_id="c1", run_id="r1")["run_id"].tolist() == ["r1"]
+    release.set()
+    assert built.wait(timeout=30)
+    assert reader.read_scores(customer_id="c1")["run_id"].tolist() == ["r2"]
+
+
+def test_a_republished_latest_run_is_never_answered_from_its_deleted_files(tmp_path):
+    publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), FRAME)
+    reader = ScoreStore(tmp_path, index_runs=True)
+    assert reader.read_scores(customer_id="c1")["p_churn"].tolist() == [0.1]
+    changed = FRAME.assign(p_churn=0.55)
+    publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), changed)  # same run_id: the old folder is deleted
+    row = reader.read_scores(customer_id="c1", columns=["customer_id", "p_churn", "reason_text_en"])
+    assert row["p_churn"].tolist() == [0.55] and row["reason_text_en"].tolist() == ["reason of c1"]
