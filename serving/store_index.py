@@ -51,6 +51,10 @@ class RunIndex:
         # One chunk per column: taking a row from a many-chunk column costs a millisecond, from one chunk microseconds.
         self.numbers = pq.read_table(folder / SCORE_NUMBERS).combine_chunks()
         self.positions = pd.Index(self.numbers.column("customer_id").to_numpy(zero_copy_only=False))  # id -> row
+        if len(self.positions):
+            # pandas builds the hash table at the first lookup: build it here, where indexing is paid
+            # (possibly in a background thread), not in the first request after a publish.
+            self.positions.get_loc(self.positions[0])
         self._texts = TextParts(folder)
 
     @cached_property

@@ -52,12 +52,12 @@ def store_environment(home: Path) -> dict[str, str]:
 SINKS = {"store": store_environment}
 
 PUBLISHER = """
-import datetime as dt, sys
+import datetime as dt, sys, time
 from pathlib import Path
 from benchmarks.api_load.run import _publish
 print("publishing", flush=True)
 _publish(sys.argv[1], Path(sys.argv[2]), sys.argv[3], dt.date.fromisoformat(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
-print("published", flush=True)
+print("published", time.time(), flush=True)
 """
 
 
@@ -90,8 +90,8 @@ def start_api(env: dict[str, str], port: int, log: Path, timeout: float) -> subp
     raise SystemExit(f"custscore api serve did not answer /healthz within {timeout:.0f} s; see {log}")
 
 
-async def _client(port: int, key: str, ids: list[str], work: list[int], latencies: list[float], errors: dict[str, int],
-                  deadline: float) -> None:
+async def _client(port: int, key: str, ids: list[str], work: list[int], starts: list[float], latencies: list[float],
+                  errors: dict[str, int], deadline: float) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while work[0] > 0 and time.monotonic() < deadline:
@@ -99,6 +99,7 @@ async def _client(port: int, key: str, ids: list[str], work: list[int], latencie
             customer = random.choice(ids)
             request = (f"GET /v1/customers/{customer}?lang=en HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n").encode()
             started = time.perf_counter()
+            starts.append(time.time())
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
@@ -115,14 +116,17 @@ async def _client(port: int, key: str, ids: list[str], work: list[int], latencie
 
 async def load(port: int, key: str, ids: list[str], requests: int, clients: int, time_limit: float) -> dict:
     latencies: list[float] = []
+    starts: list[float] = []
     errors: dict[str, int] = {}
     work = [requests]
-    started = time.perf_counter()
+    started, began = time.perf_counter(), time.time()
     deadline = time.monotonic() + time_limit
-    await asyncio.gather(*(_client(port, key, ids, work, latencies, errors, deadline) for _ in range(clients)))
+    await asyncio.gather(*(_client(port, key, ids, work, starts, latencies, errors, deadline) for _ in range(clients)))
     wall = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "clients": clients, "wall_s": round(wall, 2),
+    slowest = int(np.argmax(ms))
+    return {"requests": len(latencies), "clients": clients, "wall_s": round(wall, 2), "began": began,
+            "slowest_sent_at_s": round(starts[slowest] - began, 1),
             "requests_per_s": round(len(latencies) / wall, 1),
             **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 90, 99)},
             "max_ms": round(float(ms.max()), 1), "errors": errors, "timed_out": time.monotonic() >= deadline}
@@ -179,6 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
             publishing = measured_load(server, port, key, ids, args.requests, args.clients, args.time_limit)
             publishing["publish_finished_during_phase"] = publisher.poll() is not None
             publisher.wait(timeout=600)
+            published_at = float(publisher.stdout.readline().split()[1])
+            publishing["publish_switch_at_s"] = round(published_at - publishing["began"], 1)
         finally:
             server.terminate()
             server.wait(timeout=30)
