@@ -6,7 +6,7 @@ the score table (one row per customer, a few dozen bytes each), a hash index fro
 to row position, the rows in customer_id order, and where each text part and row group starts.
 A customer's score is then a hash lookup plus one small read: only the row group of the text
 part that holds its reason texts, in the columns asked for. Building the index of a run of 1M
-customers takes about a second and ~150 MB; `ScoreStore` keeps the last few runs it read.
+customers takes about a second and ~250 MB; `ScoreStore` keeps the last few runs it read.
 
 Reading a run that is not indexed (its history) scans only the customer_id column and then
 reads the row groups holding the customer.
@@ -14,15 +14,16 @@ reads the row groups holding the customer.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -50,11 +51,7 @@ class RunIndex:
         self.folder = folder
         # One chunk per column: taking a row from a many-chunk column costs a millisecond, from one chunk microseconds.
         self.numbers = pq.read_table(folder / SCORE_NUMBERS).combine_chunks()
-        self.positions = pd.Index(self.numbers.column("customer_id").to_numpy(zero_copy_only=False))  # id -> row
-        if len(self.positions):
-            # pandas builds the hash table at the first lookup: build it here, where indexing is paid
-            # (possibly in a background thread), not in the first request after a publish.
-            self.positions.get_loc(self.positions[0])
+        self.positions = _positions(self.numbers.column("customer_id"))
         self._texts = TextParts(folder)
 
     @cached_property
@@ -63,19 +60,13 @@ class RunIndex:
         return pc.sort_indices(self.numbers.column("customer_id")).to_numpy().astype(np.int64)
 
     @cached_property
-    def sorted_ids(self) -> np.ndarray:
-        return self.numbers.column("customer_id").take(pa.array(self.order)).to_numpy(zero_copy_only=False)
+    def sorted_ids(self) -> pa.Array:
+        return self.numbers.column("customer_id").take(pa.array(self.order)).combine_chunks()
 
     def rows(self, customer_ids: list[str], columns: list[str] | None) -> pa.Table:
         """The score rows of these customers (those the run holds), in the order asked."""
-        if len(customer_ids) == 1:  # the common case, a hash lookup without building an indexer
-            try:
-                found = np.array([self.positions.get_loc(customer_ids[0])], dtype=np.int64)
-            except KeyError:
-                found = np.array([], dtype=np.int64)
-            return self.take(found, columns)
-        found = self.positions.get_indexer(customer_ids)
-        return self.take(found[found >= 0], columns)
+        found = [p for p in (self.positions.get(c) for c in customer_ids) if p is not None]
+        return self.take(np.array(found, dtype=np.int64), columns)
 
     def take(self, positions: np.ndarray, columns: list[str] | None) -> pa.Table:
         names = list(columns) if columns else list(SCORE_SCHEMA.names)
@@ -88,7 +79,7 @@ class RunIndex:
 
     def page(self, where: PageFilter, after_customer_id: str | None, limit: int, columns: list[str] | None) -> pa.Table:
         """Up to `limit` rows matching `where`, in customer_id order, strictly after `after_customer_id`."""
-        start = 0 if after_customer_id is None else int(np.searchsorted(self.sorted_ids, after_customer_id, side="right"))
+        start = 0 if after_customer_id is None else bisect.bisect_right(_Values(self.sorted_ids), after_customer_id)
         candidates = self.order[start:]
         mask = self._mask(where)
         if mask is not None:
@@ -109,6 +100,34 @@ class RunIndex:
         for condition in conditions[1:]:
             combined = pc.and_kleene(combined, condition)
         return pc.fill_null(combined, False).to_numpy(zero_copy_only=False)
+
+
+class _Values:
+    """An Arrow string array as a sequence of Python strings, converted one at a time (for bisect: ~20 of 1M)."""
+
+    def __init__(self, values: pa.Array) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, i: int) -> str:
+        return self._values[i].as_py()
+
+
+def _positions(ids: pa.ChunkedArray, chunk: int = 65_536) -> dict[str, int]:
+    """customer_id -> row, built a slice at a time.
+
+    One call turning a million ids into Python strings holds the GIL for a second or more on a
+    busy machine, and the API's event loop with it; slices let it answer between them while a
+    new run is indexed in the background.
+    """
+    positions: dict[str, int] = {}
+    for offset in range(0, len(ids), chunk):
+        values = ids.slice(offset, chunk).to_pylist()
+        positions.update(zip(values, range(offset, offset + len(values)), strict=True))
+        time.sleep(0)  # let other threads (the event loop) take the GIL
+    return positions
 
 
 class TextParts:

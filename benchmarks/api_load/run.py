@@ -147,7 +147,10 @@ def measured_load(server: subprocess.Popen, *args) -> dict:
 
 def machine() -> dict:
     load1, load5, _ = os.getloadavg()
-    return {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.exists() else []
+    return {"cpus": os.cpu_count(), "cpu": models[0] if models else platform.machine(), "python": platform.python_version(),
             "load_average_1m_5m": [round(load1, 1), round(load5, 1)]}
 
 
