@@ -374,8 +374,7 @@ class ScoreStore:
         index = self._indexes.peek(previous) if previous is not None else None
         if index is None or not previous.exists():
             return None
-        self._indexes.build_in_background(folder)
-        return index
+        return index if self._indexes.build_in_background(folder) else None
 
     def _with_run(self, run_id: str | None, as_of: dt.date | str | None, read: Callable[[PublishedRun], Any]) -> Any:
         """`read(run)` on the resolved run; resolved once more if its files vanish (deleted or republished meanwhile)."""

@@ -206,6 +206,7 @@ class RunIndexCache:
         self._lock = threading.Lock()
         self._building: dict[Path, threading.Lock] = {}
         self._background: set[Path] = set()
+        self._failed: set[Path] = set()
 
     def get(self, folder: Path) -> RunIndex:
         with self._lock:
@@ -225,23 +226,32 @@ class RunIndexCache:
                     self._indexes.popitem(last=False)
         return index
 
-    def build_in_background(self, folder: Path) -> None:
-        """Start indexing `folder` in a thread unless it is indexed or being indexed already."""
+    def build_in_background(self, folder: Path) -> bool:
+        """Start indexing `folder` in a thread unless it is indexed or being indexed already.
+
+        False when indexing it in the background failed before: the caller then builds it itself
+        and meets the error, instead of answering from another run for ever.
+        """
         with self._lock:
+            if folder in self._failed:
+                return False
             if folder in self._indexes or folder in self._background:
-                return
+                return True
             self._background.add(folder)
 
         def build() -> None:
             try:
                 self.get(folder)
-            except Exception as exc:  # the next read builds it in the foreground and gets the error itself
+            except Exception as exc:
                 logger.warning("indexing %s in the background failed: %s", folder, exc)
+                with self._lock:
+                    self._failed.add(folder)
             finally:
                 with self._lock:
                     self._background.discard(folder)
 
         threading.Thread(target=build, name=f"index {folder.name}", daemon=True).start()
+        return True
 
     def peek(self, folder: Path) -> RunIndex | None:
         """The index of a folder if it is already built (never builds one)."""

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -147,3 +148,18 @@ def test_a_republished_latest_run_is_never_answered_from_its_deleted_files(tmp_p
     publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), changed)  # same run_id: the old folder is deleted
     row = reader.read_scores(customer_id="c1", columns=["customer_id", "p_churn", "reason_text_en"])
     assert row["p_churn"].tolist() == [0.55] and row["reason_text_en"].tolist() == ["reason of c1"]
+
+
+def test_a_new_run_that_cannot_be_indexed_is_reported_not_hidden_behind_the_previous_one(tmp_path):
+    publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), FRAME)
+    reader = ScoreStore(tmp_path, index_runs=True)
+    assert reader.read_scores(customer_id="c1")["run_id"].tolist() == ["r1"]
+    publish(ScoreStore(tmp_path), "r2", dt.date(2026, 2, 28), FRAME)
+    numbers = next((tmp_path / "runs").glob("r2__*/scores/numbers.parquet"))
+    numbers.write_bytes(b"damaged")
+    deadline = time.monotonic() + 30
+    with pytest.raises(pa.ArrowInvalid, match="magic bytes"):
+        while time.monotonic() < deadline:
+            reader.read_scores(customer_id="c1")  # the previous run answers until the background build fails
+            time.sleep(0.05)
+    assert time.monotonic() < deadline
