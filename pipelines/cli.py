@@ -23,6 +23,7 @@ from rich.table import Table
 
 from pipelines import cli_backtest, cli_changes, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
+from pipelines.cli_api import api_app
 from pipelines.cli_db import db_app, runs_prune
 from pipelines.faults import redacted
 from pipelines.local_api import start_local_api_early
@@ -39,6 +40,7 @@ app.command("changes")(cli_changes.changes)
 app.command("backtest")(cli_backtest.backtest)
 app.command("report")(cli_report.report)
 app.add_typer(db_app, name="db")
+app.add_typer(api_app, name="api")
 
 # Piped output (CI logs, files) gets a width that fits the summary tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)

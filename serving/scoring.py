@@ -47,6 +47,9 @@ from serving.settings import BtydBlendConfig, ScoringSettings
 
 # Part files are published as they are (hard links), so they are written as the store keeps them.
 PART_COMPRESSION = "zstd"
+# Rows per row group of a reason-text part: a reader wanting one customer's texts (the read API)
+# reads one row group, so it stays small; compression hardly changes at this size.
+TEXT_ROW_GROUP_ROWS = 512
 # Columns whose min/max the part files keep: the store checks run_id by them, readers filter on
 # the others. Statistics of long texts (each customer's JSON, each sentence) would serve no one.
 SCORE_PART_STATISTICS = ("customer_id",)
@@ -419,7 +422,8 @@ def _finish_chunk(explained: _ExplainedChunk, settings: ScoringSettings, workdir
     texts, explanations = format_reasons(explained, settings, clock, run_id)
     with clock.stage("write_parts"):
         i = explained.index
-        score_part = _write_part(texts, workdir / f"scores-{i:05d}.parquet", statistics=SCORE_PART_STATISTICS, dictionary=False)
+        score_part = _write_part(texts, workdir / f"scores-{i:05d}.parquet", statistics=SCORE_PART_STATISTICS, dictionary=False,
+                                 row_group_rows=TEXT_ROW_GROUP_ROWS)
         explanation_part = _write_part(explanations, workdir / f"explanations-{i:05d}.parquet", statistics=EXPLANATION_PART_STATISTICS)
     return explained.numbers[SEGMENT_INPUT_COLUMNS], score_part, explanation_part
 
@@ -435,7 +439,7 @@ def _collect(finished: tuple[pd.DataFrame, Path, Path], numbers: list, score_par
 
 
 def _write_part(frame: pd.DataFrame | pa.Table, path: Path, *, statistics: Sequence[str] | None = None,
-                dictionary: bool = True) -> Path:
+                dictionary: bool = True, row_group_rows: int | None = None) -> Path:
     """Write one part file: statistics only for `statistics` columns (None: all), dictionary pages if `dictionary`.
 
     Dictionary-encoded columns are written as they are (no re-hashing of their strings) and
@@ -446,7 +450,7 @@ def _write_part(frame: pd.DataFrame | pa.Table, path: Path, *, statistics: Seque
     wanted = list(statistics) if statistics is not None else True
     # A new file, never an overwrite: an older part of this name may be hard-linked into a published run.
     path.unlink(missing_ok=True)
-    pq.write_table(table, path, compression=PART_COMPRESSION, store_schema=not encoded,
+    pq.write_table(table, path, compression=PART_COMPRESSION, store_schema=not encoded, row_group_size=row_group_rows,
                    write_statistics=[c for c in wanted if c in table.column_names] if wanted is not True else True,
                    use_dictionary=dictionary or [c for c in table.column_names if pa.types.is_dictionary(table.schema.field(c).type)])
     return path

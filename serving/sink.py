@@ -60,6 +60,18 @@ class ScoreSink(Protocol):
         """Add or replace a further table of a published run, all or nothing (e.g. its backtest)."""
         ...
 
+    def read_scores_page(self, run_id: str | None = None, *, segment: str | None = None, value_tier: str | None = None,
+                         min_value: float | None = None, min_p_churn: float | None = None,
+                         after_customer_id: str | None = None, limit: int = 100,
+                         columns: list[str] | None = None) -> pd.DataFrame:
+        """Up to `limit` score rows of a run (default: latest) ordered by customer_id (byte order), strictly after
+        `after_customer_id`; `min_value` is a lower bound on clv, `min_p_churn` on p_churn (both inclusive)."""
+        ...
+
+    def customer_history(self, customer_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One score row per published run holding the customer, oldest run first, always with run_id and as_of."""
+        ...
+
 
 def open_sink(location: Path | str) -> ScoreStore:
     """The score sink at `location` (a folder: the Parquet store)."""

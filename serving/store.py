@@ -49,7 +49,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.export import ExportOptions, check_export_target, write_export
-from serving.score_table import ContractError
+from serving.score_table import SCORE_SCHEMA, ContractError
 from serving.scored_run import ScoredRun
 from serving.store_files import (
     SUMMARY_FILE,
@@ -65,6 +65,7 @@ from serving.store_files import (
     write_named_table,
     write_run_files,
 )
+from serving.store_index import PageFilter, RunIndex, RunIndexCache, scan_rows
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,19 @@ class LatestRunDeletionError(ValueError):
 class ScoreStore:
     """Parquet files per run made visible by an atomic manifest switch (see module docstring)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, index_runs: bool = False) -> None:
+        """`index_runs`: keep the last runs read indexed in memory (a long-lived reader such as the read API;
+        serving/store_index.py) so reading one customer or one page costs milliseconds at millions of rows."""
         self.root = Path(root)
+        self.index_runs = index_runs
+        self._indexes = RunIndexCache(size=2)
+        self._latest_folder: Path | None = None  # the run folder the last read of the latest run used
+        self._manifest_cache: tuple[tuple[int, int, int], dict[str, PublishedRun]] | None = None
+
+    @property
+    def reads_from_memory(self) -> bool:
+        """True when one customer's read is answered from an in-memory index (the read API then skips its thread pool)."""
+        return self.index_runs
 
     # ------------------------------------------------------------------ publishing
 
@@ -251,12 +263,24 @@ class ScoreStore:
     def _manifest_runs(self) -> dict[str, PublishedRun]:
         path = self.root / MANIFEST
         try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return {}
+        # The manifest is only ever replaced by a rename (a new inode), so an unchanged stat is an
+        # unchanged catalog: a reader answering many requests parses it once per publish.
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._manifest_cache
+        if cached is not None and cached[0] == signature:
+            return dict(cached[1])
+        try:
             body = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except json.JSONDecodeError as exc:
             raise RuntimeError(f"{path}: store manifest is not valid JSON ({exc}); restore it or publish again into a new store folder") from exc
-        return {rid: PublishedRun.model_validate(r) for rid, r in body.get("runs", {}).items()}
+        runs = {rid: PublishedRun.model_validate(r) for rid, r in body.get("runs", {}).items()}
+        self._manifest_cache = (signature, runs)
+        return dict(runs)
 
     def list_runs(self) -> pd.DataFrame:
         """Return one row per published run (oldest first), with its metadata and row counts."""
@@ -313,8 +337,93 @@ class ScoreStore:
         columns: list[str] | None = None,
     ) -> pd.DataFrame:
         """Return the score table of a run (default: latest), optionally one segment or some customers."""
+        if customer_id is not None and segment is None:
+            ids = [customer_id] if isinstance(customer_id, str) else [str(c) for c in customer_id]
+            latest = run_id is None and as_of is None
+            indexed = self._with_run(run_id, as_of, lambda run: self._indexed_rows(run, ids, columns, latest=latest))
+            if indexed is not None:
+                return indexed.to_pandas()
         filters = _filters(segment=segment, customer_id=customer_id)
         return self._read("scores", run_id, as_of, filters, columns).to_pandas()
+
+    def read_scores_page(self, run_id: str | None = None, *, segment: str | None = None, value_tier: str | None = None,
+                         min_value: float | None = None, min_p_churn: float | None = None,
+                         after_customer_id: str | None = None, limit: int = 100,
+                         columns: list[str] | None = None) -> pd.DataFrame:
+        """Up to `limit` score rows of a run (default: latest) in customer_id order, strictly after `after_customer_id`.
+
+        Filters: segment, value tier, clv >= `min_value`, p_churn >= `min_p_churn`. Paging by the last
+        customer_id seen, not by offset, so a page never repeats or skips rows of the same run.
+        """
+        if limit < 0:
+            raise ValueError(f"limit {limit} is negative; ask for 0 or more rows")
+        where = PageFilter(segment, value_tier, min_value, min_p_churn)
+        page = self._with_run(run_id, None, lambda run: self._index(run).page(where, after_customer_id, limit, columns))
+        return page.to_pandas()
+
+    def customer_history(self, customer_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One score row per published run holding the customer, oldest run first (run_id and as_of always included)."""
+        names = list(columns) if columns else list(SCORE_SCHEMA.names)
+        names = [*[c for c in ("run_id", "as_of") if c not in names], *names]
+        rows = []
+        for run in sorted(self._manifest_runs().values(), key=_recency):
+            try:
+                index = self._indexes.peek(self.root / run.folder)
+                found = index.rows([customer_id], names) if index else scan_rows(self.root / run.folder, customer_id, names)
+            except FileNotFoundError:
+                continue  # deleted or republished meanwhile: not a run of the current catalog any more
+            rows.append(found)
+        if not rows:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+        return pa.concat_tables(rows).to_pandas()
+
+    def _index(self, run: PublishedRun) -> RunIndex:
+        folder = self.root / run.folder
+        return self._indexes.get(folder) if self.index_runs else (self._indexes.peek(folder) or RunIndex(folder))
+
+    def _indexed_rows(self, run: PublishedRun, ids: list[str], columns: list[str] | None, *,
+                      latest: bool = False) -> pa.Table | None:
+        """The rows of these customers through the run's index; None when the run is not indexed (read by scanning).
+
+        `latest`: the caller asked for the latest run, so while a newly published latest run is
+        being indexed the one before it may answer (see `_previous_latest_while_indexing`).
+        """
+        folder = self.root / run.folder
+        index = self._indexes.peek(folder)
+        if self.index_runs:
+            if index is None and latest:
+                index = self._previous_latest_while_indexing(folder)
+            if index is None:
+                index = self._indexes.get(folder)
+            if latest and index.folder == folder:
+                self._latest_folder = folder
+        return None if index is None else index.rows(ids, columns)
+
+    def _previous_latest_while_indexing(self, folder: Path) -> RunIndex | None:
+        """The index of the latest run read before, while the new latest run is indexed in the background.
+
+        Indexing a run of a million customers takes a second or two (more on a busy machine); every
+        reader waiting for it would stall the API for that long after each publish. Answering from
+        the previous latest run meanwhile keeps reads at milliseconds: a reader sees the old run or
+        the new one (each row says which), never a mix. None when there is no previous index or its
+        files are gone (a republish of the same run_id): then the caller waits for the new index.
+        """
+        previous = self._latest_folder
+        index = self._indexes.peek(previous) if previous is not None else None
+        if index is None or not previous.exists():
+            return None
+        return index if self._indexes.build_in_background(folder) else None
+
+    def _with_run(self, run_id: str | None, as_of: dt.date | str | None, read: Callable[[PublishedRun], Any]) -> Any:
+        """`read(run)` on the resolved run; resolved once more if its files vanish (deleted or republished meanwhile)."""
+        for attempt in (1, 2):
+            run = self._resolve(run_id, as_of)
+            try:
+                return read(run)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def read_explanations(
         self,

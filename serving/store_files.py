@@ -48,6 +48,10 @@ EXPLANATION_PART = "explanations/part-{:05d}.parquet"
 RUN_TABLE = "tables/{}.parquet"
 RUN_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PART_COMPRESSION = "zstd"
+# Row groups the store writes: a reader of one customer (serving/store_index.py) reads one row
+# group of the texts (large: small groups) and scans customer_id of the numbers group by group.
+TEXT_ROW_GROUP_ROWS = 512
+NUMBER_ROW_GROUP_ROWS = 65_536
 
 
 def write_run_files(staging: Path, stamp: dict[str, Any], run: ScoredRun) -> dict[str, Any]:
@@ -193,8 +197,15 @@ def check_texts_align(ids: pa.ChunkedArray, parts: list[tuple[Path, int]], *, wh
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression=PART_COMPRESSION)
+    pq.write_table(table, path, compression=PART_COMPRESSION, row_group_size=_rows_per_group(path))
     fsync_file(path)
+
+
+def _rows_per_group(path: Path) -> int | None:
+    """Row group size by the file's role in a run folder (None: pyarrow's default)."""
+    if path.parent.name == "scores":
+        return NUMBER_ROW_GROUP_ROWS if path.name == Path(SCORE_NUMBERS).name else TEXT_ROW_GROUP_ROWS
+    return None
 
 
 def _score_text_paths(folder: Path) -> list[Path]:
