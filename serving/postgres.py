@@ -45,6 +45,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from serving.reading import as_of_date, equality_filters
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_SCHEMA, SUMMARY_SCHEMA, ContractError, conform
 from serving.scored_run import ScoredRun, read_part
 from serving.store import LatestRunDeletionError, PublishedRun, RunMetadata, RunNotFoundError
@@ -537,7 +538,7 @@ class PostgresSink:
         if not self._schema_exists(conn):
             raise RunNotFoundError(f"PostgreSQL {self.shown}: no published runs yet in schema {self.schema}; "
                                    "run `custscore run` first")
-        day = None if as_of is None else _date(as_of)
+        day = None if as_of is None else as_of_date(as_of)
         if run_id is not None:
             row = self._published_row(conn, run_id)
             if day is not None and row["as_of"] != day:
@@ -729,24 +730,5 @@ def _wanted_columns(schema: pa.Schema, columns: list[str] | None, where: str) ->
 
 
 def _conditions(**values: Any) -> list[tuple[str, str, Any]]:
-    out = []
-    for column, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, str):
-            out.append((column, "=", value))
-        else:
-            out.append((column, "= ANY", [str(v) for v in value]))
-    return out
-
-
-def _date(value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError as exc:
-        raise ValueError(f"as_of {value!r} is not a date; use YYYY-MM-DD") from exc
-
+    """The equality filters of a read, as SQL operators (several values: `= ANY`)."""
+    return [(column, "= ANY" if op == "in" else op, value) for column, op, value in equality_filters(**values)]

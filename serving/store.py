@@ -49,6 +49,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.export import ExportOptions, check_export_target, write_export
+from serving.reading import as_of_date, equality_filters
 from serving.score_table import SCORE_SCHEMA, ContractError
 from serving.scored_run import ScoredRun
 from serving.store_files import (
@@ -305,11 +306,11 @@ class ScoreStore:
             if run_id not in runs:
                 raise RunNotFoundError(f"{self.root}: no run with run_id {run_id!r}; published runs: {sorted(runs)}")
             run = runs[run_id]
-            if as_of is not None and run.as_of != _date(as_of):
+            if as_of is not None and run.as_of != as_of_date(as_of):
                 raise RunNotFoundError(f"{self.root}: run {run_id!r} is as of {run.as_of}, not {as_of}")
             return run
         if as_of is not None:
-            day = _date(as_of)
+            day = as_of_date(as_of)
             matching = [r for r in runs.values() if r.as_of == day]
             if not matching:
                 raise RunNotFoundError(f"{self.root}: no run as of {day}; published as-of dates: {sorted({str(r.as_of) for r in runs.values()})}")
@@ -343,7 +344,7 @@ class ScoreStore:
             indexed = self._with_run(run_id, as_of, lambda run: self._indexed_rows(run, ids, columns, latest=latest))
             if indexed is not None:
                 return indexed.to_pandas()
-        filters = _filters(segment=segment, customer_id=customer_id)
+        filters = equality_filters(segment=segment, customer_id=customer_id)
         return self._read("scores", run_id, as_of, filters, columns).to_pandas()
 
     def read_scores_page(self, run_id: str | None = None, *, segment: str | None = None, value_tier: str | None = None,
@@ -433,7 +434,7 @@ class ScoreStore:
         score: str | None = None,
     ) -> pd.DataFrame:
         """Return the explanations (one row per reason) of a run (default: latest)."""
-        filters = _filters(customer_id=customer_id, score=score)
+        filters = equality_filters(customer_id=customer_id, score=score)
         return self._read("explanations", run_id, as_of, filters, None).to_pandas()
 
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
@@ -530,29 +531,6 @@ def _refuse_latest_deletion(run: PublishedRun, remaining: dict[str, PublishedRun
                                      f"run {successor.run_id} (as of {successor.as_of}) the latest")
 
 
-def _date(value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError as exc:
-        raise ValueError(f"as_of {value!r} is not a date; use YYYY-MM-DD") from exc
-
-
-def _filters(**conditions: Any) -> list:
-    out = []
-    for column, value in conditions.items():
-        if value is None:
-            continue
-        if isinstance(value, str):
-            out.append((column, "=", value))
-        else:
-            out.append((column, "in", [str(v) for v in value]))
-    return out
-
-
 def _score_stamp(metadata: RunMetadata) -> dict[str, Any]:
     """The score columns that are the same on every row of a run."""
     return {
@@ -561,4 +539,3 @@ def _score_stamp(metadata: RunMetadata) -> dict[str, Any]:
         "churn_model_version": metadata.churn_model_version,
         "value_model_version": metadata.value_model_version,
     }
-
