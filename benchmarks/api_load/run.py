@@ -14,7 +14,8 @@ of client CPU per request), so on a small machine the figures measure the server
 client library.
 
 `--sink`: where the run is published and what the API reads. `store` is the home's Parquet
-store; another sink is added to SINKS with its own publish and serve environment.
+store; `postgres` is the database at $CUSTSCORE_POSTGRES_URL (schema `custscore`), or a throwaway
+server started by scripts/postgres.sh when the variable is not set.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def store_environment(home: Path) -> dict[str, str]:
     return {"CUSTSCORE_HOME": str(home)}
 
 
-# A database sink adds its entry: the environment that makes `custscore api serve` read it and the
-# publisher write to it (e.g. CUSTSCORE_POSTGRES_URL), and publishing to it in `_publish`.
-SINKS = {"store": store_environment}
+def postgres_environment(home: Path) -> dict[str, str]:
+    """The same, with the PostgreSQL URL that makes `custscore api serve` read the database (main sets it)."""
+    return {"CUSTSCORE_HOME": str(home), POSTGRES_URL_ENV: os.environ[POSTGRES_URL_ENV]}
+
+
+SINKS = {"store": store_environment, "postgres": postgres_environment}
+POSTGRES_URL_ENV = "CUSTSCORE_POSTGRES_URL"
 
 PUBLISHER = """
 import datetime as dt, sys, time
@@ -62,9 +67,30 @@ print("published", time.time(), flush=True)
 
 
 def _publish(sink: str, home: Path, run_id: str, as_of: dt.date, customers: int, seed: int) -> None:
-    if sink != "store":
-        raise SystemExit(f"--sink {sink}: publishing to it is not wired into this benchmark yet; add it to SINKS and here")
-    publish_synthetic(home / "store", home / "work" / run_id, run_id, as_of, customers, seed=seed)
+    if sink == "postgres":
+        from serving.postgres import PostgresSink
+
+        target = PostgresSink(os.environ[POSTGRES_URL_ENV], "custscore")  # the schema `api serve` reads by default
+    else:
+        target = home / "store"
+    publish_synthetic(target, home / "work" / run_id, run_id, as_of, customers, seed=seed)
+
+
+def local_postgres() -> tuple[Path, str]:
+    """A throwaway PostgreSQL started by the project's script (installed first where missing): its folder and URL.
+
+    The script makes the folder itself: the server runs as the `postgres` user, who cannot enter
+    this benchmark's private temporary folder.
+    """
+    script = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
+    started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=900, check=True)
+    folder, url = started.stdout.strip().splitlines()[-2:]
+    return Path(folder), url
+
+
+def stop_postgres(folder: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
+    subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True, timeout=120)
 
 
 def _free_port() -> int:
@@ -166,31 +192,43 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="custscore-api-load-") as tmp:
         home = Path(tmp) / "home"
-        started = time.perf_counter()
-        _publish(args.sink, home, "bench-1", AS_OF, args.customers, seed=1)
-        publish_s = time.perf_counter() - started
-        key = ApiKeys(home / "api_keys.json").create("bench")
-        env = {**os.environ, **SINKS[args.sink](home), "PYTHONPATH": os.pathsep.join(sys.path)}
-        port = _free_port()
-        started = time.perf_counter()
-        server = start_api(env, port, Path(tmp) / "serve.log", timeout=180)
-        ready_s = time.perf_counter() - started
-        ids = [f"C{i:08d}" for i in range(args.customers)]
+        database = None
+        if args.sink == "postgres" and not os.environ.get(POSTGRES_URL_ENV):
+            database, os.environ[POSTGRES_URL_ENV] = local_postgres()
         try:
-            idle = measured_load(server, port, key, ids, args.requests, args.clients, args.time_limit)
-            publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, args.sink, str(home), "bench-2",
-                                          str(AS_OF + dt.timedelta(days=28)), str(args.customers), "2"],
-                                         stdout=subprocess.PIPE, env=env, text=True)
-            assert publisher.stdout is not None
-            publisher.stdout.readline()  # "publishing": it has imported everything and starts generating and writing
-            publishing = measured_load(server, port, key, ids, args.requests, args.clients, args.time_limit)
-            publishing["publish_finished_during_phase"] = publisher.poll() is not None
-            publisher.wait(timeout=600)
-            published_at = float(publisher.stdout.readline().split()[1])
-            publishing["publish_switch_at_s"] = round(published_at - publishing["began"], 1)
+            return _measure(args, Path(tmp), home)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            if database is not None:
+                stop_postgres(database)
+
+
+def _measure(args: argparse.Namespace, tmp: Path, home: Path) -> dict:
+    """Publish, serve, load idle and while another run is published; the figures, also written to --out."""
+    started = time.perf_counter()
+    _publish(args.sink, home, "bench-1", AS_OF, args.customers, seed=1)
+    publish_s = time.perf_counter() - started
+    key = ApiKeys(home / "api_keys.json").create("bench")
+    env = {**os.environ, **SINKS[args.sink](home), "PYTHONPATH": os.pathsep.join(sys.path)}
+    port = _free_port()
+    started = time.perf_counter()
+    server = start_api(env, port, tmp / "serve.log", timeout=180)
+    ready_s = time.perf_counter() - started
+    ids = [f"C{i:08d}" for i in range(args.customers)]
+    try:
+        idle = measured_load(server, port, key, ids, args.requests, args.clients, args.time_limit)
+        publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, args.sink, str(home), "bench-2",
+                                      str(AS_OF + dt.timedelta(days=28)), str(args.customers), "2"],
+                                     stdout=subprocess.PIPE, env=env, text=True)
+        assert publisher.stdout is not None
+        publisher.stdout.readline()  # "publishing": it has imported everything and starts generating and writing
+        publishing = measured_load(server, port, key, ids, args.requests, args.clients, args.time_limit)
+        publishing["publish_finished_during_phase"] = publisher.poll() is not None
+        publisher.wait(timeout=600)
+        published_at = float(publisher.stdout.readline().split()[1])
+        publishing["publish_switch_at_s"] = round(published_at - publishing["began"], 1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     result = {"sink": args.sink, "customers": args.customers, "publish_s": round(publish_s, 1),
               "serve_ready_s": round(ready_s, 1), "idle": idle, "publishing": publishing, "machine": machine(),
               "measured_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}

@@ -59,11 +59,13 @@ def synthetic_chunk(start: int, stop: int, rng: np.random.Generator) -> tuple[pa
     return numbers, texts
 
 
-def publish_synthetic(store_root: Path, work: Path, run_id: str, as_of: dt.date, n: int, seed: int = 0,
+def publish_synthetic(sink: ScoreStore | Path, work: Path, run_id: str, as_of: dt.date, n: int, seed: int = 0,
                       part_rows: int = 50_000) -> int:
-    """Publish n synthetic customers as one run; texts go through part files as chunked scoring writes them.
+    """Publish n synthetic customers as one run to a sink (a folder: the Parquet store there); texts go through
+    part files as chunked scoring writes them.
 
-    Memory stays at the numbers plus one part: the store hard-links the part files. Returns the rows published.
+    Memory stays at the numbers plus one part: the store hard-links the part files, PostgreSQL streams
+    them to COPY. Returns the rows published.
     """
     rng = np.random.default_rng(seed)
     work.mkdir(parents=True, exist_ok=True)
@@ -75,6 +77,7 @@ def publish_synthetic(store_root: Path, work: Path, run_id: str, as_of: dt.date,
         numbers.append(chunk_numbers)
         parts.append(path)
     run = ScoredRun(run_id, pa.concat_tables(numbers), parts, [])
-    published = ScoreStore(store_root).publish(
+    sink = ScoreStore(sink) if isinstance(sink, Path) else sink
+    published = sink.publish(
         RunMetadata(run_id=run_id, as_of=as_of, churn_model_version="1", value_model_version="1"), run)
     return published.score_rows
