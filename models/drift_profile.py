@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.reason_reference import is_numeric
+from models.column_kinds import is_numeric
 
 # Ten bins is the usual PSI convention: fine enough to see a shift, coarse enough that each bin
 # of a few thousand validation customers holds hundreds of them.

@@ -14,6 +14,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from models.column_kinds import is_numeric
 from models.explain import contributions
 
 # Below this rank correlation between a feature's value and its contribution, "higher is
@@ -99,11 +100,6 @@ def numeric_matrix(X: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 def known_matrix(X: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """n x features: True where the feature has a value (what a reason can state)."""
     return X[list(names)].notna().to_numpy()
-
-
-def is_numeric(column: pd.Series) -> bool:
-    """A number column (categories, even of numbers, are not: their codes have no order)."""
-    return pd.api.types.is_numeric_dtype(column.dtype) and not isinstance(column.dtype, pd.CategoricalDtype)
 
 
 def oriented(contrib: np.ndarray, sign: float) -> np.ndarray:

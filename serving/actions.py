@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serving.reasons import HEADERS
+from serving.sentences import HEADERS
 
 if TYPE_CHECKING:
     from serving.sink import ScoreSink

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.catalog import family_key
-from serving.reasons import DIRECTIONS, HEADERS, SCORE_KINDS, decode_dictionaries
+from serving.reasons import DIRECTIONS, SCORE_KINDS, decode_dictionaries
+from serving.sentences import HEADERS
 
 # The columns of a long reason table the texts are made of.
 ENCODED_COLUMNS: tuple[str, ...] = (

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.catalog import family_key
+from models.column_kinds import is_numeric
 from serving.reason_selection import fact_groups, strongest_per_fact, top_k_contributions
 from serving.sentences import sentence_codes, template_for, value_text
 from serving.unusual import ReasonReference, unusual_only
@@ -30,12 +31,6 @@ REASON_COLUMNS: tuple[str, ...] = (
     "sentence_en", "sentence_zh",
 )  # fmt: skip
 
-HEADERS = {
-    ("churn", "raises"): ("Raises churn risk: ", "推高流失风险："),
-    ("churn", "lowers"): ("Lowers churn risk: ", "降低流失风险："),
-    ("value", "raises"): ("Raises value: ", "提升价值："),
-    ("value", "lowers"): ("Lowers value: ", "拉低价值："),
-}
 
 
 def reasons_for_chunk(
@@ -175,7 +170,7 @@ def _render_reasons(X: pd.DataFrame, names: list[str], rows: np.ndarray, feats: 
 
 def _column_values(X: pd.DataFrame, name: str) -> np.ndarray:
     col = X[name]
-    if pd.api.types.is_numeric_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
+    if is_numeric(col):
         return col.to_numpy(dtype=float, na_value=np.nan)
     return col.astype(object).to_numpy()
 

@@ -25,6 +25,15 @@ from features.families.recency import NO_ORDERS
 from features.families.wording import Template, humanise, money
 from serving.number_text import round_sig3
 
+# The heading of each group of reasons in a reason text (English, Chinese): what a reader of the
+# score table, and a command that cuts the texts apart (the action list), look for.
+HEADERS = {
+    ("churn", "raises"): ("Raises churn risk: ", "推高流失风险："),
+    ("churn", "lowers"): ("Lowers churn risk: ", "降低流失风险："),
+    ("value", "raises"): ("Raises value: ", "提升价值："),
+    ("value", "lowers"): ("Lowers value: ", "拉低价值："),
+}
+
 # How each display kind rounds a value before it is shown (features/families/wording.py DISPLAY_KINDS).
 _KEYS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "count": np.round,

@@ -31,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.reason_reference import ReasonReference, is_numeric
+from models.column_kinds import is_numeric
+from models.reason_reference import ReasonReference
 
 
 def unusual_only(contrib: np.ndarray, X: pd.DataFrame, reference: ReasonReference, percentile: int) -> np.ndarray:

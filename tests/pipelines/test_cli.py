@@ -36,7 +36,7 @@ def test_demo_data_writes_all_four_tables_and_the_truth_apart(demo_dir):
 def test_validate_json_reports_counts_per_table(demo_dir, home):
     result = runner.invoke(app, ["validate", "--data", str(demo_dir), "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # logs go to stderr
     assert set(report) == {"transactions", "customers", "invoices", "interactions"}
     for row in report.values():
         assert row["read"] == row["accepted"] + row["quarantined"]
@@ -82,7 +82,7 @@ def test_validate_reads_the_duplicate_policy_from_the_config(home, tmp_path):
     config.write_text("data:\n  duplicate_lines: drop_exact\n  max_quarantine_share: 0.5\n")
     result = runner.invoke(app, ["validate", "--data", str(data), "--json", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["transactions"] == {
+    assert json.loads(result.stdout)["transactions"] == {
         "read": 3, "accepted": 2, "quarantined": 1, "reasons": {"exact_duplicate": 1}, "exact_duplicates_kept": 0,
         "warnings": []}
 

@@ -36,7 +36,7 @@ def test_validate_reads_the_tables_the_config_names_when_data_is_not_given(home,
     config.write_text(f"data:\n  source: {data}\n")
     result = runner.invoke(app, ["validate", "--json", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["transactions"]["accepted"] == 2
+    assert json.loads(result.stdout)["transactions"]["accepted"] == 2  # logs go to stderr
 
 
 def test_validate_without_data_or_a_configured_source_says_how_to_give_one(home):

@@ -67,7 +67,7 @@ def test_a_run_publishes_one_drift_row_per_model_feature_and_score(first_run, ho
     assert set(table.loc[table["kind"] == "feature", "name"]) == features
     assert table.loc[table["kind"] == "score", "name"].tolist() == ["p_churn", "expected_revenue"]
     assert set(table["run_id"]) == {first_run["published"]["run_id"]}
-    assert table["psi"].ge(0).all() and set(table["level"]) <= {"ok", "warn", "severe"}
+    assert table["psi"].ge(0).all() and set(table["level"]) <= {"ok", "warn", "severe", "constant"}
     assert first_run["published"]["drift"]["measured"]
     # Named in the summary: every feature beyond psi_warn appears in a warning line of the run.
     for name in table.loc[table["level"] != "ok", "name"]:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from serving.reason_encoding import reason_columns_table
 from serving.reason_selection import _top_k_by_partition, top_k_contributions
-from serving.reasons import DIRECTIONS, HEADERS, reasons_for_chunk, reasons_table
+from serving.reasons import DIRECTIONS, reasons_for_chunk, reasons_table
 from serving.score_table import EXPLANATION_SCHEMA, SCORE_TEXTS_SCHEMA, conform
 from serving.scored_run import ScoredRun
 from serving.scoring import (
@@ -24,6 +24,7 @@ from serving.scoring import (
     _finish_chunk,
     format_reasons,
 )
+from serving.sentences import HEADERS
 from serving.settings import ScoringSettings
 from serving.store import ScoreStore
 from tests.serving.test_store import _summary, make_scores, metadata
