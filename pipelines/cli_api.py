@@ -58,6 +58,7 @@ def serve(
     import uvicorn
 
     from serving.api import ApiKeys, KeyFileError, create_app
+    from serving.postgres import PostgresSinkError
 
     keys = ApiKeys(key_file(paths))
     try:
@@ -65,7 +66,10 @@ def serve(
     except KeyFileError as exc:
         _fail(str(exc))
     reader = open_reader(paths, cfg)
-    warm_up(reader)
+    try:
+        warm_up(reader)
+    except PostgresSinkError as exc:  # the database is down or refuses us: say so in one line (URL redacted)
+        _fail(str(exc).splitlines()[0])
     if not active:
         console.print("no active API key yet: every /v1 request will get 401; `custscore api keys create --name NAME` makes one")
     console.print(f"custscore read API on http://{host}:{port} (docs: /docs), reading {reader_label(reader, paths)}",

@@ -24,6 +24,7 @@ from pipelines.report_html import render_page
 from pipelines.report_text import text_for
 from serving.backtest import MEASURED
 from serving.changes import most_moved
+from serving.drift import CONSTANT
 from serving.sink import ScoreSink
 from serving.store import PublishedRun
 
@@ -160,7 +161,7 @@ def render_report(inputs: ReportInputs, lang: str, options: ReportOptions = Repo
         pareto_section(inputs, words, lang, options), calibration_section(inputs, words, lang),
         distributions_section(inputs, words, lang), drift_section(inputs, words, lang),
         transitions_section(inputs, words, lang, options), backtest_section(inputs, words),
-        actions_section(inputs, words), waterfalls_section(inputs, words, lang, options),
+        actions_section(inputs, words, lang), waterfalls_section(inputs, words, lang, options),
     ]
     run = inputs.run
     facts = [(words["run"], run.run_id), (words["as_of"], str(run.as_of)),
@@ -310,10 +311,12 @@ def drift_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_drift']}")
         return section
     drift = drift.drop(columns=["run_id"], errors="ignore")
-    name = next((c for c in ("feature", "name", "column", "score") if c in drift.columns), drift.columns[0])
-    if "psi" in drift.columns:
-        drift = drift.sort_values("psi", ascending=False, na_position="last")
-        section.images.append((w["psi"], plots.psi_bars(drift.rename(columns={name: "feature"}), lang)))
+    # A feature with one value for everyone (serving.drift.CONSTANT) has a PSI that measures the date, not the
+    # population: listed last, and left out of the chart, where its bar would flatten all the others.
+    constant = drift["level"] == CONSTANT
+    drift = pd.concat([drift[~constant].sort_values("psi", ascending=False, na_position="last"), drift[constant]])
+    if (~constant).any():
+        section.images.append((w["psi"], plots.psi_bars(drift[~constant].rename(columns={"name": "feature"}), lang)))
     section.captions.append(w["drift_caption"])
     section.tables.append(("", frame_html(drift)))
     return section
@@ -321,6 +324,9 @@ def drift_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
 
 def transitions_section(inputs: ReportInputs, w: dict, lang: str, options: ReportOptions) -> Section:
     section = Section("transitions", w["transitions"])
+    if inputs.previous is None:  # a first run's changes table has every customer new: nothing moved
+        section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_transitions']}")
+        return section
     matrix = transition_matrix(inputs.tables.get("segment_transitions"))
     if matrix is None:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_transitions']}")
@@ -367,12 +373,14 @@ def backtest_section(inputs: ReportInputs, w: dict) -> Section:
     return section
 
 
-def actions_section(inputs: ReportInputs, w: dict) -> Section:
+def actions_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
     section = Section("actions", w["actions"])
     if inputs.actions is None or inputs.actions.empty:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_actions']}")
         return section
-    section.tables.append(("", frame_html(inputs.actions.drop(columns=["run_id"], errors="ignore").head(50), digits=2)))
+    other = "en" if lang == "zh" else "zh"  # the reasons of the report's language only
+    shown = inputs.actions.drop(columns=["run_id", f"reason_to_call_{other}"], errors="ignore")
+    section.tables.append(("", frame_html(shown.head(50), digits=2)))
     return section
 
 

@@ -253,17 +253,21 @@ def _plain(value: Any) -> Any:
 def _pair(sink, from_run: str | None, to_run: str | None) -> tuple[str, str]:
     runs = sink.list_runs()
     ids = [str(r) for r in runs["run_id"]] if not runs.empty else []
-    for name, given in (("--from", from_run), ("--to", to_run)):
+    for name, given in (("from", from_run), ("to", to_run)):
         if given is not None and given not in ids:
-            raise ChangesError(f"{name} {given}: no such published run; published runs: {ids or 'none'}")
+            raise ChangesError(f"{name} run {given}: no such published run; published runs: {ids or 'none'}")
     to_id = to_run or (ids[-1] if ids else None)
     if to_id is None:
         raise ChangesError("no published run yet: `custscore run` publishes one")
+    if from_run == to_id:
+        raise ChangesError(f"from run and to run are both {to_id}: a run compared with itself has no changes; "
+                           "name an earlier run to compare with")
     if from_run is not None:
         return to_id, from_run
     earlier = ids[: ids.index(to_id)]
     if not earlier:
-        raise ChangesError(f"run {to_id} has no run published before it to compare with; publish another run or give --from")
+        raise ChangesError(f"run {to_id} has no run published before it to compare with (a rerun of the same as-of, "
+                           "data and models replaces its run); publish a run of another date, or name one to compare with")
     return to_id, earlier[-1]
 
 

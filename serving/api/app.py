@@ -193,8 +193,8 @@ def _reading(read: Callable[[], Any]) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else "not found"
-    # The store's messages name its folder: not the client's business.
-    return re.sub(r"^/\S*: ", "", text)
+    # The sinks' messages name the store's folder or the database (user, host, port): not the client's business.
+    return re.sub(r"^(/\S*|PostgreSQL \S+): ", "", text)
 
 
 # ---------------------------------------------------------------------- cursors

@@ -75,10 +75,10 @@ def further_tables(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, pd.Da
     sides = [side_of_scored(ScoredRun.from_tables(frame, explanations(frame), run_id=run_id), as_of)
              for frame, run_id, as_of in ((before, "run-first", FIRST), (after, "run-second", SECOND))]
     tables = {name: table.to_pandas() for name, table in changes_tables(*sides).items()}
-    drift = pd.DataFrame({"name": ["days_since_last_order", "order_count_90d", "p_churn"],
-                          "kind": ["feature", "feature", "score"], "psi": [0.31, 0.02, 0.12],
-                          "level": ["severe", "ok", "warn"], "missing_ref": [0.0, 0.0, 0.0], "missing_now": [0.0, 0.01, 0.0],
-                          "new_categories": ["", "", ""], "vanished_categories": ["", "", ""], "customers": [80, 80, 80]})
+    drift = pd.DataFrame({"name": ["season_share_next_90d", "days_since_last_order", "order_count_90d", "p_churn"],
+                          "kind": ["feature", "feature", "feature", "score"], "psi": [18.4, 0.31, 0.02, 0.12],
+                          "level": ["constant", "severe", "ok", "warn"], "missing_ref": 0.0, "missing_now": 0.0,
+                          "new_categories": "", "vanished_categories": "", "customers": 80})
     # The first run's customers as they then behaved: churned with their predicted probability.
     outcomes = pd.DataFrame({"customer_id": before["customer_id"],
                              "label_churn": (np.random.default_rng(3).random(len(before)) < before["p_churn"]).astype(int),

@@ -99,3 +99,14 @@ def test_api_serve_starts_uvicorn_answers_and_logs_no_key(home, tmp_path):
     text = log.read_text()
     assert "GET /v1/customers/k03 HTTP/1.1\" 200" in text  # the access log is on...
     assert key not in text and key.rsplit("_", 1)[1] not in text  # ...and holds no key, not even the misplaced one
+
+
+def test_api_serve_with_postgresql_down_is_one_line_without_the_password(home, monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CUSTSCORE_POSTGRES_URL", f"postgresql://custscore:s3cret@127.0.0.1:{port}/custscore")
+    result = runner.invoke(app, ["api", "serve", "--port", "8765"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "cannot connect" in lines[0] and "s3cret" not in result.output and "***" in lines[0]

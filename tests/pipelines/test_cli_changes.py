@@ -52,8 +52,11 @@ def test_changes_with_one_run_or_a_bad_flag_is_one_line(store):
     result = runner.invoke(app, ["changes"])
     assert result.exit_code == 1
     assert [line for line in result.output.splitlines() if line.strip()] == [
-        "error: run r1 has no run published before it to compare with; publish another run or give --from"]
+        "error: run r1 has no run published before it to compare with (a rerun of the same as-of, data and models "
+        "replaces its run); publish a run of another date, or name one to compare with"]
     assert runner.invoke(app, ["changes", "--top", "0"]).exit_code == 2
     assert runner.invoke(app, ["changes", "--segment", "vip"]).exit_code == 2
     result = runner.invoke(app, ["changes", "--to", "nope"])
-    assert result.exit_code == 1 and "--to nope: no such published run" in result.output
+    assert result.exit_code == 1 and "to run nope: no such published run" in result.output
+    result = runner.invoke(app, ["changes", "--from", "r1", "--to", "r1"])
+    assert result.exit_code == 1 and "compared with itself has no changes" in result.output

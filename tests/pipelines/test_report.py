@@ -219,3 +219,13 @@ def test_the_action_list_is_shown_when_there_is_one(store):
     section = Page(render_report(inputs, "en", ReportOptions(at_risk_waterfalls=0))).sections["actions"]
     assert section["notes"] == [] and section["tables"] == 1
     assert section["text"].index("C0007") < section["text"].index("C0003") and "120.50" in section["text"]
+
+
+def test_a_constant_feature_is_listed_last_in_the_drift_table(later):
+    from pipelines.report import drift_section
+    from pipelines.report_text import text_for
+
+    section = drift_section(later, text_for("en"), "en")
+    table = section.tables[0][1]
+    assert table.index("days_since_last_order") < table.index("p_churn") < table.index("season_share_next_90d")
+    assert len(section.images) == 1  # the chart of the others

@@ -218,7 +218,7 @@ def test_unknown_runs_and_a_lone_run_are_one_line_errors(tmp_path):
     _publish(store, _before())
     with pytest.raises(ChangesError, match="no run published before it"):
         changes_between(store)
-    with pytest.raises(ChangesError, match="--from nope: no such published run"):
+    with pytest.raises(ChangesError, match="from run nope: no such published run"):
         changes_between(store, from_run="nope")
     with pytest.raises(ValueError, match="lang 'fr'"):
         changes_between(store, lang="fr")
