@@ -82,7 +82,7 @@ def side_of_scored(scored: ScoredRun, as_of: dt.date | None = None) -> RunSide:
     columns = [c for c in [*SCORE_INPUT_COLUMNS, *RAW_SCORE_COLUMNS] if c in numbers.column_names]
     scores = numbers.select(columns).to_pandas()
     versions = {c: _first(numbers, c) for c in ("churn_model_version", "value_model_version")}
-    explanations = scored.explanations().select(REASON_INPUT_COLUMNS).to_pandas()
+    explanations = scored.explanations(columns=REASON_INPUT_COLUMNS).to_pandas()
     day = as_of if as_of is not None else _first(numbers, "as_of")
     return RunSide(str(scored.run_id), day, versions["churn_model_version"], versions["value_model_version"], scores, explanations)
 
@@ -91,13 +91,22 @@ def side_of_sink(sink, run_id: str) -> RunSide:
     """A published run; its raw scores come from its own `score_changes` table when it has one."""
     meta = sink.run_metadata(run_id)
     scores = sink.read_scores(run_id, columns=SCORE_INPUT_COLUMNS)
-    own = sink.read_table(CHANGES_TABLE, run_id)
     raw_after = [f"{c}_after" for c in RAW_SCORE_COLUMNS]
-    if own is not None and set(raw_after) <= set(own.columns):
+    # Only the columns the comparison reads: at 1M customers the tables' sentences are gigabytes.
+    own = _raw_scores_of(sink, run_id, raw_after)
+    if own is not None:
         raw = own.loc[own["status"] != "gone", ["customer_id", *raw_after]]
         scores = scores.merge(raw.rename(columns=dict(zip(raw_after, RAW_SCORE_COLUMNS, strict=True))), on="customer_id", how="left")
-    reasons = sink.read_explanations(run_id)[REASON_INPUT_COLUMNS]
+    reasons = sink.read_explanations(run_id, columns=REASON_INPUT_COLUMNS)
     return RunSide(meta.run_id, meta.as_of, meta.churn_model_version, meta.value_model_version, scores, reasons)
+
+
+def _raw_scores_of(sink, run_id: str, raw_after: list[str]) -> pd.DataFrame | None:
+    """A run's own raw scores from its `score_changes` table; None for a run published before they were kept."""
+    try:
+        return sink.read_table(CHANGES_TABLE, run_id, columns=["customer_id", "status", *raw_after])
+    except (KeyError, ValueError, pa.ArrowInvalid):  # an older table without these columns
+        return None
 
 
 # ---------------------------------------------------------------------- the comparison

@@ -599,21 +599,23 @@ class PostgresSink:
         return self._select("scores", run_id, as_of, columns, conditions, sql.SQL("ctid"))
 
     def read_explanations(self, run_id: str | None = None, as_of: dt.date | str | None = None,
-                          customer_id: str | Iterable[str] | None = None, score: str | None = None) -> pd.DataFrame:
-        """The explanations (one row per reason) of a run (default: current)."""
+                          customer_id: str | Iterable[str] | None = None, score: str | None = None,
+                          columns: list[str] | None = None) -> pd.DataFrame:
+        """The explanations (one row per reason) of a run (default: current), all columns or `columns`."""
         conditions = _conditions(customer_id=customer_id, score=score)
-        return self._select("explanations", run_id, as_of, None, conditions, sql.SQL("ctid"))
+        return self._select("explanations", run_id, as_of, columns, conditions, sql.SQL("ctid"))
 
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
         """The segment and value-tier summary of a run (default: current)."""
         return self._select("summary", run_id, as_of, None, [], sql.SQL("ctid"))
 
-    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame | None:
-        """A further table of a run (default: current), or None when the run has none of that name."""
+    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None,
+                   columns: list[str] | None = None) -> pd.DataFrame | None:
+        """A further table of a run (default: current), all columns or `columns`; None when the run has none of that name."""
         check_run_table_name(name)
         if name in CONTRACT_TABLES:
             return None
-        return self._select(name, run_id, as_of, None, [], sql.SQL("ctid"))
+        return self._select(name, run_id, as_of, columns, [], sql.SQL("ctid"))
 
     def read_scores_page(self, run_id: str | None = None, *, segment: str | None = None, value_tier: str | None = None,
                          min_value: float | None = None, min_p_churn: float | None = None,

@@ -84,16 +84,22 @@ class ScoredRun:
         batches = list(self.score_batches())
         return pa.concat_tables(batches) if batches else _side_by_side(self.numbers, SCORE_TEXTS_SCHEMA.empty_table())
 
-    def explanations(self) -> pa.Table:
-        """Every reason row of the run."""
+    def explanations(self, columns: list[str] | None = None) -> pa.Table:
+        """Every reason row of the run, all columns or `columns` (each part read for those only)."""
         tables = [conform(read_part(p), _without_run_id(p), where=f"run {self.run_id} explanations")
-                  for p in self.explanation_parts]
-        return pa.concat_tables(tables) if tables else EXPLANATION_SCHEMA.empty_table()
+                  for p in self.explanation_parts] if columns is None else \
+            [read_part(p, columns).select(columns) for p in self.explanation_parts]
+        if tables:
+            return pa.concat_tables(tables)
+        empty = EXPLANATION_SCHEMA.empty_table()
+        return empty if columns is None else empty.select(columns)
 
 
-def read_part(part: Part) -> pa.Table:
-    """A part as a table, read from its file when it is one."""
-    return pq.read_table(part) if isinstance(part, Path) else part
+def read_part(part: Part, columns: list[str] | None = None) -> pa.Table:
+    """A part as a table (all columns or `columns`), read from its file when it is one."""
+    if isinstance(part, Path):
+        return pq.read_table(part, columns=columns)
+    return part if columns is None else part.select(columns)
 
 
 def _without_run_id(part: Part) -> pa.Schema:

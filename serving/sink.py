@@ -44,16 +44,19 @@ class ScoreSink(Protocol):
         ...
 
     def read_explanations(self, run_id: str | None = None, as_of: dt.date | str | None = None,
-                          customer_id: str | Iterable[str] | None = None, score: str | None = None) -> pd.DataFrame:
-        """The explanations (one row per reason) of a run."""
+                          customer_id: str | Iterable[str] | None = None, score: str | None = None,
+                          columns: list[str] | None = None) -> pd.DataFrame:
+        """The explanations (one row per reason) of a run, all columns or `columns`."""
         ...
 
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
         """The segment and value-tier summary of a run."""
         ...
 
-    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame | None:
-        """A further table of a run (`ScoredRun.tables`, or one attached later), or None when the run has none."""
+    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None,
+                   columns: list[str] | None = None) -> pd.DataFrame | None:
+        """A further table of a run (`ScoredRun.tables`, or one attached later), all columns or `columns`;
+        None when the run has none."""
         ...
 
     def attach_table(self, run_id: str, name: str, table: pa.Table | pd.DataFrame) -> PublishedRun:

@@ -432,21 +432,23 @@ class ScoreStore:
         as_of: dt.date | str | None = None,
         customer_id: str | Iterable[str] | None = None,
         score: str | None = None,
+        columns: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Return the explanations (one row per reason) of a run (default: latest)."""
+        """Return the explanations (one row per reason) of a run (default: latest), all columns or `columns`."""
         filters = equality_filters(customer_id=customer_id, score=score)
-        return self._read("explanations", run_id, as_of, filters, None).to_pandas()
+        return self._read("explanations", run_id, as_of, filters, columns).to_pandas()
 
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
         """Return the segment and value-tier summary of a run (default: latest)."""
         return self._read("summary", run_id, as_of, None, None).to_pandas()
 
-    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame | None:
-        """A further table of a run (default: latest), or None when that run has none of that name."""
+    def read_table(self, name: str, run_id: str | None = None, as_of: dt.date | str | None = None,
+                   columns: list[str] | None = None) -> pd.DataFrame | None:
+        """A further table of a run (default: latest), all columns or `columns`; None when the run has none of that name."""
         for attempt in (1, 2):  # as in _read: a run republished meanwhile is resolved once more
             run = self._resolve(run_id, as_of)
             try:
-                table = read_named_table(self.root / run.folder, name)
+                table = read_named_table(self.root / run.folder, name, columns)
                 return None if table is None else table.to_pandas()
             except FileNotFoundError:
                 if attempt == 2:

@@ -102,11 +102,11 @@ def write_named_table(staging: Path, name: str, table: pa.Table, run_id: str) ->
     return table.num_rows
 
 
-def read_named_table(folder: Path, name: str) -> pa.Table | None:
-    """A further table of a published run, or None when the run has none of that name."""
+def read_named_table(folder: Path, name: str, columns: list[str] | None = None) -> pa.Table | None:
+    """A further table of a published run (all columns or `columns`), or None when the run has none of that name."""
     check_run_table_name(name)
     path = folder / RUN_TABLE.format(name)
-    return pq.read_table(path) if path.exists() else None
+    return pq.read_table(path, columns=columns) if path.exists() else None
 
 
 def link_run_files(source: Path, target: Path) -> None:

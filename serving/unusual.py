@@ -15,7 +15,9 @@ raises (lowers) that score:
   the direction is that sign. "Pays later than 80% of customers" is a reason raising churn
   risk; "pays 2 days late", the population's usual, is none, however large its contribution.
 - other features (categories such as industry, numbers with no monotone effect): their
-  contribution itself must lie beyond the percentile of that feature's contributions.
+  contribution itself must lie beyond the percentile of that feature's contributions;
+- a number with one value for every reference customer (a property of the date, such as last
+  year's season share of all customers) is never a reason: nobody stands out on it.
 
 The reference population is the model's own: the customers of its latest validation snapshot,
 summarised when the model is fitted (models/reason_reference.py) and kept with it, so
@@ -69,6 +71,11 @@ def _unusual_sides(column: pd.Series, c: np.ndarray, reference: ReasonReference,
                    percentile: int) -> tuple[np.ndarray, np.ndarray]:
     """Where feature j would be unusual enough to raise, and to lower, the score."""
     high, low = reference.value_percentiles[j, percentile], reference.value_percentiles[j, 100 - percentile]
+    if reference.value_percentiles[j, 0] == reference.value_percentiles[j, 100]:
+        # One value for every reference customer (last year's season share of all customers): it describes
+        # the date, not the customer, so no customer stands out on it.
+        nowhere = np.zeros(len(c), dtype=bool)
+        return nowhere, nowhere
     direction = reference.direction[j]
     if direction == 0 or np.isnan(high) or not is_numeric(column):
         return c > reference.contribution_percentiles[j, percentile], c < reference.contribution_percentiles[j, 100 - percentile]

@@ -98,3 +98,17 @@ def test_percentile_out_of_range_is_refused(reference):
     X = pd.DataFrame({name: [1.0] for name in NAMES[:2]} | {"attr_industry": pd.Categorical(["retail"])})
     with pytest.raises(ValueError, match="percentile=40"):
         unusual_only(np.zeros((1, 3)), X, reference, 40)
+
+
+def test_a_number_with_one_value_for_every_reference_customer_is_never_a_reason():
+    # last year's season share of all customers: 0.26 for everyone in the reference, with contributions
+    # spread by the trees' interactions; at scoring it is 0.31 for everyone, some contributions large
+    names = ["season_share_next_90d", "days_late_mean_90d"]
+    late = np.arange(10.0)
+    X = pd.DataFrame({"season_share_next_90d": np.full(10, 0.26), "days_late_mean_90d": late})
+    contrib = np.column_stack([np.linspace(-0.2, 0.2, 10), 0.1 * (late - 2.0), np.zeros(10)])
+    reference = ReasonReference.from_population(contrib, X, names)
+    now = pd.DataFrame({"season_share_next_90d": np.full(3, 0.31), "days_late_mean_90d": [9.0, 9.0, 1.0]})
+    kept = unusual_only(np.array([[0.9, 0.7], [0.5, -0.1], [-0.4, -0.1]]), now, reference, 80)
+    assert (kept[:, 0] == 0).all()  # the date's share is nobody's reason
+    assert kept[0, 1] == 0.7  # 9 days late, beyond the 80th percentile (7): still a reason
