@@ -66,19 +66,25 @@ def report_task(run: Run, run_id: str) -> dict:
     except Exception as exc:  # the run is published: a report that cannot be drawn must not fail it
         log.warning("report of run %s not written: %s", run_id, exc)
         return {"report_error": f"{type(exc).__name__}: {exc}"}
-    log_to_mlflow(run_id, written)
+    log_to_mlflow(run_id, written, run.paths.mlflow_artifacts / "scoring")
     return {"reports": {lang: str(path) for lang, path in written.items()}}
 
 
-def log_to_mlflow(run_id: str, files: dict[str, Path]) -> str | None:
-    """Log the report files to the scoring run's MLflow run (found by tag, else started); None if MLflow refuses."""
+def log_to_mlflow(run_id: str, files: dict[str, Path], artifacts: Path) -> str | None:
+    """Log the report files to the scoring run's MLflow run (found by tag, else started); None if MLflow refuses.
+
+    The experiment is looked up by name, not made active: `mlflow.set_experiment` would also set
+    MLFLOW_EXPERIMENT_ID in the process's environment, for every later run and child process.
+    """
     import mlflow
+
+    from pipelines import tracking
     try:
-        experiment = mlflow.set_experiment(SCORING_EXPERIMENT)
-        found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",
+        experiment_id = tracking.ensure_experiment(SCORING_EXPERIMENT, artifacts)
+        found = mlflow.search_runs([experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",
                                    output_format="list", max_results=1)
         with mlflow.start_run(run_id=found[0].info.run_id if found else None, run_name=f"report {run_id}",
-                              experiment_id=experiment.experiment_id, nested=mlflow.active_run() is not None) as active:
+                              experiment_id=experiment_id, nested=mlflow.active_run() is not None) as active:
             mlflow.set_tag(RUN_ID_TAG, run_id)
             for path in files.values():
                 mlflow.log_artifact(str(path), "report")

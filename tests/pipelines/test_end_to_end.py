@@ -286,3 +286,7 @@ def test_the_run_wrote_its_report_in_both_languages_and_logged_it_to_mlflow(firs
     assert len(found) == 1
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(found[0].info.run_id, "report")}
     assert logged == {f"report/{run_id}.en.html", f"report/{run_id}.zh.html"}
+    import os
+
+    # logging the report made no experiment active for the rest of the process and its children
+    assert "MLFLOW_EXPERIMENT_ID" not in os.environ
