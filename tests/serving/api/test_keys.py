@@ -14,7 +14,7 @@ def test_the_key_file_holds_a_salted_scrypt_hash_never_the_key(tmp_path):
     keys = ApiKeys(tmp_path / "api_keys.json")
     first, second = keys.create("crm"), keys.create("bi")
     text = (tmp_path / "api_keys.json").read_text()
-    secret = first.rsplit("_", 1)[1]
+    secret = first.split("_", 2)[2]
     assert first not in text and secret not in text
     records = json.loads(text)["keys"]
     assert [r["name"] for r in records] == ["crm", "bi"]
@@ -27,7 +27,7 @@ def test_wrong_unknown_malformed_and_missing_keys_are_refused(tmp_path):
     keys = ApiKeys(tmp_path / "api_keys.json")
     key = keys.create("crm")
     wrong_secret = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
-    unknown_id = "cs_000000000000_" + key.rsplit("_", 1)[1]
+    unknown_id = "cs_000000000000_" + key.split("_", 2)[2]
     for presented in (wrong_secret, unknown_id, "not-a-key", "", None, key + "x"):
         assert keys.verify(presented) is None, presented
 
