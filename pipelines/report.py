@@ -314,9 +314,10 @@ def drift_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
     # A feature with one value for everyone (serving.drift.CONSTANT) has a PSI that measures the date, not the
     # population: listed last, and left out of the chart, where its bar would flatten all the others.
     constant = drift["level"] == CONSTANT
-    drift = pd.concat([drift[~constant].sort_values("psi", ascending=False, na_position="last"), drift[constant]])
-    if (~constant).any():
-        section.images.append((w["psi"], plots.psi_bars(drift[~constant].rename(columns={"name": "feature"}), lang)))
+    varying = drift[~constant].sort_values("psi", ascending=False, na_position="last")
+    drift = pd.concat([varying, drift[constant]])
+    if len(varying):
+        section.images.append((w["psi"], plots.psi_bars(varying.rename(columns={"name": "feature"}), lang)))
     section.captions.append(w["drift_caption"])
     section.tables.append(("", frame_html(drift)))
     return section
