@@ -56,7 +56,7 @@ def db_init(
         sink.close()
     console.print(f"schema {sink.schema} ready in PostgreSQL {sink.shown}", highlight=False, soft_wrap=True)
     console.print(f"reader role {reader_role}: SELECT on every table and view of {sink.schema}, also of runs published "
-                  "later; no CREATE; read-only sessions", highlight=False, soft_wrap=True)
+                  "later; no CREATE; read-only connections", highlight=False, soft_wrap=True)
     console.print(f"views: {READER_VIEWS}", highlight=False, soft_wrap=True)
     console.print(f"a BI tool connects with: {reader_url}", highlight=False, soft_wrap=True)
     if generated:

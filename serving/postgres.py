@@ -10,7 +10,7 @@ Layout in the schema (default `custscore`)::
     current_run, published_runs, score_history
                                views: the current run's row, every published run, every published score row
 
-A publish takes a session advisory lock (publishers are serialised; the server releases it when
+A publish takes a connection-level advisory lock (publishers are serialised; the server releases it when
 a publisher dies), records the run as `publishing`, then in ONE transaction creates the run's
 tables, fills them with COPY (the score batches and explanation parts streamed one at a time, so
 memory stays flat), indexes them, marks the run `published` (an earlier run of the same run_id
@@ -191,7 +191,7 @@ class PostgresSink:
 
     @contextlib.contextmanager
     def _publish_lock(self, conn: psycopg.Connection) -> Iterator[None]:
-        """Serialise publishers of this schema; the server releases the lock when a publisher's session ends."""
+        """Serialise publishers of this schema; the server releases the lock when a publisher's connection ends."""
         key = f"custscore.publish.{self.schema}"
         conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [key])
         try:
@@ -386,7 +386,7 @@ class PostgresSink:
 
         The role may SELECT every table and view of the schema, also those of runs published later
         (default privileges of the publishing role), and nothing else: no CREATE on the schema, and
-        its sessions are read-only. Its password is set when given (a role made without one cannot log in);
+        its connections are read-only. Its password is set when given (a role made without one cannot log in);
         only its SCRAM verifier is sent to the server, so the password appears in no server log.
         """
         if not IDENTIFIER.match(reader_role):
