@@ -42,8 +42,9 @@ def summary(n: int) -> pd.DataFrame:
 FEB_IDS = [f"k{i:02d}" for i in range(1, 26)]
 
 
-def publish_runs(root: Path) -> None:
-    store = ScoreStore(root)
+def publish_runs(target) -> None:
+    """The two runs, into the store at a folder or into any other sink."""
+    store = ScoreStore(target) if isinstance(target, Path) else target
     jan = score_rows(["k01", "k02"], p_churn=[0.2, 0.3], clv=[10.0, 20.0], segment=["regular", "regular"], tier=["B", "B"])
     store.publish(RunMetadata(run_id="run-jan", as_of=JAN, churn_model_version="1"), ScoredRun.from_tables(jan, summary=summary(2)))
     feb = score_rows(FEB_IDS, p_churn=[float("nan") if i == 7 else i / 25 for i in range(1, 26)],

@@ -7,27 +7,15 @@ from fastapi.testclient import TestClient
 
 from serving.api import ApiKeys, create_app
 from serving.postgres import PostgresSink
-from serving.scored_run import ScoredRun
-from serving.store import RunMetadata, ScoreStore
-from tests.serving.api.conftest import FEB, FEB_IDS, JAN, publish_runs, score_rows, summary
-
-
-def publish_to(sink) -> None:
-    """The two runs of the store fixture, published to another sink."""
-    jan = score_rows(["k01", "k02"], p_churn=[0.2, 0.3], clv=[10.0, 20.0], segment=["regular", "regular"], tier=["B", "B"])
-    sink.publish(RunMetadata(run_id="run-jan", as_of=JAN, churn_model_version="1"), ScoredRun.from_tables(jan, summary=summary(2)))
-    feb = score_rows(FEB_IDS, p_churn=[float("nan") if i == 7 else i / 25 for i in range(1, 26)],
-                     clv=[float(i * 100) for i in range(1, 26)],
-                     segment=["at_risk" if i % 2 else "regular" for i in range(1, 26)],
-                     tier=["A" if i > 15 else "C" for i in range(1, 26)])
-    sink.publish(RunMetadata(run_id="run-feb", as_of=FEB, churn_model_version="2"), ScoredRun.from_tables(feb, summary=summary(25)))
+from serving.store import ScoreStore
+from tests.serving.api.conftest import publish_runs
 
 
 @pytest.fixture
 def clients(postgres_url, pg_schema, tmp_path):
     """A client over PostgreSQL and one over the store, both holding the same two runs, with one key."""
     postgres = PostgresSink(postgres_url, pg_schema)
-    publish_to(postgres)
+    publish_runs(postgres)
     publish_runs(tmp_path / "store")
     keys = ApiKeys(tmp_path / "api_keys.json")
     key = keys.create("bi")
