@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from demo import generate_demo_data, write_demo_data
+from tests.pipelines.flow_home import module_home
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +45,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def home(world, prefect_harness):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CUSTSCORE_HOME", str(world / "home"))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield world / "home"
-    mp.undo()
+    yield from module_home(world)
 
 
 def _config(root: Path, name: str, allow: str, roc_auc_above: float = 0.98) -> Path:

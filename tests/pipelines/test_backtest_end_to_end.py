@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from demo import generate_demo_data, write_demo_data
+from tests.pipelines.flow_home import module_home
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +38,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def home(world, prefect_harness):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CUSTSCORE_HOME", str(world / "home"))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield world / "home"
-    mp.undo()
+    yield from module_home(world)
 
 
 @pytest.fixture(scope="module")

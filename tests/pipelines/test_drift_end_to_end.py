@@ -9,6 +9,7 @@ import pytest
 
 from demo import generate_demo_data, write_demo_data
 from serving.drift import DriftSettings
+from tests.pipelines.flow_home import module_home
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +27,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def home(world, prefect_harness):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CUSTSCORE_HOME", str(world / "home"))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield world / "home"
-    mp.undo()
+    yield from module_home(world)
 
 
 def config(root, name: str, **drift) -> str:
