@@ -308,7 +308,7 @@ def test_the_reader_role_reads_later_runs_and_cannot_write_or_create(sink):
             with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
                 conn.execute(statement)
             assert what
-        conn.execute("SET default_transaction_read_only = off")  # even outside a read-only session: no privilege
+        conn.execute("SET default_transaction_read_only = off")  # even with read-only switched off: no privilege
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"DELETE FROM {scores_table}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
