@@ -7,6 +7,7 @@ in a config file stops the run with the key's path instead of being silently ign
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -300,16 +301,63 @@ def _resolve(config_path: Path, relative: str) -> Path:
     return candidate if candidate.exists() else CONFIGS_DIR / relative
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping.
+
+    PyYAML keeps the last of two equal keys, so a second `monitoring:` block would silently
+    replace the first; a config must say each thing once.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                continue  # the base loader rejects an unhashable key with its own message
+            if key in first_line:
+                raise DuplicateKeyError(key, line, first_line[key])
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key that appears twice in one YAML mapping, with both lines."""
+
+    def __init__(self, key: object, line: int, first_line: int) -> None:
+        super().__init__(f"line {line}: key {key!r} appears twice in the same block (first at line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+def read_yaml_text(text: str) -> object:
+    """Parse YAML like `yaml.safe_load`, but a key written twice in one mapping is an error."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"{path}: configuration file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml_text(path.read_text(encoding="utf-8")) or {}
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}, line {exc.line}: key {exc.key!r} appears twice in the same block (first at "
+                          f"line {exc.first_line}); keep one and merge the settings into it") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}{_yaml_position(exc)}: not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     return raw
+
+
+def _yaml_position(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    # PyYAML's own text spans several lines with a caret drawing; the position is given apart.
+    problem = getattr(exc, "problem", None)
+    return " ".join(str(problem or exc).split())
 
 
 def _explain(exc: ValidationError) -> str:

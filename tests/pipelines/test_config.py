@@ -111,3 +111,46 @@ def test_a_default_configuration_keeps_the_run_id_it_had_before_more_feature_set
     cfg = load_config()
     key = cfg.model_dump(mode="json", include={"features"}, exclude={"features": feature_settings_at_default(cfg.features)})
     assert sorted(key["features"]) == ["attributes", "btyd", "model_features", "seasonal", "tenure_ratios", "windows_days"]
+
+
+def test_a_section_written_twice_is_one_line_naming_file_line_and_key(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("monitoring:\n  drift:\n    bins: 10\nlabels:\n  churn_horizon_days: 60\nmonitoring:\n  drift:\n    bins: 20\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(path) in message and "line 6" in message and "'monitoring'" in message and "line 1" in message
+
+
+def test_a_key_written_twice_inside_a_block_is_refused(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("labels:\n  churn_horizon_days: 60\n  value_horizon_days: 365\n  churn_horizon_days: 90\n")
+    with pytest.raises(ConfigError, match=r"line 4: key 'churn_horizon_days' appears twice .*first at line 2"):
+        load_config(path)
+
+
+def test_a_key_written_twice_in_the_segments_file_is_refused_with_that_file(tmp_path: Path):
+    segments = (DEFAULT_CONFIG.parent / "segments.yaml").read_text()
+    first_line = next(line for line in segments.splitlines() if line and not line.startswith(("#", " ")))
+    first_key = first_line.split(":")[0]
+    (tmp_path / "segments.yaml").write_text(segments + "\n" + first_line + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("segments_file: segments.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert str(tmp_path / "segments.yaml") in str(err.value) and repr(first_key) in str(err.value)
+
+
+def test_the_same_key_in_two_different_blocks_is_allowed(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("labels:\n  churn_horizon_days: 60\nmonitoring:\n  drift: {}\n")
+    assert load_config(path).labels.churn_horizon_days == 60
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("labels:\n  churn_horizon_days: [60\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value) and ", line " in str(err.value)
