@@ -7,6 +7,7 @@ typer only; the command imports pandas, DuckDB and rich when it runs, never Pref
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -117,8 +118,9 @@ def check_flags(lang: str, output: Path | None) -> None:
 def run_data_source(run: PublishedRun, data: Path | None, cfg: CustscoreConfig, demo_root: Path) -> Path:
     """Where the run's customers table lives: --data, else the source the run recorded, else the config's.
 
-    A run on the bundled demo data records a label, not a path: its folder is found from the
-    config's `demo:` section as the run made it.
+    A run on the bundled demo data records its demo settings (older runs only a label naming
+    customers and seed): its folder under the home's demo-data/ is found from them, so no
+    config needs to be given.
     """
     from pipelines.arguments import RunArgumentError
 
@@ -127,13 +129,44 @@ def run_data_source(run: PublishedRun, data: Path | None, cfg: CustscoreConfig, 
     recorded = str(run.extra.get("data_source") or "")
     if recorded and Path(recorded).exists():
         return Path(recorded)
+    demo = run_demo_folder(run, demo_root, cfg.demo.folder_name())
+    if demo is not None:
+        return demo
     if cfg.data.source is not None and Path(cfg.data.source).exists():
         return Path(cfg.data.source)
-    demo = demo_root / f"n{cfg.demo.customers}-s{cfg.demo.seed}-{cfg.demo.end.isoformat()}"
-    if recorded.startswith("demo data") and demo.exists():
-        return demo
+    if recorded.startswith(DEMO_LABEL):
+        raise RunArgumentError(f"--owner: the demo data of run {run.run_id} ({recorded}) is not in {demo_root}; "
+                               "rerun the run's command to generate it, or pass --data with the folder holding its "
+                               "customers table")
     raise RunArgumentError(f"--owner: the data of run {run.run_id} ({recorded or 'not recorded'}) is not found here; "
                            "pass --data with the folder or DuckDB file holding its customers table")
+
+
+DEMO_LABEL = "demo data"
+_DEMO_LABEL = re.compile(r"demo data \((\d+) customers, seed (-?\d+)")
+
+
+def run_demo_folder(run: PublishedRun, demo_root: Path, configured: str) -> Path | None:
+    """The demo folder a run was made from, if it is a demo run and the folder is still in the home.
+
+    `configured` (the folder name of the config's demo settings) decides between several
+    folders an older run's label fits.
+    """
+    from pipelines.config import DemoConfig
+
+    settings = run.extra.get("demo_data")
+    if isinstance(settings, dict):
+        folder = demo_root / DemoConfig(**settings).folder_name()
+        return folder if folder.exists() else None
+    match = _DEMO_LABEL.match(str(run.extra.get("data_source") or ""))
+    if match is None:
+        return None
+    # A label without the end date: the folder is found when only one end was generated for them.
+    customers, seed = match.groups()
+    candidates = [p for p in demo_root.glob(f"n{customers}-s{seed}-*") if p.is_dir() and not p.name.endswith(".partial")]
+    if len(candidates) == 1:
+        return candidates[0]
+    return next((p for p in candidates if p.name == configured), None)
 
 
 def customer_owners(source: Path, column: str) -> pd.Series:

@@ -68,6 +68,10 @@ class DemoConfig(_Frozen):
     seed: int = 7
     end: date = date(2026, 9, 30)
 
+    def folder_name(self) -> str:
+        """The folder under the home's demo-data/ holding the demo tables of these settings."""
+        return f"n{self.customers}-s{self.seed}-{self.end.isoformat()}"
+
 
 class FeatureConfig(FeatureSpec):
     """The `features:` section: the feature set itself (every field of features.build.FeatureSpec,

@@ -239,5 +239,8 @@ def run_metadata(run: Run, champions: dict, run_id: str) -> RunMetadata:
             "data_source": run.source_label, "input_rows": run.data.report_json(), "models": models,
             "clock": run.clock.isoformat(),
             "config": run.cfg.model_dump(mode="json", include={"labels", "valuation", "scoring", "features"}),
+            # The demo settings the run was made from: commands reading its data later (actions --owner)
+            # find the demo folder from them, whatever config they are given.
+            **({"demo_data": run.cfg.demo.model_dump(mode="json")} if run.cfg.data.source is None else {}),
         },
     )

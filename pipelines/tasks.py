@@ -49,7 +49,7 @@ def feature_spec(cfg: CustscoreConfig) -> FeatureSpec:
 @staged("demo data")
 def ensure_demo_data(paths: HomePaths, cfg: CustscoreConfig) -> Path:
     """Generate the bundled demo data into the home folder once per (customers, seed, end)."""
-    folder = paths.demo_data / f"n{cfg.demo.customers}-s{cfg.demo.seed}-{cfg.demo.end.isoformat()}"
+    folder = paths.demo_data / cfg.demo.folder_name()
     if not (folder / "transactions.parquet").exists():
         tables = generate_demo_data(cfg.demo.customers, seed=cfg.demo.seed, end=cfg.demo.end)
         staging = folder.with_name(folder.name + ".partial")

@@ -215,3 +215,72 @@ def test_a_folder_without_a_customers_table_is_named(home):
     result = runner.invoke(app, ["actions", "--owner", "account_manager", "--data", str(empty)])
     assert result.exit_code == 2
     assert f"the data folder {empty} has no customers table" in result.output.replace("\n", "")
+
+
+def demo_folder(home, name: str, regions: list[str]):
+    folder = home / "home" / "demo-data" / name
+    folder.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["c1", "c2"], "region": regions}).to_parquet(folder / "customers.parquet")
+    return folder
+
+
+def test_a_demo_run_made_with_another_config_finds_its_own_demo_data_without_flags(home):
+    # the run was made with a config of 300 demo customers; actions is given no config (default: 5,000)
+    demo_folder(home, "n5000-s7-2026-09-30", ["wrong", "wrong"])
+    demo_folder(home, "n300-s3-2026-06-30", ["east", "west"])
+    metadata = RunMetadata(run_id="r2", as_of=dt.date(2026, 10, 31), extra={
+        "data_source": "demo data (300 customers, seed 3)",
+        "demo_data": {"customers": 300, "seed": 3, "end": "2026-06-30"}})
+    ScoreStore(home / "home" / "store").publish(metadata, ScoredRun.from_tables(score_rows()))
+    out = home / "demo.csv"
+    result = runner.invoke(app, ["actions", *FLAGS, "--budget", "2", "--owner", "region", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out)["owner"].tolist() == ["east", "west"]
+
+
+def test_an_older_demo_run_is_found_from_its_label_when_one_demo_folder_fits(home):
+    demo_folder(home, "n300-s3-2026-06-30", ["east", "west"])
+    publish_on(home, "demo data (300 customers, seed 3)")
+    out = home / "demo.csv"
+    result = runner.invoke(app, ["actions", *FLAGS, "--budget", "2", "--owner", "region", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out)["owner"].tolist() == ["east", "west"]
+
+
+def test_a_demo_run_whose_demo_data_is_gone_says_in_one_line_what_to_pass(home):
+    publish_on(home, "demo data (300 customers, seed 3)")
+    result = runner.invoke(app, ["actions", "--owner", "region"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "demo data (300 customers, seed 3)" in message and "pass --data" in message
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("source", [None, "data"])
+def test_a_published_demo_run_records_the_demo_settings_actions_finds_its_folder_by(tmp_path, monkeypatch, source):
+    from types import SimpleNamespace
+
+    from pipelines import publishing, tasks
+    from pipelines.cli_actions import run_demo_folder
+    from pipelines.config import load_config
+    from pipelines.environment import HomePaths
+    from pipelines.runs import Run
+
+    monkeypatch.setattr(publishing.tracking, "grade_of", lambda run_id: "A")
+    cfg = load_config().with_overrides(demo={"customers": 300, "seed": 3}, data={"source": source and str(tmp_path)})
+    data = SimpleNamespace(data_hash="h", report_json=dict)
+    run = Run(cfg, None, data, dt.date(2026, 10, 1), dt.datetime(2026, 10, 1), "demo data (300 customers, seed 3)")
+    champion = SimpleNamespace(version="1", run_id="m")
+    extra = publishing.run_metadata(run, {"churn": champion, "value": champion}, "r9").extra
+    if source is not None:
+        assert "demo_data" not in extra  # the run names its own data: nothing to find
+        return
+    assert extra["demo_data"] == {"customers": 300, "seed": 3, "end": cfg.demo.end.isoformat()}
+    # the folder the run generated is the one actions finds from the record, whatever config it is given
+    paths = HomePaths(tmp_path / "home")
+    made = paths.demo_data / cfg.demo.folder_name()
+    made.mkdir(parents=True)
+    (made / "transactions.parquet").touch()  # already generated: ensure_demo_data only names the folder
+    assert made == tasks.ensure_demo_data.fn(paths, cfg)
+    published = RunMetadata(run_id="r9", as_of=dt.date(2026, 10, 1), extra=extra)
+    assert run_demo_folder(published, paths.demo_data, load_config().demo.folder_name()) == made
