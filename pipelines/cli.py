@@ -554,7 +554,7 @@ def scores_export(
     as_of: RunAsOfOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
     segment: Annotated[list[str] | None, typer.Option("--segment", help="Only this segment (repeat for several).")] = None,
-    tier: Annotated[list[str] | None, typer.Option("--tier", help="Only this value tier A, B or C (repeat for several).")] = None,
+    tier: Annotated[list[str] | None, typer.Option("--tier", help="Only this value tier A, B or C (repeat for several); customers without history have none.")] = None,
     columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated score columns, in this order.")] = None,
     excel: Annotated[bool, typer.Option("--excel", help="CSV for Excel: UTF-8 BOM, rounded numbers.")] = False,
 ) -> None:

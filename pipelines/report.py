@@ -249,11 +249,14 @@ def segments_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
 def pareto_section(inputs: ReportInputs, w: dict, lang: str, options: ReportOptions) -> Section:
     section = Section("pareto", w["pareto"])
     column = options.value_column if options.value_column in inputs.scores else "clv"
-    values = inputs.scores[column].astype(float)
+    # The tiers were cut over the scored customers: customers without a tier (no history) are
+    # left off both the curve and the tier shares, which must count the same customers.
+    tiered = inputs.scores.loc[inputs.scores["value_tier"].notna()]
+    values = tiered[column].astype(float)
     if not (values > 0).any():
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_positive_value']}")
         return section
-    tiers = inputs.scores["value_tier"].value_counts(normalize=True)
+    tiers = tiered["value_tier"].value_counts(normalize=True)
     shares = {t: float(tiers.get(t, 0.0)) for t in ("A", "B", "C")}
     section.images.append((w["pareto"], plots.pareto_curve(values, shares, options.tier_cuts, lang)))
     section.captions.append(w["pareto_caption"].format(value=column, a=options.tier_cuts[0], b=options.tier_cuts[1]))

@@ -39,6 +39,8 @@ SEGMENTS: tuple[str, ...] = ("most_valuable", "growth", "at_risk", "negative_val
 SegmentName = Literal["most_valuable", "growth", "at_risk", "negative_value", "new", "regular"]
 ValueColumn = Literal["clv", "net_value", "expected_margin", "expected_revenue"]
 TIERS: tuple[str, ...] = ("A", "B", "C")
+# The summary group of customers without a tier (no history, not scored); their value_tier is null.
+NO_TIER = "none"
 SCORE_INPUT_COLUMNS: tuple[str, ...] = (
     "customer_id", "p_churn", "expected_revenue", "expected_margin", "cost_to_serve",
     "net_value", "clv", "current_value", "is_new",
@@ -75,6 +77,7 @@ TIER_LABELS: dict[str, Label] = {
     "A": Label(en="tier A", zh="A类客户"),
     "B": Label(en="tier B", zh="B类客户"),
     "C": Label(en="tier C", zh="C类客户"),
+    NO_TIER: Label(en="no tier (no history, not scored)", zh="无等级（无交易记录，未评分）"),
 }
 
 
@@ -205,7 +208,7 @@ def assign_segments(scores: pd.DataFrame, rules: SegmentRules) -> pd.DataFrame:
     out = scores.copy()
     value = out[rules.value_column].to_numpy(dtype=float)
     ids = out["customer_id"].astype(str).to_numpy()
-    out["value_tier"] = value_tiers(value, rules.tier_a_cumulative_share, rules.tier_b_cumulative_share, tiebreak=ids)
+    out["value_tier"] = _tiers_of_scored(value, _without_history(out), rules, ids)
     tests = _segment_tests(out, rules)
     chosen = np.full(len(out), -1, dtype=np.int64)
     for position, name in enumerate(rules.order):  # first match wins
@@ -217,6 +220,24 @@ def assign_segments(scores: pd.DataFrame, rules: SegmentRules) -> pd.DataFrame:
     out["segment_label_zh"] = np.array([rules.label(s).zh for s in rules.order], dtype=object)[chosen]
     out["segment_reason"] = reasons.to_pandas().set_axis(out.index)
     return out
+
+
+def _without_history(scores: pd.DataFrame) -> np.ndarray:
+    """True for the rows scoring left unscored (`is_new`: no transaction line before as_of)."""
+    return scores["is_new"].fillna(False).to_numpy(dtype=bool)
+
+
+def _tiers_of_scored(value: np.ndarray, unscored: np.ndarray, rules: SegmentRules, ids: np.ndarray) -> np.ndarray:
+    """Value tiers cut over the scored customers only; a customer without history has none (null).
+
+    A prospect has no predicted value to rank: calling it C would tell a reader it was judged
+    of little value, and any value it is given later must not move the cut-offs of the others.
+    """
+    tiers = np.full(len(value), None, dtype=object)
+    scored = ~unscored
+    tiers[scored] = value_tiers(value[scored], rules.tier_a_cumulative_share, rules.tier_b_cumulative_share,
+                                tiebreak=ids[scored])
+    return tiers
 
 
 def _check_input(scores: pd.DataFrame, rules: SegmentRules) -> None:
@@ -335,7 +356,7 @@ def _segment_tests(df: pd.DataFrame, rules: SegmentRules) -> dict[str, tuple[np.
 
     tests: dict[str, tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]] = {}
     # is_new marks the rows scoring left unscored: no transaction line before as_of.
-    no_history = df["is_new"].fillna(False).to_numpy(dtype=bool)
+    no_history = _without_history(df)
     is_new = no_history
     if tenure is not None:
         is_new = no_history | (tenure < rules.new_max_tenure_days)
@@ -401,14 +422,16 @@ def segment_summary(scored: pd.DataFrame, rules: SegmentRules | None = None) -> 
 
     Shares are of plain sums (a negative predicted value lowers its group's share), so each
     share column sums to 1 over the segments and again over the tiers. Every class and
-    tier appears, with zeros where nobody falls in it. Columns: serving.score_table.SUMMARY_COLUMNS minus run_id.
+    tier appears, with zeros where nobody falls in it; customers without a tier (no history)
+    form the group NO_TIER when there are any. Columns: serving.score_table.SUMMARY_COLUMNS minus run_id.
     """
     rules = rules or SegmentRules()
     missing = sorted({"segment", "value_tier", "p_churn", "current_value", rules.value_column} - set(scored.columns))
     if missing:
         raise ValueError(f"segment_summary: scored frame lacks column(s) {missing}; run assign_segments first")
     by_segment = _summarise(scored, "segment", list(rules.order), {s: rules.label(s) for s in SEGMENTS}, rules.value_column)
-    by_tier = _summarise(scored, "value_tier", list(TIERS), TIER_LABELS, rules.value_column)
+    with_tier_group = scored.assign(value_tier=scored["value_tier"].fillna(NO_TIER))
+    by_tier = _summarise(with_tier_group, "value_tier", list(TIERS), TIER_LABELS, rules.value_column)
     return pd.concat([by_segment, by_tier], ignore_index=True)
 
 

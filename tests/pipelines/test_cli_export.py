@@ -50,6 +50,19 @@ def test_segment_and_tier_filters_keep_only_those_customers(store, tmp_path):
     assert len(pd.read_csv(out)) == 8
 
 
+def test_a_customer_without_a_tier_is_left_out_of_every_tier_and_exported_with_an_empty_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUSTSCORE_HOME", str(tmp_path / "home"))
+    store = ScoreStore(tmp_path / "home" / "store")
+    scores = make_scores(3).assign(value_tier=["A", "C", None], segment=["regular", "regular", "new"])
+    store.publish(metadata("r1"), scored_run(scores, make_explanations(scores), per_part=5))
+    result, out = _export(tmp_path, "--tier", "C")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out, dtype={"customer_id": str})["customer_id"].tolist() == ["c00001"]
+    result, out = _export(tmp_path, "--segment", "new", name="new.csv")
+    new = pd.read_csv(out, dtype={"customer_id": str}, keep_default_na=False)
+    assert new["customer_id"].tolist() == ["c00002"] and new["value_tier"].tolist() == [""]
+
+
 def test_columns_are_written_in_the_order_asked(store, tmp_path):
     result, out = _export(tmp_path, "--columns", "customer_id, clv,segment")
     assert result.exit_code == 0, result.output

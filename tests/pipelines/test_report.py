@@ -170,6 +170,25 @@ def test_pareto_points_by_hand():
     assert np.allclose(value, [0.0, 0.6, 0.9, 1.0, 1.0])
 
 
+def test_the_pareto_curve_and_its_tier_shares_count_only_customers_with_a_tier(monkeypatch):
+    from types import SimpleNamespace
+
+    from pipelines import report, report_plots
+
+    drawn = {}
+
+    def pareto_curve(values, tier_shares, cuts, lang):
+        drawn.update(customers=len(values), shares=tier_shares)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(report_plots, "pareto_curve", pareto_curve)
+    # four scored customers (A, A, B, C) and four without history: these have no value and no tier
+    scores = pd.DataFrame({"clv": [50.0, 30.0, 10.0, 0.0] + [np.nan] * 4,
+                           "value_tier": ["A", "A", "B", "C"] + [None] * 4})
+    report.pareto_section(SimpleNamespace(scores=scores), TEXT["en"], "en", ReportOptions())
+    assert drawn == {"customers": 4, "shares": {"A": 0.5, "B": 0.25, "C": 0.25}}
+
+
 def test_transition_matrix_puts_from_in_rows_and_to_in_columns():
     table = pd.DataFrame({"from_segment": ["regular", "regular", "at_risk"], "to_segment": ["at_risk", "regular", "at_risk"],
                           "customers": [4, 10, 2]})

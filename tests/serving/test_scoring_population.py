@@ -20,6 +20,7 @@ from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
 from serving.score_run import score_run
 from serving.scoring import NEW_CUSTOMER_TEXT_EN, ScoringModels, trailing_net_value
+from serving.segments import value_tiers
 from serving.settings import ScoringSettings
 from tests.features.conftest import random_frames
 
@@ -63,7 +64,9 @@ def scored(tables, tmp_path_factory) -> pd.DataFrame:
                     ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1),
                     tmp_path_factory.mktemp("scoring"), run_id="r1", as_of=SCORING.date())
     numbers = run.numbers.to_pandas().set_index("customer_id")
-    return numbers.join(run.scores().to_pandas().set_index("customer_id")[["reasons", "reason_text_en"]])
+    scored = numbers.join(run.scores().to_pandas().set_index("customer_id")[["reasons", "reason_text_en"]])
+    scored.attrs["summary"] = run.summary.to_pandas()
+    return scored
 
 
 def test_customers_with_only_zero_lines_or_returns_are_scored_and_explained(scored):
@@ -85,6 +88,20 @@ def test_only_customers_without_any_line_are_left_unscored_and_say_why(scored):
     assert unscored.loc["prospect", "segment_reason"] == "no transaction before as_of: not scored"
     assert scored["p_churn"].notna().sum() == len(scored) - 1
     assert "later" not in scored.index  # first line on the scoring date: no history as of it, and not in the customers table
+
+
+def test_a_customer_without_history_has_no_value_tier_and_the_summary_counts_it_apart(scored):
+    assert pd.isna(scored.loc["prospect", "value_tier"])
+    with_history = scored.drop(index="prospect")
+    assert with_history["value_tier"].isin(["A", "B", "C"]).all()
+    # the tiers are cut over the scored customers alone, exactly as value_tiers does on them
+    expected = value_tiers(with_history["clv"].to_numpy(), tiebreak=with_history.index.to_numpy())
+    assert with_history["value_tier"].tolist() == list(expected)
+    tiers = scored.attrs["summary"].query("group_by == 'value_tier'").set_index("group")
+    assert tiers["customers"].to_dict() == {**with_history["value_tier"].value_counts().reindex(["A", "B", "C"], fill_value=0).to_dict(),
+                                            "none": 1}
+    assert tiers.loc["none", "label_en"] == "no tier (no history, not scored)"
+    assert tiers["share_customers"].sum() == pytest.approx(1.0)
 
 
 def test_trailing_net_value_is_margin_minus_cost_to_serve_of_the_value_horizon():

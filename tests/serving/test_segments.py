@@ -73,9 +73,10 @@ def test_order_of_evaluation_is_the_configured_one():
 
 def test_value_tiers_follow_cumulative_share_of_value():
     out = assign_segments(_customers(), RULES).set_index("customer_id")
-    # positive clv total 18,800; share before each customer: 0, .27, .48, .64, .77 | .88, .93 | .97
-    assert out["value_tier"].to_dict() == {
-        "c01": "A", "c02": "A", "c03": "A", "c04": "A", "c05": "A",
+    # c05 has no history: no tier, and its value is not counted. Positive clv of the others 16,800;
+    # share before each customer: 0, .30, .54, .71 | .86, .92 | .97
+    assert out["value_tier"].fillna("none").to_dict() == {
+        "c01": "A", "c02": "A", "c03": "A", "c04": "A", "c05": "none",
         "c06": "B", "c07": "B", "c08": "C", "c09": "C", "c10": "C",
     }  # fmt: skip
     # shares before: 50 -> 0, 30 -> .5, 10 -> .8 (not < .8: B), first 5 -> .9 (B), second 5 -> .95 (C)
@@ -111,7 +112,7 @@ def test_every_customer_gets_exactly_one_segment_and_tier():
     out = assign_segments(df, SegmentRules())
     assert len(out) == n
     assert out["segment"].isin(SEGMENTS).all()
-    assert out["value_tier"].isin(["A", "B", "C"]).all()
+    assert out.loc[~out["is_new"], "value_tier"].isin(["A", "B", "C"]).all() and out.loc[out["is_new"], "value_tier"].isna().all()
     assert out["segment_reason"].str.len().gt(0).all()
     assert (out["segment"] == "most_valuable").mean() <= 0.05
 
@@ -130,7 +131,9 @@ def test_summary_shares_sum_to_one_and_count_customers():
     assert seg.loc["at_risk", "mean_p_churn"] == pytest.approx(0.7)
     assert seg.loc["most_valuable", "label_zh"] == "最有价值客户"
     tiers = summary[summary["group_by"] == "value_tier"].set_index("group")
-    assert tiers.loc["A", "share_predicted_value"] == pytest.approx(16500 / 18600)
+    # A: c01-c04 (c05, new, has no tier and forms the group "none"); all predicted value 18,600
+    assert tiers.loc["A", "share_predicted_value"] == pytest.approx(14500 / 18600)
+    assert tiers.loc["none", "customers"] == 1
 
 
 def test_segments_reasons_and_summary_do_not_depend_on_the_order_of_the_rows():
@@ -309,3 +312,19 @@ def test_negative_value_needs_the_trailing_horizon_to_lose_money_too():
     assert out.loc["c001", "segment_reason"] == "net_value -50 < 0"
     with pytest.raises(ValueError, match="trailing_net_value"):
         assign_segments(frame.drop(columns=["trailing_net_value"]), SegmentRules())
+
+
+def test_a_customer_without_history_has_no_tier_and_does_not_move_the_cut_offs():
+    # Five scored customers cut as value_tiers([50, 30, 10, 5, 5]) -> A, A, B, B, C (hand-computed above);
+    # a prospect is given a large value on purpose: it must neither take a tier nor push the others down.
+    df = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e", "p"], "clv": [50.0, 30.0, 10.0, 5.0, 5.0, 1000.0],
+        "p_churn": [0.1] * 5 + [np.nan], "net_value": [1.0] * 5 + [np.nan], "current_value": [1.0] * 5 + [0.0],
+        "expected_revenue": [1.0] * 5 + [np.nan], "expected_margin": 0.0, "cost_to_serve": 0.0,
+        "is_new": [False] * 5 + [True], "trailing_net_value": [1.0] * 5 + [np.nan],
+    })  # fmt: skip
+    out = assign_segments(df, SegmentRules()).set_index("customer_id")
+    assert out["value_tier"].fillna("none").to_dict() == {"a": "A", "b": "A", "c": "B", "d": "B", "e": "C", "p": "none"}
+    assert out.loc["p", "segment"] == "new"
+    tiers = segment_summary(out.reset_index(), SegmentRules()).query("group_by == 'value_tier'").set_index("group")
+    assert tiers["customers"].to_dict() == {"A": 2, "B": 2, "C": 1, "none": 1}

@@ -51,6 +51,16 @@ def test_page_is_in_customer_id_order_with_filters(store):
     assert store.read_scores_page(min_p_churn=0.5)["customer_id"].tolist() == ["c2", "c3", "c6"]
 
 
+@pytest.mark.parametrize("indexed", [False, True], ids=["scanning", "indexed"])
+def test_a_customer_without_a_tier_is_in_no_tier_page_and_reads_back_without_one(tmp_path, indexed):
+    frame = scores(["c1", "c2", "p1"], p_churn=[0.2, 0.3, float("nan")], clv=[10.0, 5.0, float("nan")],
+                   segment=["regular", "regular", "new"], tier=["A", "C", None])
+    publish(ScoreStore(tmp_path), "r1", dt.date(2026, 1, 31), frame)
+    store = ScoreStore(tmp_path, index_runs=indexed)
+    assert store.read_scores_page(value_tier="C")["customer_id"].tolist() == ["c2"]
+    assert store.read_scores_page(segment="new")["value_tier"].isna().tolist() == [True]
+
+
 def test_pages_after_a_customer_cover_every_row_once(store):
     seen, after = [], None
     while True:
