@@ -3,7 +3,9 @@
 Layout in the schema (default `custscore`)::
 
     runs                       one row per publish: metadata (jsonb), counts, status, timestamps,
-                               and the physical tables of the run (`tables`, jsonb)
+                               the physical tables of the run with their rows and columns (`tables`,
+                               jsonb a person can read) and, apart, the Arrow schemas the sink reads
+                               them back with (`table_schemas`, jsonb of base64 text)
     t<12 hex>_scores, ...      a run's tables (scores, explanations, segment_summary, x_<name>)
     scores_current, explanations_current, segment_summary_current, <name>_current
                                views over the current run's tables: what BI tools read
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -61,6 +64,40 @@ RESERVED = {"scores", "explanations", "segment_summary", "summary", "runs", "cur
 MAX_TABLE_NAME = 47  # t<12 hex>_x_<name> and <name>_current must fit PostgreSQL's 63 characters
 COPY_ROWS = 20_000  # rows per CSV block sent to COPY: a few MB, whatever the run's size
 _IDLE_READERS = 8
+
+
+# The columns of `runs` the readers' views show (all but table_schemas).
+RUN_VIEW_COLUMNS = ("id", "run_id", "as_of", "churn_model_version", "value_model_version", "churn_mlflow_run_id",
+                    "value_mlflow_run_id", "data_hash", "metadata", "status", "score_rows", "explanation_rows",
+                    "summary_rows", "tables", "started_at", "published_at", "finished_at", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatedTable:
+    """A table a publish made: what `runs.tables` shows of it, and its Arrow schema for `runs.table_schemas`."""
+
+    described: dict  # {"table": physical name, "rows": n, "columns": ["name type", ...]}
+    schema: str  # base64 of the serialized Arrow schema
+
+
+def readable_table(name: str, rows: int, schema: pa.Schema) -> dict:
+    """How `runs.tables` shows one table: its physical name, rows, and columns as "name type" in order."""
+    columns = [f"{f.name} {pg_type(f).split(' COLLATE')[0]}" for f in schema]
+    return {"table": name, "rows": rows, "columns": columns}
+
+
+def schema_text(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode()
+
+
+def schema_of(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def _json_columns(tables: dict[str, CreatedTable]) -> tuple[psycopg.types.json.Jsonb, psycopg.types.json.Jsonb]:
+    """The values of `tables` and `table_schemas` for some created tables."""
+    return (psycopg.types.json.Jsonb({name: t.described for name, t in tables.items()}),
+            psycopg.types.json.Jsonb({name: t.schema for name, t in tables.items()}))
 
 
 class PostgresSinkError(RuntimeError):
@@ -178,12 +215,31 @@ class PostgresSink:
                 tables jsonb NOT NULL DEFAULT '{{}}'::jsonb,
                 started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
                 published_at timestamptz, finished_at timestamptz, error text)""").format(runs=self._name("runs")))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS table_schemas jsonb NOT NULL DEFAULT '{{}}'::jsonb")
+                     .format(self._name("runs")))
+        self._move_schemas_out_of_tables(conn)
         conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS runs_run_id ON {} (run_id)").format(self._name("runs")))
         conn.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS runs_one_published ON {} (run_id) "
                              "WHERE status = 'published'").format(self._name("runs")))
         conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
             self._name("runs"), sql.Literal("custscore: one row per publish; status published = readable, "
                                             "the current run is in the view current_run")))
+
+    def _move_schemas_out_of_tables(self, conn: psycopg.Connection) -> None:
+        """Rows written before `table_schemas` existed kept the base64 schemas in `tables`: move them there."""
+        runs = self._name("runs")
+        old = conn.execute(sql.SQL("SELECT id, tables FROM {} WHERE jsonb_path_exists(tables, '$.*.schema')").format(runs)).fetchall()
+        if not old:
+            return
+        with conn.transaction():
+            for row_id, tables in old:
+                schemas = {name: t["schema"] for name, t in tables.items() if "schema" in t}
+                readable = {name: readable_table(t["table"], t["rows"], schema_of(schemas[name])) if name in schemas else t
+                            for name, t in tables.items()}
+                conn.execute(sql.SQL("UPDATE {} SET tables = %s, table_schemas = table_schemas || %s WHERE id = %s").format(runs),
+                             [psycopg.types.json.Jsonb(readable), psycopg.types.json.Jsonb(schemas), row_id])
+        logger.info("PostgreSQL %s: %d run row(s) now list their tables' columns; their schemas moved to table_schemas",
+                    self.shown, len(old))
 
     def _schema_exists(self, conn: psycopg.Connection) -> bool:
         return conn.execute("SELECT to_regclass(%s) IS NOT NULL",
@@ -247,8 +303,8 @@ class PostgresSink:
              psycopg.types.json.Jsonb(metadata.extra)]).fetchone()
         return row[0]
 
-    def _load_run(self, conn: psycopg.Connection, metadata: RunMetadata, run: ScoredRun) -> dict[str, dict]:
-        """Create and fill the run's tables (inside the caller's transaction); {name: {table, rows, schema}}."""
+    def _load_run(self, conn: psycopg.Connection, metadata: RunMetadata, run: ScoredRun) -> dict[str, CreatedTable]:
+        """Create and fill the run's tables (inside the caller's transaction), by name."""
         run_id = metadata.run_id
         where = f"run {run_id}"
         stamp = {"run_id": run_id, "as_of": metadata.as_of, "churn_model_version": metadata.churn_model_version,
@@ -294,19 +350,19 @@ class PostgresSink:
             conn.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
                 sql.Identifier(f"{name}_{column}"), self._name(name), sql.Identifier(column)))
         conn.execute(sql.SQL("ANALYZE {}").format(self._name(name)))
-        return {"table": name, "rows": rows, "schema": base64.b64encode(schema.serialize().to_pybytes()).decode()}
+        return CreatedTable(readable_table(name, rows, schema), schema_text(schema))
 
-    def _mark_published(self, conn: psycopg.Connection, attempt: int, run_id: str, tables: dict[str, dict]) -> list[str]:
+    def _mark_published(self, conn: psycopg.Connection, attempt: int, run_id: str, tables: dict[str, CreatedTable]) -> list[str]:
         """Mark the attempt published and an earlier publish of the run replaced; the replaced run's tables."""
         replaced = conn.execute(sql.SQL(
             "UPDATE {} SET status = 'replaced', finished_at = clock_timestamp() "
             "WHERE run_id = %s AND status = 'published' RETURNING tables").format(self._name("runs")), [run_id]).fetchall()
         conn.execute(sql.SQL(
             "UPDATE {} SET status = 'published', published_at = clock_timestamp(), finished_at = clock_timestamp(), "
-            "score_rows = %s, explanation_rows = %s, summary_rows = %s, tables = %s WHERE id = %s").format(
+            "score_rows = %s, explanation_rows = %s, summary_rows = %s, tables = %s, table_schemas = %s WHERE id = %s").format(
             self._name("runs")),
-            [tables["scores"]["rows"], tables["explanations"]["rows"], tables["summary"]["rows"],
-             psycopg.types.json.Jsonb(tables), attempt])
+            [tables["scores"].described["rows"], tables["explanations"].described["rows"], tables["summary"].described["rows"],
+             *_json_columns(tables), attempt])
         return [t["table"] for (old,) in replaced for t in old.values()]
 
     def _mark_failed(self, conn: psycopg.Connection, attempt: int, exc: BaseException) -> None:
@@ -354,9 +410,11 @@ class PostgresSink:
         for view, table in sorted(wanted.items()):
             self._define_view(conn, view, sql.SQL("SELECT * FROM {}").format(self._name(table)))
         runs = self._name("runs")
-        self._define_view(conn, "published_runs", sql.SQL("SELECT * FROM {} WHERE status = 'published'").format(runs))
-        self._define_view(conn, "current_run", sql.SQL("SELECT * FROM {} WHERE id = {}").format(
-            runs, sql.Literal(current["id"] if current else -1)))
+        # The readers' views leave out table_schemas: what the sink needs, not what a person reads.
+        shown = sql.SQL(", ").join(sql.Identifier(c) for c in RUN_VIEW_COLUMNS)
+        self._define_view(conn, "published_runs", sql.SQL("SELECT {} FROM {} WHERE status = 'published'").format(shown, runs))
+        self._define_view(conn, "current_run", sql.SQL("SELECT {} FROM {} WHERE id = {}").format(
+            shown, runs, sql.Literal(current["id"] if current else -1)))
         published = [t["scores"]["table"] for (t,) in conn.execute(sql.SQL(
             "SELECT tables FROM {} WHERE status = 'published' ORDER BY as_of, published_at, run_id").format(runs))]
         history = sql.SQL(" UNION ALL ").join(
@@ -421,15 +479,16 @@ class PostgresSink:
             row = self._published_row(conn, run_id)
             table = stamped(table, {"run_id": run_id}, where=f"run {run_id} table {name}")
             with conn.transaction():
-                described = self._create_filled(conn, f"x_{name}", table.schema, iter([table]),
-                                                indexes=tuple(c for c in ("customer_id",) if c in table.column_names))
-                conn.execute(sql.SQL("UPDATE {} SET tables = tables || %s WHERE id = %s").format(self._name("runs")),
-                             [psycopg.types.json.Jsonb({name: described}), row["id"]])
+                created = self._create_filled(conn, f"x_{name}", table.schema, iter([table]),
+                                              indexes=tuple(c for c in ("customer_id",) if c in table.column_names))
+                conn.execute(sql.SQL("UPDATE {} SET tables = tables || %s, table_schemas = table_schemas || %s "
+                                     "WHERE id = %s").format(self._name("runs")),
+                             [*_json_columns({name: created}), row["id"]])
                 self._point_views(conn)
             old = row["tables"].get(name)
             self._drop_tables(conn, [old["table"]] if old else [])
             published = self._published(conn, row["id"])
-        logger.info("run %s: table %s attached in PostgreSQL %s (%d rows)", run_id, name, self.shown, described["rows"])
+        logger.info("run %s: table %s attached in PostgreSQL %s (%d rows)", run_id, name, self.shown, created.described["rows"])
         return published
 
     def delete_run(self, run_id: str, *, allow_latest: bool = False) -> PublishedRun:
@@ -478,13 +537,16 @@ class PostgresSink:
 
     # ------------------------------------------------------------------ run rows
 
+    # table_schemas read through the row as jsonb: a reader may meet a database no publish has given
+    # the column yet (the reader role cannot add it); such rows still hold the schemas in `tables`.
     _ROW = ("id, run_id, as_of, churn_model_version, value_model_version, churn_mlflow_run_id, value_mlflow_run_id, "
-            "data_hash, metadata, status, score_rows, explanation_rows, summary_rows, tables, published_at")
+            "data_hash, metadata, status, score_rows, explanation_rows, summary_rows, tables, published_at, "
+            "coalesce(to_jsonb(runs) -> 'table_schemas', '{{}}'::jsonb) AS table_schemas")
 
     def _rows(self, conn: psycopg.Connection, where: str, params: list | None = None) -> list[dict]:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
         # `where` is one of this module's fixed clauses; values always travel as parameters.
-        return cursor.execute(sql.SQL("SELECT " + self._ROW + " FROM {} " + where).format(self._name("runs")),
+        return cursor.execute(sql.SQL("SELECT " + self._ROW + " FROM {} AS runs " + where).format(self._name("runs")),
                               params or []).fetchall()
 
     def _current_row(self, conn: psycopg.Connection) -> dict | None:
@@ -566,7 +628,7 @@ class PostgresSink:
                 described = row["tables"].get(name)
                 if described is None:
                     return None
-                schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(described["schema"])))
+                schema = schema_of(row["table_schemas"].get(name) or described["schema"])
                 wanted = _wanted_columns(schema, columns, f"run {row['run_id']} {name}")
                 where = sql.SQL(" AND ").join(
                     sql.SQL("{} " + op + " (%s)").format(sql.Identifier(column)) for column, op, _ in conditions

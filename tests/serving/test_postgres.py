@@ -93,6 +93,54 @@ def test_a_run_reads_back_from_postgresql_exactly_as_from_the_store(sink, tmp_pa
     assert sink.list_runs()[["run_id", "score_rows"]].to_dict("list") == {"run_id": ["r1"], "score_rows": [30]}
 
 
+def test_the_runs_table_lists_each_table_with_rows_and_columns_a_person_can_read(sink):
+    run = a_run()
+    run.tables = {"score_changes": pa.table({"customer_id": ["c00001", "c00002"], "p_churn_change": [0.25, -0.5]})}
+    sink.publish(metadata("r1"), run)
+    sink.attach_table("r1", "backtest", pa.table({"metric": ["roc_auc"], "value": [0.71]}))
+
+    ((tables, schemas),) = query(sink.url, f'SELECT tables, table_schemas FROM "{sink.schema}".runs')
+    assert set(tables) == {"scores", "explanations", "summary", "score_changes", "backtest"}
+    assert tables["score_changes"]["rows"] == 2 and tables["score_changes"]["table"].endswith("_x_score_changes")
+    assert tables["score_changes"]["columns"] == ["customer_id text", "p_churn_change double precision", "run_id text"]
+    assert tables["backtest"]["columns"] == ["metric text", "value double precision", "run_id text"]
+    assert tables["scores"]["columns"][:3] == ["customer_id text", "as_of date", "run_id text"]
+    assert "schema" not in str(tables)  # no base64 blob where a BI tool looks
+    assert set(schemas) == set(tables)  # the sink's own copy of each Arrow schema, apart
+    # what a BI tool reads: the views of runs show the readable column, not the schemas
+    ((shown,),) = query(sink.url, f'SELECT tables FROM "{sink.schema}".current_run')
+    assert shown == tables
+    columns = {c for (c,) in query(sink.url, "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                                             "AND table_name IN ('current_run', 'published_runs')", [sink.schema])}
+    assert "tables" in columns and "table_schemas" not in columns
+    assert sink.read_table("backtest").to_dict("list") == {"metric": ["roc_auc"], "value": [0.71], "run_id": ["r1"]}
+
+
+def test_a_run_row_written_with_schemas_inside_tables_still_reads_and_is_rewritten_readable(sink):
+    import base64
+
+    sink.publish(metadata("r1"), a_run())
+    runs = f'"{sink.schema}".runs'
+    # the layout of the runs table before table_schemas: each table's base64 schema inside `tables`
+    with psycopg.connect(sink.url, autocommit=True) as conn:
+        ((tables, schemas),) = conn.execute(f"SELECT tables, table_schemas FROM {runs}").fetchall()
+        old = {name: {"table": t["table"], "rows": t["rows"], "schema": schemas[name]} for name, t in tables.items()}
+        conn.execute(f"ALTER TABLE {runs} DROP COLUMN table_schemas")
+        conn.execute(f"UPDATE {runs} SET tables = %s", [psycopg.types.json.Jsonb(old)])
+    assert base64.b64decode(old["scores"]["schema"])  # really the old blob
+    reader = PostgresSink(sink.url, sink.schema)
+    try:
+        assert len(reader.read_scores()) == 30  # a reader before any publish after the upgrade
+    finally:
+        reader.close()
+    sink.ensure_schema()  # what the next publish or `db init` does first
+    ((tables, schemas),) = query(sink.url, f"SELECT tables, table_schemas FROM {runs}")
+    assert schemas == {name: t["schema"] for name, t in old.items()}
+    assert tables["summary"]["columns"][:3] == ["run_id text", "group_by text", "group text"]
+    assert all("schema" not in t for t in tables.values())
+    assert len(sink.read_scores()) == 30
+
+
 def test_reading_before_any_publish_says_there_is_no_run(sink):
     with pytest.raises(RunNotFoundError, match="no published runs yet"):
         sink.read_scores()
