@@ -218,6 +218,10 @@ class PostgresConfig(_Frozen):
     # A URL holds a password: prefer the environment variable CUSTSCORE_POSTGRES_URL (it wins over this).
     url: str | None = None
     schema_name: Annotated[str, Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "custscore"
+    # The switch of a publish waits this long for readers holding the views (readers arriving meanwhile
+    # wait behind it, so it is also how long a dashboard may stall), then lets them through and retries.
+    switch_lock_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    switch_attempts: Annotated[int, Field(ge=1)] = 5
 
 
 class SinksConfig(_Frozen):

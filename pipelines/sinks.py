@@ -43,7 +43,9 @@ def postgres_sink(cfg: CustscoreConfig):
         return None
     from serving.postgres import PostgresSink
 
-    return PostgresSink(url, cfg.sinks.postgres.schema_name)
+    settings = cfg.sinks.postgres
+    return PostgresSink(url, settings.schema_name, switch_lock_timeout=settings.switch_lock_timeout_seconds,
+                        switch_attempts=settings.switch_attempts)
 
 
 def configured_sinks(cfg: CustscoreConfig, paths: HomePaths) -> list[NamedSink]:

@@ -13,14 +13,20 @@ Layout in the schema (default `custscore`)::
                                views: the current run's row, every published run, every published score row
 
 A publish takes a connection-level advisory lock (publishers are serialised; the server releases it when
-a publisher dies), records the run as `publishing`, then in ONE transaction creates the run's
+a publisher dies), records the run as `publishing`, then in one transaction creates the run's
 tables, fills them with COPY (the score batches and explanation parts streamed one at a time, so
-memory stays flat), indexes them, marks the run `published` (an earlier run of the same run_id
+memory stays flat), indexes them and records them on the run's row, still `publishing`. A second,
+short transaction (the switch) marks the run `published` (an earlier run of the same run_id
 `replaced`) and points the views at the current run. A process killed or a connection dropped
-anywhere before the commit rolls all of it back: readers keep seeing the previous run, and only
-the `publishing` row is left, which the next publish marks `failed` (with any orphan table).
-The replaced run's tables are dropped after the commit; a reader that resolved them just before
-resolves once more.
+anywhere before the switch commits leaves readers on the previous run, and at most the
+`publishing` row and its tables, which the next publish marks `failed` and drops.
+
+The switch redefines views a reader may hold open (a long query in a BI tool): it waits at most
+`switch_lock_timeout` seconds for them, as readers arriving meanwhile queue behind it, then lets
+them through and tries again, `switch_attempts` times in all; then it gives up in one line
+(`ViewSwitchTimeout`): the new run's tables are in place, the views still show the previous run.
+The replaced run's tables are dropped after the switch, under the same bound (else the next
+publish drops them); a reader that resolved them just before resolves once more.
 
 "Current/latest" means what it means in the Parquet store: the latest as_of, then the last published.
 Identifiers are always composed with psycopg.sql; the connection URL is shown only redacted.
@@ -37,6 +43,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -104,6 +111,10 @@ class PostgresSinkError(RuntimeError):
     """PostgreSQL refused or lost a publish or a read; the message names the server (redacted) and what to do."""
 
 
+class ViewSwitchTimeout(PostgresSinkError):
+    """Readers held the views through every attempt of a publish's switch: the run's tables are in, the views are not moved."""
+
+
 class ReadConnectionLost(PostgresSinkError):
     """A reading connection broke (server restarted, connection ended): a read is retried once on a new one."""
 
@@ -123,13 +134,19 @@ def redacted_url(url: str) -> str:
 class PostgresSink:
     """A `ScoreSink` in a PostgreSQL schema (see the module docstring)."""
 
-    def __init__(self, url: str, schema: str = "custscore", *, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, schema: str = "custscore", *, connect_timeout: int = 10,
+                 switch_lock_timeout: float = 3.0, switch_attempts: int = 5) -> None:
         if not IDENTIFIER.match(schema):
             raise ValueError(f"PostgreSQL schema {schema!r}: use a lower-case identifier (letters, digits, _)")
+        if switch_lock_timeout <= 0 or switch_attempts < 1:
+            raise ValueError(f"switch_lock_timeout {switch_lock_timeout} and switch_attempts {switch_attempts}: "
+                             "give a timeout above 0 seconds and at least 1 attempt")
         self.url = url
         self.schema = schema
         self.shown = redacted_url(url)
         self.connect_timeout = connect_timeout
+        self.switch_lock_timeout = switch_lock_timeout
+        self.switch_attempts = switch_attempts
         self._idle: list[psycopg.Connection] = []
         self._idle_lock = threading.Lock()
 
@@ -270,13 +287,12 @@ class PostgresSink:
             attempt = self._record_attempt(conn, metadata)
             try:
                 with conn.transaction():
-                    tables = self._load_run(conn, metadata, run)
-                    replaced = self._mark_published(conn, attempt, metadata.run_id, tables)
-                    self._point_views(conn)
+                    self._record_tables(conn, attempt, self._load_run(conn, metadata, run))
+                replaced = self._switch(conn, attempt, metadata.run_id)
             except BaseException as exc:
                 self._mark_failed(conn, attempt, exc)
                 raise
-            self._drop_tables(conn, replaced)
+            self._drop_replaced(conn, replaced)
             published = self._published(conn, attempt)
         logger.info("published run %s (as of %s) to PostgreSQL %s: %d scores, %d explanations", published.run_id,
                     published.as_of, self.shown, published.score_rows, published.explanation_rows)
@@ -352,17 +368,62 @@ class PostgresSink:
         conn.execute(sql.SQL("ANALYZE {}").format(self._name(name)))
         return CreatedTable(readable_table(name, rows, schema), schema_text(schema))
 
-    def _mark_published(self, conn: psycopg.Connection, attempt: int, run_id: str, tables: dict[str, CreatedTable]) -> list[str]:
+    def _record_tables(self, conn: psycopg.Connection, attempt: int, tables: dict[str, CreatedTable]) -> None:
+        """The loaded tables and their counts on the attempt's row, still `publishing`: no reader sees them yet."""
+        conn.execute(sql.SQL(
+            "UPDATE {} SET score_rows = %s, explanation_rows = %s, summary_rows = %s, tables = %s, table_schemas = %s "
+            "WHERE id = %s").format(self._name("runs")),
+            [tables["scores"].described["rows"], tables["explanations"].described["rows"], tables["summary"].described["rows"],
+             *_json_columns(tables), attempt])
+
+    def _switch(self, conn: psycopg.Connection, attempt: int, run_id: str) -> list[str]:
+        """Make the loaded run current, waiting a bounded time for readers holding the views; the replaced run's tables."""
+        for number in range(1, self.switch_attempts + 1):
+            try:
+                with conn.transaction():
+                    self._bound_lock_waits(conn)
+                    replaced = self._mark_published(conn, attempt, run_id)
+                    self._point_views(conn)
+                return replaced
+            except psycopg.errors.LockNotAvailable:
+                if number == self.switch_attempts:
+                    raise self._switch_timeout(conn, run_id) from None
+                logger.warning("PostgreSQL %s: a reader holds the views; switching to run %s again in %gs (attempt %d of %d)",
+                               self.shown, run_id, self.switch_lock_timeout, number + 1, self.switch_attempts)
+                # The readers that queued behind the switch's lock request run meanwhile.
+                time.sleep(self.switch_lock_timeout)
+        raise AssertionError("unreachable")
+
+    def _bound_lock_waits(self, conn: psycopg.Connection) -> None:
+        """Within the current transaction, wait at most switch_lock_timeout for any lock."""
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", [f"{round(self.switch_lock_timeout * 1000)}ms"])
+
+    def _switch_timeout(self, conn: psycopg.Connection, run_id: str) -> ViewSwitchTimeout:
+        current = self._current_row(conn)
+        shown = f"run {current['run_id']} (as of {current['as_of']})" if current else "no run"
+        return ViewSwitchTimeout(
+            f"PostgreSQL {self.shown}: run {run_id}'s tables are in place but the views still show {shown}: a reader "
+            f"held them through {self.switch_attempts} attempts of {self.switch_lock_timeout:g}s (a long query in a BI "
+            "tool?); let it finish or cancel it (pg_stat_activity, pg_cancel_backend), then publish again")
+
+    def _drop_replaced(self, conn: psycopg.Connection, names: list[str]) -> None:
+        """Drop the replaced run's tables after the switch, waiting as little as the switch; else the next publish does."""
+        try:
+            with conn.transaction():
+                self._bound_lock_waits(conn)
+                self._drop_tables(conn, names)
+        except psycopg.errors.LockNotAvailable:
+            logger.warning("PostgreSQL %s: a reader still holds the replaced tables %s; the next publish drops them",
+                           self.shown, ", ".join(names))
+
+    def _mark_published(self, conn: psycopg.Connection, attempt: int, run_id: str) -> list[str]:
         """Mark the attempt published and an earlier publish of the run replaced; the replaced run's tables."""
         replaced = conn.execute(sql.SQL(
             "UPDATE {} SET status = 'replaced', finished_at = clock_timestamp() "
             "WHERE run_id = %s AND status = 'published' RETURNING tables").format(self._name("runs")), [run_id]).fetchall()
         conn.execute(sql.SQL(
-            "UPDATE {} SET status = 'published', published_at = clock_timestamp(), finished_at = clock_timestamp(), "
-            "score_rows = %s, explanation_rows = %s, summary_rows = %s, tables = %s, table_schemas = %s WHERE id = %s").format(
-            self._name("runs")),
-            [tables["scores"].described["rows"], tables["explanations"].described["rows"], tables["summary"].described["rows"],
-             *_json_columns(tables), attempt])
+            "UPDATE {} SET status = 'published', published_at = clock_timestamp(), finished_at = clock_timestamp() "
+            "WHERE id = %s").format(self._name("runs")), [attempt])
         return [t["table"] for (old,) in replaced for t in old.values()]
 
     def _mark_failed(self, conn: psycopg.Connection, attempt: int, exc: BaseException) -> None:

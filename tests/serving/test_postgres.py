@@ -141,6 +141,64 @@ def test_a_run_row_written_with_schemas_inside_tables_still_reads_and_is_rewritt
     assert len(sink.read_scores()) == 30
 
 
+def holding_the_view(sink: PostgresSink, view: str = "scores_current") -> psycopg.Connection:
+    """A reader in the middle of a long query: a transaction that has read the view and not ended."""
+    reader = psycopg.connect(sink.url)  # not autocommit: the transaction stays open, and its lock on the view
+    reader.execute(f'SELECT count(*) FROM "{sink.schema}".{view}').fetchall()
+    return reader
+
+
+def test_a_reader_holding_a_view_through_every_attempt_leaves_the_previous_run_in_one_line(postgres_url, pg_schema, caplog):
+    sink = PostgresSink(postgres_url, pg_schema, switch_lock_timeout=0.3, switch_attempts=3)
+    try:
+        sink.publish(metadata("r1"), a_run(n=5))
+        before = run_tables(sink)
+        reader = holding_the_view(sink)
+        try:
+            started = time.monotonic()
+            with pytest.raises(PostgresSinkError) as failure:
+                sink.publish(metadata("r2", AS_OF + dt.timedelta(days=1)), a_run(n=7))
+            waited = time.monotonic() - started
+        finally:
+            reader.close()
+        message = str(failure.value)
+        assert "\n" not in message
+        assert "run r2's tables are in place but the views still show run r1" in message and "publish again" in message
+        assert 3 * 0.3 <= waited < 15  # three bounded waits and two pauses, not the reader's whole query
+        assert len(run_tables(sink) - before) == 3  # the new run's tables are there ...
+        assert current_ids(sink) == {"r1"} and statuses(sink) == [("r1", "published"), ("r2", "failed")]  # ... not shown
+        assert sum("switching to run r2 again" in r.getMessage() for r in caplog.records) == 2
+        sink.publish(metadata("r2", AS_OF + dt.timedelta(days=1)), a_run(n=7))  # the reader is gone: it goes through
+        assert current_ids(sink) == {"r2"} and len(run_tables(sink) - before) == 3  # the failed attempt's tables dropped
+    finally:
+        sink.close()
+
+
+def test_a_reader_that_finishes_during_the_retries_lets_the_switch_through(postgres_url, pg_schema, monkeypatch):
+    from types import SimpleNamespace
+
+    from serving import postgres
+
+    sink = PostgresSink(postgres_url, pg_schema, switch_lock_timeout=0.3, switch_attempts=3)
+    try:
+        sink.publish(metadata("r1"), a_run(n=5))
+        reader = holding_the_view(sink, "score_history")
+        pauses = []
+
+        def pause(seconds):  # the long query ends while the switch pauses after its first attempt
+            pauses.append(seconds)
+            reader.close()
+
+        monkeypatch.setattr(postgres, "time", SimpleNamespace(sleep=pause))
+        published = sink.publish(metadata("r2", AS_OF + dt.timedelta(days=1)), a_run(n=7))
+        assert pauses == [0.3]  # one attempt timed out waiting for the reader, the next went through
+        assert published.run_id == "r2" and current_ids(sink) == {"r2"}
+        assert statuses(sink) == [("r1", "published"), ("r2", "published")]
+    finally:
+        reader.close()
+        sink.close()
+
+
 def test_reading_before_any_publish_says_there_is_no_run(sink):
     with pytest.raises(RunNotFoundError, match="no published runs yet"):
         sink.read_scores()
