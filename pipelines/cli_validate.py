@@ -24,10 +24,15 @@ def check_quarantine_out(path: Path | None) -> None:
 def validation_source(data: Path | None, cfg: CustscoreConfig, config: Path | None) -> Path:
     """--data, else the config's data.source; one of them must name the tables."""
     if data is not None:
+        if not Path(data).exists():
+            raise RunArgumentError(f"--data {data}: no such file or folder; give the folder of the tables or a DuckDB file")
         return data
     if cfg.data.source is None:
         where = f"data.source of {config}" if config else "data.source in a config (--config FILE)"
         raise RunArgumentError(f"validate needs the tables: give --data DIR or set {where}")
+    if not Path(cfg.data.source).exists():
+        raise RunArgumentError(f"data.source {cfg.data.source} of {config or 'the config'}: no such file or folder; "
+                               "fix it or give --data DIR")
     return Path(cfg.data.source)
 
 

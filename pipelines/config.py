@@ -297,7 +297,7 @@ def load_config(path: Path | None = None) -> CustscoreConfig:
     raw = _read_yaml(path)
     segments_file = raw.pop("segments_file", "segments.yaml")
     if "segments" not in raw:
-        raw["segments"] = _read_yaml(_resolve(path, segments_file))
+        raw["segments"] = _read_yaml(_segments_path(path, segments_file))
     try:
         return CustscoreConfig.model_validate(raw)
     except ValidationError as exc:
@@ -307,6 +307,18 @@ def load_config(path: Path | None = None) -> CustscoreConfig:
 def _resolve(config_path: Path, relative: str) -> Path:
     candidate = config_path.parent / relative
     return candidate if candidate.exists() else CONFIGS_DIR / relative
+
+
+def _segments_path(config_path: Path, segments_file: object) -> Path:
+    """The segment rules file a config names: next to the config, else among the shipped configs/."""
+    if not isinstance(segments_file, str) or not segments_file.strip():
+        raise ConfigError(f"{config_path}: segments_file must be a file name (got {segments_file!r}); "
+                          "e.g. segments_file: segments.yaml")
+    path = _resolve(config_path, segments_file)
+    if not path.exists():
+        raise ConfigError(f"{config_path}: segments_file {segments_file!r} is found neither next to it "
+                          f"({config_path.parent / segments_file}) nor in {CONFIGS_DIR}; fix the name or copy the file there")
+    return path
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -345,8 +357,17 @@ def read_yaml_text(text: str) -> object:
 def _read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"{path}: configuration file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: is a folder, not a configuration file; give a YAML file, e.g. {DEFAULT_CONFIG}")
     try:
-        raw = read_yaml_text(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                          "save the configuration as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    try:
+        raw = read_yaml_text(text) or {}
     except DuplicateKeyError as exc:
         raise ConfigError(f"{path}, line {exc.line}: key {exc.key!r} appears twice in the same block (first at "
                           f"line {exc.first_line}); keep one and merge the settings into it") from exc

@@ -45,6 +45,19 @@ def test_validate_without_data_or_a_configured_source_says_how_to_give_one(home)
     assert "give --data DIR or set data.source" in result.output
 
 
+def test_a_data_path_that_does_not_exist_is_one_line_before_the_home_is_made(home, tmp_path):
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path / "no-such-folder")])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (f"error: --data {tmp_path / 'no-such-folder'}: no such file or folder; "
+                                               "give the folder of the tables or a DuckDB file")
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"data:\n  source: {tmp_path / 'gone'}\n")
+    result = runner.invoke(app, ["validate", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"data.source {tmp_path / 'gone'} of {config}: no such file or folder" in " ".join(result.output.split())
+    assert not home.exists()
+
+
 def test_an_unsupported_quarantine_file_is_refused_before_any_row_is_read(home, tmp_path):
     result = runner.invoke(app, ["validate", "--data", str(tmp_path / "no-such-folder"),
                                  "--quarantine-out", str(tmp_path / "rejected.xlsx")])

@@ -154,3 +154,26 @@ def test_invalid_yaml_is_one_line_with_its_position(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value) and ", line " in str(err.value)
+
+
+def test_a_folder_or_a_file_that_is_not_utf8_given_as_config_is_one_line(tmp_path: Path):
+    with pytest.raises(ConfigError, match="is a folder, not a configuration file"):
+        load_config(tmp_path)
+    latin1 = tmp_path / "c.yaml"
+    latin1.write_bytes("labels:\n  # Kunden m\u00fcssen\n  churn_horizon_days: 60\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_config(latin1)
+    assert "\n" not in str(err.value) and str(latin1) in str(err.value) and "not UTF-8" in str(err.value)
+
+
+def test_a_segments_file_that_is_not_found_names_both_places_it_was_looked_for(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("segments_file: my_segments.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    message = str(err.value)
+    assert str(config) in message and "'my_segments.yaml'" in message
+    assert str(tmp_path / "my_segments.yaml") in message and str(DEFAULT_CONFIG.parent) in message
+    config.write_text("segments_file:\n")
+    with pytest.raises(ConfigError, match="segments_file must be a file name"):
+        load_config(config)
