@@ -598,7 +598,8 @@ def scores_show(
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     if frame.empty:
-        _fail(cli_scores.no_match(segment, customer), code=1)
+        run = store.run_metadata(run_id=run_id, as_of=day)
+        _fail(cli_scores.no_match(segment, customer, f"run {run.run_id} (as of {run.as_of})"), code=1)
     console.print(cli_scores.scores_grid(frame, lang, limit))
 
 

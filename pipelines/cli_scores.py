@@ -48,10 +48,10 @@ def export_options(output: object, segments: list[str] | None, tiers: list[str] 
     return options
 
 
-def no_match(segment: str | None, customer: str | None) -> str:
-    """Why a run returned no row, naming what was asked for."""
+def no_match(segment: str | None, customer: str | None, run: str) -> str:
+    """Why a run returned no row, naming the run and what was asked for."""
     asked = [f"segment {segment}"] * bool(segment) + [f"customer {customer}"] * bool(customer)
-    return f"no customer in that run matches {' and '.join(asked) or 'the request'}"
+    return f"no customer of {run} matches {' and '.join(asked) or 'the request'}"
 
 
 def scores_grid(frame: pd.DataFrame, lang: str, limit: int) -> Table:

@@ -69,7 +69,7 @@ def test_show_of_a_valid_segment_without_customers_names_it(store):
     publish(store, "r1")
     result = runner.invoke(app, ["scores", "show", "--segment", "growth"])
     assert result.exit_code == 1
-    assert "no customer in that run matches segment growth" in result.output
+    assert "no customer of run r1 (as of " in result.output and "matches segment growth" in result.output
 
 
 def test_export_refuses_an_unsupported_file_type_before_touching_the_store(store, tmp_path):
