@@ -148,6 +148,13 @@ def test_the_same_key_in_two_different_blocks_is_allowed(tmp_path: Path):
     assert load_config(path).labels.churn_horizon_days == 60
 
 
+def test_a_merge_key_and_a_key_it_overrides_are_no_duplicate():
+    from pipelines.config import read_yaml_text
+
+    text = "base: &b {x: 1, y: 2}\nmine:\n  <<: *b\n  y: 3\n"
+    assert read_yaml_text(text) == {"base": {"x": 1, "y": 2}, "mine": {"x": 1, "y": 3}}
+
+
 def test_invalid_yaml_is_one_line_with_its_position(tmp_path: Path):
     path = tmp_path / "c.yaml"
     path.write_text("labels:\n  churn_horizon_days: [60\n")
