@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from serving.changes_sentences import SHOWN_SCORES, StatedWhy, change_sentences, moved_rows
+from serving.changes_sentences import SHOWN_SCORES, StatedWhy, change_sentences, moved_rows, shown_scores
 from serving.changes_why import (
     FeatureNames,
     PartitionWhy,
@@ -53,6 +53,7 @@ from serving.changes_why import (
     partition_why,
     recoded,
     stated_texts,
+    window_rows,
 )
 from serving.scored_run import ScoredRun
 from serving.scoring import RAW_SCORE_COLUMNS
@@ -160,13 +161,14 @@ def changes_table(before: RunSide | None, after: RunSide, *, why_features: int =
         _raw_parts(table, score, _model_changed(before, after, score))
     status = table["status"].to_numpy(dtype=object)
     numbers = {c: table[c].to_numpy(dtype=float) for c in _SENTENCE_NUMBERS}
-    names, why, stated = _why_of_partitions(before, after, table, status, numbers, why_features, partition_rows)
+    texts = shown_scores(numbers)
+    names, why, stated = _why_of_partitions(before, after, table, status, numbers, texts, why_features, partition_rows)
     for s, score in enumerate(SCORES):
         numbers[f"{score}_other"] = numbers[f"{score}_raw_delta"] - np.nan_to_num(numbers[f"{score}_model_part"], nan=0.0) - why.listed[:, s]
     parts = []
     for lo in range(0, max(len(table), 1), partition_rows):
         hi = min(lo + partition_rows, len(table))
-        parts.append(_partition_table(table.iloc[lo:hi], before.run_id or None, why, stated, numbers, names, lo, hi))
+        parts.append(_partition_table(table.iloc[lo:hi], before.run_id or None, why, stated, numbers, texts, names, lo, hi))
     return pa.concat_tables(parts)
 
 
@@ -378,8 +380,8 @@ class _Stated:
     texts: StatedTexts
 
 
-def _why_of_partitions(before: RunSide, after: RunSide, table: pd.DataFrame, status: np.ndarray,
-                       numbers: dict[str, np.ndarray], k: int, partition_rows: int) -> tuple[np.ndarray, PartitionWhy, _Stated]:
+def _why_of_partitions(before: RunSide, after: RunSide, table: pd.DataFrame, status: np.ndarray, numbers: dict[str, np.ndarray],
+                       texts: dict[str, tuple[pa.Array, pa.Array]], k: int, partition_rows: int) -> tuple[np.ndarray, PartitionWhy, _Stated]:
     """Both runs' reasons read as codes, their why computed a partition of rows at a time, the stated features' sentences.
 
     Only customers present in both runs have a why. The reason codes are dropped before the
@@ -395,36 +397,39 @@ def _why_of_partitions(before: RunSide, after: RunSide, table: pd.DataFrame, sta
     earlier, later = recoded(earlier, recode), recoded(later, recode)
     why = PartitionWhy(np.zeros((n, 2)), np.full((2, k, n), -1, dtype=np.int32), np.full((2, k, n), np.nan),
                        np.zeros((2, k, n), dtype=bool), np.zeros((2, k, n), dtype=np.int64))
-    for lo in range(0, n, partition_rows):
-        hi = min(lo + partition_rows, n)
-        part = partition_why(earlier, later, lo, hi, k, len(names))
+    rows = window_rows(len(names), partition_rows)
+    earlier, later = earlier.windowed(rows, n), later.windowed(rows, n)
+    for w, lo in enumerate(range(0, n, rows)):
+        hi = min(lo + rows, n)
+        part = partition_why(earlier, later, w, lo, hi, k, len(names))
         why.listed[lo:hi] = part.listed
         for target, source in ((why.feature, part.feature), (why.change, part.change), (why.chosen_later, part.chosen_later),
                                (why.chosen_position, part.chosen_position)):
             target[:, :, lo:hi] = source
-    stated = _stated(why, numbers, status, earlier, later, names)
+    stated = _stated(why, numbers, texts, status, earlier, later, names)
     return names, why, stated
 
 
-def _stated(why: PartitionWhy, numbers: dict[str, np.ndarray], status: np.ndarray, earlier: RunReasons, later: RunReasons,
-            names: np.ndarray) -> _Stated:
+def _stated(why: PartitionWhy, numbers: dict[str, np.ndarray], texts: dict[str, tuple[pa.Array, pa.Array]],
+            status: np.ndarray, earlier: RunReasons, later: RunReasons, names: np.ndarray) -> _Stated:
     """Which why-features a sentence states (those of customers whose score moved as shown, pushing the way it moved)
     and their sentences, from the values read for them alone."""
     stated = np.zeros(why.feature.shape, dtype=bool)
-    for s, (_score, column, kind) in enumerate(SHOWN_SCORES):
-        moved = moved_rows(status, numbers[f"{column}_before"], numbers[f"{column}_after"], kind)
+    for s, (_score, column, _kind) in enumerate(SHOWN_SCORES):
+        moved = moved_rows(status, numbers[f"{column}_before"], numbers[f"{column}_after"], texts[column])
         delta = numbers[f"{column}_delta"]
         stated[s] = moved & (why.feature[s] >= 0) & (np.sign(why.change[s]) == np.sign(delta))
     at = np.flatnonzero(stated.ravel())
-    texts = stated_texts(why.feature.ravel()[at], why.chosen_later.ravel()[at], why.chosen_position.ravel()[at],
-                         earlier, later, names)
+    said = stated_texts(why.feature.ravel()[at], why.chosen_later.ravel()[at], why.chosen_position.ravel()[at],
+                        earlier, later, names)
     index = np.full(why.feature.size, -1, dtype=np.int64)
-    index[at] = texts.text
-    return _Stated(index.reshape(why.feature.shape), texts)
+    index[at] = said.text
+    return _Stated(index.reshape(why.feature.shape), said)
 
 
 def _partition_table(frame: pd.DataFrame, from_run_id: str | None, why: PartitionWhy, stated: _Stated,
-                     numbers: dict[str, np.ndarray], names: np.ndarray, lo: int, hi: int) -> pa.Table:
+                     numbers: dict[str, np.ndarray], texts: dict[str, tuple[pa.Array, pa.Array]], names: np.ndarray,
+                     lo: int, hi: int) -> pa.Table:
     """The changes table's rows [lo, hi): the joined scores, the why per score, the sentences."""
     out = _arrow(frame)
     out = out.add_column(1, pa.field("from_run_id", pa.string()), pa.array([from_run_id] * len(frame), type=pa.string()))
@@ -444,7 +449,8 @@ def _partition_table(frame: pd.DataFrame, from_run_id: str | None, why: Partitio
         said[score] = StatedWhy({lang: [texts.take(pa.array(index[r], mask=index[r] < 0)) for r in range(k)]
                                  for lang, texts in (("en", stated.texts.en), ("zh", stated.texts.zh))},
                                 [why.change[s, r, lo:hi] for r in range(k)])
-    en, zh = change_sentences(window, status, said)
+    shown = {column: (b.slice(lo, hi - lo), a.slice(lo, hi - lo)) for column, (b, a) in texts.items()}
+    en, zh = change_sentences(window, shown, status, said)
     return out.append_column("sentence_en", en).append_column("sentence_zh", zh)
 
 

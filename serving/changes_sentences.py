@@ -45,39 +45,46 @@ def shown(values: np.ndarray, kind: str) -> pa.Array:
     return _formatted(round_sig3(values), None)
 
 
-def moved_rows(status: np.ndarray, before: np.ndarray, after: np.ndarray, kind: str) -> np.ndarray:
-    """Customers in both runs whose score, as shown, differs: only their sentence lists why-features."""
-    b, a = shown(before, kind), shown(after, kind)
-    differs = pc.fill_null(pc.not_equal(b, a), False).to_numpy(zero_copy_only=False)
+def shown_scores(columns: dict[str, np.ndarray]) -> dict[str, tuple[pa.Array, pa.Array]]:
+    """p_churn and CLV before and after as the sentences show them, formatted once for both languages."""
+    return {column: (shown(columns[f"{column}_before"], kind), shown(columns[f"{column}_after"], kind))
+            for _score, column, kind in SHOWN_SCORES}
+
+
+def moved_rows(status: np.ndarray, before: np.ndarray, after: np.ndarray, texts: tuple[pa.Array, pa.Array]) -> np.ndarray:
+    """Customers in both runs whose score, as shown (`texts`), differs: only their sentence lists why-features."""
+    differs = pc.fill_null(pc.not_equal(*texts), False).to_numpy(zero_copy_only=False)
     return (status == "both") & ~np.isnan(before) & ~np.isnan(after) & differs
 
 
-def change_sentences(columns: dict[str, np.ndarray], status: np.ndarray, why: dict[str, StatedWhy]) -> tuple[pa.Array, pa.Array]:
+def change_sentences(columns: dict[str, np.ndarray], texts: dict[str, tuple[pa.Array, pa.Array]], status: np.ndarray,
+                     why: dict[str, StatedWhy]) -> tuple[pa.Array, pa.Array]:
     """Per customer, in English and Chinese: how each score moved and the features that moved it.
 
     `columns`: p_churn_before/after/delta, clv_before/after/delta, {score}_other and
-    {score}_model_part, one value per customer.
+    {score}_model_part, one value per customer; `texts`: the scores as shown (`shown_scores`).
     """
     n = len(status)
+    signed = {score: _signed_changes(columns, why[score], score) for score, _column, _kind in SHOWN_SCORES}
     out = {}
     for lang in ("en", "zh"):
         words = _WORDS[lang]
         clauses = []
-        for score, column, kind in SHOWN_SCORES:
-            reasons = _reason_list(columns, why[score], score, column, lang)
+        for score, column, _kind in SHOWN_SCORES:
+            reasons = _reason_list(why[score], signed[score], lang)
             clauses.append(_score_clause(_SCORE_NAME[(score, lang)], lang, columns[f"{column}_before"],
-                                         columns[f"{column}_after"], kind, reasons, status))
+                                         columns[f"{column}_after"], texts[column], reasons, status))
         text = pc.fill_null(_join_present(clauses, words["between"]), "")
         prefix = pa.array(np.where(status == "new", words["new"], np.where(status == "gone", words["gone"], "")), type=pa.string())
         out[lang] = pc.binary_join_element_wise(prefix, text, "") if n else pa.array([], type=pa.string())
     return out["en"], out["zh"]
 
 
-def _score_clause(name: str, lang: str, before: np.ndarray, after: np.ndarray, kind: str, reasons: pa.Array,
-                  status: np.ndarray) -> pa.Array:
+def _score_clause(name: str, lang: str, before: np.ndarray, after: np.ndarray, texts: tuple[pa.Array, pa.Array],
+                  reasons: pa.Array, status: np.ndarray) -> pa.Array:
     """"p_churn rose 0.18 -> 0.61: reasons." / "unchanged at", or the one value of a new or gone customer; null: no clause."""
     words = _WORDS[lang]
-    b, a = shown(before, kind), shown(after, kind)
+    b, a = texts
     known = ~np.isnan(before) & ~np.isnan(after)
     same = known & pc.fill_null(pc.equal(b, a), False).to_numpy(zero_copy_only=False)
     moved = known & ~same
@@ -98,7 +105,18 @@ def _score_clause(name: str, lang: str, before: np.ndarray, after: np.ndarray, k
     return text
 
 
-def _reason_list(columns: dict[str, np.ndarray], why: StatedWhy, score: str, column: str, lang: str) -> pa.Array:
+def _signed_changes(columns: dict[str, np.ndarray], why: StatedWhy, score: str) -> dict[str, list[pa.Array]]:
+    """The signed numbers of a reason list, the same in both languages: " (+0.95)" per rank, the remainder's and the model's."""
+    rest = {}
+    for part in ("other", "model_part"):
+        values = columns[f"{score}_{part}"]
+        present = ~np.isnan(values) & (np.round(values, 2) != 0)
+        rest[part] = _signed_texts(np.where(present, values, np.nan))
+    return {"ranks": [_concat(" (", _signed_texts(change), ")") for change in why.changes], "other": [rest["other"]],
+            "model": [rest["model_part"]]}
+
+
+def _reason_list(why: StatedWhy, signed: dict[str, list[pa.Array]], lang: str) -> pa.Array:
     """The stated why-features, then the remainder and the model part; null where none.
 
     Stated: the features that pushed the way the score the reader sees moved (p_churn, CLV). The
@@ -107,12 +125,9 @@ def _reason_list(columns: dict[str, np.ndarray], why: StatedWhy, score: str, col
     remainder with its sign still closes the list.
     """
     words = _WORDS[lang]
-    pieces = [_concat(sentence, " (", _signed_texts(change), ")")
-              for sentence, change in zip(why.sentences[lang], why.changes, strict=True)]
-    for part, label in ((f"{score}_other", words["other"]), (f"{score}_model_part", words["model"])):
-        values = columns[part]
-        present = ~np.isnan(values) & (np.round(values, 2) != 0)
-        pieces.append(_concat(label + " ", _signed_texts(np.where(present, values, np.nan))))
+    pieces = [_concat(sentence, number) for sentence, number in zip(why.sentences[lang], signed["ranks"], strict=True)]
+    pieces.append(_concat(words["other"] + " ", signed["other"][0]))
+    pieces.append(_concat(words["model"] + " ", signed["model"][0]))
     return _join_present(pieces, words["sep"])
 
 

@@ -66,6 +66,21 @@ class RunReasons:
     key: np.ndarray  # int32: feature code * 2 + score (0 churn, 1 value); feature codes follow the names' order
     contribution: np.ndarray  # float64
     position: np.ndarray  # int64: the row's position among the run's reason rows
+    starts: np.ndarray | None = None  # once `windowed`: where each window of rows begins in the arrays
+
+    def windowed(self, window_rows: int, n_rows: int) -> RunReasons:
+        """The entries grouped by window of `window_rows` table rows, file order kept within a window (a stable radix sort)."""
+        windows = max(-(-n_rows // window_rows), 1)
+        window = (self.row // window_rows).astype(np.int16 if windows < 2**15 else np.int64)
+        order = np.argsort(window, kind="stable")
+        self.row, self.key = self.row[order], self.key[order]
+        self.contribution, self.position = self.contribution[order], self.position[order]
+        self.starts = np.searchsorted(window[order], np.arange(windows + 1))
+        return self
+
+    def window(self, w: int) -> tuple[np.ndarray, ...]:
+        lo, hi = self.starts[w], self.starts[w + 1]
+        return self.row[lo:hi], self.key[lo:hi], self.contribution[lo:hi], self.position[lo:hi]
 
 
 @dataclass
@@ -159,38 +174,46 @@ class PartitionWhy:
     chosen_position: np.ndarray  # (2, k, rows) int64: position of that value among the run's reason rows
 
 
-def partition_why(before: RunReasons, after: RunReasons, lo: int, hi: int, k: int, n_features: int) -> PartitionWhy:
-    """Each row's listed change and top-k features by size of their contribution change, per score.
+# Cells of the dense (row, score, feature) grid one window of rows is summed in (16 MB of float64).
+_WINDOW_CELLS = 2_000_000
+
+
+def window_rows(n_features: int, at_most: int) -> int:
+    """Rows per why window: as many as the dense grid of `_WINDOW_CELLS` cells holds."""
+    return max(1, min(at_most, _WINDOW_CELLS // (2 * max(n_features, 1))))
+
+
+def partition_why(before: RunReasons, after: RunReasons, w: int, lo: int, hi: int, k: int, n_features: int) -> PartitionWhy:
+    """Each row of window `w` (rows [lo, hi)): its listed change and top-k features by size of their change, per score.
 
     A feature counts with its contribution in each run where it was one of the customer's
-    reasons, 0 where it was not. Integer keys (row, score, feature) and bincount sums.
+    reasons, 0 where it was not. The sums go into a dense (row, score, feature) grid, in the
+    order of the rows (the earlier run's first), so the cells present come out in key order
+    without a sort.
     """
     n = hi - lo
-    pieces = [_slice(before, lo, hi), _slice(after, lo, hi)]
+    pieces = [before.window(w), after.window(w)]
     rows = np.concatenate([p[0] for p in pieces]).astype(np.int64) - lo
     key = np.concatenate([p[1] for p in pieces]).astype(np.int64)
     signed = np.concatenate([-pieces[0][2], pieces[1][2]])
     position = np.concatenate([p[3] for p in pieces])
     later = np.concatenate([np.zeros(len(pieces[0][0]), dtype=bool), np.ones(len(pieces[1][0]), dtype=bool)])
     width = max(n_features, 1)
-    full = (rows * 2 + key % 2) * width + key // 2
-    keys, inverse = np.unique(full, return_inverse=True)
-    change = np.bincount(inverse, weights=signed, minlength=len(keys))
-    chosen_position = np.empty(len(keys), dtype=np.int64)
-    chosen_later = np.zeros(len(keys), dtype=bool)
-    chosen_position[inverse[~later]] = position[~later]
-    chosen_position[inverse[later]] = position[later]  # the later run's value wins: it is the customer's state now
-    chosen_later[inverse[later]] = True
+    cell = (rows * 2 + key % 2) * width + key // 2
+    cells = n * 2 * width
+    keys = np.flatnonzero(np.bincount(cell, minlength=cells))
+    change = np.bincount(cell, weights=signed, minlength=cells)[keys]
+    chosen_position = np.zeros(cells, dtype=np.int64)
+    chosen_later = np.zeros(cells, dtype=bool)
+    chosen_position[cell[~later]] = position[~later]
+    chosen_position[cell[later]] = position[later]  # the later run's value wins: it is the customer's state now
+    chosen_later[cell[later]] = True
+    chosen_position, chosen_later = chosen_position[keys], chosen_later[keys]
     group, code = keys // width, keys % width
     listed = np.bincount(group, weights=change, minlength=2 * n).reshape(n, 2)
-    order = np.lexsort((code, -np.abs(change), group))
-    position_in_order = np.arange(len(order))
-    if len(order):
-        starts = np.r_[True, group[order][1:] != group[order][:-1]]
-        rank = position_in_order - np.maximum.accumulate(np.where(starts, position_in_order, 0))
-    else:
-        rank = position_in_order
-    kept, kept_rank = order[rank < k], rank[rank < k]
+    rank = _rank_in_group(group, np.where(np.isnan(change), -np.inf, np.abs(change)))  # NaN last, as a sort puts it
+    kept = np.flatnonzero(rank < k)
+    kept_rank = rank[kept]
     out = PartitionWhy(listed, np.full((2, k, n), -1, dtype=np.int32), np.full((2, k, n), np.nan),
                        np.zeros((2, k, n), dtype=bool), np.zeros((2, k, n), dtype=np.int64))
     score, row = group[kept] % 2, group[kept] // 2
@@ -201,9 +224,24 @@ def partition_why(before: RunReasons, after: RunReasons, lo: int, hi: int, k: in
     return out
 
 
-def _slice(reasons: RunReasons, lo: int, hi: int) -> tuple[np.ndarray, ...]:
-    at = np.flatnonzero((reasons.row >= lo) & (reasons.row < hi))
-    return reasons.row[at], reasons.key[at], reasons.contribution[at], reasons.position[at]
+def _rank_in_group(group: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Each key's rank in its group (0 = largest `size`; ties: the smaller feature code first).
+
+    Keys come sorted by (group, feature code) and a group holds a customer's reasons of one
+    score in two runs (a dozen at most), so the rank is counted against neighbours up to the
+    largest group's size away: linear, no sort.
+    """
+    rank = np.zeros(len(group), dtype=np.int64)
+    if not len(group):
+        return rank
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    widest = int(np.diff(np.append(starts, len(group))).max())
+    for d in range(1, widest):
+        same = group[d:] == group[:-d]
+        # an earlier key (smaller code) outranks a later one of equal size; a later one only a smaller
+        rank[d:] += same & (size[:-d] >= size[d:])
+        rank[:-d] += same & (size[d:] > size[:-d])
+    return rank
 
 
 # ---------------------------------------------------------------------- the sentences of the stated features
@@ -226,18 +264,14 @@ def stated_texts(features: np.ndarray, later: np.ndarray, position: np.ndarray, 
     run its value is read from, and where). Only these values are read: the `value` column of
     each run once, part by part.
     """
-    values = _values_at(after, position, later) if later.any() else None
-    earlier = _values_at(before, position, ~later) if (~later).any() else None
+    values = pa.concat_arrays([_values_at(before, position[~later]), _values_at(after, position[later])])
+    entry = np.concatenate([np.flatnonzero(~later), np.flatnonzero(later)])  # the entry each value belongs to
     text = np.zeros(len(features), dtype=np.int64)
     en_parts, zh_parts, offset = [], [], 0
     for code in np.unique(features):
-        at = np.flatnonzero(features == code)
-        vals = np.empty(len(at), dtype=object)
-        for chosen, mask in ((values, later[at]), (earlier, ~later[at])):
-            if mask.any():
-                vals[mask] = chosen[at[mask]]
-        codes, en_u, zh_u = sentence_codes(str(names[code]), values_for_sentence(vals), None)
-        text[at] = offset + codes
+        mine = np.flatnonzero(features[entry] == code)
+        codes, en_u, zh_u = sentence_codes(str(names[code]), _sentence_values(values.take(pa.array(mine))), None)
+        text[entry[mine]] = offset + codes
         en_parts.append(pa.array(en_u, type=pa.string()))
         zh_parts.append(pa.array(zh_u, type=pa.string()))
         offset += len(en_u)
@@ -245,28 +279,33 @@ def stated_texts(features: np.ndarray, later: np.ndarray, position: np.ndarray, 
     return StatedTexts(text, pa.concat_arrays(en_parts) if en_parts else empty, pa.concat_arrays(zh_parts) if zh_parts else empty)
 
 
-def _values_at(reasons: RunReasons, position: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The `value` texts at the masked entries' positions (object array aligned with `position`; others unset)."""
-    wanted = np.flatnonzero(mask)
-    order = np.argsort(position[wanted], kind="stable")
-    sorted_positions = position[wanted][order]
+def _values_at(reasons: RunReasons, position: np.ndarray) -> pa.Array:
+    """The run's `value` texts at these positions among its reason rows, in the order given."""
+    order = np.argsort(position, kind="stable")
+    wanted = position[order]
     pieces, offset = [], 0
-    for part in reason_parts(reasons.source, ["value"]):
-        lo, hi = np.searchsorted(sorted_positions, [offset, offset + part.num_rows])
-        if hi > lo:
-            pieces.append(part.column("value").take(pa.array(sorted_positions[lo:hi] - offset)).cast(pa.string()))
-        offset += part.num_rows
-    found = pa.chunked_array(pieces, type=pa.string()) if pieces else pa.chunked_array([], type=pa.string())
-    # As the whole-table comparison read them: through pandas, so a missing value is NaN.
-    texts = found.to_pandas().to_numpy(dtype=object)
-    out = np.empty(len(position), dtype=object)
-    out[wanted[order]] = texts
+    if len(wanted):
+        for part in reason_parts(reasons.source, ["value"]):
+            lo, hi = np.searchsorted(wanted, [offset, offset + part.num_rows])
+            if hi > lo:
+                pieces.extend(part.column("value").take(pa.array(wanted[lo:hi] - offset)).cast(pa.string()).chunks)
+            offset += part.num_rows
+    found = pa.concat_arrays(pieces) if pieces else pa.array([], type=pa.string())
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
+    return found.take(pa.array(back))
+
+
+def _sentence_values(values: pa.Array) -> np.ndarray:
+    """`values_for_sentence` of these texts, each distinct text parsed once."""
+    encoded = pc.dictionary_encode(values)
+    distinct = encoded.dictionary.to_pandas().to_numpy(dtype=object)
+    indices = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
+    missing = encoded.indices.is_null().to_numpy(zero_copy_only=False)
+    numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce").to_numpy(dtype=float)
+    if not np.isnan(numbers).any():  # every value a number: floats, so their sentence rounds them as at scoring
+        return np.where(missing, np.nan, numbers[indices] if len(numbers) else np.nan)
+    out = np.empty(len(values), dtype=object)
+    out[~missing] = distinct[indices[~missing]]
+    out[missing] = np.nan  # as pandas reads a missing text
     return out
-
-
-def values_for_sentence(values: np.ndarray) -> np.ndarray:
-    """Explanation values are text; numbers go back to floats so their sentence rounds them as at scoring."""
-    numbers = pd.to_numeric(pd.Series(values), errors="coerce")
-    if numbers.notna().sum() == pd.Series(values).notna().sum():
-        return numbers.to_numpy(dtype=float)
-    return values
