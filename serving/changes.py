@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,12 +148,15 @@ def score_changes(before: RunSide | None, after: RunSide, *, why_features: int =
 
 
 def changes_table(before: RunSide | None, after: RunSide, *, why_features: int = WHY_FEATURES,
-                  partition_rows: int = PARTITION_ROWS) -> pa.Table:
+                  partition_rows: int = PARTITION_ROWS, spill_to: Path | None = None) -> pa.Table:
     """`score_changes` as the Arrow table a run is published with, computed `partition_rows` customers at a time.
 
     The scores of both runs are joined whole (a few numbers per customer); the reasons are read
     as codes, their why computed and their sentences built one range of customers at a time, the
     feature values read only for the why-features a sentence states (serving/changes_why.py).
+    `spill_to`: a file each partition's rows are written to as they are built, the table returned
+    mapped from it (at 1M customers the sentences alone are most of a GB; mapped pages are the
+    file's, which the system can drop and read again, not the process's own memory).
     """
     if partition_rows < 1:
         raise ValueError(f"partition_rows {partition_rows}: compare at least 1 customer at a time")
@@ -165,11 +170,22 @@ def changes_table(before: RunSide | None, after: RunSide, *, why_features: int =
     names, why, stated = _why_of_partitions(before, after, table, status, numbers, texts, why_features, partition_rows)
     for s, score in enumerate(SCORES):
         numbers[f"{score}_other"] = numbers[f"{score}_raw_delta"] - np.nan_to_num(numbers[f"{score}_model_part"], nan=0.0) - why.listed[:, s]
-    parts = []
-    for lo in range(0, max(len(table), 1), partition_rows):
-        hi = min(lo + partition_rows, len(table))
-        parts.append(_partition_table(table.iloc[lo:hi], before.run_id or None, why, stated, numbers, texts, names, lo, hi))
-    return pa.concat_tables(parts)
+    parts = (_partition_table(table.iloc[lo:min(lo + partition_rows, len(table))], before.run_id or None, why, stated,
+                              numbers, texts, names, lo, min(lo + partition_rows, len(table)))
+             for lo in range(0, max(len(table), 1), partition_rows))
+    return pa.concat_tables(parts) if spill_to is None else _spilled(parts, spill_to)
+
+
+def _spilled(parts: Iterator[pa.Table], path: Path) -> pa.Table:
+    """The parts written one by one to an Arrow file at `path`, read back as one table mapped from it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = next(parts)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, first.schema) as writer:
+        writer.write_table(first)
+        for part in parts:
+            writer.write_table(part)
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
 
 
 def segment_transitions(changes: pd.DataFrame) -> pd.DataFrame:
@@ -186,16 +202,25 @@ def segment_transitions(changes: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["from_segment", "to_segment"], ignore_index=True)
 
 
-def changes_tables(before: RunSide | None, after: RunSide, *, partition_rows: int = PARTITION_ROWS) -> dict[str, pa.Table]:
-    """The two tables a run is published with: `score_changes` and `segment_transitions`."""
-    changes = changes_table(before, after, partition_rows=partition_rows)
+def changes_tables(before: RunSide | None, after: RunSide, *, partition_rows: int = PARTITION_ROWS,
+                   workdir: Path | None = None) -> dict[str, pa.Table]:
+    """The two tables a run is published with: `score_changes` and `segment_transitions`.
+
+    `workdir`: the run's scratch folder, where the changes table is kept while the run is published (`changes_table`).
+    """
+    spill = None if workdir is None else workdir / f"{CHANGES_TABLE}.arrow"
+    changes = changes_table(before, after, partition_rows=partition_rows, spill_to=spill)
     segments = changes.select(["segment_before", "segment_after"]).to_pandas()
     return {CHANGES_TABLE: changes, TRANSITIONS_TABLE: _arrow(segment_transitions(segments))}
 
 
-def with_changes(scored: ScoredRun, previous: RunSide | None, as_of: dt.date | None = None) -> ScoredRun:
-    """The scored run with its changes since `previous` among its tables (published with it, all or nothing)."""
-    scored.tables.update(changes_tables(previous, side_of_scored(scored, as_of)))
+def with_changes(scored: ScoredRun, previous: RunSide | None, as_of: dt.date | None = None,
+                 workdir: Path | None = None) -> ScoredRun:
+    """The scored run with its changes since `previous` among its tables (published with it, all or nothing).
+
+    `workdir`: the run's scratch folder, kept until the run is published (see `changes_tables`); None: in memory.
+    """
+    scored.tables.update(changes_tables(previous, side_of_scored(scored, as_of), workdir=workdir))
     return scored
 
 

@@ -63,9 +63,9 @@ class RunReasons:
 
     source: ReasonSource
     row: np.ndarray  # int32: row of the changes table
-    key: np.ndarray  # int32: feature code * 2 + score (0 churn, 1 value); feature codes follow the names' order
+    key: np.ndarray  # int16 (int32 beyond 16,383 features): feature code * 2 + score (0 churn, 1 value)
     contribution: np.ndarray  # float64
-    position: np.ndarray  # int64: the row's position among the run's reason rows
+    position: np.ndarray  # int32 (int64 beyond 2**31 rows): the row's position among the run's reason rows
     starts: np.ndarray | None = None  # once `windowed`: where each window of rows begins in the arrays
 
     def windowed(self, window_rows: int, n_rows: int) -> RunReasons:
@@ -125,12 +125,15 @@ def encoded_reasons(source: ReasonSource, ids: pa.Array, in_both: np.ndarray, na
         return RunReasons(source, empty.astype(np.int32), empty.astype(np.int32), empty.astype(float), empty)
     head_rows = pc.index_in(pa.concat_arrays(heads), value_set=ids)
     head_rows = pc.fill_null(head_rows, -1).to_numpy().astype(np.int64)
-    lengths_all = np.concatenate(lengths)
-    head_rows[head_rows >= 0] = np.where(in_both[head_rows[head_rows >= 0]], head_rows[head_rows >= 0], -1)
-    rows = np.repeat(head_rows, lengths_all)
+    known = head_rows >= 0
+    head_rows[known] = np.where(in_both[head_rows[known]], head_rows[known], -1)
+    rows = np.repeat(head_rows.astype(np.int32), np.concatenate(lengths))
     position = np.flatnonzero(rows >= 0)
-    return RunReasons(source, rows[position].astype(np.int32), np.concatenate(keys)[position],
-                      np.concatenate(contributions)[position], position)
+    key = np.concatenate(keys)[position]
+    # The smallest integer types that hold them: at 1M customers these arrays are the comparison's largest.
+    return RunReasons(source, rows[position], key.astype(np.int16) if len(names.codes) < 2**14 else key,
+                      np.concatenate(contributions)[position],
+                      position.astype(np.int32) if len(rows) < 2**31 else position)
 
 
 def _run_starts(customer: pa.Array) -> np.ndarray:
@@ -156,7 +159,7 @@ def _is_value(column: pa.ChunkedArray) -> np.ndarray:
 
 def recoded(reasons: RunReasons, recode: np.ndarray) -> RunReasons:
     """The run's keys with feature codes in name order."""
-    reasons.key = recode[reasons.key // 2] * 2 + reasons.key % 2
+    reasons.key = (recode[reasons.key // 2] * 2 + reasons.key % 2).astype(reasons.key.dtype)
     return reasons
 
 
