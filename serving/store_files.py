@@ -212,7 +212,8 @@ def _score_text_paths(folder: Path) -> list[Path]:
     return sorted((folder / "scores").glob("texts-*.parquet"))
 
 
-def _explanation_paths(folder: Path) -> list[Path]:
+def explanation_paths(folder: Path) -> list[Path]:
+    """A run folder's explanation part files, in order."""
     return sorted((folder / "explanations").glob("part-*.parquet"))
 
 
@@ -222,7 +223,7 @@ def read_run_table(folder: Path, table: str, filters: list | None, columns: list
         return pq.read_table(folder / SUMMARY_FILE, filters=filters or None, columns=columns)
     expression = pq.filters_to_expression(filters) if filters else None
     if table == "explanations":
-        paths = _explanation_paths(folder)
+        paths = explanation_paths(folder)
         if not paths:
             empty = EXPLANATION_SCHEMA.empty_table()
             return empty.select(columns) if columns else empty
@@ -298,7 +299,7 @@ def scores_sql(folder: Path) -> str:
 
 
 def explanations_sql(folder: Path) -> str:
-    paths = _explanation_paths(folder)
+    paths = explanation_paths(folder)
     if not paths:
         types = {pa.string(): "VARCHAR", pa.int16(): "SMALLINT", pa.float64(): "DOUBLE"}
         return "SELECT " + ", ".join(f"NULL::{types[f.type]} AS {f.name}" for f in EXPLANATION_SCHEMA) + " WHERE false"
