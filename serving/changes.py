@@ -170,9 +170,9 @@ def changes_table(before: RunSide | None, after: RunSide, *, why_features: int =
     names, why, stated = _why_of_partitions(before, after, table, status, numbers, texts, why_features, partition_rows)
     for s, score in enumerate(SCORES):
         numbers[f"{score}_other"] = numbers[f"{score}_raw_delta"] - np.nan_to_num(numbers[f"{score}_model_part"], nan=0.0) - why.listed[:, s]
-    parts = (_partition_table(table.iloc[lo:min(lo + partition_rows, len(table))], before.run_id or None, why, stated,
-                              numbers, texts, names, lo, min(lo + partition_rows, len(table)))
-             for lo in range(0, max(len(table), 1), partition_rows))
+    bounds = [(lo, min(lo + partition_rows, len(table))) for lo in range(0, max(len(table), 1), partition_rows)]
+    parts = (_partition_table(table.iloc[lo:hi], before.run_id or None, why, stated, numbers, texts, names, lo, hi)
+             for lo, hi in bounds)
     return pa.concat_tables(parts) if spill_to is None else _spilled(parts, spill_to)
 
 
