@@ -8,7 +8,8 @@ and `segment_transitions` tables a run is published with), reading the reasons f
 and keeping the changes table in a scratch file, as publishing does. Reported: CPU and wall time of the comparison alone (on a shared machine CPU
 time is the steadier figure), and the process's peak resident memory before it and after it
 (the difference is the comparison's own peak). `--whole` reads both runs' reasons into pandas first
-and compares them in one partition, the table in memory.
+and compares them in one partition, the table in memory. `--store HOME/store` compares the
+latest two runs of a real store instead.
 """
 
 from __future__ import annotations
@@ -106,6 +107,27 @@ def measure(customers: int, seed: int = 7, whole_tables: bool = False) -> dict:
             "rss_peak_mib": _rss_mib()}
 
 
+def measure_store(store_folder: Path) -> dict:
+    """The latest run of a real store compared with the one before it, as publishing compares them (reading included)."""
+    from serving.changes import side_of_sink
+    from serving.store import ScoreStore
+
+    store = ScoreStore(store_folder)
+    runs = store.list_runs()
+    if len(runs) < 2:
+        raise SystemExit(f"{store_folder}: {len(runs)} published run(s); the comparison needs two")
+    first, later = str(runs["run_id"].iloc[-2]), str(runs["run_id"].iloc[-1])
+    rss_before = _rss_mib()
+    started, cpu = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = changes_tables(side_of_sink(store, first), side_of_sink(store, later), workdir=Path(tmp))
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    return {"from_run": first, "to_run": later, "changes_rows": tables[CHANGES_TABLE].num_rows,
+            "changes_mib": round(tables[CHANGES_TABLE].nbytes / 2**20), "transition_cells": tables[TRANSITIONS_TABLE].num_rows,
+            "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "rss_before_mib": rss_before,
+            "rss_peak_mib": _rss_mib()}
+
+
 def _rss_mib() -> int:
     """The process's peak resident memory so far (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -115,8 +137,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--whole", action="store_true", help="read both runs' reasons whole and compare in one partition")
+    parser.add_argument("--store", type=Path, help="compare the latest two runs of this real store instead")
     args = parser.parse_args()
-    print(json.dumps(measure(args.customers, whole_tables=args.whole)))
+    print(json.dumps(measure_store(args.store) if args.store else measure(args.customers, whole_tables=args.whole)))
 
 
 if __name__ == "__main__":
