@@ -2,11 +2,12 @@
 
 A run's reasons (about 12 rows per customer and run, 12M at a million customers) are read part
 by part, only the columns needed: customer_id, score, feature and contribution become the row
-of the changes table (int32), one key for (feature, score) (int32) and the contribution
-(float64), plus the row's position in the run's reasons so the few values a sentence states are
-read afterwards, and nothing else. The why numbers are then computed one customer partition at
-a time (a range of rows of the changes table), the `value` texts read only for the why-features
-the sentences state: those of the customers whose score moved.
+of the changes table (int32), one key for (feature, score) (int16) and the contribution
+(float64), plus the row's position in the run's reasons (int32) so the few values a sentence
+states are read afterwards, and nothing else: about 18 bytes a reason row. The why numbers are
+then summed one window of rows of the changes table at a time in a dense (row, score, feature)
+grid, and the `value` texts read only for the why-features the sentences state: those of the
+customers whose score moved.
 
 Every sum is taken in the order of the whole-table comparison (rows of the earlier run before
 those of the later one, keys in (customer, score, feature name) order), so the numbers are
