@@ -233,7 +233,11 @@ def read_run_table(folder: Path, table: str, filters: list | None, columns: list
 
 def _read_split_scores(folder: Path, expression: pads.Expression | None, columns: list[str] | None) -> pa.Table:
     """Score rows (all, or those matching `expression` on the number columns) with their texts put back."""
-    numbers = pq.read_table(folder / SCORE_NUMBERS)
+    # Without a filter only the number columns asked for are read: a million rows of every column is hundreds of MB.
+    wanted = None
+    if columns is not None and expression is None:
+        wanted = [c for c in columns if c in SCORE_SCHEMA.names and c not in SCORE_TEXT_COLUMNS] or ["customer_id"]
+    numbers = pq.read_table(folder / SCORE_NUMBERS, columns=wanted)
     total_rows = numbers.num_rows
     positions = None
     if expression is not None:
