@@ -220,7 +220,9 @@ def with_changes_since_previous(run: Run, scored: ScoredRun) -> ScoredRun:
     """The scored run with what changed since the previous published run, published with it (serving/changes.py)."""
     sink = score_sink(run)[0].sink  # the store: every sink holds the same runs, and it needs no server
     previous = previous_run_id(sink, str(scored.run_id), run.as_of)
-    return with_changes(scored, None if previous is None else side_of_sink(sink, previous), run.as_of)
+    # The run's scratch folder (removed once it is published) keeps the changes table out of memory.
+    workdir = run.paths.root / "work" / str(scored.run_id)
+    return with_changes(scored, None if previous is None else side_of_sink(sink, previous), run.as_of, workdir)
 
 
 def run_metadata(run: Run, champions: dict, run_id: str) -> RunMetadata:

@@ -20,26 +20,45 @@ average stays mixed into the features' changes and the remainder (docs/CHANGES.m
 
 The raw scores and base values come from scoring (serving.scoring.RAW_SCORE_COLUMNS); the store
 keeps only the contract's score columns, so each run's `score_changes` table carries its own
-raw scores (`*_raw_after`, `*_base_after`) for the next comparison. Everything is vectorised
-(pandas merges and group-bys over the long reason rows), linear in customers x reasons.
+raw scores (`*_raw_after`, `*_base_after`) for the next comparison.
+
+At a million customers each run has about 12M reason rows: they are read part by part as small
+integer codes, the why is computed and the sentences built one range of customers at a time
+(`PARTITION_ROWS`), and the feature values are read only for the why-features a sentence states,
+those of the customers whose score moved as shown (serving/changes_why.py,
+serving/changes_sentences.py). The table is the same, number for number and text for text, as
+comparing the runs in one piece.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.families.wording import money
-from serving.number_text import round_sig3
+from serving.changes_sentences import SHOWN_SCORES, StatedWhy, change_sentences, moved_rows, shown_scores
+from serving.changes_why import (
+    FeatureNames,
+    PartitionWhy,
+    ReasonSource,
+    RunReasons,
+    StatedTexts,
+    encoded_reasons,
+    file_reasons,
+    partition_why,
+    recoded,
+    stated_texts,
+    window_rows,
+)
 from serving.scored_run import ScoredRun
 from serving.scoring import RAW_SCORE_COLUMNS
-from serving.sentences import sentence_codes
 
 CHANGES_TABLE = "score_changes"
 TRANSITIONS_TABLE = "segment_transitions"
@@ -49,8 +68,9 @@ LANGUAGES = ("en", "zh")
 SCORES = ("churn", "value")
 # Why-features kept per customer and score: three fit a sentence an account manager reads.
 WHY_FEATURES = 3
-# Changes smaller than what the sentences show (p_churn in hundredths, CLV to 3 significant figures) read "unchanged".
-P_CHURN_SHOWN = 0.005
+# Customers compared at a time: the why of 100,000 customers (about 2.4M reason rows of two runs)
+# takes a few hundred MB of intermediate arrays, and ten partitions at 1M cost no measurable overhead.
+PARTITION_ROWS = 100_000
 
 SCORE_INPUT_COLUMNS = ["customer_id", "p_churn", "clv", "segment", "value_tier"]
 REASON_INPUT_COLUMNS = ["customer_id", "score", "feature", "value", "contribution"]
@@ -69,7 +89,7 @@ class RunSide:
     churn_model_version: str | None
     value_model_version: str | None
     scores: pd.DataFrame  # SCORE_INPUT_COLUMNS, plus RAW_SCORE_COLUMNS when the run's raw scores are known
-    reasons: pd.DataFrame  # REASON_INPUT_COLUMNS: the run's top reasons (explanations)
+    reasons: ReasonSource  # REASON_INPUT_COLUMNS: the run's top reasons (explanations), whole or part by part
 
     def describe(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "as_of": None if self.as_of is None else str(self.as_of),
@@ -77,18 +97,22 @@ class RunSide:
 
 
 def side_of_scored(scored: ScoredRun, as_of: dt.date | None = None) -> RunSide:
-    """A run being published: numbers (raw scores included) and explanations as scoring left them."""
+    """A run being published: numbers (raw scores included) as scoring left them, its explanations read part by part."""
     numbers = scored.numbers
     columns = [c for c in [*SCORE_INPUT_COLUMNS, *RAW_SCORE_COLUMNS] if c in numbers.column_names]
     scores = numbers.select(columns).to_pandas()
     versions = {c: _first(numbers, c) for c in ("churn_model_version", "value_model_version")}
-    explanations = scored.explanations(columns=REASON_INPUT_COLUMNS).to_pandas()
     day = as_of if as_of is not None else _first(numbers, "as_of")
-    return RunSide(str(scored.run_id), day, versions["churn_model_version"], versions["value_model_version"], scores, explanations)
+    return RunSide(str(scored.run_id), day, versions["churn_model_version"], versions["value_model_version"], scores,
+                   file_reasons(list(scored.explanation_parts)))
 
 
 def side_of_sink(sink, run_id: str) -> RunSide:
-    """A published run; its raw scores come from its own `score_changes` table when it has one."""
+    """A published run; its raw scores come from its own `score_changes` table when it has one.
+
+    A sink that keeps a run's explanations in files (the store) gives them part by part; another
+    sink's are read whole, in the columns the comparison needs.
+    """
     meta = sink.run_metadata(run_id)
     scores = sink.read_scores(run_id, columns=SCORE_INPUT_COLUMNS)
     raw_after = [f"{c}_after" for c in RAW_SCORE_COLUMNS]
@@ -97,7 +121,8 @@ def side_of_sink(sink, run_id: str) -> RunSide:
     if own is not None:
         raw = own.loc[own["status"] != "gone", ["customer_id", *raw_after]]
         scores = scores.merge(raw.rename(columns=dict(zip(raw_after, RAW_SCORE_COLUMNS, strict=True))), on="customer_id", how="left")
-    reasons = sink.read_explanations(run_id, columns=REASON_INPUT_COLUMNS)
+    files = getattr(sink, "explanation_files", None)
+    reasons = file_reasons(files(run_id)) if files is not None else sink.read_explanations(run_id, columns=REASON_INPUT_COLUMNS)
     return RunSide(meta.run_id, meta.as_of, meta.churn_model_version, meta.value_model_version, scores, reasons)
 
 
@@ -112,25 +137,55 @@ def _raw_scores_of(sink, run_id: str, raw_after: list[str]) -> pd.DataFrame | No
 # ---------------------------------------------------------------------- the comparison
 
 
-def score_changes(before: RunSide | None, after: RunSide, *, why_features: int = WHY_FEATURES) -> pd.DataFrame:
+def score_changes(before: RunSide | None, after: RunSide, *, why_features: int = WHY_FEATURES,
+                  partition_rows: int = PARTITION_ROWS) -> pd.DataFrame:
     """One row per customer of either run: scores before and after, their changes, the why and sentences.
 
     With no run before, every customer of `after` is new (the table still carries the run's raw
     scores, which the next comparison reads).
     """
+    return changes_table(before, after, why_features=why_features, partition_rows=partition_rows).to_pandas()
+
+
+def changes_table(before: RunSide | None, after: RunSide, *, why_features: int = WHY_FEATURES,
+                  partition_rows: int = PARTITION_ROWS, spill_to: Path | None = None) -> pa.Table:
+    """`score_changes` as the Arrow table a run is published with, computed `partition_rows` customers at a time.
+
+    The scores of both runs are joined whole (a few numbers per customer); the reasons are read
+    as codes, their why computed and their sentences built one range of customers at a time, the
+    feature values read only for the why-features a sentence states (serving/changes_why.py).
+    `spill_to`: a file each partition's rows are written to as they are built, the table returned
+    mapped from it (at 1M customers the sentences alone are most of a GB; mapped pages are the
+    file's, which the system can drop and read again, not the process's own memory).
+    """
+    if partition_rows < 1:
+        raise ValueError(f"partition_rows {partition_rows}: compare at least 1 customer at a time")
     before = before if before is not None else _empty_side()
     table = _joined_scores(before.scores, after.scores)
     for score in SCORES:
         _raw_parts(table, score, _model_changed(before, after, score))
-    why = _why_features(before.reasons, after.reasons, table, why_features)
-    for score in SCORES:
-        table[f"{score}_other"] = (table[f"{score}_raw_delta"] - table[f"{score}_model_part"].fillna(0.0) - why[score].listed)
-        for rank in range(why_features):
-            table[f"{score}_why_{rank + 1}"] = why[score].features[rank]
-            table[f"{score}_why_{rank + 1}_change"] = why[score].changes[rank]
-    table["sentence_en"], table["sentence_zh"] = change_sentences(table, why)
-    table.insert(1, "from_run_id", before.run_id or None)
-    return table
+    status = table["status"].to_numpy(dtype=object)
+    numbers = {c: table[c].to_numpy(dtype=float) for c in _SENTENCE_NUMBERS}
+    texts = shown_scores(numbers)
+    names, why, stated = _why_of_partitions(before, after, table, status, numbers, texts, why_features, partition_rows)
+    for s, score in enumerate(SCORES):
+        numbers[f"{score}_other"] = numbers[f"{score}_raw_delta"] - np.nan_to_num(numbers[f"{score}_model_part"], nan=0.0) - why.listed[:, s]
+    bounds = [(lo, min(lo + partition_rows, len(table))) for lo in range(0, max(len(table), 1), partition_rows)]
+    parts = (_partition_table(table.iloc[lo:hi], before.run_id or None, why, stated, numbers, texts, names, lo, hi)
+             for lo, hi in bounds)
+    return pa.concat_tables(parts) if spill_to is None else _spilled(parts, spill_to)
+
+
+def _spilled(parts: Iterator[pa.Table], path: Path) -> pa.Table:
+    """The parts written one by one to an Arrow file at `path`, read back as one table mapped from it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = next(parts)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, first.schema) as writer:
+        writer.write_table(first)
+        for part in parts:
+            writer.write_table(part)
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
 
 
 def segment_transitions(changes: pd.DataFrame) -> pd.DataFrame:
@@ -147,15 +202,25 @@ def segment_transitions(changes: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["from_segment", "to_segment"], ignore_index=True)
 
 
-def changes_tables(before: RunSide | None, after: RunSide) -> dict[str, pa.Table]:
-    """The two tables a run is published with: `score_changes` and `segment_transitions`."""
-    changes = score_changes(before, after)
-    return {CHANGES_TABLE: _arrow(changes), TRANSITIONS_TABLE: _arrow(segment_transitions(changes))}
+def changes_tables(before: RunSide | None, after: RunSide, *, partition_rows: int = PARTITION_ROWS,
+                   workdir: Path | None = None) -> dict[str, pa.Table]:
+    """The two tables a run is published with: `score_changes` and `segment_transitions`.
+
+    `workdir`: the run's scratch folder, where the changes table is kept while the run is published (`changes_table`).
+    """
+    spill = None if workdir is None else workdir / f"{CHANGES_TABLE}.arrow"
+    changes = changes_table(before, after, partition_rows=partition_rows, spill_to=spill)
+    segments = changes.select(["segment_before", "segment_after"]).to_pandas()
+    return {CHANGES_TABLE: changes, TRANSITIONS_TABLE: _arrow(segment_transitions(segments))}
 
 
-def with_changes(scored: ScoredRun, previous: RunSide | None, as_of: dt.date | None = None) -> ScoredRun:
-    """The scored run with its changes since `previous` among its tables (published with it, all or nothing)."""
-    scored.tables.update(changes_tables(previous, side_of_scored(scored, as_of)))
+def with_changes(scored: ScoredRun, previous: RunSide | None, as_of: dt.date | None = None,
+                 workdir: Path | None = None) -> ScoredRun:
+    """The scored run with its changes since `previous` among its tables (published with it, all or nothing).
+
+    `workdir`: the run's scratch folder, kept until the run is published (see `changes_tables`); None: in memory.
+    """
+    scored.tables.update(changes_tables(previous, side_of_scored(scored, as_of), workdir=workdir))
     return scored
 
 
@@ -327,204 +392,91 @@ def _raw_parts(table: pd.DataFrame, score: str, model_changed: bool) -> None:
     table[f"{score}_model_part"] = base_shift if model_changed else np.where(table[f"{score}_raw_delta"].notna(), 0.0, np.nan)
 
 
+# The numbers a change sentence reads, per customer.
+_SENTENCE_NUMBERS = ("p_churn_before", "p_churn_after", "p_churn_delta", "clv_before", "clv_after", "clv_delta",
+                     "churn_raw_delta", "churn_model_part", "value_raw_delta", "value_model_part")
+
+
 @dataclass
-class _Why:
-    """The why of one score, one entry per row of the changes table."""
+class _Stated:
+    """The why-features the sentences state: per score and rank, an index into the texts (-1: not stated)."""
 
-    listed: np.ndarray  # the sum of the listed features' changes (0 where none was a reason)
-    features: list[np.ndarray]  # per rank: the feature name, or None
-    changes: list[np.ndarray]  # per rank: its contribution change, or NaN
-    sentences: dict[str, list[np.ndarray]]  # per language, per rank: its sentence, or ""
+    index: np.ndarray  # (2, k, rows) int64
+    texts: StatedTexts
 
 
-def _why_features(before: pd.DataFrame, after: pd.DataFrame, table: pd.DataFrame, k: int) -> dict[str, _Why]:
-    """Per score: each customer's listed change and its top-k features by size of their contribution change.
+def _why_of_partitions(before: RunSide, after: RunSide, table: pd.DataFrame, status: np.ndarray, numbers: dict[str, np.ndarray],
+                       texts: dict[str, tuple[pa.Array, pa.Array]], k: int, partition_rows: int) -> tuple[np.ndarray, PartitionWhy, _Stated]:
+    """Both runs' reasons read as codes, their why computed a partition of rows at a time, the stated features' sentences.
 
-    A feature counts with its contribution in each run where it was one of the customer's
-    reasons, 0 where it was not; only customers present in both runs have a why. Integer keys
-    (row, score, feature) and bincount sums: no string joins, linear in the reason rows.
+    Only customers present in both runs have a why. The reason codes are dropped before the
+    caller builds the sentences.
     """
     n = len(table)
-    rows, score, feature, value, signed, later = _reason_rows(before, after, table)
-    names, feature_code = _sorted_codes(feature)
-    key = (rows * 2 + score) * max(len(names), 1) + feature_code
-    keys, inverse = np.unique(key, return_inverse=True)
-    change = np.bincount(inverse, weights=signed, minlength=len(keys))
-    chosen_value = np.empty(len(keys), dtype=object)
-    chosen_value[inverse[~later]] = value[~later]
-    chosen_value[inverse[later]] = value[later]  # the later run's value wins: it is the customer's state now
-    group, code = keys // max(len(names), 1), keys % max(len(names), 1)
-    listed = np.bincount(group, weights=change, minlength=2 * n).reshape(n, 2)
-    order = np.lexsort((code, -np.abs(change), group))
-    position = np.arange(len(order))
-    starts = np.r_[True, group[order][1:] != group[order][:-1]] if len(order) else np.array([], dtype=bool)
-    rank = position - np.maximum.accumulate(np.where(starts, position, 0)) if len(order) else position
-    kept = order[rank < k]
-    kept_rank = rank[rank < k]
-    kept_en, kept_zh = _feature_sentences(names[code[kept]], chosen_value[kept])
-    out = {}
-    for s, name in enumerate(SCORES):
-        mine = (group[kept] % 2) == s
-        at_row, at_rank = group[kept][mine] // 2, kept_rank[mine]
-        why = _Why(listed[:, s], [np.full(n, None, dtype=object) for _ in range(k)], [np.full(n, np.nan) for _ in range(k)],
-                   {"en": [np.full(n, "", dtype=object) for _ in range(k)], "zh": [np.full(n, "", dtype=object) for _ in range(k)]})
+    ids = pa.array(table["customer_id"], type=pa.string())
+    in_both = status == "both"
+    codes = FeatureNames({})
+    earlier = encoded_reasons(before.reasons, ids, in_both, codes)
+    later = encoded_reasons(after.reasons, ids, in_both, codes)
+    names, recode = codes.in_name_order()
+    earlier, later = recoded(earlier, recode), recoded(later, recode)
+    why = PartitionWhy(np.zeros((n, 2)), np.full((2, k, n), -1, dtype=np.int32), np.full((2, k, n), np.nan),
+                       np.zeros((2, k, n), dtype=bool), np.zeros((2, k, n), dtype=np.int64))
+    rows = window_rows(len(names), partition_rows)
+    earlier, later = earlier.windowed(rows, n), later.windowed(rows, n)
+    for w, lo in enumerate(range(0, n, rows)):
+        hi = min(lo + rows, n)
+        part = partition_why(earlier, later, w, lo, hi, k, len(names))
+        why.listed[lo:hi] = part.listed
+        for target, source in ((why.feature, part.feature), (why.change, part.change), (why.chosen_later, part.chosen_later),
+                               (why.chosen_position, part.chosen_position)):
+            target[:, :, lo:hi] = source
+    stated = _stated(why, numbers, texts, status, earlier, later, names)
+    return names, why, stated
+
+
+def _stated(why: PartitionWhy, numbers: dict[str, np.ndarray], texts: dict[str, tuple[pa.Array, pa.Array]],
+            status: np.ndarray, earlier: RunReasons, later: RunReasons, names: np.ndarray) -> _Stated:
+    """Which why-features a sentence states (those of customers whose score moved as shown, pushing the way it moved)
+    and their sentences, from the values read for them alone."""
+    stated = np.zeros(why.feature.shape, dtype=bool)
+    for s, (_score, column, _kind) in enumerate(SHOWN_SCORES):
+        moved = moved_rows(status, numbers[f"{column}_before"], numbers[f"{column}_after"], texts[column])
+        delta = numbers[f"{column}_delta"]
+        stated[s] = moved & (why.feature[s] >= 0) & (np.sign(why.change[s]) == np.sign(delta))
+    at = np.flatnonzero(stated.ravel())
+    said = stated_texts(why.feature.ravel()[at], why.chosen_later.ravel()[at], why.chosen_position.ravel()[at],
+                        earlier, later, names)
+    index = np.full(why.feature.size, -1, dtype=np.int64)
+    index[at] = said.text
+    return _Stated(index.reshape(why.feature.shape), said)
+
+
+def _partition_table(frame: pd.DataFrame, from_run_id: str | None, why: PartitionWhy, stated: _Stated,
+                     numbers: dict[str, np.ndarray], texts: dict[str, tuple[pa.Array, pa.Array]], names: np.ndarray,
+                     lo: int, hi: int) -> pa.Table:
+    """The changes table's rows [lo, hi): the joined scores, the why per score, the sentences."""
+    out = _arrow(frame)
+    out = out.add_column(1, pa.field("from_run_id", pa.string()), pa.array([from_run_id] * len(frame), type=pa.string()))
+    name_texts = pa.array(names, type=pa.string())
+    k = why.feature.shape[1]
+    status = frame["status"].to_numpy(dtype=object)
+    window = {c: v[lo:hi] for c, v in numbers.items()}
+    said = {}
+    for s, score in enumerate(SCORES):
+        window[f"{score}_other"] = numbers[f"{score}_other"][lo:hi]
+        out = out.append_column(f"{score}_other", pa.array(window[f"{score}_other"], from_pandas=True))
         for r in range(k):
-            sel = at_rank == r
-            where = at_row[sel]
-            why.features[r][where] = names[code[kept][mine][sel]]
-            why.changes[r][where] = change[kept][mine][sel]
-            why.sentences["en"][r][where] = kept_en[mine][sel]
-            why.sentences["zh"][r][where] = kept_zh[mine][sel]
-        out[name] = why
-    return out
-
-
-def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values in sorted order (ties between features break by name) and each row's code, by hashing."""
-    codes, distinct = pd.factorize(values)
-    distinct = np.asarray(distinct, dtype=object).astype(str)
-    order = np.argsort(distinct, kind="stable")
-    recode = np.empty(len(order), dtype=np.int64)
-    recode[order] = np.arange(len(order))
-    return distinct[order].astype(object), recode[codes] if len(codes) else codes.astype(np.int64)
-
-
-def _reason_rows(before: pd.DataFrame, after: pd.DataFrame, table: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """The reason rows of both runs for customers in both: table row, score (0 churn, 1 value), feature,
-    value, contribution signed (+ later run, - earlier run), and whether the row is the later run's."""
-    ids = pd.Index(table["customer_id"].astype(str))
-    both = (table["status"] == "both").to_numpy()
-    parts = []
-    for later, frame in ((False, before), (True, after)):
-        rows = ids.get_indexer(frame["customer_id"].astype(str))
-        keep = (rows >= 0) & both[np.clip(rows, 0, None)] if len(both) else np.zeros(len(rows), dtype=bool)
-        contribution = frame["contribution"].to_numpy(dtype=float)[keep]
-        parts.append((rows[keep].astype(np.int64), (frame["score"].to_numpy(dtype=object)[keep] == "value").astype(np.int64),
-                      frame["feature"].to_numpy(dtype=object)[keep], frame["value"].to_numpy(dtype=object)[keep],
-                      contribution if later else -contribution, np.full(int(keep.sum()), later)))
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(6))
-
-
-def _feature_sentences(features: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each why-feature stated with the project's sentence builder, from its value in the later run (else the earlier)."""
-    en = np.empty(len(features), dtype=object)
-    zh = np.empty(len(features), dtype=object)
-    for feature in pd.unique(features):
-        at = np.nonzero(features == feature)[0]
-        codes, en_u, zh_u = sentence_codes(str(feature), _values_for_sentence(values[at]), None)
-        en[at], zh[at] = en_u[codes], zh_u[codes]
-    return en, zh
-
-
-def _values_for_sentence(values: np.ndarray) -> np.ndarray:
-    """Explanation values are text; numbers go back to floats so their sentence rounds them as at scoring."""
-    numbers = pd.to_numeric(pd.Series(values), errors="coerce")
-    if numbers.notna().sum() == pd.Series(values).notna().sum():
-        return numbers.to_numpy(dtype=float)
-    return values
-
-
-# ---------------------------------------------------------------------- sentences
-
-_WORDS = {
-    "en": {"rose": "rose", "fell": "fell", "other": "other features", "model": "new model", "sep": "; ", "colon": ": ",
-           "end": ".", "new": "New in this run: ", "gone": "Not in this run; was: ", "between": " "},
-    "zh": {"rose": "上升", "fell": "下降", "other": "其他特征", "model": "模型更换", "sep": "；", "colon": "：",
-           "end": "。", "new": "本次新增客户：", "gone": "本次已无此客户；此前：", "between": ""},
-}
-_SCORE_NAME = {("churn", "en"): "p_churn", ("churn", "zh"): "流失概率", ("value", "en"): "value (CLV)", ("value", "zh"): "客户价值（CLV）"}
-
-
-def change_sentences(table: pd.DataFrame, why: dict[str, _Why]) -> tuple[np.ndarray, np.ndarray]:
-    """Per customer, in English and Chinese: how each score moved and the features that moved it.
-
-    "p_churn rose 0.18 -> 0.61: no order for 84 days (+1.20); ...; other features +0.10." Only
-    the features whose change pushed the way the score moved are stated; the remainder
-    (and the model's part when the model changed) close the list with their signed raw change.
-    Vectorised over object arrays; each distinct number is formatted once.
-    """
-    status = table["status"].to_numpy(dtype=object)
-    out = {}
-    for lang in ("en", "zh"):
-        words = _WORDS[lang]
-        clauses = []
-        for score, column, kind in (("churn", "p_churn", "p"), ("value", "clv", "money")):
-            before, after = table[f"{column}_before"].to_numpy(float), table[f"{column}_after"].to_numpy(float)
-            reasons = _reason_list(table, why[score], score, column, lang)
-            clauses.append(_score_clause(_SCORE_NAME[(score, lang)], lang, before, after, kind, reasons, status))
-        text = _join_nonempty(clauses, words["between"])
-        out[lang] = np.where(status == "new", words["new"] + text, np.where(status == "gone", words["gone"] + text, text))
-    return out["en"], out["zh"]
-
-
-def _score_clause(name: str, lang: str, before: np.ndarray, after: np.ndarray, kind: str, reasons: np.ndarray,
-                  status: np.ndarray) -> np.ndarray:
-    """"p_churn rose 0.18 -> 0.61: reasons." / "unchanged at", or the one value of a new or gone customer."""
-    words = _WORDS[lang]
-    b, a = _shown(before, kind), _shown(after, kind)
-    known = ~np.isnan(before) & ~np.isnan(after)
-    same = known & (b == a)
-    moved = known & ~same
-    word = np.where(after > before, words["rose"], words["fell"])
-    head = (name + " " + word + " " + b + " -> " + a) if lang == "en" else (name + "由 " + b + " " + word + "至 " + a)
-    listed = np.where(reasons != "", words["colon"] + reasons, "")
-    unchanged = (name + " unchanged at " + a) if lang == "en" else (name + "不变（" + a + "）")
-    one = np.where(status == "new", a, b)
-    single = np.where(one != "", name + " " + one + words["end"], "")
-    both = status == "both"
-    return np.select([~both, same, moved], [single, unchanged + words["end"], head + listed + words["end"]], default="").astype(object)
-
-
-def _reason_list(table: pd.DataFrame, why: _Why, score: str, column: str, lang: str) -> np.ndarray:
-    """The stated why-features, then the remainder and the model part.
-
-    Stated: the features that pushed the way the score the reader sees moved (p_churn, CLV). The
-    blend with BG/NBD and the calibration act after the booster, so in rare cases the raw score
-    moved the other way; the features are then those of the reader's direction, and the
-    remainder with its sign still closes the list.
-    """
-    words = _WORDS[lang]
-    delta = table[f"{column}_delta"].to_numpy(float)
-    pieces = []
-    for feature, change, sentence in zip(why.features, why.changes, why.sentences[lang], strict=True):
-        agree = (feature != None) & ((np.sign(change) == np.sign(delta)) | np.isnan(delta))  # noqa: E711 (elementwise)
-        pieces.append(np.where(agree, sentence + " (" + _signed_texts(change) + ")", ""))
-    for column, label in ((f"{score}_other", words["other"]), (f"{score}_model_part", words["model"])):
-        values = table[column].to_numpy(float)
-        shown = ~np.isnan(values) & (np.round(values, 2) != 0)
-        pieces.append(np.where(shown, label + " " + _signed_texts(values), ""))
-    return _join_nonempty(pieces, words["sep"])
-
-
-def _shown(values: np.ndarray, kind: str) -> np.ndarray:
-    """Values as the sentences show them ("" where unknown): p_churn in hundredths, money to 3 significant figures."""
-    if kind == "p":
-        return _formatted(np.round(values, 2), "{:.2f}")
-    return _formatted(round_sig3(values), None)
-
-
-def _signed_texts(values: np.ndarray) -> np.ndarray:
-    return _formatted(np.round(values, 2), "{:+.2f}")
-
-
-def _formatted(values: np.ndarray, pattern: str | None) -> np.ndarray:
-    """Each distinct value formatted once ("" for NaN); `pattern` None: money as the reasons show it."""
-    out = np.full(len(values), "", dtype=object)
-    known = ~np.isnan(values)
-    if known.any():
-        distinct, inverse = np.unique(values[known] + 0.0, return_inverse=True)
-        texts = np.array([money(float(v)) if pattern is None else pattern.format(v) for v in distinct], dtype=object)
-        out[known] = texts[inverse]
-    return out
-
-
-def _join_nonempty(pieces: list[np.ndarray], sep: str) -> np.ndarray:
-    """Element-wise join of the non-empty pieces with `sep`."""
-    out = np.asarray(pieces[0], dtype=object).copy()
-    for piece in pieces[1:]:
-        piece = np.asarray(piece, dtype=object)
-        out = np.where((out != "") & (piece != ""), out + sep + piece, out + piece)
-    return out
+            feature = why.feature[s, r, lo:hi]
+            out = out.append_column(f"{score}_why_{r + 1}", name_texts.take(pa.array(feature, mask=feature < 0)))
+            out = out.append_column(f"{score}_why_{r + 1}_change", pa.array(why.change[s, r, lo:hi], from_pandas=True))
+        index = stated.index[s, :, lo:hi]
+        said[score] = StatedWhy({lang: [texts.take(pa.array(index[r], mask=index[r] < 0)) for r in range(k)]
+                                 for lang, texts in (("en", stated.texts.en), ("zh", stated.texts.zh))},
+                                [why.change[s, r, lo:hi] for r in range(k)])
+    shown = {column: (b.slice(lo, hi - lo), a.slice(lo, hi - lo)) for column, (b, a) in texts.items()}
+    en, zh = change_sentences(window, shown, status, said)
+    return out.append_column("sentence_en", en).append_column("sentence_zh", zh)
 
 
 def _first(table: pa.Table, column: str) -> Any:

@@ -54,6 +54,7 @@ from serving.score_table import SCORE_SCHEMA, ContractError
 from serving.scored_run import ScoredRun
 from serving.store_files import (
     SUMMARY_FILE,
+    explanation_paths,
     explanations_sql,
     fsync_dir,
     iter_score_tables,
@@ -437,6 +438,13 @@ class ScoreStore:
         """Return the explanations (one row per reason) of a run (default: latest), all columns or `columns`."""
         filters = equality_filters(customer_id=customer_id, score=score)
         return self._read("explanations", run_id, as_of, filters, columns).to_pandas()
+
+    def explanation_files(self, run_id: str | None = None) -> list[Path]:
+        """The Parquet part files of a run's explanations (default: latest), in order, for readers that go part by part.
+
+        A run deleted or republished while they are read is gone with its files (FileNotFoundError).
+        """
+        return explanation_paths(self.root / self._resolve(run_id, None).folder)
 
     def read_summary(self, run_id: str | None = None, as_of: dt.date | str | None = None) -> pd.DataFrame:
         """Return the segment and value-tier summary of a run (default: latest)."""

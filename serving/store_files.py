@@ -212,7 +212,8 @@ def _score_text_paths(folder: Path) -> list[Path]:
     return sorted((folder / "scores").glob("texts-*.parquet"))
 
 
-def _explanation_paths(folder: Path) -> list[Path]:
+def explanation_paths(folder: Path) -> list[Path]:
+    """A run folder's explanation part files, in order."""
     return sorted((folder / "explanations").glob("part-*.parquet"))
 
 
@@ -222,7 +223,7 @@ def read_run_table(folder: Path, table: str, filters: list | None, columns: list
         return pq.read_table(folder / SUMMARY_FILE, filters=filters or None, columns=columns)
     expression = pq.filters_to_expression(filters) if filters else None
     if table == "explanations":
-        paths = _explanation_paths(folder)
+        paths = explanation_paths(folder)
         if not paths:
             empty = EXPLANATION_SCHEMA.empty_table()
             return empty.select(columns) if columns else empty
@@ -232,7 +233,11 @@ def read_run_table(folder: Path, table: str, filters: list | None, columns: list
 
 def _read_split_scores(folder: Path, expression: pads.Expression | None, columns: list[str] | None) -> pa.Table:
     """Score rows (all, or those matching `expression` on the number columns) with their texts put back."""
-    numbers = pq.read_table(folder / SCORE_NUMBERS)
+    # Without a filter only the number columns asked for are read: a million rows of every column is hundreds of MB.
+    wanted = None
+    if columns is not None and expression is None:
+        wanted = [c for c in columns if c in SCORE_SCHEMA.names and c not in SCORE_TEXT_COLUMNS] or ["customer_id"]
+    numbers = pq.read_table(folder / SCORE_NUMBERS, columns=wanted)
     total_rows = numbers.num_rows
     positions = None
     if expression is not None:
@@ -298,7 +303,7 @@ def scores_sql(folder: Path) -> str:
 
 
 def explanations_sql(folder: Path) -> str:
-    paths = _explanation_paths(folder)
+    paths = explanation_paths(folder)
     if not paths:
         types = {pa.string(): "VARCHAR", pa.int16(): "SMALLINT", pa.float64(): "DOUBLE"}
         return "SELECT " + ", ".join(f"NULL::{types[f.type]} AS {f.name}" for f in EXPLANATION_SCHEMA) + " WHERE false"

@@ -224,3 +224,49 @@ def test_unknown_runs_and_a_lone_run_are_one_line_errors(tmp_path):
         changes_between(store, lang="fr")
     with pytest.raises(ValueError, match="top 0"):
         changes_between(store, top=0)
+
+
+# ---------------------------------------------------------------------- in partitions, from files
+
+
+def _from_files(side: RunSide, folder, parts: int = 2) -> RunSide:
+    """The side with its reasons in Parquet part files, as a scored or published run keeps them."""
+    from serving.changes_why import file_reasons
+
+    folder.mkdir()
+    paths = []
+    for i, chunk in enumerate(np.array_split(np.arange(len(side.reasons)), parts)):
+        path = folder / f"part-{i:05d}.parquet"
+        pa.Table.from_pandas(side.reasons.iloc[chunk], preserve_index=False).to_pandas().to_parquet(path)
+        paths.append(path)
+    return RunSide(side.run_id, side.as_of, side.churn_model_version, side.value_model_version, side.scores, file_reasons(paths))
+
+
+@pytest.mark.parametrize("partition_rows", [1, 2, 100])
+def test_a_comparison_in_partitions_from_part_files_equals_the_one_in_one_piece(tmp_path, partition_rows):
+    from serving.changes import changes_table
+    from tests.serving.changes_reference import reference_table
+
+    expected = reference_table(_before(), _after())
+    before, after = _from_files(_before(), tmp_path / "r1"), _from_files(_after(), tmp_path / "r2", parts=3)
+    got = changes_table(before, after, partition_rows=partition_rows, spill_to=tmp_path / "changes.arrow")
+    assert got.equals(expected)
+    assert got.column("churn_why_1").to_pylist()[0] == "days_since_last_order"  # C1, by hand above
+
+
+def test_only_the_features_a_sentence_states_have_their_values_read_and_said(monkeypatch):
+    import serving.changes_why as why
+
+    asked = []
+    real = why.sentence_codes
+
+    def recording(feature, values, context):
+        asked.append((feature, list(values)))
+        return real(feature, values, context)
+
+    monkeypatch.setattr(why, "sentence_codes", recording)
+    score_changes(_before(), _after())
+    # C2 did not move (its "3 days" is never said); C1's churn rose and its CLV fell: the features that pushed
+    # that way, with C1's values in the later run, or the earlier one where the feature is a reason only there.
+    assert sorted(asked) == [("days_since_last_order", [84.0]), ("order_gap_mean_days", [30.0]),
+                             ("revenue_sum_90d", [0.0, 0.0])]
