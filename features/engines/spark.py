@@ -34,10 +34,12 @@ from pyspark.sql import DataFrame, SparkSession
 from features.engines import SparkSettings
 from features.tables import normalised_select
 
-# Settings every custscore session gets: timestamps are naive UTC wall times (as on DuckDB),
-# and the Spark UI's port is not opened by a batch job.
+# Settings every custscore session gets: timestamps are naive UTC wall times (as on DuckDB);
+# results reach the driver as Arrow batches (without it pandas gets them row by row, pickled);
+# the Spark UI's port is not opened by a batch job.
 SESSION_DEFAULTS: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
 }
 # A local session is one machine: a few shuffle partitions instead of Spark's 200 empty ones.
@@ -110,9 +112,19 @@ def connect(session: SparkSession) -> PySparkBackend:
     return backend
 
 
+def _spark_function(node: sge.Expression) -> sge.Expression:
+    """The DuckDB functions of the project's SQL that Spark names differently (null in, null out, as in DuckDB)."""
+    if isinstance(node, sge.Anonymous) and node.name.lower() == "isfinite":
+        value = node.expressions[0].sql("spark")
+        return sqlglot.parse_one(f"(NOT ISNAN({value}) AND ABS({value}) <> CAST('Infinity' AS DOUBLE))", read="spark")
+    if isinstance(node, sge.Anonymous) and node.name.lower() == "strlen":
+        return sge.Anonymous(this="OCTET_LENGTH", expressions=node.expressions)
+    return node
+
+
 def spark_sql(duckdb_sql: str) -> str:
-    """DuckDB SQL text (the project's own, e.g. the normalising SELECT list) as Spark SQL."""
-    return sqlglot.transpile(duckdb_sql, read="duckdb", write="spark")[0]
+    """The project's DuckDB SQL text (the normalising SELECT list, validation's parsing and rules) as Spark SQL."""
+    return sqlglot.parse_one(duckdb_sql, read="duckdb").transform(_spark_function).sql("spark")
 
 
 _view_counter = itertools.count()

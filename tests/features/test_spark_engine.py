@@ -26,7 +26,10 @@ pytest.importorskip("pyspark", reason="the spark extra is not installed: pip ins
 from features.engines.spark import JavaMissingError, connect, frames_to_tables, read_tables, spark_session  # noqa: E402
 
 AS_OF = datetime(2026, 3, 1)
+# Every family, as runs build them (season columns for a 90-day horizon, prospects included).
 SPEC = FeatureSpec(season_horizons_days=(90,))
+# Fewer windows where the same families are built again (each Spark query is planned anew).
+LIGHT_SPEC = FeatureSpec(windows_days=(90,), year_ago=False)
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +81,15 @@ def test_fractional_seconds_and_float_literals_compute_as_on_duckdb(spark_con):
     frames = {"transactions": pd.DataFrame({
         "customer_id": ["c1"], "order_id": ["o1"], "ts": [pd.Timestamp("2026-01-01 12:00:00.5")], "amount": [10.0],
     })}
-    features = build_features(frames_to_tables(spark_con, frames), datetime(2026, 1, 2), FeatureSpec())
+    features = build_features(frames_to_tables(spark_con, frames), datetime(2026, 1, 2), LIGHT_SPEC)
     assert features.loc[0, "days_since_last_order"] == pytest.approx(43_199.5 / 86_400, abs=1e-12)
 
 
 def test_features_on_spark_equal_duckdb(engines):
     duck, spark = engines
-    assert_same_frame(build_features(duck, AS_OF, SPEC, include_prospects=True),
-                      build_features(spark, AS_OF, SPEC, include_prospects=True), ["customer_id"])
+    on_spark = build_features(spark, AS_OF, SPEC, include_prospects=True)
+    assert on_spark.shape[1] > 100
+    assert_same_frame(build_features(duck, AS_OF, SPEC, include_prospects=True), on_spark, ["customer_id"])
 
 
 def test_labels_on_spark_equal_duckdb(engines):
@@ -96,7 +100,7 @@ def test_labels_on_spark_equal_duckdb(engines):
 
 def test_training_set_on_spark_equals_duckdb(engines):
     duck, spark = engines
-    kwargs = {"spec": SPEC, "churn_horizon_days": 90, "value_horizon_days": 90, "n_snapshots": 2, "step_days": 90,
+    kwargs = {"spec": LIGHT_SPEC, "churn_horizon_days": 90, "value_horizon_days": 90, "n_snapshots": 2, "step_days": 90,
               "targets": "all"}
     scoring = datetime(2026, 10, 1)
     on_duck, on_spark = build_training_set(duck, scoring, **kwargs), build_training_set(spark, scoring, **kwargs)
@@ -111,11 +115,68 @@ def test_features_on_spark_ignore_rows_at_and_after_the_as_of_date(engines):
     later = tx.ts >= AS_OF
     changed = tx.mutate(amount=ibis.ifelse(later, tx.amount * 1000 + 7, tx.amount),
                         customer_id=ibis.ifelse(later & (tx.customer_id == tx.customer_id.min()), "late-only", tx.customer_id))
-    before = build_features(spark, AS_OF, SPEC)
-    after = build_features({**spark, "transactions": changed}, AS_OF, SPEC)
+    before = build_features(spark, AS_OF, LIGHT_SPEC)
+    after = build_features({**spark, "transactions": changed}, AS_OF, LIGHT_SPEC)
     assert_same_frame(before, after, ["customer_id"])
     labels = build_labels({**spark, "transactions": changed}, AS_OF, churn_horizon_days=90, value_horizon_days=90,
                           data_end=datetime(2026, 10, 1))
     original = build_labels(spark, AS_OF, churn_horizon_days=90, value_horizon_days=90, data_end=datetime(2026, 10, 1))
     # The change is visible to what comes after as_of: the labels move.
     assert labels["label_revenue"].sum() > 100 * original["label_revenue"].sum()
+
+
+def write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def bad_rows_folder(tmp_path_factory) -> Path:
+    """CSV tables where each bad row breaks one rule; the good rows carry offsets, spaces and upper-case kinds."""
+    folder = tmp_path_factory.mktemp("spark-bad-rows")
+    write_text(folder / "transactions.csv", "\n".join([
+        "Customer_ID,order_id,ts,amount,discount",
+        "c1,o1,2026-01-05T10:00:00+02:00, 120.5 ,0",
+        "c1,o2,2026-02-01 09:30:00.25,80,5",
+        "c2,o3,2026-01-20,40,",
+        ",o4,2026-01-21,10,0",          # missing_customer_id
+        "NULL,o5,2026-01-21,10,0",      # missing_customer_id (a word for nothing)
+        "c\x01x,o6,2026-01-21,10,0",    # invalid_characters
+        "c2,o7,2026-13-01,10,0",        # bad_timestamp
+        "c2,o8,1900-01-01,10,0",        # implausible_date
+        "c2,o9,2026-01-22,abc,0",       # non_numeric_amount
+        "c2,o10,2026-01-22,inf,0",      # non_finite_amount
+        "c2,o11,2026-01-22,10,-1",      # negative_discount
+        "c2,o12,2031-01-01,10,0",       # future_timestamp
+    ]) + "\n")
+    write_text(folder / "customers.csv", "customer_id,signup_date,region,employees\nc1,2025-01-01,North,12\nc2,2025-06-01,South,7\n")
+    write_text(folder / "interactions.csv", "\n".join([
+        "customer_id,ts,kind,cost",
+        "c1,2026-01-10T08:00:00Z,Ticket,12.5",
+        "c9,2026-01-11,visit,3",         # unknown_customer
+        "c2,2026-01-12,call,-2",         # negative_cost
+    ]) + "\n")
+    return folder
+
+
+def test_validation_on_spark_accepts_and_quarantines_the_rows_duckdb_does(spark_con, bad_rows_folder, tmp_path):
+    from features.engines.spark_validation import load_and_validate_on_spark
+
+    clock = datetime(2026, 10, 1, tzinfo=UTC)
+    duck = load_and_validate(bad_rows_folder, clock=clock, max_quarantine_share=1.0)
+    spark = load_and_validate_on_spark(spark_con, str(bad_rows_folder), clock=clock, work_path=str(tmp_path / "work"),
+                                       max_quarantine_share=1.0)
+    assert spark.report["transactions"].reasons == {
+        "missing_customer_id": 2, "invalid_characters": 1, "bad_timestamp": 1, "implausible_date": 1,
+        "non_numeric_amount": 1, "non_finite_amount": 1, "negative_discount": 1, "future_timestamp": 1,
+    }
+    assert spark.report["interactions"].reasons == {"unknown_customer": 1, "negative_cost": 1}
+    for table, report in duck.report.items():
+        assert (spark.report[table].read, spark.report[table].accepted, spark.report[table].reasons) == (
+            report.read, report.accepted, report.reasons), table
+    columns = ["table", "column", "value", "reason"]
+    assert_same_frame(duck.quarantine[columns], spark.quarantine[columns], columns)
+    for table in duck.tables:
+        key = ["customer_id", "ts"] if "ts" in duck.tables[table].columns else ["customer_id"]
+        assert_same_frame(duck.tables[table].to_pandas(), spark.tables[table].to_pandas(), key)
+    # The offset is applied: 10:00 at +02:00 is 08:00 UTC.
+    assert spark.data_start == datetime(2026, 1, 5, 8, 0) == duck.data_start
