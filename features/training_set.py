@@ -14,7 +14,8 @@ with the churn horizon only (snapshots up to scoring_date - 90 days, only label_
 `targets="value"` one with the value labels only, for when that freshness matters.
 
 On DuckDB the customer sample and the order moments of its transactions are computed once, as
-temp tables dropped at the end, and every snapshot's feature and label queries read them. The
+temp tables dropped at the end (on Spark, cached tables released at the end), and every
+snapshot's feature and label queries read them. The
 population season shares (features/families/season_share.py) read every customer, also when training on a
 sample: from the order moments when there is no sample, else from the daily revenue of the
 whole data, made once (exact because snapshots are midnights).

@@ -32,6 +32,9 @@ class SparkSettings(BaseModel):
     # Any Spark setting (spark.executor.memory, spark.sql.shuffle.partitions, credentials
     # providers for object storage...), passed to the session builder as given.
     conf: dict[str, str] = Field(default_factory=dict)
+    # The input folder as a Hadoop-compatible URI (s3a://bucket/input, abfss://..., gs://...,
+    # hdfs://...), read by Spark instead of data.source or --data (local paths); null: those.
+    source: str | None = None
     # Where Spark writes the validated tables of a run (any Hadoop-compatible path: file://,
     # s3a://, abfss://, gs://); null: a folder under the home's work folder.
     work_path: str | None = None

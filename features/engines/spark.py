@@ -46,6 +46,10 @@ SESSION_DEFAULTS: dict[str, str] = {
 LOCAL_DEFAULTS: dict[str, str] = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"}
 
 
+# spark-submit starts the Python driver with the port of the JVM it launched in this variable.
+SUBMIT_GATEWAY = "PYSPARK_GATEWAY_PORT"
+
+
 class JavaMissingError(RuntimeError):
     """Spark needs a Java runtime and none was found."""
 
@@ -60,19 +64,23 @@ def java_executable() -> str | None:
 
 
 def spark_session(master: str = "local[2]", app_name: str = "custscore", conf: Mapping[str, str] | None = None) -> SparkSession:
-    """A Spark session (the running one when there is one, as under spark-submit or Databricks).
+    """A Spark session (the running one when there is one, as on Databricks).
 
-    `conf` is applied after custscore's defaults (UTC session time zone, no UI; for a local
-    master also 4 shuffle partitions and 2 GB for the driver), so any of them can be overridden.
+    `conf` is applied after custscore's defaults (UTC session time zone, Arrow transfers, no UI;
+    for a local master also 4 shuffle partitions and 2 GB for the driver), so any of them can be
+    overridden. Under spark-submit, `master` is ignored: spark-submit's --master decides.
     """
-    if SparkSession.getActiveSession() is None and java_executable() is None:
+    if SparkSession.getActiveSession() is None and SUBMIT_GATEWAY not in os.environ and java_executable() is None:
         where = f"JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java" if os.environ.get("JAVA_HOME") else "no java on PATH"
         raise JavaMissingError(
             f"the spark engine needs a Java 17 runtime and none was found ({where}); "
             "run scripts/spark.sh to install one, or set JAVA_HOME"
         )
-    settings = {**SESSION_DEFAULTS, **(LOCAL_DEFAULTS if master.startswith("local") else {}), **(conf or {})}
-    builder = SparkSession.builder.master(master).appName(app_name)
+    submitted = SUBMIT_GATEWAY in os.environ
+    settings = {**SESSION_DEFAULTS, **(LOCAL_DEFAULTS if master.startswith("local") and not submitted else {}),
+                **(conf or {})}
+    # Under spark-submit the master (and the resources) are spark-submit's to choose.
+    builder = SparkSession.builder.appName(app_name) if submitted else SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -34,7 +34,7 @@ from features.io.sources import Source, _map_columns, contract_error
 from features.sql_text import quote_ident
 from features.validation.normalise import finalise_expressions, normalised_sql
 from features.validation.plausibility import MONEY_COLUMNS, PlausibilityRules, mixed_currency_message
-from features.validation.quarantine import QUARANTINE_COLUMNS
+from features.validation.quarantine import QUARANTINE_COLUMNS, printable
 from features.validation.report import (
     MixedCurrencyError,
     QuarantineThresholdError,
@@ -136,11 +136,17 @@ def _quarantine(checked: DataFrame, raw: DataFrame, src: Source, rules: Sequence
     frame = pd.DataFrame({
         "table": src.table, "source": src.display, "line": pd.array([None] * len(rows), dtype="Int64"),
         "column": [rules[int(i)].column for i in rows["__rule"]],
-        "value": [values.at[rid, src.mapping[rules[int(i)].column]] for rid, i in zip(rows["__rid"], rows["__rule"], strict=True)],
+        "value": [_shown(values.at[rid, src.mapping[rules[int(i)].column]])
+                  for rid, i in zip(rows["__rid"], rows["__rule"], strict=True)],
         "reason": [rules[int(i)].reason for i in rows["__rule"]],
         "raw": rows["raw"],
     })
     return frame[list(QUARANTINE_COLUMNS)]
+
+
+def _shown(value: object) -> str | None:
+    """A value as the quarantine shows it: control characters written \\xHH, as on DuckDB."""
+    return None if value is None or pd.isna(value) else printable(str(value))
 
 
 def _accepted_hash(frame: DataFrame) -> tuple[int, int]:

@@ -7,6 +7,8 @@ how to install Java.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -180,3 +182,12 @@ def test_validation_on_spark_accepts_and_quarantines_the_rows_duckdb_does(spark_
         assert_same_frame(duck.tables[table].to_pandas(), spark.tables[table].to_pandas(), key)
     # The offset is applied: 10:00 at +02:00 is 08:00 UTC.
     assert spark.data_start == datetime(2026, 1, 5, 8, 0) == duck.data_start
+
+
+def test_a_spark_session_without_java_says_how_to_install_it(tmp_path):
+    code = ("from features.engines.spark import spark_session\n"
+            "try:\n    spark_session()\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": str(tmp_path), "JAVA_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.stdout.startswith("JavaMissingError the spark engine needs a Java 17 runtime"), result.stdout + result.stderr
+    assert f"JAVA_HOME={tmp_path} has no bin/java" in result.stdout and "scripts/spark.sh" in result.stdout

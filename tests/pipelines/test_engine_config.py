@@ -34,10 +34,11 @@ def test_engine_spark_alone_or_as_a_section_with_spark_settings(tmp_path):
     assert load_config(short).engine.name == "spark"
     full = tmp_path / "full.yaml"
     full.write_text("engine:\n  name: spark\n  spark:\n    master: spark://head:7077\n"
-                    "    conf: {spark.executor.memory: 8g}\n    work_path: s3a://bucket/custscore/work\n")
+                    "    conf: {spark.executor.memory: 8g}\n    source: s3a://bucket/custscore/input\n"
+                    "    work_path: s3a://bucket/custscore/work\n")
     spark = load_config(full).engine.spark
-    assert (spark.master, spark.conf, spark.work_path) == ("spark://head:7077", {"spark.executor.memory": "8g"},
-                                                           "s3a://bucket/custscore/work")
+    assert (spark.master, spark.conf, spark.source, spark.work_path) == (
+        "spark://head:7077", {"spark.executor.memory": "8g"}, "s3a://bucket/custscore/input", "s3a://bucket/custscore/work")
 
 
 def test_an_unknown_engine_or_spark_key_names_its_path(tmp_path):
