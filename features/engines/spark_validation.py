@@ -27,10 +27,10 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.contract import TABLES, InputContractError
+from features.contract import TABLES, InputContractError, LogicalType
 from features.engines.spark import normalised_table, spark_sql
 from features.io.rows import Rows
-from features.io.sources import Source, _map_columns, contract_error
+from features.io.sources import Source, _map_columns, _without_rows
 from features.sql_text import quote_ident
 from features.validation.normalise import finalise_expressions, normalised_sql
 from features.validation.plausibility import MONEY_COLUMNS, PlausibilityRules, mixed_currency_message
@@ -83,15 +83,20 @@ def table_paths(session: SparkSession, folder: str) -> dict[str, str]:
     return found
 
 
-def _read_source(session: SparkSession, table: str, path: str) -> tuple[Source, Rows, DataFrame]:
-    """The table's rows as a temp view aliased r with a row id, described as validation's Source and Rows."""
+def _read_source(session: SparkSession, table: str, path: str,
+                 warnings: list[str]) -> tuple[Source, Rows, DataFrame] | None:
+    """The table's rows as a temp view aliased r with a row id, described as validation's Source and Rows.
+
+    None for an optional table with column names and no row (absent, with a warning, as on DuckDB).
+    """
     reader = session.read
     frame = (reader.option("header", True).option("inferSchema", False).option("encoding", "UTF-8").csv(path)
              if path.lower().endswith((".csv", ".csv.gz")) else reader.parquet(path))
     spec = TABLES[table]
     mapping = _map_columns(spec, f"source {path}", frame.columns)
-    if frame.head(1) == []:
-        raise contract_error(spec, f"source {path}", "has no rows", frame.columns)
+    if not frame.head(1):
+        _without_rows(spec, f"source {path}", frame.columns, warnings)
+        return None
     view = f"__raw_{table}"
     frame.withColumn("__rid", F.monotonically_increasing_id()).createOrReplaceTempView(view)
     types = {name: _DUCKDB_TYPE_NAMES.get(kind, kind.upper()) for name, kind in frame.dtypes}
@@ -102,8 +107,6 @@ def _read_source(session: SparkSession, table: str, path: str) -> tuple[Source, 
 
 def _attribute_types(session: SparkSession, src: Source, rows: Rows):
     """Customer attributes outside the contract: float64 when every value is a plain number (as on DuckDB)."""
-    from features.contract import LogicalType
-
     spec = TABLES[src.table]
     types = {}
     for name in (k for k in src.mapping if k not in spec.column_names):
@@ -180,8 +183,13 @@ def load_and_validate_on_spark(
     sums: dict[str, tuple[int, int]] = {}
     paths = table_paths(session, source)
     work = work_path.rstrip("/")
-    for table, path in paths.items():
-        src, rows, raw = _read_source(session, table, path)
+    warnings: list[str] = []
+    for table, path in list(paths.items()):
+        read = _read_source(session, table, path, warnings)
+        if read is None:
+            del paths[table]
+            continue
+        src, rows, raw = read
         columns = list(src.mapping)
         rules = (column_rules(TABLES[table], columns, plausibility.min_date) + table_rules(table, columns, plausibility)
                  + future_rules(table, columns, limit))
@@ -217,7 +225,7 @@ def load_and_validate_on_spark(
     quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     result = ValidatedData(con=con, tables=tables, report=reports, quarantine=quarantine,
                            data_hash=_data_hash(tables, sums), data_start=start, data_end=end,
-                           sources=dict(paths), line_kind={table: "row" for table in paths})
+                           sources=dict(paths), line_kind={table: "row" for table in paths}, warnings=warnings)
     message = threshold_message(result, max_quarantine_share)
     if message is not None:
         raise QuarantineThresholdError(message, result)

@@ -151,6 +151,7 @@ def bad_rows_folder(tmp_path_factory) -> Path:
         "c2,o12,2031-01-01,10,0",       # future_timestamp
     ]) + "\n")
     write_text(folder / "customers.csv", "customer_id,signup_date,region,employees\nc1,2025-01-01,North,12\nc2,2025-06-01,South,7\n")
+    write_text(folder / "invoices.csv", "customer_id,invoice_id,issued_at,due_at,amount\n")  # no rows: absent
     write_text(folder / "interactions.csv", "\n".join([
         "customer_id,ts,kind,cost",
         "c1,2026-01-10T08:00:00Z,Ticket,12.5",
@@ -172,6 +173,8 @@ def test_validation_on_spark_accepts_and_quarantines_the_rows_duckdb_does(spark_
         "non_numeric_amount": 1, "non_finite_amount": 1, "negative_discount": 1, "future_timestamp": 1,
     }
     assert spark.report["interactions"].reasons == {"unknown_customer": 1, "negative_cost": 1}
+    assert set(spark.tables) == set(duck.tables) == {"transactions", "customers", "interactions"}
+    assert [w for w in spark.warnings if w.startswith("invoices table")]
     for table, report in duck.report.items():
         assert (spark.report[table].read, spark.report[table].accepted, spark.report[table].reasons) == (
             report.read, report.accepted, report.reasons), table
