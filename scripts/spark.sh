@@ -1,12 +1,12 @@
 #!/bin/sh
 # Make sure what the spark engine needs is here: a Java 17 runtime (Debian's openjdk-17-jre-headless,
-# installed with apt-get when `java` is missing, as root or through sudo) and the `spark` extra
-# (pyspark 4.0, the release Ibis 12 supports) in the virtual environment given, then print the
-# Java version line.
-#   usage: scripts/spark.sh [VENV]        (VENV default .venv; run from the project folder)
+# installed with apt-get when `java` is missing, as root or through sudo) and, when a virtual
+# environment is given, the `spark` extra (pyspark 4.0, the release Ibis 12 supports) in it; then
+# print the Java version line.
+#   usage: scripts/spark.sh [VENV]        (run from the project folder; e.g. scripts/spark.sh .venv)
 set -eu
 
-venv="${1:-.venv}"
+venv="${1:-}"
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
@@ -39,9 +39,8 @@ case "$major" in
     *) echo "error: java is version ${major:-unknown}; Spark 4.0 needs Java 17 or 21 (install openjdk-17-jre-headless, set JAVA_HOME)" >&2; exit 1 ;;
 esac
 
-if [ -x "$venv/bin/pip" ]; then
+if [ -n "$venv" ]; then
+    [ -x "$venv/bin/pip" ] || { echo "error: no virtual environment at $venv (no $venv/bin/pip); make it with python3 -m venv $venv" >&2; exit 1; }
     "$venv/bin/pip" install -q -c constraints.txt -e '.[spark]' >&2
-else
-    echo "warning: no virtual environment at $venv; install the extra yourself: pip install -c constraints.txt -e '.[spark]'" >&2
 fi
 java -version 2>&1 | head -n 1

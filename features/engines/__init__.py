@@ -5,10 +5,12 @@ features/training_set.py), never a second copy of a definition:
 
 - `duckdb` (the default): embedded DuckDB on one machine, `features.validation.load_and_validate`.
 - `spark`: Ibis's PySpark backend on a Spark session (local or a cluster), the input read from
-  Parquet or CSV on any Hadoop-compatible path (`features.engines.spark`).
+  Parquet or CSV on any Hadoop-compatible path (`features.engines.spark`) and validated there
+  by the same rules (`features.engines.spark_validation`).
 
-This module imports no pyspark: only `features.engines.spark` does, and only when the engine
-is spark, so the default install needs neither pyspark nor Java.
+This module imports no pyspark: only `features.engines.spark` and `spark_validation` do, and
+they are imported only when the engine is spark, so the default install needs neither pyspark
+nor Java.
 """
 
 from __future__ import annotations
