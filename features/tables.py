@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 import ibis
@@ -75,35 +75,44 @@ def _timestamps_as_naive_utc(frame: pd.DataFrame, columns: list[str]) -> pd.Data
     return frame
 
 
-def _select_list(table: str, frame: pd.DataFrame) -> list[str]:
-    """SQL select expressions that cast each column of `frame` to its normalised type."""
+def normalised_select(table: str, numeric: Mapping[str, bool]) -> list[str]:
+    """DuckDB SELECT expressions casting each column to its normalised type, with the derived defaults.
+
+    `numeric` maps each column present to whether it holds numbers (a column outside the
+    contract, such as a customer attribute, becomes DOUBLE or VARCHAR by it). Transactions
+    without margin get amount x DEFAULT_MARGIN_RATE; invoices get paid_amount = amount where
+    paid_at is set and paid_amount is not. The Spark engine runs the same list, translated.
+    """
     types = NORMALISED_TYPES[table]
     expressions = []
-    for column in frame.columns:
-        if column in types:
-            sql_type = types[column]
-        elif pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
-            sql_type = "DOUBLE"
-        else:
-            sql_type = "VARCHAR"
+    for column, is_number in numeric.items():
+        sql_type = types.get(column, "DOUBLE" if is_number else "VARCHAR")
         expression = f'CAST("{column}" AS {sql_type})'
         if table == "interactions" and column == "kind":
             expression = f"lower({expression})"
         expressions.append(f'{expression} AS "{column}"')
-    if table == "transactions" and "margin" not in frame.columns:
+    if table == "transactions" and "margin" not in numeric:
         expressions.append(f'CAST("amount" AS DOUBLE) * {DEFAULT_MARGIN_RATE} AS "margin"')
-    return expressions
+    return _fill_paid_amount(table, numeric, expressions)
 
 
-def _fill_paid_amount(table: str, frame: pd.DataFrame, select: list[str]) -> list[str]:
+def _select_list(table: str, frame: pd.DataFrame) -> list[str]:
+    """SQL select expressions that cast each column of `frame` to its normalised type."""
+    return normalised_select(table, {
+        column: pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column])
+        for column in frame.columns
+    })
+
+
+def _fill_paid_amount(table: str, columns: Collection[str], select: list[str]) -> list[str]:
     """Invoices: paid_amount is the invoice amount when paid_at is set and paid_amount is not."""
-    if table != "invoices" or "paid_at" not in frame.columns:
+    if table != "invoices" or "paid_at" not in columns:
         return select
     fill = (
         'CASE WHEN "paid_at" IS NULL THEN CAST("paid_amount" AS DOUBLE) '
         'ELSE COALESCE(CAST("paid_amount" AS DOUBLE), CAST("amount" AS DOUBLE)) END AS "paid_amount"'
     )
-    if "paid_amount" in frame.columns:
+    if "paid_amount" in columns:
         return [fill if item.endswith('AS "paid_amount"') else item for item in select]
     return [*select, fill.replace('CAST("paid_amount" AS DOUBLE)', "CAST(NULL AS DOUBLE)")]
 
@@ -130,7 +139,7 @@ def tables_from_frames(
     suffix = next(_table_counter)
     for name, frame in frames.items():
         frame = _timestamps_as_naive_utc(frame, [c for c, t in NORMALISED_TYPES[name].items() if t == "TIMESTAMP"])
-        select = _fill_paid_amount(name, frame, _select_list(name, frame))
+        select = _select_list(name, frame)
         raw_name = f"_raw_{name}_{suffix}"
         table_name = (table_names or {}).get(name, f"{name}_{suffix}")
         con.con.register(raw_name, frame)

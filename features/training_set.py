@@ -14,7 +14,8 @@ with the churn horizon only (snapshots up to scoring_date - 90 days, only label_
 `targets="value"` one with the value labels only, for when that freshness matters.
 
 On DuckDB the customer sample and the order moments of its transactions are computed once, as
-temp tables dropped at the end, and every snapshot's feature and label queries read them. The
+temp tables dropped at the end (on Spark, cached tables released at the end), and every
+snapshot's feature and label queries read them. The
 population season shares (features/families/season_share.py) read every customer, also when training on a
 sample: from the order moments when there is no sample, else from the daily revenue of the
 whole data, made once (exact because snapshots are midnights).
@@ -233,11 +234,16 @@ def materialised(
     the moments once instead of inside every snapshot's query is most of the training-set cost.
     Copy the tables only when they are a sample (an expression, not stored data). `population`
     (transactions of every customer) is reduced to its daily revenue, the third table yielded
-    (None without it). The temp tables get unique names and are dropped on exit. On other
-    backends nothing is materialised and the expressions are returned as they are.
+    (None without it). The temp tables get unique names and are dropped on exit. On Spark the
+    same tables are cached instead (`_spark_cached`); on other backends nothing is materialised
+    and the expressions are returned as they are.
     """
     backend = tables["transactions"]._find_backend()
     daily = None if population is None else daily_revenue(population)
+    if backend.name == "pyspark":
+        with _spark_cached(tables, copy_tables=copy_tables, daily=daily) as cached:
+            yield cached
+        return
     if backend.name != "duckdb":
         yield dict(tables), order_moments(tables["transactions"]), daily
         return
@@ -257,6 +263,31 @@ def materialised(
     finally:
         for table_name in created:
             backend.con.execute(f'DROP TABLE IF EXISTS temp.main."{table_name}"')
+
+
+@contextmanager
+def _spark_cached(
+    tables: Mapping[str, ir.Table], *, copy_tables: bool, daily: ir.Table | None
+) -> Iterator[tuple[dict[str, ir.Table], ir.Table, ir.Table | None]]:
+    """On Spark, the same tables as `materialised` makes on DuckDB, cached in the executors' memory (spilling to disk).
+
+    Without the cache every snapshot's query would read the input files, sample and group the
+    order moments again. Released on exit.
+    """
+    cached: list[ir.Table] = []
+
+    def cache(expr: ir.Table) -> ir.Table:
+        table = expr.cache()
+        cached.append(table)
+        return table
+
+    try:
+        kept = {name: cache(table) for name, table in tables.items()} if copy_tables else dict(tables)
+        moments = cache(order_moments(kept["transactions"]))
+        yield kept, moments, None if daily is None else cache(daily)
+    finally:
+        for table in cached:
+            table.release()
 
 
 def _snapshot_frames(

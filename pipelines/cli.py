@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines import cli_backtest, cli_changes, cli_report
+from pipelines import cli_backtest, cli_changes, cli_engine, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.cli_api import api_app
 from pipelines.cli_db import db_app, runs_prune
@@ -370,9 +370,11 @@ def _start_local_api(paths):
 @app.command()
 def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
           churn_horizon_days: ChurnH = None, value_horizon_days: ValueH = None,
-          allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
+          allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False,
+          engine: cli_engine.EngineOpt = None) -> None:
     """Retrain the churn and value models; print metrics beside baselines and the champion gate."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
+    cli_engine.use_engine(engine)
     _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)
@@ -396,9 +398,11 @@ def train(data: DataOpt = None, as_of: AsOfOpt = None, config: ConfigOpt = None,
 def run(data: DataOpt = None, as_of: AsOfOpt = None, churn_horizon_days: ChurnH = None,
         value_horizon_days: ValueH = None, config: ConfigOpt = None,
         retrain: Annotated[bool, typer.Option("--retrain", help="Train even if champions exist.")] = False,
-        allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False) -> None:
+        allow_future_as_of: AllowFutureOpt = False, wait: WaitOpt = False,
+        engine: cli_engine.EngineOpt = None) -> None:
     """The main job: validate, train when needed, score, explain, segment and publish."""
     _check_run_flags(as_of, churn_horizon_days, value_horizon_days)
+    cli_engine.use_engine(engine)
     _check_run_inputs(data, config)
     paths = _prepare()
     lock = _hold_home(paths, wait)

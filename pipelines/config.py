@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from features.attributes import AttributePolicy
 from features.build import FeatureSpec
+from features.engines import EngineSettings
 from features.validation.plausibility import CurrencyConversion, PlausibilityRules, WhaleOrderRule
 from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
@@ -233,8 +234,26 @@ class ScorecardConfig(ScorecardRules):
     (serving/scorecard.py's ScorecardRules as it is; docs/SCORECARD.md)."""
 
 
+ENGINE_ENV = "CUSTSCORE_ENGINE"
+
+
+class EngineConfig(EngineSettings):
+    """The `engine:` section: `engine: spark` alone, or `name` with a `spark:` block (features/engines).
+
+    The CLI's `--engine` reaches the flows through $CUSTSCORE_ENGINE, which wins over the file,
+    so a scheduled deployment can switch engine the same way.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, data: object) -> object:
+        return {"name": data} if isinstance(data, str) else data
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
+    # duckdb: one machine, as always; spark: validation, features, labels and training sets on Spark.
+    engine: EngineConfig = EngineConfig()
     demo: DemoConfig = DemoConfig()
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
@@ -295,6 +314,7 @@ def load_config(path: Path | None = None) -> CustscoreConfig:
     """Read and validate a YAML config (default: configs/default.yaml)."""
     path = Path(path) if path else DEFAULT_CONFIG
     raw = _read_yaml(path)
+    raw = _engine_from_environment(raw)
     segments_file = raw.pop("segments_file", "segments.yaml")
     if "segments" not in raw:
         raw["segments"] = _read_yaml(_segments_path(path, segments_file))
@@ -302,6 +322,16 @@ def load_config(path: Path | None = None) -> CustscoreConfig:
         return CustscoreConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: configuration does not match the schema:\n{_explain(exc)}") from exc
+
+
+def _engine_from_environment(raw: dict) -> dict:
+    """$CUSTSCORE_ENGINE (set by `--engine`) names the engine whatever the file says; its spark settings stay."""
+    name = os.environ.get(ENGINE_ENV)
+    if not name:
+        return raw
+    section = raw.get("engine")
+    section = {"name": section} if isinstance(section, str) or section is None else dict(section)
+    return {**raw, "engine": {**section, "name": name}}
 
 
 def _resolve(config_path: Path, relative: str) -> Path:

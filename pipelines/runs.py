@@ -67,7 +67,10 @@ def resolve_run(request: RunRequest) -> Run:
     cfg = resolve_config(request)
     paths = prepare_environment()
     clock = tasks.utc_now()
-    if cfg.data.source is None:
+    if cfg.engine.name == "spark" and cfg.engine.spark.source is not None:
+        # An object-storage folder (s3a://, abfss://, gs://) only Spark can read.
+        source, label = cfg.engine.spark.source, redacted(cfg.engine.spark.source)
+    elif cfg.data.source is None:
         source = tasks.ensure_demo_data(paths, cfg)
         label = f"demo data ({cfg.demo.customers} customers, seed {cfg.demo.seed})"
     else:

@@ -70,19 +70,37 @@ def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datet
     data_end = datetime.combine(cfg.data.data_end, datetime.min.time()) if cfg.data.data_end else None
     try:
         with writing(paths.root / "work", "the validated tables in", "nothing was trained or published"):
-            data = load_and_validate(
-                source, clock=clock, data_end=data_end,
-                max_quarantine_share=cfg.data.max_quarantine_share,
-                default_margin_rate=cfg.data.default_margin_rate,
-                work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
-                duplicate_lines=cfg.data.duplicate_lines, plausibility=cfg.data.plausibility(),
-            )
+            if cfg.engine.name == "spark":
+                data = validate_on_spark(source, cfg, paths, clock, data_end)
+            else:
+                data = load_and_validate(
+                    source, clock=clock, data_end=data_end,
+                    max_quarantine_share=cfg.data.max_quarantine_share,
+                    default_margin_rate=cfg.data.default_margin_rate,
+                    work_dir=paths.root / "work", memory_limit=cfg.data.duckdb_memory_limit,
+                    duplicate_lines=cfg.data.duplicate_lines, plausibility=cfg.data.plausibility(),
+                )
     except QuarantineThresholdError as exc:
         written = write_quarantine_file(exc.result, paths, clock, announce=False)
         # The failing run's one line says where the rejected rows are; no separate warning line.
         raise QuarantineThresholdError(f"{exc} Quarantined rows: {written}", exc.result) from None
     write_quarantine_file(data, paths, clock)
     return with_chosen_attributes(data, cfg)
+
+
+def validate_on_spark(source: Path | str, cfg: CustscoreConfig, paths: HomePaths, clock: datetime,
+                      data_end: datetime | None) -> ValidatedData:
+    """Validation on the configured Spark session; the accepted tables go to engine.spark.work_path (else under the home)."""
+    # Imported here: pyspark is an optional extra, loaded only when the engine is spark.
+    from features.engines.spark import connect, session_from
+    from features.engines.spark_validation import load_and_validate_on_spark
+
+    work_path = cfg.engine.spark.work_path or str(paths.root / "work" / "spark")
+    return load_and_validate_on_spark(
+        connect(session_from(cfg.engine.spark)), str(source), clock=clock, work_path=work_path, data_end=data_end,
+        max_quarantine_share=cfg.data.max_quarantine_share, default_margin_rate=cfg.data.default_margin_rate,
+        plausibility=cfg.data.plausibility(),
+    )
 
 
 def with_chosen_attributes(data: ValidatedData, cfg: CustscoreConfig) -> ValidatedData:
