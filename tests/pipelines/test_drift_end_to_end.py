@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import pytest
 
 from demo import generate_demo_data, write_demo_data
 from serving.drift import DriftSettings
-from tests.pipelines.flow_home import module_home
+from tests.pipelines.flow_home import FIXED_DESIGN, config_file, module_home
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +30,8 @@ def home(world, prefect_harness):
 
 
 def config(root, name: str, **drift) -> str:
-    """The default config with the `monitoring.drift` values given (thresholds low enough to call any shift severe)."""
-    from pipelines.config import DEFAULT_CONFIG
-
-    text = DEFAULT_CONFIG.read_text()
-    for key, value in drift.items():
-        text, replaced = re.subn(rf"(\n    {key}: )\S+", rf"\g<1>{value}", text)
-        assert replaced == 1, f"configs/default.yaml should set monitoring.drift.{key} once"
-    path = root / f"{name}.yaml"
-    path.write_text(text)
-    (root / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
-    return str(path)
+    """The default config with a fixed design and the `monitoring.drift` values given (thresholds low enough to call any shift severe)."""
+    return config_file(root, name, FIXED_DESIGN, *((rf"(\n    {key}: )\S+", rf"\g<1>{value}") for key, value in drift.items()))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import skops.io as sio
 
 from demo import generate_demo_data, write_demo_data
+from tests.pipelines.flow_home import FIXED_DESIGN, config_file
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +38,19 @@ def home(tmp_path_factory, prefect_harness):
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     from pipelines.flows import retrain_and_score_flow
 
-    retrain_and_score_flow(data=str(root / "data"), as_of=AS_OF, retrain=False)
+    retrain_and_score_flow(data=str(root / "data"), as_of=AS_OF, retrain=False, config=_config(root))
     yield root
     mp.undo()
+
+
+def _config(root) -> str:
+    return config_file(root, "fixed-design", FIXED_DESIGN)
 
 
 def _score(root) -> dict:
     from pipelines.flows import score_flow
 
-    return score_flow(data=str(root / "data"), as_of=AS_OF)
+    return score_flow(data=str(root / "data"), as_of=AS_OF, config=_config(root))
 
 
 def _champion_file(kind: str) -> tuple[Path, str]:
@@ -145,7 +150,7 @@ def test_a_champion_stored_by_an_earlier_custscore_is_refused_and_a_retrain_repl
         f"custscore-value v{version} has no recorded model-file checksum: it was stored by an earlier custscore "
         "as a pickle, which custscore no longer loads; train a new one with `custscore run --retrain`")
 
-    result = retrain_and_score_flow(data=str(home / "data"), as_of=AS_OF, retrain=True)
+    result = retrain_and_score_flow(data=str(home / "data"), as_of=AS_OF, retrain=True, config=_config(home))
     value = result["training"]["value"]
     assert value["promoted"] and "its model file cannot be read" in value["reason"]
     assert tracking.load_champion("value").version == value["version"]
