@@ -142,7 +142,7 @@ def plainly_read(contrib: np.ndarray, X: pd.DataFrame, feature_names: Sequence[s
     than the check).
     """
     contrib = np.asarray(contrib, dtype=float)
-    columns, against = [], []
+    out = contrib if in_place else None
     for j, name in enumerate(feature_names):
         template, _ = template_for(name)
         reading = template.reading
@@ -150,16 +150,9 @@ def plainly_read(contrib: np.ndarray, X: pd.DataFrame, feature_names: Sequence[s
             continue
         news = reading.news(displayed_values(X[name].to_numpy(dtype=float, na_value=np.nan), template.kind))
         plain_direction = -news if score == "churn" else news  # +1: the words plainly raise the score
-        columns.append(j)
-        against.append(plain_direction)
-    if not columns:
-        return contrib
-    # One gather and one scatter of the columns that have a plain reading: strided column writes of
-    # the row-major matrix, one feature at a time, cost several times as much.
-    block = contrib[:, columns]
-    contradicts = block * np.column_stack(against) < 0
-    if not contradicts.any():
-        return contrib
-    out = contrib if in_place else contrib.copy()
-    out[:, columns] = np.where(contradicts, 0.0, block)
-    return out
+        rows = np.flatnonzero(contrib[:, j] * plain_direction < 0)
+        if len(rows):
+            if out is None:
+                out = contrib.copy()
+            out[rows, j] = 0.0  # only the rows that contradict: a few percent of a column
+    return contrib if out is None else out

@@ -376,6 +376,7 @@ def test_a_reason_whose_sentence_plainly_says_the_opposite_of_its_direction_give
     assert _sides(raw)["raises"][0] == "revenue_change_pct_90d_vs_prev_90d"
     assert _sides(plain) == {"raises": ["revenue_change_pct_365d_vs_prev_365d", "order_count_90d"], "lowers": ["days_late_mean_90d"]}
     assert plain["contribution"].tolist() == [0.30, 0.10, -0.20]  # the contributions themselves, unchanged
+    assert contrib.tolist() == [[0.80, 0.30, -0.20, 0.10, -2.0]]  # and the caller's SHAP matrix untouched
     # with distinct facts the two changes are one fact (spend trend): the fall stands in for the rise left out
     both = reasons_table(contrib, X, names, score="churn", k=3, plain_reading=True, distinct_facts=True).to_pandas()
     assert _sides(both)["raises"] == ["revenue_change_pct_365d_vs_prev_365d", "order_count_90d"]
