@@ -57,8 +57,8 @@ COLUMNS = (
 
 def _recency_share(x, _g, _c):
     if x < 1:  # shown as a whole percent: under 1% is "just now" against the customer's tenure
-        return ("last order within the latest 1% of the time as a customer", "最近一次下单在合作期最近1%的时间内")
-    return (f"no order in the latest {whole(x)}% of the time as a customer", f"合作期最近{whole(x)}%的时间内未下单")
+        return ("time since the last order is under 1% of the time as a customer", "距上次下单的时间不到合作时长的1%")
+    return (f"time since the last order is {whole(x)}% of the time as a customer", f"距上次下单的时间占合作时长的{whole(x)}%")
 
 
 def _order_days_per_month(x, _g, _c):
@@ -73,7 +73,7 @@ def _order_days_per_month(x, _g, _c):
 
 TEMPLATES = (
     Template("recency_over_tenure", "pct", *fixed("share of the time as a customer since the last order", "距上次下单时间占合作时长的比例"),
-             # a last order in the latest 10% of the time as a customer reads as good news, none in the latest half as bad
+             # a time since the last order of 10% of the tenure or less reads as good news, half of it or more as bad
              _recency_share, fact="time since the last order", reading=Reading(levels(good_at=10.0, bad_at=50.0))),
     Template("order_days_per_month_lifetime", "number", *fixed("order days a month since the first order", "首单以来每月平均下单天数"),
              _order_days_per_month, fact="order frequency"),

@@ -91,8 +91,8 @@ def test_every_column_any_family_or_the_btyd_step_can_produce_reads_in_english_w
 
 
 def test_ratio_and_btyd_columns_are_stated_as_sentences():
-    assert sentence("recency_over_tenure", 0.42) == ("no order in the latest 42% of the time as a customer", "合作期最近42%的时间内未下单")
-    assert sentence("recency_over_tenure", 0.004)[0] == "last order within the latest 1% of the time as a customer"
+    assert sentence("recency_over_tenure", 0.42) == ("time since the last order is 42% of the time as a customer", "距上次下单的时间占合作时长的42%")
+    assert sentence("recency_over_tenure", 0.004)[0] == "time since the last order is under 1% of the time as a customer"
     assert sentence("order_days_per_month_lifetime", 0.134) == (
         "orders about once every 7.5 months since the first order", "首单以来平均每7.5个月下单一次")
     assert sentence("order_days_per_month_lifetime", 2.26)[0] == "orders on 2.3 days a month on average since the first order"
