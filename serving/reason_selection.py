@@ -134,8 +134,8 @@ def plainly_read(contrib: np.ndarray, X: pd.DataFrame, feature_names: Sequence[s
     A sentence that reads as good news about the customer ("spend rose 279%", "paid 100% of
     invoices on time") plainly lowers churn risk and raises value; bad news ("no orders in the
     last 90 days", "2 complaints") the opposite (the template's `reading`). Where the model's
-    contribution at this customer's value points the other way (customers whose spend jumps
-    often drop back, so a jump can raise churn risk), the sentence under "Raises churn risk"
+    contribution at this customer's value points the other way (a model may learn that customers
+    whose spend jumps often drop back, so a jump raises churn risk), the sentence under "Raises churn risk"
     would tell a reader the opposite of what it says: the reason is left out and the next one
     takes its place. The contribution itself, and so every score, is unchanged. `in_place`
     zeroes them in `contrib` itself (a scratch array of the caller's: a chunk's copy costs more
