@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.catalog import template_of
 from pipelines import report_plots as plots
 from pipelines.report_html import render_page
-from pipelines.report_text import text_for
+from pipelines.report_text import CATEGORY_NAMES_ZH, CATEGORY_OF_COLUMN, COLUMN_NAMES_ZH, text_for
 from serving.backtest import MEASURED
 from serving.changes import most_moved
 from serving.drift import CONSTANT
+from serving.sentences import template_for
 from serving.sink import ScoreSink
 from serving.store import PublishedRun
 
@@ -157,10 +159,10 @@ def render_report(inputs: ReportInputs, lang: str, options: ReportOptions = Repo
     """The whole page as HTML text."""
     words = text_for(lang)
     sections = [
-        data_quality(inputs, words), models_section(inputs, words), segments_section(inputs, words, lang),
+        data_quality(inputs, words, lang), models_section(inputs, words, lang), segments_section(inputs, words, lang),
         pareto_section(inputs, words, lang, options), calibration_section(inputs, words, lang),
         distributions_section(inputs, words, lang), drift_section(inputs, words, lang),
-        transitions_section(inputs, words, lang, options), backtest_section(inputs, words),
+        transitions_section(inputs, words, lang, options), backtest_section(inputs, words, lang),
         actions_section(inputs, words, lang), waterfalls_section(inputs, words, lang, options),
     ]
     run = inputs.run
@@ -191,16 +193,77 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
+# ---------------------------------------------------------------------------------------------- language
+
+
+def category_names(category: str, lang: str, segments: dict[str, str] | None = None) -> dict[str, str]:
+    """Code -> name of one kind of category value (segment, value_tier, level, ...); empty in English (codes shown)."""
+    if lang == "en":
+        return {}
+    names = dict(CATEGORY_NAMES_ZH.get(category, {}))
+    if category == "segment" and segments:
+        names.update(segments)
+    return names
+
+
+def named(value, names: dict[str, str]):
+    return names.get(value, value) if isinstance(value, str) else value
+
+
+def feature_name(feature: str, lang: str) -> str:
+    """A feature code in the report's language: Chinese words from its family's template (the code in English)."""
+    found = template_of(feature) if lang != "en" else None
+    if found is None:
+        return feature
+    template, groups = template_for(feature)
+    return template.noun_zh(groups)
+
+
+def localised(frame: pd.DataFrame, lang: str, segments: dict[str, str] | None = None) -> pd.DataFrame:
+    """A stored table as the report shows it: in English as stored; in Chinese with its column names and
+    category codes (segments, tiers, drift levels, grouping dimensions, scores, metrics) in words."""
+    if lang == "en" or frame.empty:
+        return frame
+    shown = frame.copy()
+    for column in frame.columns:
+        names = category_names(CATEGORY_OF_COLUMN.get(column, column), lang, segments)
+        if names:
+            shown[column] = frame[column].map(lambda v, names=names: named(v, names))
+    if {"group_by", "group"} <= set(frame.columns):  # a backtest group is a segment or a tier, as group_by says
+        for dimension in ("segment", "value_tier"):
+            rows = frame["group_by"] == dimension
+            names = category_names(dimension, lang, segments)
+            shown.loc[rows, "group"] = frame.loc[rows, "group"].map(lambda v, names=names: named(v, names))
+    if "name" in frame.columns and "kind" in frame.columns:  # drift: features by their words
+        features = frame["kind"] == "feature"
+        shown.loc[features, "name"] = frame.loc[features, "name"].map(lambda v: feature_name(v, lang))
+    if "churn_reason_features" in frame.columns:
+        shown["churn_reason_features"] = frame["churn_reason_features"].map(
+            lambda v: "、".join(feature_name(f.strip(), lang) for f in v.split(",")) if isinstance(v, str) and v else v)
+    return shown.rename(columns=COLUMN_NAMES_ZH)
+
+
+def run_segment_names(inputs: ReportInputs, lang: str) -> dict[str, str]:
+    """The run's own segment labels in the report's language (segments.yaml), by segment code."""
+    summary = inputs.summary
+    column = f"label_{lang}"
+    if summary is None or summary.empty or column not in summary.columns:
+        return {}
+    rows = summary[summary["group_by"] == "segment"]
+    return {str(g): str(label) for g, label in zip(rows["group"], rows[column], strict=True) if isinstance(label, str) and label}
+
+
 # ---------------------------------------------------------------------------------------------- sections
 
 
-def data_quality(inputs: ReportInputs, w: dict) -> Section:
+def data_quality(inputs: ReportInputs, w: dict, lang: str = "en") -> Section:
     section = Section("data-quality", w["data_quality"])
     counts = inputs.run.extra.get("input_rows")
     if not counts:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_input_rows']}")
         return section
-    rows = [{w["table"]: table, w["read"]: int(r.get("read", 0)), w["accepted"]: int(r.get("accepted", 0)),
+    tables = category_names("table", lang)
+    rows = [{w["table"]: named(table, tables), w["read"]: int(r.get("read", 0)), w["accepted"]: int(r.get("accepted", 0)),
              w["duplicates_kept"]: int(r.get("exact_duplicates_kept", 0)), w["quarantined"]: int(r.get("quarantined", 0)),
              w["reasons"]: ", ".join(f"{k}: {v:,}" for k, v in sorted(r.get("reasons", {}).items(), key=lambda kv: -kv[1])) or "-",
              w["warnings"]: "; ".join(r.get("warnings", [])) or "-"}
@@ -209,7 +272,7 @@ def data_quality(inputs: ReportInputs, w: dict) -> Section:
     return section
 
 
-def models_section(inputs: ReportInputs, w: dict) -> Section:
+def models_section(inputs: ReportInputs, w: dict, lang: str = "en") -> Section:
     section = Section("models", w["models"])
     recorded = inputs.run.extra.get("models", {})
     rows = []
@@ -220,8 +283,9 @@ def models_section(inputs: ReportInputs, w: dict) -> Section:
         metrics = list(validation.metrics.items()) if validation and validation.metrics else [("-", (None, None))]
         for i, (metric, (model, baseline)) in enumerate(metrics):
             first = i == 0
-            rows.append({w["kind"]: kind if first else "", w["version"]: f"v{version}" if first and version else "",
-                         w["grade"]: (facts.get("grade") or "-") if first else "", w["metric"]: metric,
+            rows.append({w["kind"]: named(kind, category_names("score", lang)) if first else "",
+                         w["version"]: f"v{version}" if first and version else "",
+                         w["grade"]: (facts.get("grade") or "-") if first else "", w["metric"]: named(metric, category_names("metric", lang)),
                          w["model_value"]: model, w["baseline_value"]: baseline})
     section.tables.append(("", frame_html(pd.DataFrame(rows))))
     section.captions.append(w["models_caption"])
@@ -237,8 +301,9 @@ def segments_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
         part = summary[summary["group_by"] == group_by]
         if part.empty:
             continue
+        codes = category_names(group_by, lang, run_segment_names(inputs, lang))
         shown = pd.DataFrame({
-            w["segment"]: part["group"], w["label"]: part[f"label_{lang}"], w["n_customers"]: part["customers"].astype(int),
+            w["segment"]: part["group"].map(lambda v, codes=codes: named(v, codes)), w["label"]: part[f"label_{lang}"], w["n_customers"]: part["customers"].astype(int),
             w["share"]: part["share_customers"].map(_percent), w["share_current"]: part["share_current_value"].map(_percent),
             w["share_predicted"]: part["share_predicted_value"].map(_percent),
             w["mean_p_churn"]: part["mean_p_churn"].astype(float)})
@@ -300,7 +365,7 @@ def distributions_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
     if before is None:
         section.notes.append(w["no_previous_run"])
     else:
-        rows = [{w["metric"]: f"{column} {stat}", w["this_run"]: getattr(inputs.scores[column], stat)(),
+        rows = [{w["metric"]: f"{w[column + '_short']} {w[stat]}", w["this_run"]: getattr(inputs.scores[column], stat)(),
                  w["last_run"].format(run=label): getattr(before[column], stat)()}
                 for column in ("p_churn", "clv") for stat in ("mean", "median")]
         section.tables.append(("", frame_html(pd.DataFrame(rows))))
@@ -322,7 +387,7 @@ def drift_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
     if len(varying):
         section.images.append((w["psi"], plots.psi_bars(varying.rename(columns={"name": "feature"}), lang)))
     section.captions.append(w["drift_caption"])
-    section.tables.append(("", frame_html(drift)))
+    section.tables.append(("", frame_html(localised(drift, lang))))
     return section
 
 
@@ -332,6 +397,9 @@ def transitions_section(inputs: ReportInputs, w: dict, lang: str, options: Repor
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_transitions']}")
         return section
     matrix = transition_matrix(inputs.tables.get("segment_transitions"))
+    segments = category_names("segment", lang, run_segment_names(inputs, lang))
+    if matrix is not None:
+        matrix = matrix.rename(index=segments, columns=segments)
     if matrix is None:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_transitions']}")
     else:
@@ -340,7 +408,7 @@ def transitions_section(inputs: ReportInputs, w: dict, lang: str, options: Repor
     if movers is None:
         section.notes.append(f"{w['not_measured']}{w['colon']}{w['no_movers']}")
     else:
-        section.tables.append((w["top_movers"], frame_html(movers)))
+        section.tables.append((w["top_movers"], frame_html(localised(movers, lang, run_segment_names(inputs, lang)))))
     return section
 
 
@@ -365,7 +433,7 @@ def top_movers(changes: pd.DataFrame | None, lang: str, n: int) -> pd.DataFrame 
                    f"sentence_{lang}"]].reset_index(drop=True)
 
 
-def backtest_section(inputs: ReportInputs, w: dict) -> Section:
+def backtest_section(inputs: ReportInputs, w: dict, lang: str = "en") -> Section:
     section = Section("backtest", w["backtest"])
     backtest = inputs.tables.get("backtest")
     if backtest is None or backtest.empty:
@@ -373,7 +441,8 @@ def backtest_section(inputs: ReportInputs, w: dict) -> Section:
         return section
     if inputs.backtest_of is not None:
         section.captions.append(w["backtest_of"].format(run=inputs.backtest_of.run_id, as_of=inputs.backtest_of.as_of))
-    section.tables.append(("", frame_html(backtest.drop(columns=["run_id"], errors="ignore"))))
+    shown = backtest.drop(columns=["run_id"], errors="ignore")
+    section.tables.append(("", frame_html(localised(shown, lang, run_segment_names(inputs, lang)))))
     return section
 
 
@@ -384,7 +453,7 @@ def actions_section(inputs: ReportInputs, w: dict, lang: str) -> Section:
         return section
     other = "en" if lang == "zh" else "zh"  # the reasons of the report's language only
     shown = inputs.actions.drop(columns=["run_id", f"reason_to_call_{other}"], errors="ignore")
-    section.tables.append(("", frame_html(shown.head(50), digits=2)))
+    section.tables.append(("", frame_html(localised(shown.head(50), lang, run_segment_names(inputs, lang)), digits=2)))
     return section
 
 

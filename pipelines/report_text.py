@@ -63,6 +63,7 @@ TEXT: dict[str, dict[str, str]] = {
         # distributions
         "this_run": "this run", "last_run": "last run ({run})", "p_churn": "p_churn (churn risk)",
         "clv": "clv (predicted value)", "count": "customers",
+        "p_churn_short": "p_churn", "clv_short": "clv", "mean": "mean", "median": "median",
         "no_previous_run": "this is the first published run: the distributions are shown alone",
         # drift
         "no_drift": "no drift table: drift is measured by scoring runs that compare the inputs with the champion's "
@@ -135,6 +136,7 @@ TEXT: dict[str, dict[str, str]] = {
         "predicted": "平均预测流失概率", "observed": "实际流失率", "perfect": "完美校准",
         "this_run": "本次运行", "last_run": "上次运行（{run}）", "p_churn": "流失概率 p_churn",
         "clv": "客户终身价值 clv", "count": "客户数",
+        "p_churn_short": "流失概率", "clv_short": "客户终身价值", "mean": "均值", "median": "中位数",
         "no_previous_run": "这是第一次发布的运行：仅显示本次分布",
         "no_drift": "没有漂移表：漂移由评分运行将输入与冠军模型的训练数据对比得出，本次运行没有该表",
         "feature": "特征", "psi": "PSI", "drift_caption": "各特征的群体稳定性指数（0.1：值得关注的偏移，0.25：大幅偏移）、"
@@ -153,6 +155,54 @@ TEXT: dict[str, dict[str, str]] = {
         "footer": "由 custscore 生成。所有图表均来自已发布的运行；打开文件时不会联网获取任何内容。",
     },
 }
+
+
+# The tables the report shows as they are stored (drift, backtest, score changes, the action list)
+# keep their stored column names in English, where a reader finds them again in the store and the
+# API; in Chinese each is named in words.
+COLUMN_NAMES_ZH: dict[str, str] = {
+    # drift
+    "name": "名称", "kind": "类型", "psi": "PSI", "level": "程度", "missing_ref": "参考期缺失占比",
+    "missing_now": "本次缺失占比", "new_categories": "新出现的类别", "vanished_categories": "消失的类别",
+    "customers": "客户数",
+    # backtest
+    "score": "评分", "metric": "指标", "group_by": "分组维度", "group": "分组", "status": "状态",
+    "predicted": "预测值", "realised": "实际值", "value": "数值", "validation": "晋升时验证值",
+    "horizon_days": "预测期（天）", "window_end": "预测期结束", "data_end": "数据截止",
+    # score changes
+    "customer_id": "客户编号", "segment_before": "上次分群", "segment_after": "本次分群",
+    "p_churn_before": "上次流失概率", "p_churn_after": "本次流失概率", "sentence_zh": "原因",
+    # action list
+    "rank": "排名", "owner": "负责人", "owner_rank": "负责人内排名", "p_churn": "流失概率",
+    "value_at_stake": "可能流失的价值", "save_rate": "挽回率", "offer_cost": "挽留成本",
+    "expected_saved_value": "预计挽回价值", "expected_gain": "预计净收益", "cumulative_offer_cost": "累计挽留成本",
+    "cumulative_gain": "累计净收益", "value_tier": "价值等级", "segment": "分群",
+    "churn_reason_features": "流失原因涉及的特征", "reason_to_call_zh": "联系理由",
+}  # fmt: skip
+
+# Category values the tables hold as codes, in Chinese: by the column that holds them. Segment
+# names come from the run's own labels (segments.yaml) where the run has them; these are the defaults.
+CATEGORY_NAMES_ZH: dict[str, dict[str, str]] = {
+    "segment": {"most_valuable": "最有价值客户", "growth": "成长客户", "at_risk": "流失预警客户",
+                "negative_value": "负值客户", "new": "新客户", "regular": "普通客户"},
+    "value_tier": {"A": "A 级", "B": "B 级", "C": "C 级"},
+    "score": {"churn": "流失", "value": "价值"},
+    "kind": {"feature": "特征", "score": "评分", "churn": "流失", "value": "价值"},
+    "level": {"ok": "正常", "warn": "值得关注", "severe": "严重", "constant": "所有客户同一值"},
+    "group_by": {"all": "全体", "decile": "十分位", "segment": "分群", "value_tier": "价值等级"},
+    "group": {"all": "全体"},
+    "status": {"measured": "已测量", "pending": "待测量"},
+    "table": {"transactions": "交易", "customers": "客户", "invoices": "发票", "interactions": "互动"},
+    "metric": {
+        "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier 分数", "ece": "期望校准误差 (ECE)",
+        "capture_top_decile": "前10%客户捕获的流失占比", "churn_rate": "流失率",
+        "normalized_gini": "归一化基尼系数", "spearman": "斯皮尔曼相关系数", "top_10pct_capture": "前10%客户捕获的价值占比",
+        "top10_capture": "前10%客户捕获的价值占比", "top20_capture": "前20%客户捕获的价值占比",
+        "aggregate_bias_pct": "总量偏差（%）", "revenue_per_customer": "人均收入",
+    },
+}  # fmt: skip
+# Columns holding the codes of another column's categories.
+CATEGORY_OF_COLUMN = {"segment_before": "segment", "segment_after": "segment"}
 
 
 def text_for(lang: str) -> dict[str, str]:

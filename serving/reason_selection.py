@@ -1,5 +1,13 @@
-"""Which contributions become reasons: the k strongest raising and lowering features of each row,
-and, with distinct facts, one window per measure (spend over 90, 180 and 365 days is one fact).
+"""Which contributions become reasons: the k strongest raising and lowering features of each row;
+with distinct facts, one reason per fact and direction; with plain reading, none whose direction
+contradicts what its sentence plainly says.
+
+The same fact: features whose templates declare one `fact` (features/families/wording.py), in
+any window. Spend over 90, 180 and 365 days, spend a month since the first order; days since
+the last order, that as a multiple of the usual gap and as a share of tenure; order counts, order
+days and the usual gap between orders; punctuality (on-time share, days late, their change);
+complaints and their change. Each is one fact: a reader told "no order for 667 days, 9.2x the
+usual gap" learns nothing more from "the time since the last order is 9.2x the usual gap".
 """
 
 from __future__ import annotations
@@ -8,8 +16,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 
-from serving.sentences import template_for
+from models.column_kinds import is_numeric
+from serving.sentences import displayed_values, template_for
 
 
 def top_k_contributions(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -83,17 +93,18 @@ def _top_k(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
-# Pattern groups that only name the window of a measure: features differing only in these say the same fact.
-WINDOW_GROUPS = frozenset({"w", "p", "m", "life"})
+# Pattern groups that only name the window of a measure (days, lifetime, months, horizon): features
+# differing only in these state the same fact.
+WINDOW_GROUPS = frozenset({"w", "p", "m", "h", "life"})
 
 
 @lru_cache(maxsize=64)
 def fact_groups(feature_names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """Column positions of each fact measured by two or more features (same template, other window)."""
+    """Column positions of each fact stated by two or more features (same fact, other window or other words)."""
     members: dict[tuple, list[int]] = {}
     for position, name in enumerate(feature_names):
-        family, groups = template_for(name)
-        fact = (family.pattern, tuple(sorted((k, v) for k, v in groups.items() if k not in WINDOW_GROUPS)))
+        template, groups = template_for(name)
+        fact = (template.fact or template.pattern, tuple(sorted((k, v) for k, v in groups.items() if k not in WINDOW_GROUPS)))
         members.setdefault(fact, []).append(position)
     return tuple(np.array(cols) for cols in members.values() if len(cols) > 1)
 
@@ -115,3 +126,33 @@ def strongest_per_fact(contrib: np.ndarray, groups: Sequence[np.ndarray]) -> np.
             by_feature[col] = np.where(kept, values, 0.0)
     return np.ascontiguousarray(by_feature.T)
 
+
+def plainly_read(contrib: np.ndarray, X: pd.DataFrame, feature_names: Sequence[str], score: str, *,
+                 in_place: bool = False) -> np.ndarray:
+    """Contributions with those that contradict the plain reading of their sentence set to 0.
+
+    A sentence that reads as good news about the customer ("spend rose 279%", "paid 100% of
+    invoices on time") plainly lowers churn risk and raises value; bad news ("no orders in the
+    last 90 days", "2 complaints") the opposite (the template's `reading`). Where the model's
+    contribution at this customer's value points the other way (a model may learn that customers
+    whose spend jumps often drop back, so a jump raises churn risk), the sentence under "Raises churn risk"
+    would tell a reader the opposite of what it says: the reason is left out and the next one
+    takes its place. The contribution itself, and so every score, is unchanged. `in_place`
+    zeroes them in `contrib` itself (a scratch array of the caller's: a chunk's copy costs more
+    than the check).
+    """
+    contrib = np.asarray(contrib, dtype=float)
+    out = contrib if in_place else None
+    for j, name in enumerate(feature_names):
+        template, _ = template_for(name)
+        reading = template.reading
+        if reading is None or score not in reading.scores or not is_numeric(X[name]):
+            continue
+        news = reading.news(displayed_values(X[name].to_numpy(dtype=float, na_value=np.nan), template.kind))
+        plain_direction = -news if score == "churn" else news  # +1: the words plainly raise the score
+        rows = np.flatnonzero(contrib[:, j] * plain_direction < 0)
+        if len(rows):
+            if out is None:
+                out = contrib.copy()
+            out[rows, j] = 0.0  # only the rows that contradict: a few percent of a column
+    return contrib if out is None else out

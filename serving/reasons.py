@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from features.catalog import family_key
 from models.column_kinds import is_numeric
-from serving.reason_selection import fact_groups, strongest_per_fact, top_k_contributions
+from serving.reason_selection import fact_groups, plainly_read, strongest_per_fact, top_k_contributions
 from serving.sentences import sentence_codes, template_for, value_text
 from serving.unusual import ReasonReference, unusual_only
 
@@ -63,18 +63,25 @@ def reasons_table(
     distinct_facts: bool = False,
     reference: ReasonReference | None = None,
     unusual_percentile: int | None = None,
+    plain_reading: bool = False,
 ) -> pa.Table:
     """`reasons_for_chunk` as an Arrow table (sentences dictionary-encoded; no pandas round trip).
 
-    With `distinct_facts`, a measure taken over several windows (spend in 90, 180 and 365
-    days) gives at most one reason per direction: the window that pushes hardest. With a
-    `reference` population and an `unusual_percentile`, a feature is a reason only where the
-    customer's value is unusual in the direction it pushes (serving/unusual.py).
+    With `distinct_facts`, a fact stated by several features (spend in 90, 180 and 365 days;
+    days since the last order and its ratio to the usual gap) gives at most one reason per
+    direction: the feature that pushes hardest. With a `reference` population and an
+    `unusual_percentile`, a feature is a reason only where the customer's value is unusual in
+    the direction it pushes (serving/unusual.py). With `plain_reading`, a feature is no reason
+    where its sentence plainly says the opposite of its direction ("spend rose 279%" raising
+    churn risk; serving/reason_selection.py). The filters apply in that order, so the next
+    window of a fact, or the next fact, takes the place of a reason left out.
     """
     contrib = _check_chunk(contrib, X, feature_names, score=score, k=k)
-    candidates = contrib[:, :-1]
+    candidates, scratch = contrib[:, :-1], False
     if reference is not None and unusual_percentile is not None:
-        candidates = unusual_only(candidates, X, reference.aligned(feature_names), unusual_percentile)
+        candidates, scratch = unusual_only(candidates, X, reference.aligned(feature_names), unusual_percentile), True
+    if plain_reading:
+        candidates = plainly_read(candidates, X, feature_names, score, in_place=scratch)
     if distinct_facts:
         candidates = strongest_per_fact(candidates, fact_groups(tuple(feature_names)))
     raise_idx, raise_val, lower_idx, lower_val = top_k_contributions(candidates, k)

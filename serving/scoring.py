@@ -278,7 +278,8 @@ def format_reasons(explained: _ExplainedChunk, settings: ScoringSettings, clock:
     n = len(explained.history_ids)
     with clock.stage("reasons"):
         tables = [reasons_table(c, X, names, score=kind, k=k, distinct_facts=settings.scoring.distinct_reasons,
-                                reference=explained.references.get(kind), unusual_percentile=settings.scoring.unusual_reasons.percentile)
+                                reference=explained.references.get(kind), unusual_percentile=settings.scoring.unusual_reasons.percentile,
+                                plain_reading=True)
                   for kind, c, X, names in explained.shap]
     with clock.stage("reason_columns"):
         history = reason_columns_table(tables, n, k=k) if n else None

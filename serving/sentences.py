@@ -101,6 +101,11 @@ def _as_values(raw: np.ndarray, kind: str) -> np.ndarray:
     return _KEYS[kind](numeric) + 0.0
 
 
+def displayed_values(values: np.ndarray, kind: str) -> np.ndarray:
+    """Numeric values as their sentence shows them (percent for `pct`, whole days, three significant figures)."""
+    return _KEYS[kind](np.asarray(values, dtype=float)) + 0.0
+
+
 def sentences_for_feature(feature: str, values: np.ndarray, context: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return English and Chinese sentences for many values of one feature (formatted once per distinct value)."""
     codes, en_u, zh_u = sentence_codes(feature, values, context)

@@ -84,7 +84,7 @@ def _attribute(x, g, _):
 
 TEMPLATES = (
     Template("days_since_signup", "days", *fixed("days since sign-up", "注册天数"),
-             lambda x, g, c: (f"signed up {plural(x, 'day')} ago", f"注册于{whole(x)}天前")),
+             lambda x, g, c: (f"signed up {plural(x, 'day')} ago", f"注册于{whole(x)}天前"), fact="tenure"),
     Template(r"attr_(?P<col>.+)", "text", lambda g: humanise(g["col"]), lambda g: ATTRIBUTE_NAMES_ZH.get(g["col"], humanise(g["col"])),
              _attribute),
 )

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, count_template, w_zh
+from features.families.wording import Column, Family, count_template, stating, w_zh
 from features.transactions import count_where, in_window
 
 COLUMNS = (
@@ -70,7 +70,7 @@ def breadth_tables(rows: ir.Table, as_of: datetime, windows: Sequence[int]) -> l
     return tables
 
 
-TEMPLATES = (
+TEMPLATES = stating("range bought",
     count_template("distinct_categories", "category", "categories", lambda g, n: f"{w_zh(g)}购买了{n}个品类", "bought from no category",
                    lambda g: f"{w_zh(g)}未购买任何品类", "品类数", verb_en="bought from "),
     count_template("distinct_products", "different product", None, lambda g, n: f"{w_zh(g)}购买了{n}种产品", "bought no product",

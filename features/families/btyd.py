@@ -8,7 +8,7 @@ their reasons have sentences like every other column.
 
 from __future__ import annotations
 
-from features.families.wording import Column, Family, Template, humanise, money, named_number
+from features.families.wording import Column, Family, Reading, Template, decimal, fixed, levels, money, stating, whole
 
 COLUMNS = (
     Column("btyd_p_alive", "probability", "at T", "BG/NBD probability that the customer is still active"),
@@ -28,26 +28,40 @@ def names(spec, available) -> list[str]:
     return []  # added by the models layer, not by build_features
 
 
-def _statement(pattern: str, noun_zh, zh) -> Template:
-    """English: the column's name in words and its value; Chinese: `zh(groups, value text)`."""
-    def render(x, g, c):
-        return named_number(_name(pattern, g), lambda x, g, c: ("", zh(g, money(x))))(x, g, c)
-
-    return Template(pattern, "number", lambda g: humanise(_name(pattern, g)), noun_zh, render)
+# Named for what a sales rep knows it as: a model of buying cycles (BG/NBD + Gamma-Gamma).
+MODEL_EN, MODEL_ZH = "buying-cycle model", "购买周期模型"
 
 
-def _name(pattern: str, g: dict) -> str:
-    return pattern.replace(r"(?P<h>\d+)", g.get("h", ""))
+def _p_alive(x, _g, _c):
+    return (f"{whole(x)}% chance the customer still buys ({MODEL_EN})", f"{MODEL_ZH}估计仍活跃的概率为{whole(x)}%")
+
+
+def _p_no_order(x, g, _c):
+    return (f"{whole(x)}% chance of no order in the next {g['h']} days ({MODEL_EN})",
+            f"{MODEL_ZH}估计未来{g['h']}天不下单的概率为{whole(x)}%")
+
+
+def _expected_orders(x, g, _c):
+    return (f"expected to order on about {decimal(x)} days in the next {g['h']} days ({MODEL_EN})",
+            f"{MODEL_ZH}预计未来{g['h']}天下单约{decimal(x)}天")
+
+
+def _expected_revenue(x, g, _c):
+    return (f"expected spend of {money(x)} in the next {g['h']} days ({MODEL_EN})", f"{MODEL_ZH}预计未来{g['h']}天消费额{money(x)}")
 
 
 TEMPLATES = (
-    _statement("btyd_p_alive", lambda g: "购买周期模型估计的仍活跃概率", lambda g, v: f"购买周期模型估计仍活跃的概率为{v}"),
-    _statement(r"btyd_expected_orders_(?P<h>\d+)d", lambda g: f"购买周期模型预计的未来{g['h']}天下单天数",
-               lambda g, v: f"购买周期模型预计未来{g['h']}天下单天数为{v}"),
-    _statement(r"btyd_p_no_order_(?P<h>\d+)d", lambda g: f"购买周期模型估计的未来{g['h']}天不下单概率",
-               lambda g, v: f"购买周期模型估计未来{g['h']}天不下单的概率为{v}"),
-    _statement(r"btyd_expected_revenue_(?P<h>\d+)d", lambda g: f"购买周期模型预计的未来{g['h']}天消费额",
-               lambda g, v: f"购买周期模型预计未来{g['h']}天消费额{v}"),
+    # 60% or more reads as good news, 40% or less as bad news (and the other way round for no order).
+    *stating("chance of ordering again",
+             Template("btyd_p_alive", "pct", *fixed(f"chance the customer still buys ({MODEL_EN})", f"{MODEL_ZH}估计的仍活跃概率"),
+                      _p_alive, reading=Reading(levels(good_at=60.0, bad_at=40.0))),
+             Template(r"btyd_p_no_order_(?P<h>\d+)d", "pct", lambda g: f"chance of no order in the next {g['h']} days ({MODEL_EN})",
+                      lambda g: f"{MODEL_ZH}估计的未来{g['h']}天不下单概率", _p_no_order,
+                      reading=Reading(levels(good_at=40.0, bad_at=60.0)))),
+    Template(r"btyd_expected_orders_(?P<h>\d+)d", "ratio", lambda g: f"expected order days in the next {g['h']} days ({MODEL_EN})",
+             lambda g: f"{MODEL_ZH}预计的未来{g['h']}天下单天数", _expected_orders),
+    Template(r"btyd_expected_revenue_(?P<h>\d+)d", "money", lambda g: f"expected spend in the next {g['h']} days ({MODEL_EN})",
+             lambda g: f"{MODEL_ZH}预计的未来{g['h']}天消费额", _expected_revenue),
 )
 
 FAMILY = Family("btyd", "buy-till-you-die model outputs", COLUMNS, names, TEMPLATES, built_by="models.btyd_columns")

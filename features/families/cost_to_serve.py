@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Template, W, money, w_en, w_zh
+from features.families.wording import Column, Family, Reading, Template, W, money, some_is_bad, w_en, w_zh
 
 COLUMNS = (Column("cost_to_serve_{W}d", "money", "W days", "service cost + return amount + discount amount"),)
 
@@ -33,7 +33,8 @@ def cost_to_serve(table: ir.Table, spec) -> dict[str, ir.Value]:
 TEMPLATES = (
     Template(rf"cost_to_serve_{W}", "money", lambda g: f"cost to serve {w_en(g)}", lambda g: f"{w_zh(g)}服务总成本",
              lambda x, g, c: (f"cost to serve of {money(x)} {w_en(g)} (service, returns, discounts)",
-                              f"{w_zh(g)}服务总成本{money(x)}（服务、退货、折扣）")),
+                              f"{w_zh(g)}服务总成本{money(x)}（服务、退货、折扣）"),
+             fact="cost to serve", reading=Reading(some_is_bad, scores=("value",))),
 )
 
 # Computed on the joined feature table (build.py), after payments and service.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, count_template, money_template, share_template, w_zh
+from features.families.wording import Column, Family, count_template, money_template, share_template, stating, w_zh
 from features.transactions import safe_ratio
 
 COLUMNS = (
@@ -32,7 +32,7 @@ def derive(t: ir.Table, spec) -> dict[str, ir.Value]:
     }
 
 
-TEMPLATES = (
+TEMPLATES = stating("discounts",
     money_template("discount_amount", "discounts worth {m}", "折扣金额", noun_en="discounts given", absolute=True),
     share_template("discount_share", "discounts", "折扣"),
     count_template("discounted_order_count", "discounted order", None, lambda g, n: f"{w_zh(g)}折扣订单{n}笔", "no discounted orders",

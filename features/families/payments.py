@@ -27,7 +27,24 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Template, W, amount_or_none, fixed, plural, w_en, w_zh, whole
+from features.families.wording import (
+    Column,
+    Family,
+    Reading,
+    Template,
+    W,
+    amount_or_none,
+    fixed,
+    levels,
+    plural,
+    read_as,
+    rise_is_bad,
+    some_is_bad,
+    stating,
+    w_en,
+    w_zh,
+    whole,
+)
 from features.transactions import (
     SECONDS_PER_DAY,
     as_of_epoch_seconds,
@@ -160,21 +177,36 @@ COLUMNS = (
     Column("dso_days", "days", "dso_window_days", "open amount over amount invoiced, times the window"),
 )
 
+# A share of invoices paid on time (or of the amount collected) of 90% or more reads as good news,
+# half or less as bad news; in between the words alone say neither.
+PAID_SHARE = Reading(levels(good_at=90.0, bad_at=50.0))
+
 TEMPLATES = (
-    Template(rf"invoice_on_time_rate_{W}", "pct", lambda g: f"share of invoices paid on time {w_en(g)}", lambda g: f"{w_zh(g)}按时付款率",
-             lambda x, g, c: (f"paid {whole(x)}% of invoices on time {w_en(g)}", f"{w_zh(g)}按时付款的发票占{whole(x)}%")),
-    Template(rf"days_late_mean_{W}", "days", lambda g: f"average days late {w_en(g)}", lambda g: f"{w_zh(g)}平均逾期天数", _late_mean),
-    Template(rf"days_late_max_{W}", "days", lambda g: f"longest delay in payment {w_en(g)}", lambda g: f"{w_zh(g)}最长逾期天数", _late_max),
-    Template(r"days_late_change_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "days",
-             lambda g: f"change in days late in the last {g['w']} days", lambda g: f"近{g['w']}天逾期天数变化", _late_change),
-    Template("overdue_open_amount", "money", *fixed("overdue unpaid invoices", "逾期未付发票金额"),
-             amount_or_none("overdue unpaid invoices", "逾期未付发票金额", "no overdue invoices", "无逾期未付发票")),
-    Template("open_invoice_amount", "money", *fixed("unpaid invoices", "未付发票金额"),
-             amount_or_none("unpaid invoices", "未付发票金额", "no unpaid invoices", "无未付发票")),
-    Template(rf"collection_rate_{W}", "pct", lambda g: f"share of the invoiced amount collected {w_en(g)}", lambda g: f"{w_zh(g)}回款率",
-             lambda x, g, c: (f"collected {whole(x)}% of the invoiced amount {w_en(g)}", f"{w_zh(g)}回款率{whole(x)}%")),
-    Template("dso_days", "days", *fixed("days sales outstanding (DSO)", "应收账款周转天数（DSO）"),
-             lambda x, g, c: (f"takes {plural(x, 'day')} on average to pay (DSO)", f"应收账款周转天数（DSO）{whole(x)}天")),
+    *stating("punctuality",
+        Template(rf"invoice_on_time_rate_{W}", "pct", lambda g: f"share of invoices paid on time {w_en(g)}", lambda g: f"{w_zh(g)}按时付款率",
+                 lambda x, g, c: (f"paid {whole(x)}% of invoices on time {w_en(g)}", f"{w_zh(g)}按时付款的发票占{whole(x)}%"),
+                 reading=PAID_SHARE),
+        Template(rf"days_late_mean_{W}", "days", lambda g: f"average days late {w_en(g)}", lambda g: f"{w_zh(g)}平均逾期天数", _late_mean,
+                 reading=Reading(some_is_bad)),
+        Template(rf"days_late_max_{W}", "days", lambda g: f"longest delay in payment {w_en(g)}", lambda g: f"{w_zh(g)}最长逾期天数", _late_max,
+                 reading=Reading(some_is_bad)),
+        Template(r"days_late_change_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "days",
+                 lambda g: f"change in days late in the last {g['w']} days", lambda g: f"近{g['w']}天逾期天数变化", _late_change,
+                 reading=Reading(rise_is_bad)),
+    ),
+    *stating("money owed",
+        Template("overdue_open_amount", "money", *fixed("overdue unpaid invoices", "逾期未付发票金额"),
+                 amount_or_none("overdue unpaid invoices", "逾期未付发票金额", "no overdue invoices", "无逾期未付发票"),
+                 reading=Reading(some_is_bad)),
+        Template("open_invoice_amount", "money", *fixed("unpaid invoices", "未付发票金额"),
+                 amount_or_none("unpaid invoices", "未付发票金额", "no unpaid invoices", "无未付发票")),
+        read_as(Template(rf"collection_rate_{W}", "pct", lambda g: f"share of the invoiced amount collected {w_en(g)}",
+                         lambda g: f"{w_zh(g)}回款率",
+                         lambda x, g, c: (f"collected {whole(x)}% of the invoiced amount {w_en(g)}", f"{w_zh(g)}回款率{whole(x)}%")),
+                PAID_SHARE),
+        Template("dso_days", "days", *fixed("days sales outstanding (DSO)", "应收账款周转天数（DSO）"),
+                 lambda x, g, c: (f"takes {plural(x, 'day')} on average to pay (DSO)", f"应收账款周转天数（DSO）{whole(x)}天")),
+    ),
 )
 
 FAMILY = Family("payments", "payments", COLUMNS, names, TEMPLATES)

@@ -10,7 +10,7 @@ import math
 
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Template, decimal, fixed, plural, whole
+from features.families.wording import Column, Family, Reading, Template, decimal, fixed, none_is_bad, plural, whole
 from features.transactions import SECONDS_PER_DAY
 
 COLUMNS = (
@@ -52,10 +52,11 @@ NO_ORDERS = ("no orders before the scoring date", "评分日前无订单")
 
 TEMPLATES = (
     Template("days_since_last_order", "days", *fixed("days since the last order", "距上次下单天数"), _recency,
-             context="recency_over_gap_mean"),
-    Template("days_since_first_order", "days", *fixed("days since the first order", "距首单天数"), _tenure),
+             context="recency_over_gap_mean", fact="time since the last order"),
+    Template("days_since_first_order", "days", *fixed("days since the first order", "距首单天数"), _tenure, fact="tenure"),
     Template("has_orders", "count", *fixed("has ordered", "是否下过单"),
-             lambda x, g, c: (("has ordered before", "曾经下单") if x > 0 else ("has never ordered", "从未下单"))),
+             lambda x, g, c: (("has ordered before", "曾经下单") if x > 0 else ("has never ordered", "从未下单")),
+             reading=Reading(none_is_bad)),
 )
 
 FAMILY = Family("recency", "recency and tenure", COLUMNS, names, TEMPLATES, derive)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Template, money, plural, whole
+from features.families.wording import Column, Family, Template, money, plural, stating, whole
 from features.transactions import MIN_REVENUE_BASE, YEAR_DAYS, season_horizons
 
 COLUMNS = (
@@ -73,7 +73,7 @@ def _season_share_of_year(x, g, _):
             f"近365天消费额的{whole(x)}%落在{season_zh(g)}")
 
 
-TEMPLATES = (
+TEMPLATES = stating("this customer's season ahead",
     Template(r"revenue_sum_next_(?P<w>\d+)d_year_ago", "money",
              lambda g: f"spend {season_en(g)}", lambda g: f"{season_zh(g)}消费额", _season_spend),
     Template(r"order_days_next_(?P<w>\d+)d_year_ago", "count",

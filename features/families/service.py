@@ -16,7 +16,21 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Template, count_template, money_template, w_en, w_zh, whole
+from features.families.wording import (
+    Column,
+    Family,
+    Reading,
+    Template,
+    count_template,
+    money_template,
+    read_as,
+    rise_is_bad,
+    some_is_bad,
+    stating,
+    w_en,
+    w_zh,
+    whole,
+)
 from features.transactions import count_where, in_window, sum_where
 
 
@@ -79,12 +93,17 @@ COLUMNS = (
 )
 
 TEMPLATES = (
-    _count("ticket_count", "support ticket", "服务工单{n}个", "no support tickets", "无服务工单", "服务工单数"),
-    _count("complaint_count", "complaint", "投诉{n}次", "no complaints", "无投诉", "投诉次数"),
-    Template(r"complaint_change_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "count",
-             lambda g: f"change in complaints in the last {g['w']} days", lambda g: f"近{g['w']}天投诉变化", _complaint_change),
-    money_template("service_cost", "service cost of {m}", "服务成本"),
-    _count("interaction_count", "contact", "互动{n}次（工单、电话、拜访等）", "no contacts", "无互动", "互动次数"),
+    *stating("contacts",
+             _count("ticket_count", "support ticket", "服务工单{n}个", "no support tickets", "无服务工单", "服务工单数"),
+             _count("interaction_count", "contact", "互动{n}次（工单、电话、拜访等）", "no contacts", "无互动", "互动次数")),
+    *stating("complaints",
+             read_as(_count("complaint_count", "complaint", "投诉{n}次", "no complaints", "无投诉", "投诉次数"), Reading(some_is_bad)),
+             Template(r"complaint_change_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "count",
+                      lambda g: f"change in complaints in the last {g['w']} days", lambda g: f"近{g['w']}天投诉变化", _complaint_change,
+                      reading=Reading(rise_is_bad))),
+    # Cost is bad news for value; for churn the words say nothing (a customer who calls is not plainly leaving).
+    *stating("cost to serve", money_template("service_cost", "service cost of {m}", "服务成本"),
+             reading=Reading(some_is_bad, scores=("value",))),
 )
 
 FAMILY = Family("service", "service", COLUMNS, names, TEMPLATES)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Template, humanise, money, named_number
+from features.families.wording import Column, Family, Reading, Template, decimal, fixed, levels, money, whole
 
 DAYS_PER_MONTH = 30.4375
 TENURE_RATIO_COLUMNS = ("recency_over_tenure", "order_days_per_month_lifetime", "revenue_per_month_lifetime")
@@ -55,16 +55,31 @@ COLUMNS = (
 )
 
 
-def _statement(name: str, noun_zh: str, zh: str, unit_zh: str = "") -> Template:
-    """The English names the measure and its value; the Chinese says it in words."""
-    return Template(name, "number", lambda g: humanise(name), lambda g: noun_zh,
-                    named_number(name, lambda x, g, c: ("", f"{zh}{money(x)}{unit_zh}")))
+def _recency_share(x, _g, _c):
+    if x < 1:  # shown as a whole percent: under 1% is "just now" against the customer's tenure
+        return ("time since the last order is under 1% of the time as a customer", "距上次下单的时间不到合作时长的1%")
+    return (f"time since the last order is {whole(x)}% of the time as a customer", f"距上次下单的时间占合作时长的{whole(x)}%")
+
+
+def _order_days_per_month(x, _g, _c):
+    if x <= 0:
+        return "no order day since the first order", "首单以来无下单日"
+    if x < 1:  # "0.134 days a month" is hard to read: one order day every 7.5 months is the same fact
+        months = decimal(round(1.0 / x, 1))
+        return (f"orders about once every {months} months since the first order", f"首单以来平均每{months}个月下单一次")
+    return (f"orders on {decimal(round(x, 1))} days a month on average since the first order",
+            f"首单以来平均每月下单{decimal(round(x, 1))}天")
 
 
 TEMPLATES = (
-    _statement("recency_over_tenure", "距上次下单天数与合作天数之比", "距上次下单天数与合作天数之比为"),
-    _statement("order_days_per_month_lifetime", "累计每月平均下单天数", "累计平均每月下单", "天"),
-    _statement("revenue_per_month_lifetime", "累计每月平均消费额", "累计平均每月消费额"),
+    Template("recency_over_tenure", "pct", *fixed("share of the time as a customer since the last order", "距上次下单时间占合作时长的比例"),
+             # a time since the last order of 10% of the tenure or less reads as good news, half of it or more as bad
+             _recency_share, fact="time since the last order", reading=Reading(levels(good_at=10.0, bad_at=50.0))),
+    Template("order_days_per_month_lifetime", "number", *fixed("order days a month since the first order", "首单以来每月平均下单天数"),
+             _order_days_per_month, fact="order frequency"),
+    Template("revenue_per_month_lifetime", "money", *fixed("spend a month since the first order", "首单以来每月平均消费额"),
+             lambda x, g, c: (f"spends {money(x)} a month on average since the first order", f"首单以来平均每月消费{money(x)}"),
+             fact="spend"),
 )
 
 # Computed over the transaction features (build.py), after the families above have derived them.

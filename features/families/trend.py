@@ -15,7 +15,7 @@ from collections.abc import Callable
 import ibis
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, Render, Template, money, whole
+from features.families.wording import Column, Family, Reading, Render, Template, money, rise_is_good, stating, whole
 from features.transactions import MIN_REVENUE_BASE, SLOPE_MONTHS, SLOPE_SXX, year_ago_windows
 
 COLUMNS = (
@@ -66,7 +66,7 @@ def _slope(x, g, _):
     return (f"monthly spend trending {en} by {money(abs(x))} a month over {months} months", f"近{months}个月月消费额每月{zh}{money(abs(x))}")
 
 
-TEMPLATES = (
+TEMPLATES = stating("spend trend",
     Template(r"revenue_change_pct_(?P<w>\d+)d_vs_prev_(?P<p>\d+)d", "pct_points",
              lambda g: f"change in spend in the last {g['w']} days", lambda g: f"近{g['w']}天消费额变化",
              _spend_change(lambda g: f"the {g['p']} days before", lambda g: f"前{g['p']}天")),
@@ -75,6 +75,7 @@ TEMPLATES = (
              _spend_change(lambda g: "the same period a year earlier", lambda g: "去年同期")),
     Template(r"revenue_monthly_slope_(?P<m>\d+)m", "money",
              lambda g: f"monthly spend trend over {g['m']} months", lambda g: f"近{g['m']}个月月消费额趋势", _slope),
+    reading=Reading(rise_is_good),
 )
 
 FAMILY = Family("trend", "trend", COLUMNS, names, TEMPLATES, derive)

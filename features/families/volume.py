@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from features.families.wording import Column, Family, count_template, money_template, w_zh
+from features.families.wording import (
+    Column,
+    Family,
+    Reading,
+    count_template,
+    money_template,
+    none_is_bad,
+    stating,
+    w_zh,
+)
 from features.transactions import safe_ratio
 
 MEASURES = ("order_count", "revenue_sum", "revenue_mean_per_order", "margin_sum", "margin_mean_per_order")
@@ -38,10 +47,11 @@ def derive(t: ir.Table, spec) -> dict[str, ir.Value]:
 
 
 TEMPLATES = (
-    count_template("order_count", "order", None, lambda g, n: f"{w_zh(g)}下单{n}次", "no orders", lambda g: f"{w_zh(g)}无订单", "订单数"),
-    money_template("revenue_sum", "spend of {m}", "消费额"),
-    money_template("revenue_mean_per_order", "average order value of {m}", "平均每单金额"),
-    money_template("margin_sum", "gross margin of {m}", "毛利"),
+    *stating("order frequency", count_template("order_count", "order", None, lambda g, n: f"{w_zh(g)}下单{n}次", "no orders",
+                                               lambda g: f"{w_zh(g)}无订单", "订单数"), reading=Reading(none_is_bad)),
+    *stating("spend", money_template("revenue_sum", "spend of {m}", "消费额"), reading=Reading(none_is_bad)),
+    *stating("order value", money_template("revenue_mean_per_order", "average order value of {m}", "平均每单金额")),
+    *stating("margin", money_template("margin_sum", "gross margin of {m}", "毛利"), reading=Reading(none_is_bad)),
     money_template("margin_mean_per_order", "average margin per order of {m}", "平均每单毛利"),
 )
 

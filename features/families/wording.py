@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -36,6 +38,22 @@ W = r"(?:(?P<w>\d+)d|(?P<life>lifetime))"
 
 
 @dataclass(frozen=True)
+class Reading:
+    """How a stated value reads to someone who knows nothing of the model.
+
+    `news` maps displayed values (in the units the sentence shows them: percent for `pct`) to +1
+    where the sentence reads as good news about the customer (spend rose, paid on time, no
+    complaint), -1 as bad news (spend fell, paid late, no order) and 0 where it reads as neither
+    (a level such as "orders every 40 days"). Good news plainly lowers churn risk and raises
+    value; `scores` names the scores for which that plain reading holds (service cost is bad news
+    for value, but a customer who calls a lot is not plainly leaving).
+    """
+
+    news: Callable[[np.ndarray], np.ndarray]
+    scores: tuple[str, ...] = ("churn", "value")
+
+
+@dataclass(frozen=True)
 class Template:
     """The sentences of the columns whose name matches `pattern` (a full-match regex)."""
 
@@ -45,6 +63,58 @@ class Template:
     noun_zh: Callable[[dict], str]
     render: Render
     context: str | None = None  # another feature of the same row the sentence uses
+    # The fact the sentence states, shared by the templates that state one fact in other words
+    # (days since the last order and its ratio to the usual gap): a customer's reasons name each
+    # fact once per score and direction (serving/reason_selection.py). None: its own pattern.
+    fact: str | None = None
+    reading: Reading | None = None  # None: the sentence reads as neither good nor bad news
+
+
+def stating(fact: str, *templates: Template, reading: Reading | None = None) -> tuple[Template, ...]:
+    """The templates, marked as stating one `fact` (and read alike, when `reading` is given)."""
+    return tuple(replace(t, fact=fact, reading=reading or t.reading) for t in templates)
+
+
+def read_as(template: Template, reading: Reading) -> Template:
+    return replace(template, reading=reading)
+
+
+# --------------------------------------------------------------------------- plain readings
+# Each takes displayed values (NaN reads as nothing) and returns +1 good news, -1 bad, 0 neither.
+
+
+def rise_is_good(x: np.ndarray) -> np.ndarray:
+    """A change: up is good news, down bad, none neither ("spend rose 40%")."""
+    return np.nan_to_num(np.sign(x)).astype(np.int8)
+
+
+def rise_is_bad(x: np.ndarray) -> np.ndarray:
+    """A change of something unwelcome: more complaints, paying later."""
+    return -rise_is_good(x)
+
+
+def some_is_bad(x: np.ndarray) -> np.ndarray:
+    """A count or amount of something unwelcome: none is good news, any bad ("2 complaints", "paid 5 days late")."""
+    with np.errstate(invalid="ignore"):
+        return np.where(x > 0, -1, np.where(x <= 0, 1, 0)).astype(np.int8)
+
+
+def none_is_bad(x: np.ndarray) -> np.ndarray:
+    """A level of business: none (or less, net of returns) is bad news ("no orders", "spend of 0"), any amount neither."""
+    with np.errstate(invalid="ignore"):
+        return np.where(x <= 0, -1, 0).astype(np.int8)
+
+
+def levels(good_at: float, bad_at: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Good news at or beyond `good_at`, bad at or beyond `bad_at` on the other side, neither between."""
+    higher_is_good = good_at > bad_at
+
+    def news(x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            good, bad = (x >= good_at, x <= bad_at) if higher_is_good else (x <= good_at, x >= bad_at)
+        return np.where(good, 1, np.where(bad, -1, 0)).astype(np.int8)
+
+    return news
 
 
 @dataclass(frozen=True)
@@ -118,16 +188,6 @@ def humanise(name: str) -> str:
         else:
             words.append({"pct": "%", "prev": "previous", "vs": "vs", "attr": ""}.get(token, token))
     return " ".join(w for w in words if w) or name
-
-
-def named_number(name: str, zh: Render) -> Render:
-    """English 'words of the name: 0.42' (the plain statement), Chinese from `zh`."""
-    human = humanise(name)
-
-    def render(x, g, c):
-        return f"{human}: {x if isinstance(x, str) else money(x)}", zh(x, g, c)[1]
-
-    return render
 
 
 # --------------------------------------------------------------------------- template makers

@@ -75,11 +75,36 @@ def test_every_model_facing_column_has_an_english_and_a_chinese_sentence_without
             assert not words, f"{name}={value}: Chinese sentence {zh!r} has English words {sorted(words)}"
 
 
-def test_ratio_and_btyd_columns_are_stated_in_chinese_and_english_is_unchanged():
-    assert sentence("recency_over_tenure", 0.42) == ("recency over tenure: 0.42", "距上次下单天数与合作天数之比为0.42")
-    assert sentence("btyd_p_no_order_90d", 0.3) == ("btyd p no order (90 days): 0.3", "购买周期模型估计未来90天不下单的概率为0.3")
-    assert sentence("btyd_expected_revenue_90d", 456.7)[1] == "购买周期模型预计未来90天消费额457"
-    assert sentence("btyd_p_alive", math.nan) == ("btyd p alive: no data", "购买周期模型估计的仍活跃概率：无数据")
+def test_every_column_any_family_or_the_btyd_step_can_produce_reads_in_english_without_its_code():
+    """No reason may read "btyd p alive: 0.42": each sentence is words, with no underscore and no column name."""
+    names = feature_columns(FULL_SPEC, {**every_table_and_column(), "customers": ["customer_id", "industry", "loyalty_points"]})
+    names += [c for h in BTYD_HORIZONS for c in btyd_output_columns(h) if c not in names]  # as models/btyd_columns.py adds them
+    assert "btyd_p_alive" in names and "recency_over_tenure" in names and "attr_loyalty_points" in names
+    for name in names:
+        assert template_of(name) is not None, f"{name}: no template in features/catalog.py; add one to its family's TEMPLATES"
+        for value in ("retail", 3.0, math.nan) if name.startswith("attr_") else VALUES:
+            en, zh = sentence(name, value)
+            assert "_" not in en and "_" not in zh, f"{name}={value}: {en!r} / {zh!r} has an underscore"
+            assert name not in en, f"{name}={value}: {en!r} names the column"
+            spaced = name.replace("_", " ")
+            assert spaced not in en, f"{name}={value}: {en!r} is the column name in words, not a sentence"
+
+
+def test_ratio_and_btyd_columns_are_stated_as_sentences():
+    assert sentence("recency_over_tenure", 0.42) == ("time since the last order is 42% of the time as a customer", "距上次下单的时间占合作时长的42%")
+    assert sentence("recency_over_tenure", 0.004)[0] == "time since the last order is under 1% of the time as a customer"
+    assert sentence("order_days_per_month_lifetime", 0.134) == (
+        "orders about once every 7.5 months since the first order", "首单以来平均每7.5个月下单一次")
+    assert sentence("order_days_per_month_lifetime", 2.26)[0] == "orders on 2.3 days a month on average since the first order"
+    assert sentence("revenue_per_month_lifetime", 534.4) == (
+        "spends 534 a month on average since the first order", "首单以来平均每月消费534")
+    assert sentence("btyd_p_no_order_90d", 0.3) == (
+        "30% chance of no order in the next 90 days (buying-cycle model)", "购买周期模型估计未来90天不下单的概率为30%")
+    assert sentence("btyd_p_alive", 0.877)[0] == "88% chance the customer still buys (buying-cycle model)"
+    assert sentence("btyd_expected_orders_365d", 0.461)[0] == "expected to order on about 0.5 days in the next 365 days (buying-cycle model)"
+    assert sentence("btyd_expected_revenue_90d", 456.7) == (
+        "expected spend of 457 in the next 90 days (buying-cycle model)", "购买周期模型预计未来90天消费额457")
+    assert sentence("btyd_p_alive", math.nan) == ("chance the customer still buys (buying-cycle model): no data", "购买周期模型估计的仍活跃概率：无数据")
 
 
 def test_btyd_family_names_the_columns_the_model_adds():

@@ -248,3 +248,65 @@ def test_a_constant_feature_is_listed_last_in_the_drift_table(later):
     table = section.tables[0][1]
     assert table.index("days_since_last_order") < table.index("p_churn") < table.index("season_share_next_90d")
     assert len(section.images) == 1  # the chart of the others
+
+
+class Cells(HTMLParser):
+    """The text of every table header cell and data cell of a page."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.headers: list[str] = []
+        self.data: list[str] = []
+        self._cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("th", "td"):
+            self._cell = self.headers if tag == "th" else self.data
+            self._cell.append("")
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td"):
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[-1] += data.strip()
+
+
+# The English a Chinese page must not show: the stored column names of the tables it shows, the report's
+# English headings of its own tables, and the codes of segments, tiers, drift levels, dimensions, scores.
+STORED_COLUMNS = ("name", "kind", "psi", "level", "missing_ref", "missing_now", "new_categories", "vanished_categories",
+                  "customers", "score", "metric", "group_by", "group", "status", "predicted", "realised", "value",
+                  "validation", "horizon_days", "window_end", "data_end", "customer_id", "segment_before", "segment_after",
+                  "p_churn_before", "p_churn_after", "sentence_zh", "rank", "p_churn", "value_at_stake", "save_rate",
+                  "offer_cost", "expected_saved_value", "expected_gain", "cumulative_offer_cost", "cumulative_gain",
+                  "value_tier", "segment", "churn_reason_features", "reason_to_call_zh")
+REPORT_HEADINGS = ("table", "read", "accepted", "duplicates_kept", "quarantined", "reasons", "warnings", "kind", "version",
+                   "grade", "metric", "model_value", "baseline_value", "segment", "label", "n_customers", "share",
+                   "share_current", "share_predicted", "mean_p_churn", "this_run", "feature")
+# (Model grades A/B/C stay letters in both languages: the Chinese caption explains them as such.)
+CODES = ("most_valuable", "growth", "at_risk", "negative_value", "new", "regular", "ok", "warn", "severe",
+         "constant", "all", "decile", "churn", "value", "measured", "pending", "feature", "transactions",
+         "roc_auc", "brier", "churn_rate", "p_churn mean", "clv median", "days_since_last_order")
+
+
+def test_a_chinese_page_has_no_english_table_header_or_category_code_left(later):
+    from dataclasses import replace
+
+    from serving.actions import ACTION_COLUMNS
+
+    actions = pd.DataFrame({c: ["C0001"] if c == "customer_id" else [1] for c in ACTION_COLUMNS if c != "reason_to_call_en"})
+    actions = actions.assign(value_tier="A", segment="at_risk", churn_reason_features="days_since_last_order, order_count_90d",
+                             reason_to_call_zh="已120天未下单", owner="王")
+    inputs = replace(later, actions=actions)
+    english = Cells(render_report(inputs, "en", ReportOptions(at_risk_waterfalls=0)))
+    chinese = Cells(render_report(inputs, "zh", ReportOptions(at_risk_waterfalls=0)))
+    known = set(STORED_COLUMNS) | {TEXT["en"][k] for k in REPORT_HEADINGS if TEXT["en"][k] != TEXT["zh"][k]}
+    assert known & set(english.headers), "the English page shows these headers: the check below must be able to fail"
+    assert not known & set(chinese.headers), f"English headers on the Chinese page: {sorted(known & set(chinese.headers))}"
+    assert set(CODES) & set(english.data) and "at_risk" in english.headers  # the transition matrix names segments
+    assert not set(CODES) & set(chinese.data + chinese.headers), sorted(set(CODES) & set(chinese.data + chinese.headers))
+    assert "流失预警客户" in chinese.headers and "严重" in chinese.data and "距上次下单天数" in chinese.data
+    assert "A 级" in chinese.data and "A" in english.data  # value tiers
+    assert "距上次下单天数、近90天订单数" in chinese.data  # the features of a call's reasons, in words

@@ -12,9 +12,10 @@ tolerance; value tier, segment, the English and Chinese reason sentences and the
 customer's reasons name (per score, direction and rank, from the explanations table) exactly.
 The raw `reasons` JSON is not compared: its payload is not part of what this file guards.
 
-Expected to change once: the Chinese sentences of `btyd_*` and tenure-ratio columns
-(`recency_over_tenure`, ...), which fall back to English words today; regenerate the golden
-then, and check that only those sentences moved. To regenerate:
+A change of how reasons are chosen or worded (serving/reason_selection.py, the families'
+templates) moves only `reason_text_en`, `reason_text_zh` and `reason_features`: regenerate the
+golden then, and check against the old file that every number, tier, segment and segment
+reason is identical. To regenerate:
 `CUSTSCORE_WRITE_GOLDEN=1 python -m pytest tests/pipelines/test_scoring_golden.py`.
 """
 

@@ -98,9 +98,10 @@ def test_season_sentences_have_their_own_template_and_chinese_without_latin_lett
 
 
 def test_season_windows_of_one_measure_are_one_fact():
+    # the customer's spend and order days in last year's window are one fact; everyone's share another; spend now a third
     names = ("revenue_sum_next_90d_year_ago", "revenue_sum_next_180d_year_ago", "revenue_sum_90d",
              "season_share_next_90d", "season_share_next_180d", "order_days_next_90d_year_ago")
-    assert [cols.tolist() for cols in fact_groups(names)] == [[0, 1], [3, 4]]
+    assert [cols.tolist() for cols in fact_groups(names)] == [[0, 1, 5], [3, 4]]
 
 
 def test_missing_values_say_no_data_instead_of_nan():
@@ -329,3 +330,71 @@ def test_every_display_kind_of_the_families_has_its_rounding():
     from serving.sentences import _KEYS
 
     assert set(DISPLAY_KINDS) - {"text"} == set(_KEYS)
+
+
+def _sides(table: pd.DataFrame) -> dict[str, list[str]]:
+    return {d: table.loc[table["direction"] == d, "feature"].tolist() for d in ("raises", "lowers")}
+
+
+def test_one_fact_in_other_words_or_nested_windows_is_one_reason_per_score_and_direction():
+    # Days since the last order, that as a multiple of the usual gap and as a share of tenure are one fact
+    # (time since the last order); order counts in nested windows and the usual gap another (order frequency);
+    # complaints and their change a third. The strongest of each fact is kept, the next fact takes the freed place.
+    names = ["days_since_last_order", "recency_over_gap_mean", "recency_over_tenure", "order_count_90d", "order_count_365d",
+             "order_gap_mean_days", "complaint_count_90d", "complaint_change_90d_vs_prev_90d", "revenue_sum_90d"]
+    X = pd.DataFrame([[667.0, 9.2, 0.6, 0.0, 1.0, 72.0, 2.0, 1.0, 0.0]], columns=names)
+    contrib = np.array([[0.50, 0.60, 0.20, 0.30, 0.35, 0.10, 0.25, 0.28, -0.40, -1.0]])
+    plain = reasons_table(contrib, X, names, score="churn", k=3).to_pandas()
+    distinct = reasons_table(contrib, X, names, score="churn", k=3, distinct_facts=True).to_pandas()
+    assert _sides(plain)["raises"] == ["recency_over_gap_mean", "days_since_last_order", "order_count_365d"]
+    assert _sides(distinct)["raises"] == ["recency_over_gap_mean", "order_count_365d", "complaint_change_90d_vs_prev_90d"]
+    assert _sides(distinct)["lowers"] == ["revenue_sum_90d"]
+    texts = distinct["sentence_en"].tolist()
+    assert sum("usual gap" in t for t in texts) == 1, texts  # "9.2x the usual gap" is said once
+
+
+def test_a_fact_may_raise_one_score_side_and_lower_the_other_once_each():
+    names = ["days_since_last_order", "recency_over_gap_mean", "recency_over_tenure"]
+    X = pd.DataFrame([[30.0, 0.5, 0.1]], columns=names)
+    table = reasons_table(np.array([[0.2, -0.3, 0.4, 0.0]]), X, names, score="value", k=3, distinct_facts=True).to_pandas()
+    assert _sides(table) == {"raises": ["recency_over_tenure"], "lowers": ["recency_over_gap_mean"]}
+
+
+def test_the_btyd_horizons_of_one_probability_are_one_fact():
+    names = ("btyd_p_no_order_90d", "btyd_p_no_order_365d", "btyd_p_alive", "btyd_expected_orders_90d", "btyd_expected_orders_365d")
+    assert sorted(sorted(g.tolist()) for g in fact_groups(names)) == [[0, 1, 2], [3, 4]]
+
+
+def test_a_reason_whose_sentence_plainly_says_the_opposite_of_its_direction_gives_way_to_the_next():
+    # Spend up 279% raising churn risk reads as good news listed as bad: left out. The fall over 365 days,
+    # plain bad news, raises it; paying on time lowers it; an order count (a level, no plain reading) stays.
+    names = ["revenue_change_pct_90d_vs_prev_90d", "revenue_change_pct_365d_vs_prev_365d", "days_late_mean_90d", "order_count_90d"]
+    X = pd.DataFrame([[279.0, -40.0, 0.0, 2.0]], columns=names)
+    contrib = np.array([[0.80, 0.30, -0.20, 0.10, -2.0]])
+    raw = reasons_table(contrib, X, names, score="churn", k=3).to_pandas()
+    plain = reasons_table(contrib, X, names, score="churn", k=3, plain_reading=True).to_pandas()
+    assert _sides(raw)["raises"][0] == "revenue_change_pct_90d_vs_prev_90d"
+    assert _sides(plain) == {"raises": ["revenue_change_pct_365d_vs_prev_365d", "order_count_90d"], "lowers": ["days_late_mean_90d"]}
+    assert plain["contribution"].tolist() == [0.30, 0.10, -0.20]  # the contributions themselves, unchanged
+    assert contrib.tolist() == [[0.80, 0.30, -0.20, 0.10, -2.0]]  # and the caller's SHAP matrix untouched
+    # with distinct facts the two changes are one fact (spend trend): the fall stands in for the rise left out
+    both = reasons_table(contrib, X, names, score="churn", k=3, plain_reading=True, distinct_facts=True).to_pandas()
+    assert _sides(both)["raises"] == ["revenue_change_pct_365d_vs_prev_365d", "order_count_90d"]
+    # for value the same rise is good news: lowering value contradicts it, raising value does not
+    value = reasons_table(np.array([[-0.5, 0.0, 0.0, 0.0, 0.0]]), X, names, score="value", k=3, plain_reading=True).to_pandas()
+    assert value.empty
+    value = reasons_table(np.array([[0.5, 0.0, 0.0, 0.0, 0.0]]), X, names, score="value", k=3, plain_reading=True).to_pandas()
+    assert _sides(value)["raises"] == ["revenue_change_pct_90d_vs_prev_90d"]
+
+
+def test_plain_reading_of_shares_has_a_band_that_reads_as_neither_and_cost_is_news_for_value_only():
+    names = ["invoice_on_time_rate_365d", "collection_rate_90d", "service_cost_90d"]
+    X = pd.DataFrame([[1.0, 0.0, 200.0], [0.7, 0.7, 200.0]], columns=names)
+    contrib = np.array([[0.4, -0.3, 0.2, 0.0], [0.4, -0.3, 0.2, 0.0]])
+    churn = reasons_table(contrib, X, names, score="churn", k=3, plain_reading=True).to_pandas()
+    # row 0: "paid 100% on time" raising churn and "collected 0%" lowering it contradict their words; cost says nothing of churn
+    assert churn.loc[churn["row"] == 0, "feature"].tolist() == ["service_cost_90d"]
+    # row 1: 70% is neither good nor bad news: both stay
+    assert sorted(churn.loc[churn["row"] == 1, "feature"]) == ["collection_rate_90d", "invoice_on_time_rate_365d", "service_cost_90d"]
+    value = reasons_table(contrib, X, names, score="value", k=3, plain_reading=True).to_pandas()
+    assert "service_cost_90d" not in value["feature"].tolist()  # a cost of 200 raising value contradicts its words
