@@ -52,6 +52,29 @@ def postgres_url():
         subprocess.run(["bash", str(script), "stop", folder], capture_output=True, timeout=120)
 
 
+@pytest.fixture(scope="session")
+def local_spark():
+    """A local Spark (local[2]) for this test process, stopped at its end.
+
+    scripts/spark.sh installs Debian's openjdk-17-jre-headless first when `java` is missing; pyspark
+    comes with the `spark` extra the README's test command installs. Neither is ever skipped.
+    """
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "spark.sh"
+    ready = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=1200)
+    if ready.returncode != 0:
+        raise RuntimeError(f"scripts/spark.sh failed: {ready.stderr.strip()[-2000:]}")
+    from features.engines.spark import spark_session
+
+    session = spark_session("local[2]", "custscore-tests")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
 @pytest.fixture
 def pg_schema(postgres_url, request):
     """A schema of its own for one test, dropped afterwards (with the tables of its runs)."""

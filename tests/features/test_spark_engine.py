@@ -1,8 +1,7 @@
 """The Spark engine gives the DuckDB engine's features, labels and training sets, from the same definitions.
 
-Runs real Spark in local mode (local[2], one session for the module). Without pyspark installed
-(`pip install -e '.[spark]'`) the module is skipped; with pyspark and no Java it fails, saying
-how to install Java.
+Runs real Spark in local mode (local[2], the test process's session from tests/conftest.py, which
+installs Java when it is missing). pyspark comes with the `spark` extra of the README's test command.
 """
 
 from __future__ import annotations
@@ -19,13 +18,10 @@ import pytest
 
 from demo import generate_demo_data, write_demo_data
 from features.build import FeatureSpec, build_features
+from features.engines.spark import connect, frames_to_tables, read_tables
 from features.labels import build_labels
 from features.training_set import build_training_set
 from features.validation import load_and_validate
-
-pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
-
-from features.engines.spark import JavaMissingError, connect, frames_to_tables, read_tables, spark_session  # noqa: E402
 
 AS_OF = datetime(2026, 3, 1)
 # Every family, as runs build them (season columns for a 90-day horizon, prospects included).
@@ -35,13 +31,8 @@ LIGHT_SPEC = FeatureSpec(windows_days=(90,), year_ago=False)
 
 
 @pytest.fixture(scope="module")
-def spark_con():
-    try:
-        session = spark_session("local[2]", "custscore-tests")
-    except JavaMissingError as exc:
-        pytest.fail(str(exc))
-    yield connect(session)
-    session.stop()
+def spark_con(local_spark):
+    return connect(local_spark)
 
 
 @pytest.fixture(scope="module")
