@@ -25,6 +25,7 @@ from models.churn import ChurnModel
 from models.level import LevelAnchor
 from models.params import ChurnParams, ValueParams
 from models.value import ValueModel
+from serving.postgres import PostgresSink
 from serving.score_run import score_run
 from serving.score_table import SCORE_TEXT_COLUMNS
 from serving.scoring import ScoringModels
@@ -32,8 +33,6 @@ from serving.settings import BtydBlendConfig, ScoringConfig, ScoringSettings
 from serving.spark_scoring import SparkScoringError, remove_staging, run_staging, score_on_spark, spark_job_group
 from serving.store import RunMetadata, ScoreStore
 from tests.serving.test_scoring_population import SCORING, SPEC, tables  # noqa: F401  (fixture)
-
-pyspark = pytest.importorskip("pyspark", reason="the [spark] extra installs pyspark")  # CI installs it: never skipped there
 
 CHURN_H, VALUE_H = 90, 365
 AS_OF = SCORING.date()
@@ -115,7 +114,7 @@ def assert_same_scores(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
         assert ours[column].tolist() == reference[column].tolist(), column
 
 
-def test_spark_scores_segments_and_reasons_equal_the_one_machine_run(spark, world, one_machine, tmp_path):
+def test_spark_scores_segments_and_reasons_equal_the_one_machine_run(spark, world, one_machine, tmp_path, postgres_url, pg_schema):
     models, _, path, inputs = world
     reference_run, reference_store = one_machine
     staging = f"file://{tmp_path}/staging"
@@ -123,11 +122,15 @@ def test_spark_scores_segments_and_reasons_equal_the_one_machine_run(spark, worl
                          btyd_inputs=lambda: inputs)
     # every partition was cut into chunks of its own: more parts than partitions
     assert len(run.text_parts) > PARTITIONS
+    # the sinks of a run: the store first, then PostgreSQL, both from the staged parts
     store = ScoreStore(tmp_path / "store")
     store.publish(RunMetadata(run_id="r1", as_of=AS_OF), run)
+    postgres = PostgresSink(postgres_url, pg_schema)
+    postgres.publish(RunMetadata(run_id="r1", as_of=AS_OF), run)
     remove_staging(run_staging(staging, "r1"))
-    # published through the store as on one machine, the parts still readable after staging is gone (hard links)
+    # the store's parts are still readable after staging is gone (hard links)
     assert_same_scores(store.read_scores(), reference_store.read_scores())
+    assert_same_scores(postgres.read_scores(), reference_store.read_scores())
     reasons = ["customer_id", "score", "direction", "rank", "feature", "family"]
     ours = store.read_explanations().sort_values(reasons).reset_index(drop=True)
     theirs = reference_store.read_explanations().sort_values(reasons).reset_index(drop=True)
