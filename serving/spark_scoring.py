@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import uuid
@@ -80,6 +81,8 @@ PART_KINDS = ("numbers", "texts", "explanations", "cards")
 HADOOP_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3"}
 LOCAL_SCHEMES = ("", "file")
 TASK_FOLDER = "_tasks"
+JVM_PACKAGES = ("org.", "java.", "javax.", "scala.", "py4j.")
+PYTHON_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit): ")
 
 
 class SparkScoringError(RuntimeError):
@@ -173,7 +176,7 @@ def score_on_spark(
     clear_staging(where)
     plan = TaskPlan(models, settings, run_id, where, tuple(horizons),
                     None if reference is None else reference.columns_only(), merged_reference(models))
-    rows = scored_chunks(features, plan)
+    rows = scored_chunks(with_decimals_as_doubles(features), plan)
     result, cards, meter = collected(rows, plan, workdir)
     if progress:
         progress(len(result.numbers))
@@ -201,6 +204,18 @@ def population_reference(features: DataFrame, models: ScoringModels, settings: S
     return BtydReference(to_feature_frame(inputs.toPandas()))
 
 
+def with_decimals_as_doubles(features: DataFrame) -> DataFrame:
+    """Decimal columns as doubles, as the DuckDB engine gives them: Spark SQL's day arithmetic can yield
+    decimals, which reach pandas as Python objects no model reads."""
+    from pyspark.sql.types import DecimalType
+
+    decimal = {field.name for field in features.schema.fields if isinstance(field.dataType, DecimalType)}
+    if not decimal:
+        return features
+    return features.select(*[features[name].cast("double").alias(name) if name in decimal else features[name]
+                             for name in features.columns])
+
+
 def scored_chunks(features: DataFrame, plan: TaskPlan) -> list[Any]:
     """Run the scoring job (job group `spark_job_group`); its chunk rows in partition and chunk order."""
     spark = features.sparkSession
@@ -221,9 +236,14 @@ def scored_chunks(features: DataFrame, plan: TaskPlan) -> list[Any]:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first meaningful line of a (Java or Python) error, cut to 300 characters."""
+    """The line that says what went wrong in a (Java or Python) error, cut to 300 characters.
+
+    A task's Python error reaches the driver as a page of Java and Python stack: its own line
+    (`TypeError: ...`) is the one worth showing, else the first line.
+    """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    raised = [line for line in lines if PYTHON_ERROR_LINE.match(line) and not line.startswith(JVM_PACKAGES)]
+    return (raised[0] if raised else lines[0] if lines else type(exc).__name__)[:300]
 
 
 def collected(rows: list[Any], plan: TaskPlan, workdir: Path) -> tuple[ScoringResult, list[pd.DataFrame], DriftMeter | None]:

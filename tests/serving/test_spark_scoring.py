@@ -207,3 +207,17 @@ def test_a_spark_job_killed_part_way_leaves_the_previous_run_current_and_a_rerun
     # the rerun's parts only: none of the killed job's files were published
     assert store.latest_run().score_rows == len(before)
     assert not set(cancelled[0]) & {p.name for p in rerun.text_parts}
+
+
+def test_a_task_error_is_one_line_naming_the_python_error(spark, world, tmp_path):
+    """A feature column of the wrong type fails every task: the driver's error is its Python line, not pages of stack."""
+    models, _, path, inputs = world
+    features = spark_features(spark, path)
+    column = models.churn.feature_names_[0]
+    broken = features.withColumn(column, features[column].cast("string"))
+    with pytest.raises(SparkScoringError) as failure:
+        score_on_spark(broken, models, SETTINGS, str(tmp_path / "staging"), tmp_path / "work", run_id="r3", as_of=AS_OF,
+                       btyd_inputs=lambda: inputs)
+    message = str(failure.value)
+    assert "\n" not in message and "nothing was published" in message
+    assert f"TypeError: ChurnModel.predict_raw: columns ['{column} " in message
