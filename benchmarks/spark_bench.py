@@ -316,13 +316,15 @@ def run(args: argparse.Namespace) -> dict:
         spark = spark_session(args.cores)
     features_spark = work / "features-spark.parquet"
     source = features_spark
-    try:
-        if args.skip_spark_features:
-            raise RuntimeError("skipped (--skip-spark-features)")
-        with Stage(stages, "spark", "features"):
-            result["spark_feature_rows"] = spark_features(spark, folder, as_of, spec, features_spark)
-    except Exception:  # recorded by Stage; scoring is measured all the same, on the features DuckDB built
+    if args.skip_spark_features:
+        stages["spark"]["features"] = {"error": "not run (--skip-spark-features)"}
         source = features_duckdb
+    else:
+        try:
+            with Stage(stages, "spark", "features"):
+                result["spark_feature_rows"] = spark_features(spark, folder, as_of, spec, features_spark)
+        except Exception:  # recorded by Stage; scoring is measured all the same, on the features DuckDB built
+            source = features_duckdb
     with MemorySampler() as memory, Stage(stages, "spark", "score"):
         frame = spark.read.parquet(str(source))
         frame = frame.repartition(max(2 * args.cores, math.ceil(result["feature_rows"] / args.chunk_size)))

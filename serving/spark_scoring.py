@@ -108,7 +108,7 @@ def spark_job_group(run_id: str) -> str:
 
 
 def run_staging(staging: str | Path, run_id: str) -> str:
-    """The run's own folder under the staging root (a reruns clears it; other runs' folders are left alone)."""
+    """The run's own folder under the staging root (a rerun clears it; other runs' folders are left alone)."""
     return f"{str(staging).rstrip('/')}/{run_id}"
 
 

@@ -30,7 +30,14 @@ from serving.score_run import score_run
 from serving.score_table import SCORE_TEXT_COLUMNS
 from serving.scoring import ScoringModels
 from serving.settings import BtydBlendConfig, ScoringConfig, ScoringSettings
-from serving.spark_scoring import SparkScoringError, remove_staging, run_staging, score_on_spark, spark_job_group
+from serving.spark_scoring import (
+    SparkScoringError,
+    rechunked,
+    remove_staging,
+    run_staging,
+    score_on_spark,
+    spark_job_group,
+)
 from serving.store import RunMetadata, ScoreStore
 from tests.serving.test_scoring_population import SCORING, SPEC, tables  # noqa: F401  (fixture)
 
@@ -221,3 +228,13 @@ def test_a_task_error_is_one_line_naming_the_python_error(spark, world, tmp_path
     message = str(failure.value)
     assert "\n" not in message and "nothing was published" in message
     assert f"TypeError: ChurnModel.predict_raw: columns ['{column} " in message
+
+
+def test_spark_batches_are_regrouped_into_chunks_of_the_configured_size():
+    """Batches of 8, 8, 0 and 5 rows in chunks of 15: one of 15, then the 6 left, every row once and in order."""
+    rows = iter(range(21))
+    batches = [pd.DataFrame({"customer_id": [f"c{next(rows)}" for _ in range(n)]}) for n in (8, 8, 0, 5)]
+    chunks = list(rechunked(batches, 15))
+    assert [len(c) for c in chunks] == [15, 6]
+    assert [c for chunk in chunks for c in chunk["customer_id"]] == [f"c{i}" for i in range(21)]
+    assert all(chunk.index.tolist() == list(range(len(chunk))) for chunk in chunks)
