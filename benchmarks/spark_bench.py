@@ -299,7 +299,9 @@ def run(args: argparse.Namespace) -> dict:
     stages = result["stages"]
     started = time.perf_counter()
     models, training_rows = trained_models(tables, as_of, spec, args.train_customers)
-    result["training"] = {"rows": training_rows, "wall_s": round(time.perf_counter() - started, 1)}
+    result["training"] = {"rows": training_rows, "wall_s": round(time.perf_counter() - started, 1),
+                          "churn_trees": models.churn.booster_.num_trees(),
+                          "value_revenue_trees": models.value.boosters_["revenue"].num_trees()}
 
     features_duckdb = work / "features-duckdb.parquet"
     with Stage(stages, "duckdb", "features"):
