@@ -156,6 +156,15 @@ class _Counts:
         else:
             self.categories.update(category_counts(column))
 
+    def merge(self, other: _Counts) -> None:
+        """Add the counts of the same column taken elsewhere (another machine's share of the run)."""
+        self.rows += other.rows
+        self.missing += other.missing
+        if self.bins is not None:
+            self.bins += other.bins
+        else:
+            self.categories.update(other.categories)
+
     def row(self, name: str, kind: str, settings: DriftSettings) -> dict:
         ref = self.reference
         n = max(self.rows, 1)
@@ -223,6 +232,17 @@ class DriftMeter:
             scored = numbers.loc[~numbers["is_new"].astype(bool)]
             for name, counts in self.scores.items():
                 counts.add(scored[name])
+
+    def merge(self, other: DriftMeter) -> None:
+        """Add what a meter of the same reference counted over other chunks (Spark tasks count their own partitions)."""
+        if set(other.features) != set(self.features) or set(other.scores) != set(self.scores):
+            raise ValueError("drift meters of different references cannot be merged: count every chunk against the same champions")
+        for name, counts in self.features.items():
+            counts.merge(other.features[name])
+        for name, counts in self.scores.items():
+            counts.merge(other.scores[name])
+        self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
 
     def table(self, settings: DriftSettings) -> pa.Table:
         """One row per feature, then per score (DRIFT_SCHEMA)."""

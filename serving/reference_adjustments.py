@@ -12,6 +12,7 @@ the published columns stay consistent with each other.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -78,6 +79,16 @@ class BtydReference:
     def with_columns(self, chunk: pd.DataFrame, horizons: list[int]) -> pd.DataFrame:
         """The chunk with the BTYD columns of `horizons` appended."""
         return pd.concat([chunk, self.columns(chunk, horizons)], axis=1)
+
+    def columns_only(self) -> BtydReference:
+        """The same fit without the population's inputs: what a worker needs to add BTYD columns to its chunks.
+
+        The inputs (a row per customer) stay with the caller; shipping them to every Spark task
+        would copy the population once per executor for nothing.
+        """
+        shallow = copy.copy(self)
+        shallow.inputs = self.inputs.iloc[:0]
+        return shallow
 
     def outputs(self, customer_ids: np.ndarray, horizons: tuple[int, ...]) -> pd.DataFrame:
         """The population's BTYD columns for `horizons`, in the order of `customer_ids` (NaN for a customer without inputs)."""

@@ -73,12 +73,28 @@ def score_run(
     if meter is not None:
         chunks = meter.observing(chunks)  # after the BTYD columns are added: the champions may read them
     result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
+    if needs_btyd_reference(models, settings) and reference is None:
+        reference = BtydReference(_captured_inputs(captured, btyd_inputs))
+    return finished_run(result, models, settings, run_id=run_id, as_of=as_of, meter=meter, reference=reference,
+                        scorecard_features=scorecard_features)
+
+
+def finished_run(result: ScoringResult, models: ScoringModels, settings: ScoringSettings, *, run_id: str, as_of: dt.date,
+                 meter: DriftMeter | None, reference: BtydReference | None,
+                 scorecard_features: list[pd.DataFrame]) -> ScoredRun:
+    """What needs the whole run, over its numbers: drift of the scores, anchor and blend, value tiers, segments, grades.
+
+    `meter` has counted the run's features, `reference` is the population's BG/NBD fit (needed
+    when `needs_btyd_reference`), `scorecard_features` the scorecard's columns of every chunk.
+    Whoever scored the chunks (one machine, or Spark's tasks) hands the same things here.
+    """
     tables = drift_tables(meter, result, settings)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
     numbers = result.numbers
     if needs_btyd_reference(models, settings):
         if reference is None:
-            reference = BtydReference(_captured_inputs(captured, btyd_inputs))
+            raise BtydInputsNeededError("the run's anchor or blend needs BG/NBD fitted on its population: give finished_run "
+                                        "the population's BtydReference")
         numbers = adjusted_by_reference(numbers, reference, models.level_anchor, models.blend_weights(settings.scoring.btyd_blend),
                                         settings)
     segmented = assign_segments(numbers, settings.segments)

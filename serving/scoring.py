@@ -386,7 +386,7 @@ def score_all(
     (the Parquet sink links them instead of rewriting them).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    _warn_without_reference(models, settings)
+    warn_without_reference(models, settings)
     clock = StageClock()
     numbers: list[pd.DataFrame] = []
     score_parts: list[Path] = []
@@ -407,7 +407,19 @@ def score_all(
     return ScoringResult(all_numbers, score_parts, explanation_parts, dict(clock.seconds), dict(clock.cpu_seconds))
 
 
-def _warn_without_reference(models: ScoringModels, settings: ScoringSettings) -> None:
+def score_chunk(features: pd.DataFrame, models: ScoringModels, settings: ScoringSettings, index: int, workdir: Path,
+                clock: StageClock, *, run_id: str | None = None) -> tuple[pd.DataFrame, Path, Path]:
+    """One chunk start to end on the calling thread: its numbers, its texts part and its explanations part.
+
+    The same two halves `score_all` overlaps on two threads, for callers that get their
+    parallelism elsewhere (each Spark task scores its own partition, serving/spark_scoring.py).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _finish_chunk(predict_and_explain(features, models, settings, index, clock), settings, workdir, clock, run_id)
+
+
+def warn_without_reference(models: ScoringModels, settings: ScoringSettings) -> None:
+    """Say once per run when unusual-reason ranking is configured but a champion has no reference population."""
     if settings.scoring.unusual_reasons.percentile is None:
         return
     for kind, reference in models.reason_references().items():
