@@ -159,8 +159,42 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str) -> S
         log.info("scored %d customers", done["n"])
         counted(SCORE_STAGE, done["n"])
 
+    if run.cfg.engine.name == "spark":
+        return score_on_spark_engine(run, models, workdir, run_id, progress)
     return score_run(feature_chunks(run), models, run.cfg.scoring_settings(), workdir, run_id=run_id, as_of=run.as_of,
                      btyd_inputs=lambda: btyd_population_inputs(run), progress=progress)
+
+
+def spark_staging(run: Run) -> str:
+    """Where Spark's tasks write a run's parts: under engine.spark.work_path (shared storage on a cluster), else the home."""
+    return f"{(run.cfg.engine.spark.work_path or str(run.paths.root / 'work' / 'spark')).rstrip('/')}/staging"
+
+
+def remove_spark_staging(run: Run, run_id: str) -> None:
+    """Spark's parts of a published run: the sinks hold their own copies (links or rows) now."""
+    from serving.spark_scoring import remove_staging, run_staging
+
+    remove_staging(run_staging(spark_staging(run), run_id))
+
+
+def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id: str, progress) -> ScoredRun:
+    """Score and explain in Spark's tasks, over the feature table left distributed (serving.spark_scoring).
+
+    The feature DataFrame gets about one scoring chunk per partition and at least two per core
+    Spark offers, so every core has work and no task holds more than a chunk or two.
+    """
+    # Imported here: pyspark is an optional extra, loaded only when the engine is spark.
+    from features.build import build_features_expr
+    from features.engines.spark import spark_frame
+    from serving.spark_scoring import score_on_spark
+
+    expr = build_features_expr(run.data.tables, midnight(run.as_of), feature_spec(run.cfg), include_prospects=True)
+    session = expr._find_backend()._session
+    customers = expr.count().execute()
+    partitions = max(2 * session.sparkContext.defaultParallelism, -(-customers // run.cfg.scoring.chunk_size))
+    return score_on_spark(spark_frame(expr, partitions), models, run.cfg.scoring_settings(), spark_staging(run), workdir,
+                          run_id=run_id, as_of=run.as_of, btyd_inputs=lambda: btyd_population_inputs(run),
+                          progress=progress)
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -170,6 +204,8 @@ def publish_task(run: Run, champions, scored: ScoredRun, run_id: str) -> dict:
     metadata = run_metadata(run, champions, run_id)
     sinks = score_sink(run)
     published = publish_scored(sinks, run.paths.store, metadata, scored)
+    if run.cfg.engine.name == "spark":
+        remove_spark_staging(run, run_id)
     summary = scored.summary.to_pandas()
     return {
         "run_id": run_id, "as_of": run.as_of.isoformat(), "rows": published.score_rows,

@@ -20,6 +20,7 @@ import itertools
 import math
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 
 import ibis
@@ -79,6 +80,10 @@ def spark_session(master: str = "local[2]", app_name: str = "custscore", conf: M
     submitted = SUBMIT_GATEWAY in os.environ
     settings = {**SESSION_DEFAULTS, **(LOCAL_DEFAULTS if master.startswith("local") and not submitted else {}),
                 **(conf or {})}
+    if master.startswith("local") and not submitted:
+        # The tasks' Python is the driver's own (its environment has custscore; the `python3` on PATH
+        # PySpark would start may not). PySpark reads it from the environment when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # Under spark-submit the master (and the resources) are spark-submit's to choose.
     builder = SparkSession.builder.appName(app_name) if submitted else SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
@@ -118,6 +123,16 @@ def connect(session: SparkSession) -> PySparkBackend:
     backend = PortableSparkBackend()
     backend.do_connect(session)
     return backend
+
+
+def spark_frame(expr: ir.Table, partitions: int | None = None) -> DataFrame:
+    """`expr` (an Ibis table on a `connect`ed backend) as a Spark DataFrame, left distributed.
+
+    With `partitions`, spread over that many partitions (scoring wants about one chunk per task).
+    """
+    backend = expr._find_backend()
+    frame = backend._session.sql(str(backend.compile(expr)))
+    return frame.repartition(partitions) if partitions else frame
 
 
 def _spark_function(node: sge.Expression) -> sge.Expression:

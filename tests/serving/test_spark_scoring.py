@@ -7,8 +7,6 @@ Features are built once with DuckDB and handed to Spark as Parquet, as an engine
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -52,19 +50,15 @@ EXACT_COLUMNS = ["value_tier", "segment", "segment_label_en", "segment_label_zh"
 
 
 @pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    # The tasks' Python is this one (with this environment's packages); a session built in-process reads it from here.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (SparkSession.builder.master("local[2]").appName("custscore-test-spark-scoring")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", str(PARTITIONS))
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8")
-               .getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+def spark(local_spark):
+    """The test process's local Spark (tests/conftest.py), with small Arrow batches so that chunks are regrouped."""
+    settings = {"spark.sql.shuffle.partitions": str(PARTITIONS), "spark.sql.execution.arrow.maxRecordsPerBatch": "8"}
+    before = {key: local_spark.conf.get(key) for key in settings}
+    for key, value in settings.items():
+        local_spark.conf.set(key, value)
+    yield local_spark
+    for key, value in before.items():
+        local_spark.conf.set(key, value)
 
 
 @pytest.fixture(scope="module")
