@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 KIND = "payment"
 PAYMENT_SET_STAGE = "payment snapshots: features and labels"
+BASELINE_RANK_METRICS = ("roc_auc", "pr_auc", "lift_top_decile", "capture_top_decile", "base_rate", "n_rows")
 
 
 def payment_risk_unavailable(run: Run) -> str | None:
@@ -135,7 +136,8 @@ def train_payment(frame: pd.DataFrame, params: ChurnParams, ctx: RunContext) -> 
     p = model.validation_proba_  # cross-fitted where calibrated, as the churn model's
     baseline = payment_baseline(valid)
     metrics = churn_metrics(y_val, p)
-    baseline_metrics = churn_metrics(y_val, baseline)
+    # The rule is a number of days, not a probability: only its ranking metrics mean something.
+    baseline_metrics = {k: v for k, v in churn_metrics(y_val, baseline).items() if k in BASELINE_RANK_METRICS}
     champion = champion_scores(KIND, valid, y_val, cross_fit=(model.params.calibration_folds, model.params.seed))
     figures = {
         "calibration_curve": plots.calibration_curve(y_val, p),

@@ -28,9 +28,9 @@ from pipelines.runs import Run
 from pipelines.sinks import NamedSink, configured_sinks, publish_after_store
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.changes import previous_run_id, side_of_sink, with_changes
+from serving.payment_risk import PaymentRiskScoring
 from serving.score_run import score_run
 from serving.scored_run import ScoredRun
-from serving.payment_risk import PaymentRiskScoring
 from serving.scoring import ScoringModels
 from serving.store import RunMetadata
 
