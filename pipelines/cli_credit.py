@@ -106,9 +106,9 @@ def customers_grid(frame: pd.DataFrame, run: PublishedRun, lang: str, limit: int
     grid.add_column("why", overflow="fold")
     for r in frame.head(limit).itertuples():
         # escape: a customer id or sentence may hold [brackets] Rich would read as markup
-        grid.add_row(escape(str(r.customer_id)), r.credit_grade or "-", _share(r.p_pay_late),
+        grid.add_row(escape(str(r.customer_id)), _text(r.credit_grade), _share(r.p_pay_late),
                      _money(r.overdue_open_amount), _money(r.open_invoice_amount),
-                     escape(getattr(r, f"reason_text_{lang}") or "-"))
+                     escape(_text(getattr(r, f"reason_text_{lang}"))))
     return grid
 
 
@@ -121,9 +121,9 @@ def invoices_grid(frame: pd.DataFrame, run: PublishedRun, lang: str, limit: int)
         grid.add_column(name, justify="left" if name in ("invoice", "customer", "grade", "due") else "right")
     grid.add_column("why", overflow="fold")
     for r in frame.head(limit).itertuples():
-        grid.add_row(escape(str(r.invoice_id)), escape(str(r.customer_id)), r.credit_grade or "-", _money(r.amount_open),
+        grid.add_row(escape(str(r.invoice_id)), escape(str(r.customer_id)), _text(r.credit_grade), _money(r.amount_open),
                      f"{r.due_at:%Y-%m-%d}", f"{math.floor(r.days_past_due):.0f}", _share(r.p_paid_late),
-                     escape(getattr(r, f"reason_{lang}") or "-"))
+                     escape(_text(getattr(r, f"reason_{lang}"))))
     return grid
 
 
@@ -146,3 +146,8 @@ def _share(x) -> str:
 
 def _money(x) -> str:
     return "-" if x is None or x != x else f"{x:,.0f}"
+
+
+def _text(x) -> str:
+    """A text cell; a missing one (None, or NaN once pandas read it) as a dash."""
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) or x == "" else str(x)
