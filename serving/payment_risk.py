@@ -5,7 +5,8 @@ customers with a transaction line and an invoice before the as-of date get the p
 champion's probability that an invoice issued in the next `horizon_days` is paid more than
 `late_days` after its due date (models/payment_risk.py), a credit grade A-D by the configured
 thresholds, and the reasons of exact TreeSHAP in English and Chinese, as the score table's
-reasons are made (serving/reasons.py, serving/reason_encoding.py). Every other customer gets an
+reasons are made (serving/reasons.py, serving/reason_encoding.py; the sentences only: the `reasons`
+JSON would double the table's memory at a million customers). Every other customer gets an
 empty score and a sentence saying why (no invoices table, no payment-risk model, no invoice of
 the customer). The rows form the run's `payment_risk` table, one per customer of the score
 table, joined on customer_id.
@@ -46,7 +47,6 @@ PAYMENT_RISK_SCHEMA = pa.schema([
     ("credit_grade", pa.string()),
     ("overdue_open_amount", pa.float64()),
     ("open_invoice_amount", pa.float64()),
-    ("reasons", pa.string()),  # JSON: {"payment": {"raises": [...], "lowers": [...]}}, as the score table's
     ("reason_text_en", pa.string()),
     ("reason_text_zh", pa.string()),
 ])
@@ -151,7 +151,6 @@ class PaymentRiskScoring:
         ids = chunk["customer_id"].astype(str).to_numpy()
         n = len(chunk)
         p = np.full(n, np.nan)
-        reasons = np.full(n, "{}", dtype=object)
         en = np.full(n, self.absent_en or NO_INVOICE_EN, dtype=object)
         zh = np.full(n, self.absent_zh or NO_INVOICE_ZH, dtype=object)
         history = has_transaction_history(chunk)
@@ -161,7 +160,6 @@ class PaymentRiskScoring:
             scored = np.flatnonzero(history & invoiced)
             if len(scored):
                 p[scored], texts = self._predict_and_explain(chunk.iloc[scored].reset_index(drop=True))
-                reasons[scored] = texts.column("reasons").to_pylist()
                 en[scored] = texts.column("reason_text_en").to_pylist()
                 zh[scored] = texts.column("reason_text_zh").to_pylist()
         return pa.table({
@@ -171,7 +169,6 @@ class PaymentRiskScoring:
             "credit_grade": pa.array(credit_grades(p, self.settings.grade_thresholds), pa.string()),
             "overdue_open_amount": _column_or_null(chunk, "overdue_open_amount"),
             "open_invoice_amount": _column_or_null(chunk, "open_invoice_amount"),
-            "reasons": pa.array(reasons, pa.string()),
             "reason_text_en": pa.array(en, pa.string()),
             "reason_text_zh": pa.array(zh, pa.string()),
         }, schema=PAYMENT_RISK_SCHEMA)

@@ -33,7 +33,6 @@ def _risk() -> pd.DataFrame:
         "customer_id": ["c1", "c2", "c3", FORMULA, "c5"], "payment_model_version": ["2", "2", "2", "2", None],
         "p_pay_late": [0.05, 0.62, 0.30, 0.12, None], "credit_grade": ["A", "D", "C", "B", None],
         "overdue_open_amount": [0.0, 1200.0, 80.0, 0.0, 0.0], "open_invoice_amount": [10.0, 1500.0, 80.0, 5.0, 0.0],
-        "reasons": "{}",
         "reason_text_en": ["Lowers late-payment risk: never paid late in the last 180 days.",
                            "Raises late-payment risk: paid up to 41 days late in the last 180 days.",
                            "Raises late-payment risk: overdue unpaid invoices of 80.",
