@@ -67,6 +67,9 @@ OPEN_INVOICE_INPUT_COLUMNS = ("invoice_id", "customer_id", "amount_open", "issue
 
 NO_INVOICE_EN = "No invoice before the scoring date: no payment record to judge, so no payment risk."
 NO_INVOICE_ZH = "评分日前无发票：没有付款记录可供评估，不计算付款风险。"
+# A scored customer none of whose facts is unusual enough to be a reason (scoring.unusual_reasons).
+USUAL_RISK_EN = "Nothing in the customer's record stands out: a payment risk like that of most customers with invoices."
+USUAL_RISK_ZH = "客户记录中无突出因素：付款风险与多数有发票的客户相当。"
 NEW_CUSTOMER_EN = "No transaction before the scoring date: a new customer, no payment risk yet."
 NEW_CUSTOMER_ZH = "评分日前尚无任何交易记录：新客户，暂不计算付款风险。"
 
@@ -160,8 +163,8 @@ class PaymentRiskScoring:
             scored = np.flatnonzero(history & invoiced)
             if len(scored):
                 p[scored], texts = self._predict_and_explain(chunk.iloc[scored].reset_index(drop=True))
-                en[scored] = texts.column("reason_text_en").to_pylist()
-                zh[scored] = texts.column("reason_text_zh").to_pylist()
+                en[scored] = [t or USUAL_RISK_EN for t in texts.column("reason_text_en").to_pylist()]
+                zh[scored] = [t or USUAL_RISK_ZH for t in texts.column("reason_text_zh").to_pylist()]
         return pa.table({
             "customer_id": pa.array(ids, pa.string()),
             "payment_model_version": pa.array([self.version if self.scores else None] * n, pa.string()),

@@ -139,3 +139,15 @@ def test_the_scorecard_reads_p_pay_late_beside_the_numbers():
     merged = with_p_pay_late(numbers, _risk_table())
     assert merged["p_pay_late"].tolist()[:2] == [0.4, 0.05] and np.isnan(merged["p_pay_late"].iloc[2])
     assert with_p_pay_late(numbers, None) is numbers
+
+
+def test_a_scored_customer_with_nothing_unusual_is_told_so_not_left_blank(model):
+    from serving.payment_risk import USUAL_RISK_EN, USUAL_RISK_ZH
+
+    usual = pd.DataFrame({"customer_id": ["late"], "has_orders": [1.0], "days_late_max_180d": [30.0],
+                          "overdue_open_amount": [50.0], "open_invoice_amount": [100.0]})
+    # only values beyond the 100th percentile of the reference would be reasons: none is
+    scoring = PaymentRiskScoring(PaymentRiskSettings(), model=model, version="3", customers_with_invoices=pa.array(["late"]),
+                                 unusual_percentile=100)
+    row = scoring.score_chunk(usual).to_pandas().iloc[0]
+    assert row["p_pay_late"] > 0 and (row["reason_text_en"], row["reason_text_zh"]) == (USUAL_RISK_EN, USUAL_RISK_ZH)
