@@ -78,6 +78,8 @@ def score_run(
     if meter is not None:
         chunks = meter.observing(chunks)  # after the BTYD columns are added: the champions may read them
     result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
+    if payment is not None:  # its work ran while score_all pulled the chunks
+        result.timings["payment_risk"] = payment.seconds
     tables = drift_tables(meter, result, settings)
     log.info("scoring seconds by stage: %s", {k: round(v, 1) for k, v in result.timings.items()})
     numbers = result.numbers
@@ -90,7 +92,6 @@ def score_run(
     summary = segment_summary(segmented, settings.segments)
     if payment is not None:
         tables |= payment.tables(as_of)
-        result.timings["payment_risk"] = payment.seconds
     graded = with_p_pay_late(segmented, tables.get(PAYMENT_RISK_TABLE))  # the scorecard's credit reads it
     tables[ACCOUNT_GRADES] = account_grades_table(graded, scorecard_features, settings.scorecard)
     return ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
