@@ -100,9 +100,8 @@ def test_open_invoices_at_the_as_of_date_are_listed_with_their_risk(with_invoice
     assert invoices["p_paid_late"].is_monotonic_decreasing
 
 
-def test_the_scorecard_and_the_credit_command_read_the_published_risk(with_invoices, monkeypatch):
+def test_the_credit_command_reads_the_published_risk(with_invoices, monkeypatch):
     from pipelines.cli import app
-    from serving.payment_risk import with_p_pay_late  # noqa: F401  (the scorecard's input, tested in serving)
 
     result, home = with_invoices
     monkeypatch.setenv("CUSTSCORE_HOME", str(home))
