@@ -151,3 +151,37 @@ def test_a_scored_customer_with_nothing_unusual_is_told_so_not_left_blank(model)
                                  unusual_percentile=100)
     row = scoring.score_chunk(usual).to_pandas().iloc[0]
     assert row["p_pay_late"] > 0 and (row["reason_text_en"], row["reason_text_zh"]) == (USUAL_RISK_EN, USUAL_RISK_ZH)
+
+
+def test_a_run_with_payment_risk_publishes_its_tables_and_its_credit_scores_read_p_pay_late(tmp_path):
+    """Through score_run: the payment_risk table beside the score table, and the scorecard's credit dimension moving with it.
+
+    The payment model here is fitted on the churn label of the scorecard tests' small world: any fitted
+    payment model serves, what is checked is where its p_pay_late goes.
+    """
+    from features.build import build_features, has_transaction_history
+    from features.training_set import build_training_set
+    from serving.score_run import score_run
+    from serving.settings import ScoringSettings
+    from tests.features.conftest import random_frames
+    from tests.serving.test_scorecard import AS_OF, SPEC, _models, _tables
+
+    tables = _tables(random_frames(40, seed=5, start=datetime(2022, 1, 1), end=AS_OF))
+    models = _models(tables)
+    training = build_training_set(tables, AS_OF, spec=SPEC, n_snapshots=3, step_days=90, min_history_days=180)
+    names = list(models.churn.feature_names_)
+    train, valid = training[~training["is_validation"]], training[training["is_validation"]]
+    payment = PaymentRiskModel(ChurnParams(n_estimators=10, calibration="none")).fit(
+        train[names], train["label_churn"], valid[names], valid["label_churn"], names)
+    features = build_features(tables, AS_OF, SPEC)
+    ids = pa.array(features.loc[has_transaction_history(features), "customer_id"].astype(str).tolist())
+    settings = ScoringSettings(value_horizon_days=365, annual_discount_rate=0.1)
+    runs = [score_run([features], models, settings, tmp_path / name, run_id="r", as_of=AS_OF.date(), payment=scoring)
+            for name, scoring in (("without", None), ("with", PaymentRiskScoring(PaymentRiskSettings(), model=payment,
+                                                                                  version="1", customers_with_invoices=ids)))]
+    assert "payment_risk" not in runs[0].tables
+    risk = runs[1].tables["payment_risk"].to_pandas()
+    assert sorted(risk["customer_id"]) == sorted(runs[1].numbers.column("customer_id").to_pylist())
+    assert risk["p_pay_late"].notna().sum() == len(ids) and "payment_risk" in runs[1].timings
+    credit = [run.tables["account_grades"].to_pandas().set_index("customer_id")["credit_score"] for run in runs]
+    assert not credit[0].equals(credit[1])  # p_pay_late is one more credit measure once the run has it
