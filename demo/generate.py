@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from demo.events import draw_chunk_events, draw_order_days
 from demo.parameters import CHUNK_CUSTOMERS, CHURN_DRIVERS, TRUTH_VISIBLE_LAG_DAYS
@@ -58,11 +59,16 @@ def generate_demo_truth(
     end: date = date(2026, 9, 30),
     years: float = 3.0,
     seen_before: date | None = None,
+    late_days: int = 30,
 ) -> pd.DataFrame:
     """Each customer's true churn driver in the world `generate_demo_data` draws with the same arguments.
 
     Columns: customer_id; churn_driver; departure_date (first day without the customer, NaT
-    for those who stay through the history). The driver is the cause that acted through the
+    for those who stay through the history); pay_late_usual_days, the customer's habitual days
+    between due date and payment (negative: early), and p_pay_late_habit, the probability that
+    one of its invoices is paid more than `late_days` days after its due date by that habit alone
+    (normal noise of the customer's spread; payment episodes and the slip of customers leaving
+    for payment reasons come on top). The driver is the cause that acted through the
     data in the customer's last months (the lead window before leaving): payment (invoices
     paid ever later, the last ones possibly unpaid), service (complaints piling up), demand
     (orders fading away), or none: the customer stays, or left without any order in the lead
@@ -102,4 +108,14 @@ def generate_demo_truth(
         "customer_id": pandas_text(customer_ids),
         "churn_driver": pandas_text(labels(CHURN_DRIVERS, driver)),
         "departure_date": np.where(leaves, departure, np.datetime64("NaT")).astype("datetime64[us]"),
+        "pay_late_usual_days": world.late_base,
+        "p_pay_late_habit": habitual_late_probability(world.late_base, world.late_sd, late_days),
     })
+
+
+def habitual_late_probability(late_base: np.ndarray, late_sd: np.ndarray, late_days: int) -> np.ndarray:
+    """P(an invoice is paid more than `late_days` after its due date) when the delay is habit + normal noise.
+
+    The invoices of demo/events.py are paid `late_base + noise x late_sd` days after their due date.
+    """
+    return ndtr((late_base - late_days) / late_sd)

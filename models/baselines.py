@@ -1,4 +1,4 @@
-"""Rule baselines that every model must beat: cadence-relative recency and trailing revenue."""
+"""Rule baselines that every model must beat: cadence-relative recency, trailing revenue, worst recent lateness."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 _REVENUE_WINDOW = re.compile(r"^revenue_sum_(\d+)d$")
+_LATENESS_WINDOW = re.compile(r"^days_late_max_(\d+)d$")
+PAYMENT_BASELINE_WINDOW_DAYS = 180
 NO_HISTORY_CHURN_SCORE = 0.5
 
 
@@ -71,3 +73,18 @@ def value_baseline(X: pd.DataFrame, horizon_days: int) -> np.ndarray:
         )
     revenue = X[windows[window]].astype(float).fillna(0.0).to_numpy()
     return revenue * (horizon_days / window)
+
+
+def payment_baseline(X: pd.DataFrame, window_days: int = PAYMENT_BASELINE_WINDOW_DAYS) -> np.ndarray:
+    """The customer's worst lateness in the last 180 days (`days_late_max_180d`): a credit controller's rule.
+
+    Higher means riskier; it is compared with the model by ROC-AUC, so only its order matters.
+    Without the 180-day window the nearest `days_late_max_{W}d` stands in (ties to the longer).
+    A customer with no invoice due in the window scores 0, as one who never paid late.
+    """
+    found = {int(m.group(1)): m.group(0) for c in X.columns if (m := _LATENESS_WINDOW.match(str(c)))}
+    if not found:
+        raise KeyError("payment_baseline: no 'days_late_max_{W}d' column in the feature matrix; "
+                       "the payment features need an invoices table with issued_at, due_at, amount and paid_at")
+    window = min(found, key=lambda w: (abs(w - window_days), -w))
+    return X[found[window]].astype(float).fillna(0.0).to_numpy()

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 CLEAR_MARGIN = 0.03
-HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini"}
+HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini", "payment": "roc_auc"}
 GRADE_RULE = (
     "A: beats the baseline on {metric} by at least {margin} (absolute); "
     "B: beats it by less; C: does not beat it (or the metric is undefined)"
@@ -54,7 +54,7 @@ def grade_model(
     kind: str, model_metrics: dict[str, float], baseline_metrics: dict[str, float],
     margin: float = CLEAR_MARGIN,
 ) -> Grade:
-    """Grade a churn or value model from its and its baseline's metric dicts."""
+    """Grade a churn, value or payment-risk model from its and its baseline's metric dicts."""
     if kind not in HEADLINE_METRIC:
         raise ValueError(
             f"grade_model: kind '{kind}' unknown; use one of {sorted(HEADLINE_METRIC)}"

@@ -25,6 +25,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.churn.ChurnModel",
     "models.level.LevelAnchor",
     "models.params.ChurnParams",
+    "models.payment_risk.PaymentRiskModel",
     "models.params.ValueParams",
     "models.reason_reference.ReasonReference",
     "models.value.FrequencySeverityRegressor",

@@ -509,10 +509,10 @@ def _validation_part(table: str, row: dict) -> str:
 def _print_training(training: dict) -> None:
     grid = Table("model", "metric", "model", "baseline", "grade", "champion", title="models (out of time)")
     for kind, o in training.items():
-        metric = "roc_auc" if kind == "churn" else "normalized_gini"
+        metric = "normalized_gini" if kind == "value" else "roc_auc"
         champion = f"v{o['version']} promoted" if o["promoted"] else f"v{o['version']} kept: {o['reason']}"
         grid.add_row(kind, metric, f"{o['metrics'][metric]:.3f}", f"{o['baseline_metrics'][metric]:.3f}", o["grade"], champion)
-        keys = ("brier", "ece", "pr_auc", "top_decile_lift") if kind == "churn" else ("spearman", "top_10pct_capture", "aggregate_bias_pct", "interval_coverage")
+        keys = ("brier", "ece", "pr_auc", "top_decile_lift") if kind != "value" else ("spearman", "top_10pct_capture", "aggregate_bias_pct", "interval_coverage")
         for key in keys:
             if key in o["metrics"]:
                 base = o["baseline_metrics"].get(key)
@@ -630,14 +630,14 @@ def models_list() -> None:
     from pipelines import cli_models, tracking
 
     _configure_tracking(paths)
-    rows = [row for kind in tracking.MODEL_KINDS for row in tracking.registered_versions(kind)]
+    rows = [row for kind in tracking.REGISTERED_KINDS for row in tracking.registered_versions(kind)]
     if not rows:
         console.print(f"no registered model in {redacted(paths.tracking_uri)}; `custscore run` trains and registers them")
         return
     console.print(cli_models.versions_table(rows))
 
 
-KindArg = Annotated[str, typer.Argument(help="churn or value")]
+KindArg = Annotated[str, typer.Argument(help="churn, value or payment")]
 
 
 @models_app.command("rollback")
@@ -768,9 +768,11 @@ def deploy(
 # These modules register their commands on the app defined above.
 from pipelines.cli_accounts import register as register_accounts  # noqa: E402
 from pipelines.cli_actions import register as register_actions  # noqa: E402
+from pipelines.cli_credit import register as register_credit  # noqa: E402
 
 register_actions(app)
 register_accounts(app)
+register_credit(app)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

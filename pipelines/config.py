@@ -23,6 +23,7 @@ from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
 from serving.backtest import BacktestConfig
 from serving.drift import DriftSettings
+from serving.payment_risk import PaymentRiskSettings
 from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
@@ -250,6 +251,11 @@ class EngineConfig(EngineSettings):
         return {"name": data} if isinstance(data, str) else data
 
 
+class PaymentRiskConfig(PaymentRiskSettings):
+    """The `payment_risk:` section: the payment-risk model's label and the credit grades
+    (serving/payment_risk.py's PaymentRiskSettings as it is; docs/CREDIT.md)."""
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     # duckdb: one machine, as always; spark: validation, features, labels and training sets on Spark.
@@ -269,6 +275,7 @@ class CustscoreConfig(_Frozen):
     monitoring: MonitoringConfig = MonitoringConfig()
     sinks: SinksConfig = SinksConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
+    payment_risk: PaymentRiskConfig = PaymentRiskConfig()
 
     @model_validator(mode="before")
     @classmethod

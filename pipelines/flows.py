@@ -10,7 +10,7 @@ import logging
 
 from prefect import Flow
 
-from pipelines import publishing, tasks
+from pipelines import payment_training, publishing, tasks
 from pipelines.drift import DriftRetrainNeededError
 from pipelines.environment import prepare_environment, release_memory
 from pipelines.faults import redacted_value
@@ -72,7 +72,7 @@ def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
                 for kind in ("churn", "value")}
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
             "attributes": tasks.attributes_summary(run.data),
-            "training": {k: o.as_dict() for k, o in outcomes.items()}}
+            "training": {k: o.as_dict() for k, o in outcomes.items()} | payment_training.train_payment_risk(run)}
 
 
 @flow(name="custscore-score", short="score")
@@ -117,6 +117,8 @@ def _retrain_and_score(data, as_of, config, churn_horizon_days, value_horizon_da
     training = {}
     if champions is None or any(c is None for c in champions.values()):
         training, champions = _train_both(run)
+    elif payment_training.needs_payment_training(run):
+        training = payment_training.train_payment_risk(run)
     try:
         published = publishing.score_and_publish(run, champions, training)
     except DriftRetrainNeededError as exc:
@@ -140,6 +142,7 @@ def _train_both(run) -> tuple[dict, dict]:
                 for kind in ("churn", "value")}
     del sets  # scoring does not need the training frames: the run peaks at one phase, not their sum
     release_memory()
+    training |= payment_training.train_payment_risk(run)  # its own snapshots, once the others' are freed
     return training, tasks.load_champions()
 
 

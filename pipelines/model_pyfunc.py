@@ -27,6 +27,8 @@ class ModelPredictor:
         X = as_model_matrix(model_input, self.model.feature_names_)
         if self.kind == "churn":
             return pd.DataFrame({"p_churn": self.model.predict_proba(X)}, index=model_input.index)
+        if self.kind == "payment":
+            return pd.DataFrame({"p_pay_late": self.model.predict_proba(X)}, index=model_input.index)
         return self.model.predict(X)
 
 

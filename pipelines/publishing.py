@@ -22,11 +22,13 @@ from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
 from pipelines.backtesting import backtest_after_publishing
 from pipelines.drift import check_drift
 from pipelines.faults import writing
+from pipelines.payment_scoring import payment_scoring_for, with_payment_champion
 from pipelines.progress import counted, staged
 from pipelines.runs import Run
 from pipelines.sinks import NamedSink, configured_sinks, publish_after_store
 from pipelines.tasks import IO_RETRIES, feature_spec, midnight
 from serving.changes import previous_run_id, side_of_sink, with_changes
+from serving.payment_risk import PaymentRiskScoring
 from serving.score_run import score_run
 from serving.scored_run import ScoredRun
 from serving.scoring import ScoringModels
@@ -95,7 +97,7 @@ def check_champion_features(run: Run, models: ScoringModels) -> None:
             )
 
 
-def run_id_for(run: Run, models: ScoringModels, champions: dict) -> str:
+def run_id_for(run: Run, models: ScoringModels, champions: dict, payment: PaymentRiskScoring | None = None) -> str:
     """Same as-of, data, models and settings give the same run id, so a rerun replaces its run.
 
     The models are their versions and the MLflow runs behind them: a new registry numbers its
@@ -110,6 +112,8 @@ def run_id_for(run: Run, models: ScoringModels, champions: dict) -> str:
                                        exclude={"scoring": {"chunk_size", "feature_partitions"},
                                                 "features": feature_settings_at_default(run.cfg.features)}),
     }
+    if payment is not None and payment.scores:  # a run without payment risk keeps the id it had before it existed
+        key["payment"] = {"version": payment.version, "settings": run.cfg.payment_risk.model_dump(mode="json")}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return f"{run.as_of:%Y%m%d}-{digest}"
 
@@ -150,7 +154,8 @@ def score_sink(run: Run) -> list[NamedSink]:
 
 @task(name="score-and-explain", cache_policy=NO_CACHE)
 @staged(SCORE_STAGE)
-def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str) -> ScoredRun:
+def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str,
+               payment: PaymentRiskScoring | None = None) -> ScoredRun:
     """Predict, explain, value and segment every customer, chunk by chunk."""
     done = {"n": 0}
 
@@ -160,9 +165,9 @@ def score_task(run: Run, models: ScoringModels, workdir: Path, run_id: str) -> S
         counted(SCORE_STAGE, done["n"])
 
     if run.cfg.engine.name == "spark":
-        return score_on_spark_engine(run, models, workdir, run_id, progress)
+        return score_on_spark_engine(run, models, workdir, run_id, progress, payment)
     return score_run(feature_chunks(run), models, run.cfg.scoring_settings(), workdir, run_id=run_id, as_of=run.as_of,
-                     btyd_inputs=lambda: btyd_population_inputs(run), progress=progress)
+                     btyd_inputs=lambda: btyd_population_inputs(run), progress=progress, payment=payment)
 
 
 def spark_staging(run: Run) -> str:
@@ -177,11 +182,14 @@ def remove_spark_staging(run: Run, run_id: str) -> None:
     remove_staging(run_staging(spark_staging(run), run_id))
 
 
-def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id: str, progress) -> ScoredRun:
+def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id: str, progress,
+                          payment: PaymentRiskScoring | None) -> ScoredRun:
     """Score and explain in Spark's tasks, over the feature table left distributed (serving.spark_scoring).
 
     The feature DataFrame gets about one scoring chunk per partition and at least two per core
-    Spark offers, so every core has work and no task holds more than a chunk or two.
+    Spark offers, so every core has work and no task holds more than a chunk or two. Payment
+    risk is not in the tasks yet: its rows are collected on the driver from the feature table
+    streamed in chunks (a second pass over the features).
     """
     # Imported here: pyspark is an optional extra, loaded only when the engine is spark.
     from features.build import build_features_expr
@@ -192,9 +200,12 @@ def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id
     session = expr._find_backend()._session
     customers = expr.count().execute()
     partitions = max(2 * session.sparkContext.defaultParallelism, -(-customers // run.cfg.scoring.chunk_size))
+    if payment is not None:
+        for _ in payment.observing(feature_chunks(run)):
+            pass
     return score_on_spark(spark_frame(expr, partitions), models, run.cfg.scoring_settings(), spark_staging(run), workdir,
                           run_id=run_id, as_of=run.as_of, btyd_inputs=lambda: btyd_population_inputs(run),
-                          progress=progress)
+                          progress=progress, payment=payment)
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -236,15 +247,16 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     """Score every customer with the champions and publish the run (the scoring half of a flow)."""
     models = scoring_models(champions, training)
     check_champion_features(run, models)
-    run_id = run_id_for(run, models, champions)
+    payment = payment_scoring_for(run)
+    run_id = run_id_for(run, models, champions, payment)
     workdir = run.paths.root / "work" / run_id
     shutil.rmtree(workdir, ignore_errors=True)
     try:
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
-            scored = score_task(run, models, workdir, run_id)
+            scored = score_task(run, models, workdir, run_id, payment)
         drift = check_drift(run, scored, models, run_id, training)
         scored = with_changes_since_previous(run, scored)
-        published = publish_task(run, champions, scored, run_id) | {"drift": drift}
+        published = publish_task(run, with_payment_champion(champions, payment), scored, run_id) | {"drift": drift}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     published |= backtest_after_publishing(run, score_sink(run))

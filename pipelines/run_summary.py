@@ -10,6 +10,8 @@ from typing import Any
 
 from pipelines.run_outcome import RunOutcome
 
+# The payment-risk model is trained and scored only where the data has invoices (docs/CREDIT.md).
+NO_PAYMENT_MODEL = "no payment risk this run: no invoices, payment_risk.enabled false, or no champion yet"
 ARTIFACT_KEYS = {"train": "custscore-train-summary", "score": "custscore-score-summary", "run": "custscore-run-summary"}
 
 
@@ -66,6 +68,8 @@ def _model_rows(result: dict) -> list[tuple]:
     scored = (result.get("published") or {}).get("models") or {}
     rows += [(kind, f"v{m['version']}", m.get("grade") or "-", "scored this run")
              for kind, m in scored.items() if kind not in trained or not trained[kind].get("promoted")]
+    if rows and not any(row[0] == "payment" for row in rows):
+        rows.append(("payment", "-", "-", NO_PAYMENT_MODEL))
     return rows
 
 

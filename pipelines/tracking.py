@@ -1,6 +1,6 @@
 """MLflow tracking and the model registry: runs, registered models and the champion gate.
 
-One experiment per model kind (`custscore-churn`, `custscore-value`), registered models of
+One experiment per model kind (`custscore-churn`, `custscore-value`, `custscore-payment`), registered models of
 the same names, and two aliases: `champion` (what scoring loads) and `previous-champion`,
 with the history of champions as a tag, so rollbacks go back one champion each. A new version becomes champion only when it beats both the rule baseline
 and the current champion on the same out-of-time data, and its calibration there is no worse
@@ -37,14 +37,17 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous-champion"
 MODEL_KINDS = ("churn", "value")
+# Kinds trained only when the data holds what they need (payment risk: invoices); a run scores without them.
+OPTIONAL_MODEL_KINDS = ("payment",)
+REGISTERED_KINDS = (*MODEL_KINDS, *OPTIONAL_MODEL_KINDS)
 # The headline metric decides grades and promotion; both are "higher is better".
-HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini"}
+HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini", "payment": "roc_auc"}
 # A challenger must beat the champion by more than noise to take its place.
 MIN_IMPROVEMENT = 0.0
 # The calibration figure the gate compares with the champion's beside the headline; both are
 # "lower is better": the churn probabilities' Brier score, and the absolute aggregate bias (%)
 # of the value level scoring would publish (level anchor applied where it applies).
-CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct"}
+CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct", "payment": "brier"}
 _CALIBRATION_LABEL = {"brier": "Brier score", "abs_level_bias_pct": "absolute aggregate bias of the value level"}
 _PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1", "skops==0.16.0"]
 MODEL_FILE = "model.skops"
@@ -58,8 +61,8 @@ PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 def model_name(kind: str) -> str:
     """Registered model and experiment name for a model kind."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    if kind not in REGISTERED_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {REGISTERED_KINDS}")
     return f"custscore-{kind}"
 
 
@@ -67,7 +70,7 @@ def configure_tracking(tracking_uri: str, artifact_root: Path) -> None:
     """Point MLflow at the tracking store and create one experiment per model kind."""
     with _environment_variable_kept("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(tracking_uri)
-    for kind in MODEL_KINDS:
+    for kind in REGISTERED_KINDS:
         ensure_experiment(model_name(kind), artifact_root / kind)
 
 

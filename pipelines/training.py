@@ -379,7 +379,7 @@ def published_level_bias_pct(model: Any, pred: np.ndarray, y_val: np.ndarray, le
 
 def calibration_figure(kind: str, metrics: dict[str, float]) -> float:
     """The figure of tracking.CALIBRATION_METRIC ("lower is better") from a model's validation metrics."""
-    return metrics["brier"] if kind == "churn" else abs(metrics["level_bias_pct"])
+    return abs(metrics["level_bias_pct"]) if kind == "value" else metrics["brier"]
 
 
 @dataclass(frozen=True)
@@ -415,7 +415,7 @@ def champion_scores(kind: str, valid: pd.DataFrame, y_val: np.ndarray,
                     champion.version, missing[:5])
         return ChampionScores(float("-inf"), None, champion.version)
     X = valid[champion.model.feature_names_]
-    if kind == "churn":
+    if kind != "value":  # churn and payment risk: calibrated probabilities
         folds, seed = cross_fit or (champion.model.params.calibration_folds, champion.model.params.seed)
         metrics = churn_metrics(y_val, champion_churn_proba(champion.model, X, y_val, folds, seed))
     else:
@@ -472,7 +472,7 @@ def _log_design(choice: DesignChoice | None) -> str:
 
 def _metric_limit(kind: str, limits: TooGoodLimits) -> float | None:
     """The headline metric's too-good limit of a model kind."""
-    return limits.roc_auc_above if kind == "churn" else limits.normalized_gini_above
+    return limits.normalized_gini_above if kind == "value" else limits.roc_auc_above
 
 
 def _track(kind, model, booster, params, frame, train, valid, names, metrics, baseline_metrics,
@@ -534,7 +534,7 @@ def _calibration_comparison(kind: str, metrics: dict[str, float], champion: floa
     """Challenger and champion calibration for the gate, with the configured tolerance (None: no champion figure)."""
     if champion is None:
         return None
-    key = "brier_above_champion" if kind == "churn" else "bias_pct_above_champion"
+    key = "bias_pct_above_champion" if kind == "value" else "brier_above_champion"
     return tracking.CalibrationComparison(CALIBRATION_METRIC[kind], calibration_figure(kind, metrics), champion,
                                           getattr(gate, key), f"training.calibration_gate.{key}")
 

@@ -23,8 +23,8 @@ from serving.reason_selection import fact_groups, plainly_read, strongest_per_fa
 from serving.sentences import sentence_codes, template_for, value_text
 from serving.unusual import ReasonReference, unusual_only
 
-ScoreKind = Literal["churn", "value"]
-SCORE_KINDS: tuple[str, ...] = ("churn", "value")
+ScoreKind = Literal["churn", "value", "payment"]
+SCORE_KINDS: tuple[str, ...] = ("churn", "value", "payment")
 DIRECTIONS: tuple[str, ...] = ("raises", "lowers")
 REASON_COLUMNS: tuple[str, ...] = (
     "row", "score", "direction", "rank", "feature", "family", "value", "contribution",

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from features.transactions import BTYD_INPUT_COLUMNS
 from serving.drift import DRIFT_TABLE, DriftMeter
+from serving.payment_risk import PAYMENT_RISK_TABLE, PaymentRiskScoring, with_p_pay_late
 from serving.reference_adjustments import BtydReference, adjusted_by_reference
 from serving.scorecard import TABLE_NAME as ACCOUNT_GRADES
 from serving.scorecard import account_grades_table, capturing_scorecard_features
@@ -49,18 +50,22 @@ def score_run(
     as_of: dt.date,
     btyd_inputs: Callable[[], pd.DataFrame] | None = None,
     progress: Callable[[int], None] | None = None,
+    payment: PaymentRiskScoring | None = None,
 ) -> ScoredRun:
     """Score, explain, adjust and segment every customer of the feature chunks; the run as tables.
 
     `btyd_inputs`: the population's customer_id + BTYD_INPUT_COLUMNS (e.g. one query), called
     once when the champions read BTYD columns; otherwise those inputs are taken from the chunks
     as they pass. The reason texts stay in files under `workdir` (the run's tables read them).
+    `payment`: the payment-risk part (serving/payment_risk.py), its tables published with the run.
     """
     horizons = btyd_horizons_of(models)
     reference: BtydReference | None = None
     captured: list[pd.DataFrame] = []
     scorecard_features: list[pd.DataFrame] = []
     chunks = capturing_scorecard_features(chunks, scorecard_features)
+    if payment is not None:
+        chunks = payment.observing(chunks)
     if horizons:
         if btyd_inputs is None:
             raise BtydInputsNeededError(f"the champions read BTYD columns of horizons {horizons}: give score_run the "
@@ -73,19 +78,22 @@ def score_run(
     if meter is not None:
         chunks = meter.observing(chunks)  # after the BTYD columns are added: the champions may read them
     result = score_all(chunks, models, settings, workdir, progress, run_id=run_id)
+    if payment is not None:  # its work ran while score_all pulled the chunks
+        result.timings["payment_risk"] = payment.seconds
     if needs_btyd_reference(models, settings) and reference is None:
         reference = BtydReference(_captured_inputs(captured, btyd_inputs))
     return finished_run(result, models, settings, run_id=run_id, as_of=as_of, meter=meter, reference=reference,
-                        scorecard_features=scorecard_features)
+                        scorecard_features=scorecard_features, payment=payment)
 
 
 def finished_run(result: ScoringResult, models: ScoringModels, settings: ScoringSettings, *, run_id: str, as_of: dt.date,
                  meter: DriftMeter | None, reference: BtydReference | None,
-                 scorecard_features: list[pd.DataFrame]) -> ScoredRun:
+                 scorecard_features: list[pd.DataFrame], payment: PaymentRiskScoring | None = None) -> ScoredRun:
     """What needs the whole run, over its numbers: drift of the scores, anchor and blend, value tiers, segments, grades.
 
     `meter` has counted the run's features, `reference` is the population's BG/NBD fit (needed
-    when `needs_btyd_reference`), `scorecard_features` the scorecard's columns of every chunk.
+    when `needs_btyd_reference`), `scorecard_features` the scorecard's columns of every chunk,
+    `payment` the payment-risk part that observed the chunks (its tables join the run).
     Whoever scored the chunks (one machine, or Spark's tasks) hands the same things here.
     """
     tables = drift_tables(meter, result, settings)
@@ -99,7 +107,10 @@ def finished_run(result: ScoringResult, models: ScoringModels, settings: Scoring
                                         settings)
     segmented = assign_segments(numbers, settings.segments)
     summary = segment_summary(segmented, settings.segments)
-    tables[ACCOUNT_GRADES] = account_grades_table(segmented, scorecard_features, settings.scorecard)
+    if payment is not None:
+        tables |= payment.tables(as_of)
+    graded = with_p_pay_late(segmented, tables.get(PAYMENT_RISK_TABLE))  # the scorecard's credit reads it
+    tables[ACCOUNT_GRADES] = account_grades_table(graded, scorecard_features, settings.scorecard)
     return ScoredRun(run_id, _stamped(segmented, run_id, as_of, models), result.score_parts, result.explanation_parts,
                      pa.Table.from_pandas(summary, preserve_index=False), tables=tables,
                      timings=result.timings, cpu_timings=result.cpu_timings)

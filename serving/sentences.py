@@ -32,6 +32,8 @@ HEADERS = {
     ("churn", "lowers"): ("Lowers churn risk: ", "降低流失风险："),
     ("value", "raises"): ("Raises value: ", "提升价值："),
     ("value", "lowers"): ("Lowers value: ", "拉低价值："),
+    ("payment", "raises"): ("Raises late-payment risk: ", "推高逾期付款风险："),
+    ("payment", "lowers"): ("Lowers late-payment risk: ", "降低逾期付款风险："),
 }
 
 # How each display kind rounds a value before it is shown (features/families/wording.py DISPLAY_KINDS).

@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from features.build import to_feature_frame
 from features.transactions import BTYD_INPUT_COLUMNS
 from serving.drift import DriftMeter, merged_reference
+from serving.payment_risk import PaymentRiskScoring
 from serving.reference_adjustments import BtydReference
 from serving.score_run import BtydInputsNeededError, btyd_horizons_of, finished_run, needs_btyd_reference
 from serving.scorecard import scorecard_features
@@ -161,13 +162,15 @@ def score_on_spark(
     as_of: dt.date,
     btyd_inputs: Callable[[], pd.DataFrame] | None = None,
     progress: Callable[[int], None] | None = None,
+    payment: PaymentRiskScoring | None = None,
 ) -> ScoredRun:
     """Score, explain, adjust and segment every customer of a Spark feature DataFrame (one row per customer).
 
     Same contract as `score_run`: `btyd_inputs` gives the population's BTYD inputs when the
     champions read BTYD columns. The parts are written under `run_staging(staging, run_id)`;
     parts on a remote file system are copied to `workdir` for the store, local ones are used in
-    place. Publish the returned run through the sinks, then `remove_staging`.
+    place. Publish the returned run through the sinks, then `remove_staging`. `payment`: the
+    payment-risk part, its rows already collected by the caller (its tables join the run).
     """
     warn_without_reference(models, settings)
     horizons = btyd_horizons_of(models)
@@ -182,7 +185,7 @@ def score_on_spark(
         progress(len(result.numbers))
     log.info("scored %d customers on Spark in %d chunks", len(result.numbers), len(rows))
     return finished_run(result, models, settings, run_id=run_id, as_of=as_of, meter=meter, reference=reference,
-                        scorecard_features=cards)
+                        scorecard_features=cards, payment=payment)
 
 
 def population_reference(features: DataFrame, models: ScoringModels, settings: ScoringSettings, horizons: list[int],

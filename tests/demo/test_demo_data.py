@@ -400,3 +400,22 @@ def test_each_driver_acts_through_its_own_data(world, truth) -> None:
     drivers = truth.set_index("customer_id").loc[earlier.index, "churn_driver"]
     kept = (recent.reindex(earlier.index, fill_value=0) / earlier).groupby(drivers).mean()
     assert kept["demand"] < 0.9 and kept["demand"] < min(kept["payment"], kept["service"]) - 0.2
+
+
+def test_truth_records_each_customers_habitual_lateness_and_the_invoices_follow_it(world, truth) -> None:
+    from scipy.special import ndtr
+
+    from demo.generate import habitual_late_probability
+
+    # by hand: a habit of 25 days late +- 5 is more than 30 days late when the noise exceeds +1 sd
+    assert habitual_late_probability(np.array([25.0]), np.array([5.0]), 30)[0] == pytest.approx(ndtr(-1.0))
+    assert truth["p_pay_late_habit"].between(0, 1).all() and truth["pay_late_usual_days"].notna().all()
+    invoices = world["invoices"].dropna(subset=["paid_at"])
+    late = (invoices["paid_at"] - invoices["due_at"]) > pd.Timedelta(days=30)
+    share = late.groupby(invoices["customer_id"]).mean().rename("late_share")
+    joined = truth.set_index("customer_id").join(share, how="inner")
+    habitual = joined.loc[joined["p_pay_late_habit"] > 0.5, "late_share"]
+    punctual = joined.loc[joined["p_pay_late_habit"] < 0.01, "late_share"]
+    assert len(habitual) >= 10 and habitual.mean() > 0.5
+    # episodes and departures make punctual customers late now and then, never as a habit
+    assert punctual.mean() < 0.05

@@ -63,7 +63,7 @@ def test_promote_refuses_a_kept_version_without_force_and_names_the_gates_reason
 @pytest.mark.parametrize("args,expected", [
     (("promote", "churn", "9"), "custscore-churn has no version 9"),
     (("promote", "churn", "4"), "v4 is already the champion"),
-    (("promote", "revenue", "1"), "KIND 'revenue' is not one of churn, value"),
+    (("promote", "revenue", "1"), "KIND 'revenue' is not one of churn, value, payment"),
 ])
 def test_promote_refusals_are_one_line(registry, args, expected):
     result = _invoke(*args)
