@@ -62,7 +62,10 @@ def generate_demo_truth(
     """Each customer's true churn driver in the world `generate_demo_data` draws with the same arguments.
 
     Columns: customer_id; churn_driver; departure_date (first day without the customer, NaT
-    for those who stay through the history). The driver is the cause that acted through the
+    for those who stay through the history); first_order_rate_per_day (while the customer has
+    not ordered yet: a lead's latent conversion rate, 1 / FIRST_ORDER_LAG_DAYS for a sign-up
+    who buys at once, 0 for a dormant account, nan for one ordering before the history; see
+    `first_order_probability`). The driver is the cause that acted through the
     data in the customer's last months (the lead window before leaving): payment (invoices
     paid ever later, the last ones possibly unpaid), service (complaints piling up), demand
     (orders fading away), or none: the customer stays, or left without any order in the lead
@@ -102,4 +105,15 @@ def generate_demo_truth(
         "customer_id": pandas_text(customer_ids),
         "churn_driver": pandas_text(labels(CHURN_DRIVERS, driver)),
         "departure_date": np.where(leaves, departure, np.datetime64("NaT")).astype("datetime64[us]"),
+        "first_order_rate_per_day": world.first_order_rate,
     })
+
+
+def first_order_probability(rate_per_day: np.ndarray | pd.Series, horizon_days: int) -> np.ndarray:
+    """The true chance that a customer still without an order at T orders within [T, T + horizon_days).
+
+    A prospect's first order comes at a constant daily rate (the truth's
+    `first_order_rate_per_day`), so the chance is 1 - exp(-rate x horizon) whatever T is; 0 for
+    dormant accounts; nan for customers who ordered before the history (never prospects in it).
+    """
+    return -np.expm1(-np.asarray(rate_per_day, dtype=float) * horizon_days)

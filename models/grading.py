@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 CLEAR_MARGIN = 0.03
 HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini"}
+HEADLINE_METRIC["prospect"] = "roc_auc"  # a first order or not: ranked like churn
 GRADE_RULE = (
     "A: beats the baseline on {metric} by at least {margin} (absolute); "
     "B: beats it by less; C: does not beat it (or the metric is undefined)"

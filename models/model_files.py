@@ -26,6 +26,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.level.LevelAnchor",
     "models.params.ChurnParams",
     "models.params.ValueParams",
+    "models.prospect.ProspectModel",
+    "models.prospect.ProspectValue",
     "models.reason_reference.ReasonReference",
     "models.value.FrequencySeverityRegressor",
     "models.value.PointRegressor",
