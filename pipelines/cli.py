@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines import cli_backtest, cli_changes, cli_report
+from pipelines import cli_backtest, cli_changes, cli_prospects, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.cli_api import api_app
 from pipelines.cli_db import db_app, runs_prune
@@ -505,10 +505,10 @@ def _validation_part(table: str, row: dict) -> str:
 def _print_training(training: dict) -> None:
     grid = Table("model", "metric", "model", "baseline", "grade", "champion", title="models (out of time)")
     for kind, o in training.items():
-        metric = "roc_auc" if kind == "churn" else "normalized_gini"
+        metric = "normalized_gini" if kind == "value" else "roc_auc"
         champion = f"v{o['version']} promoted" if o["promoted"] else f"v{o['version']} kept: {o['reason']}"
         grid.add_row(kind, metric, f"{o['metrics'][metric]:.3f}", f"{o['baseline_metrics'][metric]:.3f}", o["grade"], champion)
-        keys = ("brier", "ece", "pr_auc", "top_decile_lift") if kind == "churn" else ("spearman", "top_10pct_capture", "aggregate_bias_pct", "interval_coverage")
+        keys = ("brier", "ece", "pr_auc", "top_decile_lift") if kind != "value" else ("spearman", "top_10pct_capture", "aggregate_bias_pct", "interval_coverage")
         for key in keys:
             if key in o["metrics"]:
                 base = o["baseline_metrics"].get(key)
@@ -534,6 +534,7 @@ def _print_published(published: dict) -> None:
     console.print(f"[bold]models[/] churn v{versions['churn']['version']} (grade {versions['churn'].get('grade', '?')}), "
                   f"value v{versions['value']['version']} (grade {versions['value'].get('grade', '?')})")
     console.print(f"[bold]scores[/] {published['rows']:,} customers published to {published['store']}")
+    console.print(cli_prospects.published_line(published.get("prospects")), highlight=False, soft_wrap=True)
     for line in cli_report.report_lines(published):
         console.print(line, highlight=False, soft_wrap=True)
 
@@ -625,14 +626,14 @@ def models_list() -> None:
     from pipelines import cli_models, tracking
 
     _configure_tracking(paths)
-    rows = [row for kind in tracking.MODEL_KINDS for row in tracking.registered_versions(kind)]
+    rows = [row for kind in tracking.REGISTERED_KINDS for row in tracking.registered_versions(kind)]
     if not rows:
         console.print(f"no registered model in {redacted(paths.tracking_uri)}; `custscore run` trains and registers them")
         return
     console.print(cli_models.versions_table(rows))
 
 
-KindArg = Annotated[str, typer.Argument(help="churn or value")]
+KindArg = Annotated[str, typer.Argument(help="churn, value or prospect")]
 
 
 @models_app.command("rollback")
@@ -763,9 +764,11 @@ def deploy(
 # These modules register their commands on the app defined above.
 from pipelines.cli_accounts import register as register_accounts  # noqa: E402
 from pipelines.cli_actions import register as register_actions  # noqa: E402
+from pipelines.cli_prospects import register as register_prospects  # noqa: E402
 
 register_actions(app)
 register_accounts(app)
+register_prospects(app)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -5,13 +5,13 @@ from __future__ import annotations
 from rich.table import Table
 
 from pipelines.arguments import check_choice
-from pipelines.tracking import MODEL_KINDS, VersionSummary
+from pipelines.tracking import REGISTERED_KINDS, VersionSummary
 
 REASON_WIDTH = 90  # the gate's reason is a sentence; the table shows its start, MLflow keeps it whole
 
 
 def check_kind(kind: str) -> None:
-    check_choice(kind, MODEL_KINDS, "KIND")
+    check_choice(kind, REGISTERED_KINDS, "KIND")
 
 
 def versions_table(rows: list[VersionSummary]) -> Table:

@@ -21,6 +21,7 @@ from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
 from serving.backtest import BacktestConfig
 from serving.drift import DriftSettings
+from serving.prospects import PotentialRule
 from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings
@@ -224,6 +225,27 @@ class ScorecardConfig(ScorecardRules):
     (serving/scorecard.py's ScorecardRules as it is; docs/SCORECARD.md)."""
 
 
+class ProspectsConfig(_Frozen):
+    """The `prospects:` section: the prospect model and the prospects that join the scorecard (docs/PROSPECTS.md)."""
+
+    # Off: prospects stay unscored `new`, as they do when the data has nothing to know them by.
+    enabled: bool = True
+    # Prospects are a few percent of the customers table at any date, so more and closer snapshots
+    # than churn's: 12 a month apart gave about 3,300 training rows on the 5,000-customer demo.
+    n_snapshots: Annotated[int, Field(ge=1)] = 12
+    step_days: Annotated[int, Field(ge=1)] = 30
+    # prospect_value learns from the customers whose first order fell in this many days before
+    # (scoring date - value horizon): a recent year of converters whose whole first horizon is seen.
+    value_lookback_days: Annotated[int, Field(ge=30)] = 365
+    # Every prospect_value is a mean over at least this many converters with similar attributes.
+    min_converters_per_leaf: Annotated[int, Field(ge=5)] = 50
+    # The classifier's settings: the churn model's defaults suit a few thousand rows.
+    model: ChurnParams = ChurnParams()
+    # Which prospects join the scorecard as potential accounts (serving/prospects.py PotentialRule):
+    # by default the fifth with the highest expected value, a share a sales team can work.
+    potential: PotentialRule = PotentialRule()
+
+
 class CustscoreConfig(_Frozen):
     data: DataConfig = DataConfig()
     demo: DemoConfig = DemoConfig()
@@ -241,6 +263,7 @@ class CustscoreConfig(_Frozen):
     monitoring: MonitoringConfig = MonitoringConfig()
     sinks: SinksConfig = SinksConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
+    prospects: ProspectsConfig = ProspectsConfig()
 
     @model_validator(mode="before")
     @classmethod

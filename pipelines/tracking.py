@@ -45,6 +45,13 @@ MIN_IMPROVEMENT = 0.0
 # "lower is better": the churn probabilities' Brier score, and the absolute aggregate bias (%)
 # of the value level scoring would publish (level anchor applied where it applies).
 CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct"}
+# Kinds trained only when the data holds what they need (prospects with something to know them by):
+# a run without their champion scores the others, so they are not among MODEL_KINDS, the
+# champions every score needs.
+OPTIONAL_MODEL_KINDS = ("prospect",)
+REGISTERED_KINDS = MODEL_KINDS + OPTIONAL_MODEL_KINDS
+HEADLINE_METRIC["prospect"] = "roc_auc"
+CALIBRATION_METRIC["prospect"] = "brier"
 _CALIBRATION_LABEL = {"brier": "Brier score", "abs_level_bias_pct": "absolute aggregate bias of the value level"}
 _PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1", "skops==0.16.0"]
 MODEL_FILE = "model.skops"
@@ -58,8 +65,8 @@ PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 def model_name(kind: str) -> str:
     """Registered model and experiment name for a model kind."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
+    if kind not in REGISTERED_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {REGISTERED_KINDS}")
     return f"custscore-{kind}"
 
 
@@ -67,7 +74,7 @@ def configure_tracking(tracking_uri: str, artifact_root: Path) -> None:
     """Point MLflow at the tracking store and create one experiment per model kind."""
     with _environment_variable_kept("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(tracking_uri)
-    for kind in MODEL_KINDS:
+    for kind in REGISTERED_KINDS:
         ensure_experiment(model_name(kind), artifact_root / kind)
 
 
