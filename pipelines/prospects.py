@@ -170,6 +170,7 @@ def prospect_rules(cfg: CustscoreConfig) -> ProspectRules:
                          additivity_atol=cfg.scoring_settings().additivity_atol)
 
 
+@task(name="score-prospects", cache_policy=NO_CACHE)
 @staged("score prospects")
 def with_prospect_scores(run, scored: ScoredRun) -> tuple[ScoredRun, dict]:
     """The scored run with its `prospects` table and potential prospects in `account_grades`; what was done, for the summary."""
