@@ -241,6 +241,10 @@ class ProspectsConfig(_Frozen):
     min_converters_per_leaf: Annotated[int, Field(ge=5)] = 50
     # The classifier's settings: the churn model's defaults suit a few thousand rows.
     model: ChurnParams = ChurnParams()
+    # The gate's too-good limits for this model. Days since sign-up is a prospect's strongest honest
+    # signal (a sign-up of last week is usually about to buy; one of last year has waited): it carried
+    # 71% of the gain on the 100,000-customer demo, so one feature may carry up to 0.9 here.
+    too_good: TooGoodLimits = TooGoodLimits(feature_gain_share_above=0.9)
     # Which prospects join the scorecard as potential accounts (serving/prospects.py PotentialRule):
     # by default the fifth with the highest expected value, a share a sales team can work.
     potential: PotentialRule = PotentialRule()

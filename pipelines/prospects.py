@@ -106,7 +106,7 @@ def train_prospects(data: ValidatedData, scoring_date: date, cfg: CustscoreConfi
     attributes = data.attributes.as_dict() if data.attributes is not None else None
     ctx = RunContext(feature_set=f"{feature_set_name(cfg.features)}-prospects", data_hash=data.data_hash,
                      scoring_date=scoring_date.isoformat(), horizon_days=cfg.labels.churn_horizon_days, source=source,
-                     design="fixed", attributes=attributes, too_good=cfg.training.too_good,
+                     design="fixed", attributes=attributes, too_good=cfg.prospects.too_good,
                      calibration_gate=cfg.training.calibration_gate)
     return {KIND: train_prospect(frame, converters, cfg, ctx).as_dict()}
 
