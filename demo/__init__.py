@@ -12,9 +12,18 @@ The world (`demo.parameters` holds every number):
 - Customers: ``BASE_SHARE`` (15%) were customers before the history starts (their earlier
   orders are not in the data); the rest sign up all the time over the history, sign-ups
   growing by ``SIGNUP_GROWTH_PER_YEAR`` (25%) a year, first order ``FIRST_ORDER_LAG_DAYS``
-  (about 6 days) after sign-up. About 3-5% of the customers table are prospects with no
-  order (recent sign-ups whose first order is still to come, and ``PROSPECT_SHARE`` lost
-  leads).
+  (about 6 days) after sign-up. ``PROSPECT_SHARE`` of the customers from before the history
+  are dormant accounts that never order.
+- Leads: ``LEAD_SHARE`` (25%) of the sign-ups during the history do not order at once: each
+  converts at its own daily rate exp(size + industry + region + channel effects + readiness)
+  / ``LEAD_MEAN_DAYS_TO_CONVERT`` (150 days at the median; effects ``LEAD_*_EFFECT``,
+  readiness a hidden normal(0, ``LEAD_READINESS_SD``)), so conversion depends on attributes
+  and not on time since sign-up. Until it orders, sales visits and calls it
+  (``LEAD_CONTACTS_PER_MONTH`` x exp(``LEAD_CONTACT_READINESS`` x readiness)): the
+  interactions say what the attributes do not. Service starts with the first order. Leads
+  not converted by the end are the prospects of the customers table (with the dormant ones,
+  about 6%); `generate_demo_truth` gives each customer's ``first_order_rate_per_day`` and
+  `first_order_probability` the true chance of a first order within a horizon.
 - Attributes: size band (small/medium/large/enterprise, ``SIZE_SHARES``), industry (8),
   region (5), channel (4). Size band scales purchase rate, order value, lines per order,
   payment terms (net 30 small/medium, net 60 large/enterprise), service needs and churn
@@ -73,13 +82,14 @@ input tables and their files), `generate` (the two entry points). The package im
 other package of the project.
 """
 
-from demo.generate import generate_demo_data, generate_demo_truth
+from demo.generate import first_order_probability, generate_demo_data, generate_demo_truth
 from demo.parameters import TRUTH_FILE
 from demo.tables import SUPPORTED_FORMATS, write_demo_data, write_demo_truth
 
 __all__ = [
     "SUPPORTED_FORMATS",
     "TRUTH_FILE",
+    "first_order_probability",
     "generate_demo_data",
     "generate_demo_truth",
     "write_demo_data",

@@ -21,6 +21,7 @@ from demo.parameters import (
     GROWTH_CAP,
     INTERACTION_COST,
     INTERACTION_KINDS,
+    LEAD_VISIT_SHARE,
     ORDER_VALUE_ORDER_SIGMA,
     PRODUCTS_PER_CATEGORY,
     SEASONALITY,
@@ -234,6 +235,8 @@ def _draw_interactions(
     n = len(w.size)
     has_orders = np.isfinite(w.active_start)
     s0 = np.maximum(np.nan_to_num(w.signup_day), 0.0)
+    # A lead is served from its first order on; before it, sales contacts it (_draw_lead_contacts).
+    s0 = np.where(w.lead_contact_rate > 0, np.nan_to_num(w.first_order_day, nan=horizon_days), s0)
     s1 = np.minimum(w.departure_day + 20, horizon_days)
     span = np.where(has_orders, np.maximum(s1 - s0, 0.0), 0.0)
     base_idx = np.repeat(np.arange(n), rng.poisson(w.service_rate_per_day * span))
@@ -262,6 +265,20 @@ def _draw_interactions(
     kind = np.concatenate([base_kind, burst_kind, ep_kind]).astype(np.int8)
     valid = (day >= s0[idx]) & (day < np.minimum(s1[idx], horizon_days))
     idx, day, kind = idx[valid], day[valid], kind[valid]
+    cost = np.round(INTERACTION_COST[kind] * rng.lognormal(0.0, 0.4, len(kind)), 2)
+    return idx, _time_of_day_s(rng, day), kind, cost
+
+
+def _draw_lead_contacts(
+    w: World, rng: np.random.Generator, horizon_days: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sales visits and calls to each lead from sign-up until its first order (or the end)."""
+    start = np.maximum(np.nan_to_num(w.signup_day), 0.0)
+    end = np.minimum(np.nan_to_num(w.first_order_day, nan=horizon_days), horizon_days)
+    span = np.where(w.lead_contact_rate > 0, np.maximum(end - start, 0.0), 0.0)
+    idx = np.repeat(np.arange(len(span)), rng.poisson(w.lead_contact_rate * span))
+    day = start[idx] + rng.random(len(idx)) * span[idx]
+    kind = np.where(rng.random(len(idx)) < LEAD_VISIT_SHARE[w.size[idx]], 2, 3).astype(np.int8)
     cost = np.round(INTERACTION_COST[kind] * rng.lognormal(0.0, 0.4, len(kind)), 2)
     return idx, _time_of_day_s(rng, day), kind, cost
 
@@ -302,6 +319,9 @@ def draw_chunk_events(
     ret_lines["order"] = ret_lines["order"] + n_orders
     all_lines = {k: np.concatenate([lines[k], ret_lines[k]]) for k in lines}
     ia_cust, ia_s, ia_kind, ia_cost = _draw_interactions(w, rng, horizon_days)
+    # Leads' contacts from a stream of their own: other customers' events stay as they were.
+    lead = _draw_lead_contacts(w, rng.spawn(1)[0], horizon_days)
+    ia_cust, ia_s, ia_kind, ia_cost = (np.concatenate(pair) for pair in zip((ia_cust, ia_s, ia_kind, ia_cost), lead, strict=True))
     return ChunkEvents(
         order_customer=np.concatenate([order_cust, ret_cust]).astype(np.int64) + offset,
         order_s=np.concatenate([order_s, _time_of_day_s(rng, ret_day)]),

@@ -64,7 +64,10 @@ def generate_demo_truth(
     """Each customer's true churn driver in the world `generate_demo_data` draws with the same arguments.
 
     Columns: customer_id; churn_driver; departure_date (first day without the customer, NaT
-    for those who stay through the history); pay_late_usual_days, the customer's habitual days
+    for those who stay through the history); first_order_rate_per_day (while the customer has
+    not ordered yet: a lead's latent conversion rate, 1 / FIRST_ORDER_LAG_DAYS for a sign-up
+    who buys at once, 0 for a dormant account, nan for one ordering before the history; see
+    `first_order_probability`); pay_late_usual_days, the customer's habitual days
     between due date and payment (negative: early), and p_pay_late_habit, the probability that
     one of its invoices is paid more than `late_days` days after its due date by that habit alone
     (normal noise of the customer's spread; payment episodes and the slip of customers leaving
@@ -110,6 +113,7 @@ def generate_demo_truth(
         "departure_date": np.where(leaves, departure, np.datetime64("NaT")).astype("datetime64[us]"),
         "pay_late_usual_days": world.late_base,
         "p_pay_late_habit": habitual_late_probability(world.late_base, world.late_sd, late_days),
+        "first_order_rate_per_day": world.first_order_rate,
     })
 
 
@@ -119,3 +123,13 @@ def habitual_late_probability(late_base: np.ndarray, late_sd: np.ndarray, late_d
     The invoices of demo/events.py are paid `late_base + noise x late_sd` days after their due date.
     """
     return ndtr((late_base - late_days) / late_sd)
+
+
+def first_order_probability(rate_per_day: np.ndarray | pd.Series, horizon_days: int) -> np.ndarray:
+    """The true chance that a customer still without an order at T orders within [T, T + horizon_days).
+
+    A prospect's first order comes at a constant daily rate (the truth's
+    `first_order_rate_per_day`), so the chance is 1 - exp(-rate x horizon) whatever T is; 0 for
+    dormant accounts; nan for customers who ordered before the history (never prospects in it).
+    """
+    return -np.expm1(-np.asarray(rate_per_day, dtype=float) * horizon_days)

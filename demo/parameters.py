@@ -8,6 +8,20 @@ BASE_SHARE = 0.15
 SIGNUP_GROWTH_PER_YEAR = 0.25
 FIRST_ORDER_LAG_DAYS = 6.0
 PROSPECT_SHARE = 0.015
+# Leads: this share of the customers signing up during the history do not order at once. Each
+# converts at its own daily rate exp(attribute effects + readiness) / LEAD_MEAN_DAYS_TO_CONVERT,
+# readiness a hidden normal(0, LEAD_READINESS_SD); sales contacts (visits, calls) come more
+# often to readier leads, so the interactions table tells what the attributes do not.
+LEAD_SHARE = 0.25
+LEAD_MEAN_DAYS_TO_CONVERT = 150.0
+LEAD_READINESS_SD = 0.9
+LEAD_SIZE_EFFECT = np.array([-0.3, 0.0, 0.4, 0.7])  # log daily rate, by SIZE_BANDS
+LEAD_INDUSTRY_EFFECT = np.array([0.3, 0.0, -0.5, 0.4, -0.2, 0.6, 0.1, -0.7])  # by INDUSTRIES
+LEAD_REGION_EFFECT = np.array([0.0, 0.2, 0.1, -0.3, -0.1])  # by REGIONS
+LEAD_CHANNEL_EFFECT = np.array([0.6, 0.0, -0.2, -0.6])  # by CHANNELS
+LEAD_CONTACTS_PER_MONTH = 0.8  # at readiness 0
+LEAD_CONTACT_READINESS = 0.8  # contacts a month scale with exp(this x readiness)
+LEAD_VISIT_SHARE = np.array([0.15, 0.25, 0.4, 0.5])  # of contacts, by SIZE_BANDS; the rest are calls
 
 SIZE_BANDS = ("small", "medium", "large", "enterprise")
 SIZE_SHARES = (0.55, 0.28, 0.13, 0.04)

@@ -24,6 +24,15 @@ from demo.parameters import (
     INDUSTRY_CATEGORY_AFFINITY,
     INDUSTRY_RATE,
     INDUSTRY_SHARES,
+    LEAD_CHANNEL_EFFECT,
+    LEAD_CONTACT_READINESS,
+    LEAD_CONTACTS_PER_MONTH,
+    LEAD_INDUSTRY_EFFECT,
+    LEAD_MEAN_DAYS_TO_CONVERT,
+    LEAD_READINESS_SD,
+    LEAD_REGION_EFFECT,
+    LEAD_SHARE,
+    LEAD_SIZE_EFFECT,
     MONTHLY_CHURN_HAZARD,
     ORDER_VALUE_CUSTOMER_SIGMA,
     PAYMENT_EPISODE_SHARE,
@@ -57,6 +66,8 @@ class World:
     region: np.ndarray
     channel: np.ndarray
     first_order_day: np.ndarray  # forced first order (nan: none in the history)
+    first_order_rate: np.ndarray  # daily rate of the first order while a prospect (nan: ordering before the history)
+    lead_contact_rate: np.ndarray  # sales visits and calls a day while a lead (0: not a lead)
     active_start: np.ndarray  # day the order process starts
     departure_day: np.ndarray  # inf: stays
     mechanism: np.ndarray  # index into CHURN_MECHANISMS
@@ -110,12 +121,20 @@ def draw_world(n: int, rng: np.random.Generator, horizon_days: int) -> World:
     """Draw every customer's attributes and latent behaviour."""
     size = _choice(rng, SIZE_SHARES, n)
     industry = _choice(rng, INDUSTRY_SHARES, n)
+    region = _choice(rng, REGION_SHARES, n)
+    channel = _choice(rng, CHANNEL_SHARES, n)
     signup_day = _draw_signup_days(rng, n, horizon_days)
     first_order_day = np.where(
         signup_day >= 0, signup_day + rng.exponential(FIRST_ORDER_LAG_DAYS, n), np.nan
     )
-    is_prospect = rng.random(n) < PROSPECT_SHARE
+    # Dormant accounts: signed up before the history and never ordered, nor ever will.
+    is_prospect = (rng.random(n) < PROSPECT_SHARE) & (signup_day < 0)
+    # Leads have their own random stream: their numbers change no other customer's behaviour.
+    leads = _draw_leads(rng.spawn(1)[0], signup_day, size, industry, region, channel)
+    first_order_day = np.where(leads.is_lead, signup_day + leads.days_to_convert, first_order_day)
     first_order_day[is_prospect | (first_order_day >= horizon_days)] = np.nan
+    first_order_rate = np.where(leads.is_lead, leads.rate_per_day, 1.0 / FIRST_ORDER_LAG_DAYS)
+    first_order_rate = np.where(signup_day < 0, np.where(is_prospect, 0.0, np.nan), first_order_rate)
     active_start = np.where(signup_day >= 0, first_order_day, 0.0)
     active_start[is_prospect] = np.nan
 
@@ -134,9 +153,11 @@ def draw_world(n: int, rng: np.random.Generator, horizon_days: int) -> World:
         signup_day=signup_day,
         size=size,
         industry=industry,
-        region=_choice(rng, REGION_SHARES, n),
-        channel=_choice(rng, CHANNEL_SHARES, n),
+        region=region,
+        channel=channel,
         first_order_day=first_order_day,
+        first_order_rate=first_order_rate,
+        lead_contact_rate=np.where(leads.is_lead, leads.contact_rate_per_day, 0.0),
         active_start=active_start,
         departure_day=departure,
         mechanism=mechanism,
@@ -165,6 +186,46 @@ def draw_world(n: int, rng: np.random.Generator, horizon_days: int) -> World:
         service_rate_per_day=service_rate,
         visit_share=visit_share,
     )
+
+
+@dataclass
+class Leads:
+    """Which sign-ups are leads, how fast each converts and how often sales contacts it."""
+
+    is_lead: np.ndarray
+    rate_per_day: np.ndarray  # daily rate of the first order
+    days_to_convert: np.ndarray  # exponential with that rate
+    contact_rate_per_day: np.ndarray
+
+
+def lead_log_rate_effects(
+    size: np.ndarray, industry: np.ndarray, region: np.ndarray, channel: np.ndarray
+) -> np.ndarray:
+    """The attributes' part of a lead's log daily conversion rate (what a model can learn from them)."""
+    return (
+        LEAD_SIZE_EFFECT[size]
+        + LEAD_INDUSTRY_EFFECT[industry]
+        + LEAD_REGION_EFFECT[region]
+        + LEAD_CHANNEL_EFFECT[channel]
+    )
+
+
+def _draw_leads(
+    rng: np.random.Generator,
+    signup_day: np.ndarray,
+    size: np.ndarray,
+    industry: np.ndarray,
+    region: np.ndarray,
+    channel: np.ndarray,
+) -> Leads:
+    """Leads among the sign-ups of the history: a latent rate from attributes and a hidden readiness."""
+    n = len(size)
+    is_lead = (rng.random(n) < LEAD_SHARE) & (signup_day >= 0)
+    readiness = rng.normal(0.0, LEAD_READINESS_SD, n)
+    rate = np.exp(lead_log_rate_effects(size, industry, region, channel) + readiness)
+    rate /= LEAD_MEAN_DAYS_TO_CONVERT
+    contacts = LEAD_CONTACTS_PER_MONTH / 30.4 * np.exp(LEAD_CONTACT_READINESS * readiness)
+    return Leads(is_lead, rate, rng.exponential(1.0, n) / rate, contacts)
 
 
 def _draw_growth(rng: np.random.Generator, n: int) -> np.ndarray:

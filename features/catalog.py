@@ -28,6 +28,7 @@ from features.families import (
     cost_to_serve,
     discounts,
     payments,
+    prospects,
     recency,
     returns,
     season,
@@ -47,7 +48,7 @@ TRANSACTION_FAMILIES: tuple[Family, ...] = (
 FAMILIES: tuple[Family, ...] = (
     *TRANSACTION_FAMILIES,
     tenure_ratios.FAMILY, season_share.FAMILY, payments.FAMILY, service.FAMILY, cost_to_serve.FAMILY, attributes.FAMILY,
-    btyd.FAMILY,
+    btyd.FAMILY, prospects.FAMILY,
 )
 # The family key of a reason whose feature no family lists (never the case for a built column).
 UNLISTED = "unlisted"

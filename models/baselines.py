@@ -88,3 +88,29 @@ def payment_baseline(X: pd.DataFrame, window_days: int = PAYMENT_BASELINE_WINDOW
                        "the payment features need an invoices table with issued_at, due_at, amount and paid_at")
     window = min(found, key=lambda w: (abs(w - window_days), -w))
     return X[found[window]].astype(float).fillna(0.0).to_numpy()
+
+
+SIGNUP_AGE_BINS = 10
+
+
+def signup_age_baseline(train_days: pd.Series, train_converted: pd.Series, days: pd.Series,
+                        bins: int = SIGNUP_AGE_BINS) -> np.ndarray:
+    """Chance of a first order from days since sign-up alone: the training rows' rate in the same age band.
+
+    Bands are the deciles of the training rows' days since sign-up; rows without a sign-up date
+    form a band of their own. A band the training rows never reach gets their overall rate.
+    This is the rule the prospect model must beat: how long a lead has waited.
+    """
+    train_days = pd.Series(train_days, dtype=float).reset_index(drop=True)
+    converted = pd.Series(train_converted, dtype=float).reset_index(drop=True)
+    overall = float(converted.mean()) if len(converted) else 0.0
+    known = train_days.notna()
+    edges = np.unique(np.quantile(train_days[known], np.linspace(0, 1, bins + 1))) if known.any() else np.array([])
+    edges = edges[1:-1]  # inner edges: open-ended bands at both ends
+
+    def band(values: pd.Series) -> np.ndarray:
+        v = pd.Series(values, dtype=float).to_numpy()
+        return np.where(np.isnan(v), -1, np.searchsorted(edges, np.nan_to_num(v), side="right"))
+
+    rates = converted.groupby(band(train_days)).mean()
+    return pd.Series(band(days)).map(rates).fillna(overall).to_numpy(dtype=float)

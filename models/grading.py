@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 CLEAR_MARGIN = 0.03
-HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini", "payment": "roc_auc"}
+HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini", "payment": "roc_auc", "prospect": "roc_auc"}
 GRADE_RULE = (
     "A: beats the baseline on {metric} by at least {margin} (absolute); "
     "B: beats it by less; C: does not beat it (or the metric is undefined)"

@@ -27,6 +27,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "models.params.ChurnParams",
     "models.payment_risk.PaymentRiskModel",
     "models.params.ValueParams",
+    "models.prospect.ProspectModel",
+    "models.prospect.ProspectValue",
     "models.reason_reference.ReasonReference",
     "models.value.FrequencySeverityRegressor",
     "models.value.PointRegressor",

@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines import cli_backtest, cli_changes, cli_engine, cli_report
+from pipelines import cli_backtest, cli_changes, cli_engine, cli_prospects, cli_report
 from pipelines.arguments import FRAME_SUFFIXES, RunArgumentError, check_horizon_days, check_output_suffix, parse_day
 from pipelines.cli_api import api_app
 from pipelines.cli_db import db_app, runs_prune
@@ -538,6 +538,7 @@ def _print_published(published: dict) -> None:
     console.print(f"[bold]models[/] churn v{versions['churn']['version']} (grade {versions['churn'].get('grade', '?')}), "
                   f"value v{versions['value']['version']} (grade {versions['value'].get('grade', '?')})")
     console.print(f"[bold]scores[/] {published['rows']:,} customers published to {published['store']}")
+    console.print(cli_prospects.published_line(published.get("prospects")), highlight=False, soft_wrap=True)
     for line in cli_report.report_lines(published):
         console.print(line, highlight=False, soft_wrap=True)
 
@@ -637,7 +638,7 @@ def models_list() -> None:
     console.print(cli_models.versions_table(rows))
 
 
-KindArg = Annotated[str, typer.Argument(help="churn, value or payment")]
+KindArg = Annotated[str, typer.Argument(help="churn, value, payment or prospect")]
 
 
 @models_app.command("rollback")
@@ -769,10 +770,12 @@ def deploy(
 from pipelines.cli_accounts import register as register_accounts  # noqa: E402
 from pipelines.cli_actions import register as register_actions  # noqa: E402
 from pipelines.cli_credit import register as register_credit  # noqa: E402
+from pipelines.cli_prospects import register as register_prospects  # noqa: E402
 
 register_actions(app)
 register_accounts(app)
 register_credit(app)
+register_prospects(app)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

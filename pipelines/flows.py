@@ -10,7 +10,7 @@ import logging
 
 from prefect import Flow
 
-from pipelines import payment_training, publishing, tasks
+from pipelines import payment_training, prospects, publishing, tasks
 from pipelines.drift import DriftRetrainNeededError
 from pipelines.environment import prepare_environment, release_memory
 from pipelines.faults import redacted_value
@@ -72,7 +72,8 @@ def _train(data, as_of, config, churn_horizon_days, value_horizon_days, allow_fu
                 for kind in ("churn", "value")}
     return {"as_of": run.as_of.isoformat(), "report": run.data.report_json(), "warnings": list(run.data.warnings),
             "attributes": tasks.attributes_summary(run.data),
-            "training": {k: o.as_dict() for k, o in outcomes.items()} | payment_training.train_payment_risk(run)}
+            "training": {k: o.as_dict() for k, o in outcomes.items()} | payment_training.train_payment_risk(run)
+            | prospects.train_prospects(run.data, run.as_of, run.cfg, run.source_label)}
 
 
 @flow(name="custscore-score", short="score")
@@ -140,6 +141,7 @@ def _train_both(run) -> tuple[dict, dict]:
     training = {kind: tasks.train_kind(kind, sets[kind], run.cfg, run.data, run.as_of, run.source_label,
                                        sets.get(f"{kind}_search")).as_dict()
                 for kind in ("churn", "value")}
+    training |= prospects.train_prospects(run.data, run.as_of, run.cfg, run.source_label)
     del sets  # scoring does not need the training frames: the run peaks at one phase, not their sum
     release_memory()
     training |= payment_training.train_payment_risk(run)  # its own snapshots, once the others' are freed

@@ -17,7 +17,7 @@ from features.build import FeatureSpec, feature_columns, iter_feature_batches, r
 from features.safe_csv import safe_text_frame
 from features.tables import columns_of
 from features.transactions import btyd_inputs_expr
-from pipelines import run_report, tracking
+from pipelines import prospects, run_report, tracking
 from pipelines.arguments import FRAME_SUFFIXES, check_output_suffix
 from pipelines.backtesting import backtest_after_publishing
 from pipelines.drift import check_drift
@@ -254,9 +254,11 @@ def score_and_publish(run: Run, champions: dict, training: dict | None = None) -
     try:
         with writing(workdir, "the scored parts in", NOTHING_PUBLISHED):
             scored = score_task(run, models, workdir, run_id, payment)
+        scored, prospect_scores = prospects.with_prospect_scores(run, scored)
         drift = check_drift(run, scored, models, run_id, training)
         scored = with_changes_since_previous(run, scored)
-        published = publish_task(run, with_payment_champion(champions, payment), scored, run_id) | {"drift": drift}
+        published = publish_task(run, with_payment_champion(champions, payment), scored, run_id) | {"drift": drift,
+                                                                                               "prospects": prospect_scores}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     published |= backtest_after_publishing(run, score_sink(run))

@@ -70,7 +70,18 @@ def _model_rows(result: dict) -> list[tuple]:
              for kind, m in scored.items() if kind not in trained or not trained[kind].get("promoted")]
     if rows and not any(row[0] == "payment" for row in rows):
         rows.append(("payment", "-", "-", NO_PAYMENT_MODEL))
-    return rows
+    return rows + _prospect_rows(result, trained)
+
+
+def _prospect_rows(result: dict, trained: dict) -> list[tuple]:
+    """The prospect champion that scored the run's prospects, or why prospects were left unscored."""
+    prospects = (result.get("published") or {}).get("prospects") or {}
+    if "model_version" in prospects and not trained.get("prospect", {}).get("promoted"):
+        return [("prospect", f"v{prospects['model_version']}", prospects.get("grade") or "-",
+                 f"scored {prospects['scored']:,} prospects this run, {prospects['potential']:,} potential")]
+    if "skipped" in prospects and "prospect" not in trained:
+        return [("prospect", "-", "-", f"prospects not scored: {prospects['skipped']}")]
+    return []
 
 
 def _segment_table(segments: list[dict]) -> str:

@@ -37,17 +37,18 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous-champion"
 MODEL_KINDS = ("churn", "value")
-# Kinds trained only when the data holds what they need (payment risk: invoices); a run scores without them.
-OPTIONAL_MODEL_KINDS = ("payment",)
+# Kinds trained only when the data holds what they need (payment risk: invoices; prospects: something
+# to know them by); a run scores without them, so they are not among MODEL_KINDS, the champions every score needs.
+OPTIONAL_MODEL_KINDS = ("payment", "prospect")
 REGISTERED_KINDS = (*MODEL_KINDS, *OPTIONAL_MODEL_KINDS)
 # The headline metric decides grades and promotion; both are "higher is better".
-HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini", "payment": "roc_auc"}
+HEADLINE_METRIC = {"churn": "roc_auc", "value": "normalized_gini", "payment": "roc_auc", "prospect": "roc_auc"}
 # A challenger must beat the champion by more than noise to take its place.
 MIN_IMPROVEMENT = 0.0
 # The calibration figure the gate compares with the champion's beside the headline; both are
 # "lower is better": the churn probabilities' Brier score, and the absolute aggregate bias (%)
 # of the value level scoring would publish (level anchor applied where it applies).
-CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct", "payment": "brier"}
+CALIBRATION_METRIC = {"churn": "brier", "value": "abs_level_bias_pct", "payment": "brier", "prospect": "brier"}
 _CALIBRATION_LABEL = {"brier": "Brier score", "abs_level_bias_pct": "absolute aggregate bias of the value level"}
 _PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas==3.1.1", "numpy==2.4.6", "scikit-learn==1.9.1", "skops==0.16.0"]
 MODEL_FILE = "model.skops"

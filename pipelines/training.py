@@ -379,7 +379,7 @@ def published_level_bias_pct(model: Any, pred: np.ndarray, y_val: np.ndarray, le
 
 def calibration_figure(kind: str, metrics: dict[str, float]) -> float:
     """The figure of tracking.CALIBRATION_METRIC ("lower is better") from a model's validation metrics."""
-    return abs(metrics["level_bias_pct"]) if kind == "value" else metrics["brier"]
+    return metrics["brier"] if CALIBRATION_METRIC[kind] == "brier" else abs(metrics["level_bias_pct"])
 
 
 @dataclass(frozen=True)
@@ -472,7 +472,7 @@ def _log_design(choice: DesignChoice | None) -> str:
 
 def _metric_limit(kind: str, limits: TooGoodLimits) -> float | None:
     """The headline metric's too-good limit of a model kind."""
-    return limits.normalized_gini_above if kind == "value" else limits.roc_auc_above
+    return limits.roc_auc_above if HEADLINE_METRIC[kind] == "roc_auc" else limits.normalized_gini_above
 
 
 def _track(kind, model, booster, params, frame, train, valid, names, metrics, baseline_metrics,
@@ -534,7 +534,7 @@ def _calibration_comparison(kind: str, metrics: dict[str, float], champion: floa
     """Challenger and champion calibration for the gate, with the configured tolerance (None: no champion figure)."""
     if champion is None:
         return None
-    key = "bias_pct_above_champion" if kind == "value" else "brier_above_champion"
+    key = "brier_above_champion" if CALIBRATION_METRIC[kind] == "brier" else "bias_pct_above_champion"
     return tracking.CalibrationComparison(CALIBRATION_METRIC[kind], calibration_figure(kind, metrics), champion,
                                           getattr(gate, key), f"training.calibration_gate.{key}")
 

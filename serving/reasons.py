@@ -25,6 +25,8 @@ from serving.unusual import ReasonReference, unusual_only
 
 ScoreKind = Literal["churn", "value", "payment"]
 SCORE_KINDS: tuple[str, ...] = ("churn", "value", "payment")
+# Scores explained outside the score table's reason columns (a run's prospects table).
+TABLE_SCORE_KINDS: tuple[str, ...] = ("prospect",)
 DIRECTIONS: tuple[str, ...] = ("raises", "lowers")
 REASON_COLUMNS: tuple[str, ...] = (
     "row", "score", "direction", "rank", "feature", "family", "value", "contribution",
@@ -116,8 +118,8 @@ def decode_dictionaries(table: pa.Table) -> pa.Table:
 
 def _check_chunk(contrib: np.ndarray, X: pd.DataFrame, feature_names: Sequence[str], *, score: str, k: int) -> np.ndarray:
     contrib = np.asarray(contrib, dtype=float)
-    if score not in SCORE_KINDS:
-        raise ValueError(f"reasons_for_chunk: score={score!r} is not one of {SCORE_KINDS}")
+    if score not in SCORE_KINDS + TABLE_SCORE_KINDS:
+        raise ValueError(f"reasons_for_chunk: score={score!r} is not one of {SCORE_KINDS + TABLE_SCORE_KINDS}")
     if k < 1:
         raise ValueError(f"reasons_for_chunk: k={k} must be at least 1")
     if contrib.ndim != 2 or contrib.shape[1] != len(feature_names) + 1:

@@ -15,7 +15,7 @@ import pytest
 from features.build import FeatureSpec, build_features
 from features.catalog import FAMILIES, UnlistedColumnError, docs_page, feature_columns, template_of
 from features.contract import TABLES
-from features.families import btyd, volume
+from features.families import btyd, prospects, volume
 from features.families.wording import DISPLAY_KINDS, column_pattern
 from features.tables import tables_from_frames
 from models.btyd import btyd_output_columns
@@ -44,14 +44,21 @@ def catalog_columns() -> list[str]:
     """Every column a model can see: the full feature set and the BTYD columns of two horizons."""
     names = feature_columns(FULL_SPEC, every_table_and_column())
     names += [c for h in BTYD_HORIZONS for c in btyd.btyd_columns(h) if c not in names]
+    names += [c for c in prospect_only_columns() if c not in names]
     return names
+
+
+def prospect_only_columns() -> list[str]:
+    """The columns only the prospect table builds (features/prospects.py), of the full spec's windows."""
+    return [c for c in prospects.prospect_contact_columns(FULL_SPEC.windows_days) if not c.startswith("interaction_count")]
 
 
 def test_every_column_belongs_to_the_family_that_lists_it_and_to_exactly_one_template():
     available = every_table_and_column()
     for family in FAMILIES:
         listed = family.names(FULL_SPEC, available) or (
-            [c for h in BTYD_HORIZONS for c in btyd.btyd_columns(h)] if family is btyd.FAMILY else [])
+            [c for h in BTYD_HORIZONS for c in btyd.btyd_columns(h)] if family is btyd.FAMILY else
+            prospect_only_columns() if family is prospects.FAMILY else [])
         assert listed, f"{family.key}: no column with every table and option"
         for name in listed:
             matches = [(f.key, t.pattern) for f in FAMILIES for t in f.templates if re.fullmatch(t.pattern, name)]
