@@ -247,28 +247,22 @@ def parquet_chunks(path: Path, chunk_size: int):
 
 
 def spark_session(cores: int):
-    from pyspark.sql import SparkSession
+    """The engine's own local session (features/engines/spark.py), as `custscore run --engine spark` starts it."""
+    from features.engines.spark import spark_session as engine_session
 
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (SparkSession.builder.master(f"local[{cores}]").appName("custscore-spark-bench")
-               .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
-               .config("spark.sql.shuffle.partitions", str(4 * cores)).getOrCreate())
+    session = engine_session(f"local[{cores}]", "custscore-spark-bench",
+                             {"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": str(4 * cores)})
     session.sparkContext.setLogLevel("ERROR")
     return session
 
 
 def spark_features(spark, folder: Path, as_of: datetime, spec, out: Path) -> int:
-    """The same Ibis feature definitions compiled for Spark (Ibis's PySpark backend), written to Parquet."""
-    import ibis
-
+    """The same Ibis feature definitions on the spark engine (its connection and tables), written to Parquet."""
     from features.build import build_features_expr
+    from features.engines.spark import connect, read_tables, spark_frame
 
-    con = ibis.pyspark.connect(spark)
-    for name in TABLES:
-        spark.read.parquet(str(folder / f"{name}.parquet")).createOrReplaceTempView(name)
-    tables = {name: con.table(name) for name in TABLES}
-    frame = spark.sql(str(con.compile(build_features_expr(tables, as_of, spec, include_prospects=True))))
-    frame.write.mode("overwrite").parquet(str(out))
+    tables = read_tables(connect(spark), {name: str(folder / f"{name}.parquet") for name in TABLES})
+    spark_frame(build_features_expr(tables, as_of, spec, include_prospects=True)).write.mode("overwrite").parquet(str(out))
     return spark.read.parquet(str(out)).count()
 
 
