@@ -22,9 +22,9 @@ from features.validation.plausibility import CurrencyConversion, PlausibilityRul
 from models.params import ChurnParams, ValueParams
 from serving.actions import ActionPolicy
 from serving.backtest import BacktestConfig
+from serving.credit_settings import PaymentRiskSettings
 from serving.drift import DriftSettings
-from serving.payment_risk import PaymentRiskSettings
-from serving.prospects import PotentialRule
+from serving.prospect_rules import PotentialRule
 from serving.scorecard import ScorecardRules
 from serving.segments import SegmentRules
 from serving.settings import ScoringConfig, ScoringSettings

@@ -23,23 +23,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.build import has_transaction_history
 from models.explain import check_additivity, contributions
 from models.reason_reference import actionable
+from serving.credit_settings import CREDIT_GRADES, CreditGradeThresholds, PaymentRiskSettings
 from serving.reason_encoding import reason_columns_table
 from serving.reasons import reasons_table
 
 PAYMENT_RISK_TABLE = "payment_risk"
 OPEN_INVOICE_TABLE = "open_invoice_risk"
-CREDIT_GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 PAYMENT_RISK_SCHEMA = pa.schema([
     ("customer_id", pa.string()),
     ("payment_model_version", pa.string()),
@@ -72,37 +71,6 @@ USUAL_RISK_EN = "Nothing in the customer's record stands out: a payment risk lik
 USUAL_RISK_ZH = "客户记录中无突出因素：付款风险与多数有发票的客户相当。"
 NEW_CUSTOMER_EN = "No transaction before the scoring date: a new customer, no payment risk yet."
 NEW_CUSTOMER_ZH = "评分日前尚无任何交易记录：新客户，暂不计算付款风险。"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-Probability = Annotated[float, Field(gt=0, lt=1)]
-
-
-class CreditGradeThresholds(_Frozen):
-    # p_pay_late from which a customer is graded B, C, D (below B: A). Increasing.
-    B: Probability = 0.10
-    C: Probability = 0.25
-    D: Probability = 0.50
-
-    @model_validator(mode="after")
-    def _increasing(self) -> CreditGradeThresholds:
-        if not self.B < self.C < self.D:
-            raise ValueError(f"payment_risk.grade_thresholds must increase B < C < D, got B {self.B}, C {self.C}, "
-                             f"D {self.D}; e.g. B 0.10, C 0.25, D 0.50")
-        return self
-
-
-class PaymentRiskSettings(_Frozen):
-    """The `payment_risk:` section of the configuration (pipelines/config.py; docs/CREDIT.md)."""
-
-    enabled: bool = True
-    horizon_days: Annotated[int, Field(gt=0, le=730)] = 90
-    late_days: Annotated[int, Field(ge=0, le=365)] = 30
-    outcome_wait_days: Annotated[int, Field(ge=0, le=365)] = 60
-    grade_thresholds: CreditGradeThresholds = CreditGradeThresholds()
 
 
 def credit_grades(p: np.ndarray, thresholds: CreditGradeThresholds) -> np.ndarray:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.families.wording import money, whole
 from models.explain import check_additivity, contributions
 from models.reason_reference import actionable
+from serving.prospect_rules import PotentialRule
 from serving.reasons import decode_dictionaries, reasons_table
 from serving.scorecard import ACCOUNT_GRADES_SCHEMA, DIMENSIONS
 
@@ -41,20 +42,6 @@ PROSPECT_SCHEMA = pa.schema([
     ("reason_text_en", pa.string()),
     ("reason_text_zh", pa.string()),
 ])
-
-
-class PotentialRule(BaseModel):
-    """Which prospects are `potential` accounts: expected value (p_first_order x prospect_value) high enough.
-
-    `min_expected_value` (money over the value horizon) when the business has such a figure,
-    e.g. what a new account must bring to pay for the sales effort; otherwise the `top_share`
-    of the run's prospects with the highest expected value, a share a sales team can work.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_expected_value: Annotated[float, Field(ge=0)] | None = None
-    top_share: Annotated[float, Field(gt=0, le=1)] = 0.2
 
 
 class ProspectRules(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -116,9 +117,13 @@ def test_at_risk_customers_left_more_than_the_other_valuable_ones(runs, home):
     shown = segments[["customers", "predicted", "realised"]].to_string()
     # at_risk and most_valuable are both valuable now; at_risk are those the model expected to leave
     assert segments.loc["at_risk", "realised"] > segments.loc["most_valuable", "realised"], shown
-    # Each segment of some size left about as often as predicted (on this world: within 0.07).
+    # Each segment of some size left about as often as predicted: within three binomial standard errors
+    # of its predicted share (25 customers at p 0.25 alone give a standard error of 0.09), plus 0.05 of
+    # calibration slack.
     sizable = segments.loc[segments["customers"] >= 20]
-    assert len(sizable) >= 3 and ((sizable["realised"] - sizable["predicted"]).abs() < 0.1).all(), shown
+    p, n = sizable["predicted"], sizable["customers"]
+    allowed = 3 * np.sqrt(p * (1 - p) / n) + 0.05
+    assert len(sizable) >= 3 and ((sizable["realised"] - p).abs() < allowed).all(), shown
     deciles = table.loc[(table["score"] == "churn") & (table["group_by"] == "decile")]
     assert deciles["group"].tolist() == [f"{i:02d}" for i in range(1, 11)]
     assert deciles["realised"].iloc[-1] > 0.9 > 0.2 > deciles["realised"].iloc[0]  # the top decile left, the bottom stayed

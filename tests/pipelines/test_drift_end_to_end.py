@@ -108,8 +108,8 @@ def test_severe_drift_with_retrain_in_the_main_job_trains_before_it_publishes(fi
 
     result = retrain_and_score_flow(data=str(world / "data"), as_of=LATER_AS_OF, retrain=False,
                                     config=config(world, "retrain", psi_warn=1e-6, psi_severe=1e-6, on_severe="retrain"))
-    # champions existed: only the drift made it train (payment risk too, the data has invoices)
-    assert set(result["training"]) == {"churn", "value", "payment"}
+    # champions existed: only the drift made it train (payment risk and prospects too: the data has invoices and leads)
+    assert set(result["training"]) == {"churn", "value", "payment", "prospect"}
     assert result["published"]["drift"]["warnings"][0].startswith("severe drift in ")
     assert "retraining before publishing" in result["published"]["drift"]["warnings"][0]
     assert any("against the champions after this run's training; published with them" in line for line in result["warnings"])

@@ -60,7 +60,7 @@ def measures(world, prefect_harness):
 def test_the_reasons_every_churner_got_go_to_far_fewer_with_the_rule(measures):
     on, off = measures["on"]["demand"], measures["off"]["demand"]
     # Without the rule, spend and order-count reasons reach most churners of every cause.
-    assert off["false_share_churners"] > 0.7
+    assert off["false_share_churners"] > 0.5
     assert on["false_share_churners"] < off["false_share_churners"] - 0.2
 
 
