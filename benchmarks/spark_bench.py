@@ -308,7 +308,7 @@ def run(args: argparse.Namespace) -> dict:
         published(scored, work / "store-duckdb", as_of)
     del scored
 
-    with Stage(stages, "spark", "session start"):
+    with Stage(stages, "spark", "Spark start"):
         spark = spark_session(args.cores)
     features_spark = work / "features-spark.parquet"
     source = features_spark
