@@ -7,7 +7,6 @@ both windows of the first run have passed when the second runs. A fixed design k
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from demo import generate_demo_data, write_demo_data
-from tests.pipelines.flow_home import module_home
+from tests.pipelines.flow_home import FIXED_DESIGN, config_file, module_home
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +44,7 @@ def home(world, prefect_harness):
 @pytest.fixture(scope="module")
 def config(world):
     """The default config with a fixed design and 90-day horizons for both scores."""
-    from pipelines.config import DEFAULT_CONFIG
-
-    text = DEFAULT_CONFIG.read_text()
-    for pattern, value in ((r"design: search", "design: fixed"), (r"value_horizon_days: 365", "value_horizon_days: 90")):
-        text, replaced = re.subn(pattern, value, text)
-        assert replaced == 1, f"configs/default.yaml should contain {pattern!r} once"
-    (world / "config.yaml").write_text(text)
-    (world / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
-    return world / "config.yaml"
+    return config_file(world, "config", FIXED_DESIGN, (r"value_horizon_days: 365", "value_horizon_days: 90"))
 
 
 @pytest.fixture(scope="module")

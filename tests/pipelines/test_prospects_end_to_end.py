@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from demo import generate_demo_data, write_demo_data
-from tests.pipelines.flow_home import module_home
+from tests.pipelines.flow_home import FIXED_DESIGN, config_file, module_home
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +39,9 @@ def home(world, prefect_harness):
     yield from module_home(world[0])
 
 
-def _config(root: Path) -> Path:
+def _config(root: Path) -> str:
     """The default config with a fixed design (fewer fits) and small chunks."""
-    from pipelines.config import DEFAULT_CONFIG
-
-    text = DEFAULT_CONFIG.read_text()
-    for pattern, value in ((r"design: search", "design: fixed"), (r"chunk_size: \d+", "chunk_size: 500")):
-        text, replaced = re.subn(pattern, value, text)
-        assert replaced == 1, f"configs/default.yaml should contain {pattern!r} once"
-    (root / "prospects.yaml").write_text(text)
-    (root / "segments.yaml").write_text((DEFAULT_CONFIG.parent / "segments.yaml").read_text())
-    return root / "prospects.yaml"
+    return config_file(root, "prospects", FIXED_DESIGN, (r"chunk_size: \d+", "chunk_size: 500"))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def first_run(world, home):
     from pipelines.flows import retrain_and_score_flow
 
     root, _ = world
-    return retrain_and_score_flow(data=str(root / "data"), as_of=AS_OF, config=str(_config(root)))
+    return retrain_and_score_flow(data=str(root / "data"), as_of=AS_OF, config=_config(root))
 
 
 def _prospects_at_as_of(tables: dict[str, pd.DataFrame]) -> set[str]:
@@ -125,7 +117,7 @@ def test_without_a_customers_table_prospects_stay_unscored_and_the_run_says_why(
 
     root, _ = world
     with caplog.at_level("INFO", logger="pipelines.prospects"):
-        bare = retrain_and_score_flow(data=str(root / "bare"), as_of=AS_OF, config=str(_config(root)))
+        bare = retrain_and_score_flow(data=str(root / "bare"), as_of=AS_OF, config=_config(root))
     assert "prospect" not in bare["training"]
     assert "no customers table" in bare["published"]["prospects"]["skipped"]
     assert any("prospect model not trained: the data has no customers table" in r.getMessage() for r in caplog.records)
