@@ -12,6 +12,10 @@ from datetime import date, datetime, timedelta
 
 from pipelines.faults import looks_like_url, redacted
 
+# The languages every reason, sentence and report is written in, and the files a command can write rows to.
+LANGUAGES = ("en", "zh")
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pipelines.arguments import LANGUAGES, OUTPUT_SUFFIXES
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from serving.store import PublishedRun
 
-LANGUAGES = ("en", "zh")
-OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pipelines.arguments import LANGUAGES, OUTPUT_SUFFIXES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from serving.actions import ActionPolicy
     from serving.store import PublishedRun
 
-LANGUAGES = ("en", "zh")
-OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
 def register(app: typer.Typer) -> None:

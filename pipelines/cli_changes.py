@@ -14,9 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipelines.arguments import check_at_least, check_choice
+from pipelines.arguments import LANGUAGES, check_at_least, check_choice
 
-LANGUAGES = ("en", "zh")
 NEW, GONE = "(new)", "(gone)"
 
 

@@ -16,7 +16,7 @@ import typer
 from features.engines import ENGINES
 
 EngineOpt = Annotated[str | None, typer.Option(
-    "--engine", help="duckdb (one machine) or spark (a Spark session; default: the config's engine.name).")]
+    "--engine", help="duckdb (one machine) or spark (Apache Spark; default: the config's engine.name).")]
 
 
 def use_engine(engine: str | None) -> None:

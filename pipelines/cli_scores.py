@@ -11,10 +11,9 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from pipelines.arguments import RunArgumentError, check_at_least, check_choice, check_output_suffix
+from pipelines.arguments import LANGUAGES, RunArgumentError, check_at_least, check_choice, check_output_suffix
 from serving.segments import SEGMENTS, TIERS
 
-LANGUAGES = ("en", "zh")
 EXPORT_SUFFIXES = (".csv", ".parquet")
 
 

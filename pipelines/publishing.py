@@ -197,9 +197,9 @@ def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id
     from serving.spark_scoring import score_on_spark
 
     expr = build_features_expr(run.data.tables, midnight(run.as_of), feature_spec(run.cfg), include_prospects=True)
-    session = expr._find_backend()._session
+    spark = expr._find_backend()._session
     customers = expr.count().execute()
-    partitions = max(2 * session.sparkContext.defaultParallelism, -(-customers // run.cfg.scoring.chunk_size))
+    partitions = max(2 * spark.sparkContext.defaultParallelism, -(-customers // run.cfg.scoring.chunk_size))
     if payment is not None:
         for _ in payment.observing(feature_chunks(run)):
             pass

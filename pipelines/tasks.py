@@ -90,7 +90,7 @@ def load_data(source: Path, cfg: CustscoreConfig, paths: HomePaths, clock: datet
 
 def validate_on_spark(source: Path | str, cfg: CustscoreConfig, paths: HomePaths, clock: datetime,
                       data_end: datetime | None) -> ValidatedData:
-    """Validation on the configured Spark session; the accepted tables go to engine.spark.work_path (else under the home)."""
+    """Validation on the configured Spark; the accepted tables go to engine.spark.work_path (else under the home)."""
     # Imported here: pyspark is an optional extra, loaded only when the engine is spark.
     from features.engines.spark import connect, session_from
     from features.engines.spark_validation import load_and_validate_on_spark

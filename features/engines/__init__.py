@@ -4,7 +4,7 @@ Two engines run the same Ibis expressions (features/build.py, features/labels.py
 features/training_set.py), never a second copy of a definition:
 
 - `duckdb` (the default): embedded DuckDB on one machine, `features.validation.load_and_validate`.
-- `spark`: Ibis's PySpark backend on a Spark session (local or a cluster), the input read from
+- `spark`: Ibis's PySpark backend on a SparkSession (local or a cluster), the input read from
   Parquet or CSV on any Hadoop-compatible path (`features.engines.spark`) and validated there
   by the same rules (`features.engines.spark_validation`).
 
@@ -28,11 +28,11 @@ class SparkSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # local[2]: the whole pipeline on this machine's two cores, for trying the engine and for CI;
-    # on a cluster spark-submit's --master (or Databricks' own session) takes precedence.
+    # on a cluster spark-submit's --master (or Databricks' own SparkSession) takes precedence.
     master: Annotated[str, Field(min_length=1)] = "local[2]"
     app_name: Annotated[str, Field(min_length=1)] = "custscore"
     # Any Spark setting (spark.executor.memory, spark.sql.shuffle.partitions, credentials
-    # providers for object storage...), passed to the session builder as given.
+    # providers for object storage...), passed to SparkSession.builder as given.
     conf: dict[str, str] = Field(default_factory=dict)
     # The input folder as a Hadoop-compatible URI (s3a://bucket/input, abfss://..., gs://...,
     # hdfs://...), read by Spark instead of data.source or --data (local paths); null: those.

@@ -1,4 +1,4 @@
-"""The Spark engine: a session, Ibis's PySpark backend with two translations, and tables read from paths.
+"""The Spark engine: a SparkSession, Ibis's PySpark backend with two translations, and tables read from paths.
 
 Every feature, label and training-set expression is built by the same functions as on DuckDB.
 Two things Ibis 12 compiles differently for Spark would change the numbers, so the backend here
@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, SparkSession
 from features.engines import SparkSettings
 from features.tables import normalised_select
 
-# Settings every custscore session gets: timestamps are naive UTC wall times (as on DuckDB);
+# Settings every SparkSession custscore starts gets: timestamps are naive UTC wall times (as on DuckDB);
 # results reach the driver as Arrow batches (without it pandas gets them row by row, pickled);
 # the Spark UI's port is not opened by a batch job.
 SESSION_DEFAULTS: dict[str, str] = {
@@ -43,7 +43,7 @@ SESSION_DEFAULTS: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
 }
-# A local session is one machine: a few shuffle partitions instead of Spark's 200 empty ones.
+# A local master is one machine: a few shuffle partitions instead of Spark's 200 empty ones.
 LOCAL_DEFAULTS: dict[str, str] = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"}
 
 
@@ -65,9 +65,9 @@ def java_executable() -> str | None:
 
 
 def spark_session(master: str = "local[2]", app_name: str = "custscore", conf: Mapping[str, str] | None = None) -> SparkSession:
-    """A Spark session (the running one when there is one, as on Databricks).
+    """A SparkSession (the running one when there is one, as on Databricks).
 
-    `conf` is applied after custscore's defaults (UTC session time zone, Arrow transfers, no UI;
+    `conf` is applied after custscore's defaults (UTC SQL time zone, Arrow transfers, no UI;
     for a local master also 4 shuffle partitions and 2 GB for the driver), so any of them can be
     overridden. Under spark-submit, `master` is ignored: spark-submit's --master decides.
     """
@@ -116,12 +116,12 @@ class PortableSparkBackend(PySparkBackend):
     compiler = PortableSparkCompiler()
 
 
-def connect(session: SparkSession) -> PySparkBackend:
-    """The Ibis connection on `session` every feature query of the spark engine runs on."""
+def connect(spark: SparkSession) -> PySparkBackend:
+    """The Ibis connection on `spark` every feature query of the spark engine runs on."""
     # Loading the backend through ibis registers its options (options.pyspark), which the compiler reads.
     ibis.pyspark  # noqa: B018
     backend = PortableSparkBackend()
-    backend.do_connect(session)
+    backend.do_connect(spark)
     return backend
 
 
@@ -153,12 +153,12 @@ def spark_sql(duckdb_sql: str) -> str:
 _view_counter = itertools.count()
 
 
-def read_frame(session: SparkSession, path: str) -> DataFrame:
+def read_frame(spark: SparkSession, path: str) -> DataFrame:
     """A Parquet or CSV file or folder (by its suffix; a folder without one is Parquet), CSV cells as text."""
     lowered = path.rstrip("/").lower()
     if lowered.endswith((".csv", ".csv.gz")):
-        return session.read.option("header", True).option("inferSchema", False).csv(path)
-    return session.read.parquet(path)
+        return spark.read.option("header", True).option("inferSchema", False).csv(path)
+    return spark.read.parquet(path)
 
 
 def _numeric(frame: DataFrame) -> dict[str, bool]:

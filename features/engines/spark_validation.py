@@ -59,15 +59,15 @@ _DUCKDB_TYPE_NAMES = {
 }
 
 
-def _file_system(session: SparkSession, path: str):
-    jvm = session.sparkContext._jvm
+def _file_system(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(session.sparkContext._jsc.hadoopConfiguration()), jvm
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm
 
 
-def table_paths(session: SparkSession, folder: str) -> dict[str, str]:
+def table_paths(spark: SparkSession, folder: str) -> dict[str, str]:
     """The contract's tables found in `folder` (any Hadoop-compatible path): `<table>.parquet|.csv|.csv.gz`, a file or a folder of parts."""
-    fs, jvm = _file_system(session, folder)
+    fs, jvm = _file_system(spark, folder)
     if not fs.exists(jvm.org.apache.hadoop.fs.Path(folder)):
         raise InputContractError(f"{folder}: no such folder; give the folder holding transactions.parquet or transactions.csv")
     found: dict[str, str] = {}
@@ -83,13 +83,13 @@ def table_paths(session: SparkSession, folder: str) -> dict[str, str]:
     return found
 
 
-def _read_source(session: SparkSession, table: str, path: str,
+def _read_source(spark: SparkSession, table: str, path: str,
                  warnings: list[str]) -> tuple[Source, Rows, DataFrame] | None:
     """The table's rows as a temp view aliased r with a row id, described as validation's Source and Rows.
 
     None for an optional table with column names and no row (absent, with a warning, as on DuckDB).
     """
-    reader = session.read
+    reader = spark.read
     frame = (reader.option("header", True).option("inferSchema", False).option("encoding", "UTF-8").csv(path)
              if path.lower().endswith((".csv", ".csv.gz")) else reader.parquet(path))
     spec = TABLES[table]
@@ -105,7 +105,7 @@ def _read_source(session: SparkSession, table: str, path: str,
     return source, Rows(f"{view} r", "r.__rid", types, in_place=True), frame
 
 
-def _attribute_types(session: SparkSession, src: Source, rows: Rows):
+def _attribute_types(spark: SparkSession, src: Source, rows: Rows):
     """Customer attributes outside the contract: float64 when every value is a plain number (as on DuckDB)."""
     spec = TABLES[src.table]
     types = {}
@@ -113,7 +113,7 @@ def _attribute_types(session: SparkSession, src: Source, rows: Rows):
         col = f"CAST(r.{quote_ident(src.mapping[name])} AS VARCHAR)"
         query = (f"SELECT count(v) > 0 AND bool_and(isfinite(try_cast(v AS DOUBLE)) AND NOT "
                  f"regexp_matches(v, '^[+-]?0[0-9]')) FROM (SELECT nullif(trim({col}), '') AS v FROM {rows.relation})")
-        numeric = session.sql(spark_sql(query)).collect()[0][0]
+        numeric = spark.sql(spark_sql(query)).collect()[0][0]
         types[name] = LogicalType.FLOAT if numeric else LogicalType.STRING
     return types
 
@@ -172,20 +172,20 @@ def load_and_validate_on_spark(
 ) -> ValidatedData:
     """Validate the tables of `source` on Spark; the accepted ones are written as Parquet under `work_path`.
 
-    `con` is `features.engines.spark.connect(session)`. Returns ValidatedData whose tables are
+    `con` is `features.engines.spark.connect(spark)`. Returns ValidatedData whose tables are
     Ibis tables on Spark; raises as `features.validation.load_and_validate` does.
     """
-    session: SparkSession = con._session
+    spark: SparkSession = con._session
     plausibility = plausibility if plausibility is not None else PlausibilityRules()
     limit = _naive_utc(clock) if data_end is None else min(_naive_utc(clock), _naive_utc(data_end))
     reports: dict[str, TableReport] = {}
     frames: list[pd.DataFrame] = []
     sums: dict[str, tuple[int, int]] = {}
-    paths = table_paths(session, source)
+    paths = table_paths(spark, source)
     work = work_path.rstrip("/")
     warnings: list[str] = []
     for table, path in list(paths.items()):
-        read = _read_source(session, table, path, warnings)
+        read = _read_source(spark, table, path, warnings)
         if read is None:
             del paths[table]
             continue
@@ -196,30 +196,30 @@ def load_and_validate_on_spark(
         known = None
         if table in _CHECKED_FOR_UNKNOWN_CUSTOMER:
             origin = "customers" if "customers" in reports else "transactions"
-            session.sql(f"SELECT DISTINCT customer_id FROM __accepted_{origin}").createOrReplaceTempView("__known_customers")
+            spark.sql(f"SELECT DISTINCT customer_id FROM __accepted_{origin}").createOrReplaceTempView("__known_customers")
             known = "__known_customers"
             rules.append(Rule(UNKNOWN_CUSTOMER, "customer_id", "k.customer_id IS NULL"))
         outputs = finalise_expressions(table, columns, default_margin_rate, prefix="p.", plausibility=plausibility)
-        checked = session.sql(spark_sql(_check_sql(src, rows, rules, outputs, known, _attribute_types(session, src, rows))))
+        checked = spark.sql(spark_sql(_check_sql(src, rows, rules, outputs, known, _attribute_types(spark, src, rows))))
         checked.write.mode("overwrite").parquet(f"{work}/checked/{table}")
-        checked = session.read.parquet(f"{work}/checked/{table}")
+        checked = spark.read.parquet(f"{work}/checked/{table}")
         counts = {int(r[0]): int(r[1]) for r in checked.filter("__rule IS NOT NULL").groupBy("__rule").count().collect()}
         accepted = checked.filter("__rule IS NULL").drop("__rid", "__rule")
         accepted.write.mode("overwrite").parquet(f"{work}/accepted/{table}")
-        session.read.parquet(f"{work}/accepted/{table}").createOrReplaceTempView(f"__accepted_{table}")
-        sums[table] = _accepted_hash(session.table(f"__accepted_{table}"))
+        spark.read.parquet(f"{work}/accepted/{table}").createOrReplaceTempView(f"__accepted_{table}")
+        sums[table] = _accepted_hash(spark.table(f"__accepted_{table}"))
         reasons: dict[str, int] = {}
         for index, n in counts.items():
             reasons[rules[index].reason] = reasons.get(rules[index].reason, 0) + n
         quarantined = sum(counts.values())
         reports[table] = TableReport(sums[table][0] + quarantined, sums[table][0], quarantined, reasons)
         if quarantined:
-            frames.append(_quarantine(checked, session.table("__raw_" + table), src, rules, max_quarantine_rows))
+            frames.append(_quarantine(checked, spark.table("__raw_" + table), src, rules, max_quarantine_rows))
             checked.filter("__rule IS NOT NULL").write.mode("overwrite").parquet(f"{work}/quarantine/{table}")
         logger.info("%s on spark: read %d, accepted %d, quarantined %d %s", path, reports[table].read,
                     reports[table].accepted, quarantined, reasons)
-    _refuse_mixed_currencies(session, paths, plausibility)
-    tables = {table: normalised_table(con, table, session.table(f"__accepted_{table}")) for table in reports}
+    _refuse_mixed_currencies(spark, paths, plausibility)
+    tables = {table: normalised_table(con, table, spark.table(f"__accepted_{table}")) for table in reports}
     start, end = tables["transactions"].aggregate(start=tables["transactions"].ts.min(),
                                                   end=tables["transactions"].ts.max()).to_pyarrow().to_pylist()[0].values()
     quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
@@ -232,12 +232,12 @@ def load_and_validate_on_spark(
     return result
 
 
-def _refuse_mixed_currencies(session: SparkSession, paths: dict[str, str], plausibility: PlausibilityRules) -> None:
+def _refuse_mixed_currencies(spark: SparkSession, paths: dict[str, str], plausibility: PlausibilityRules) -> None:
     if plausibility.currency is not None:
         return
     counts: dict[str, dict[str, int]] = {}
     for table in paths:
-        accepted = session.table(f"__accepted_{table}")
+        accepted = spark.table(f"__accepted_{table}")
         if table not in MONEY_COLUMNS or "currency" not in accepted.columns:
             continue
         rows = (accepted.filter(F.col("currency").isNotNull()).groupBy(F.upper("currency").alias("code")).count()
