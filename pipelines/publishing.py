@@ -182,6 +182,18 @@ def remove_spark_staging(run: Run, run_id: str) -> None:
     remove_staging(run_staging(spark_staging(run), run_id))
 
 
+def customers_at_most(run: Run) -> int:
+    """An upper bound of the feature table's rows, for sizing partitions without running the feature query twice.
+
+    The table has the customers with a transaction plus the prospects of the customers table.
+    """
+    tables = run.data.tables
+    bound = tables["transactions"].customer_id.nunique().execute()
+    if "customers" in tables:
+        bound += tables["customers"].count().execute()
+    return int(bound)
+
+
 def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id: str, progress,
                           payment: PaymentRiskScoring | None) -> ScoredRun:
     """Score and explain in Spark's tasks, over the feature table left distributed (serving.spark_scoring).
@@ -198,8 +210,7 @@ def score_on_spark_engine(run: Run, models: ScoringModels, workdir: Path, run_id
 
     expr = build_features_expr(run.data.tables, midnight(run.as_of), feature_spec(run.cfg), include_prospects=True)
     spark = expr._find_backend()._session
-    customers = expr.count().execute()
-    partitions = max(2 * spark.sparkContext.defaultParallelism, -(-customers // run.cfg.scoring.chunk_size))
+    partitions = max(2 * spark.sparkContext.defaultParallelism, -(-customers_at_most(run) // run.cfg.scoring.chunk_size))
     if payment is not None:
         for _ in payment.observing(feature_chunks(run)):
             pass
